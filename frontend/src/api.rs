@@ -1,0 +1,240 @@
+//! The dashboard's client for the REST API under `/api/v1`.
+//!
+//! Requests go from the browser with the session cookie (same origin, so
+//! `fetch` sends it by default). On the server nothing here is ever awaited:
+//! pages load API data through `LocalResource`s and event handlers, which
+//! only run after hydration.
+
+use shared::api::{
+    AuditEntryView, CreateUserRequest, ErrorDetail, LoginRequest, LoginResponse, UserView,
+};
+
+/// Why a call to the API did not give the expected answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+// Only the browser transport sees answers, so only it builds most variants.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub enum ApiError {
+    /// The server answered with an error status, and usually an `ErrorBody`.
+    Status {
+        status: u16,
+        detail: Option<ErrorDetail>,
+    },
+    /// No answer: the server is down or the network is.
+    Network,
+    /// An answer that does not parse as what the endpoint promises.
+    Malformed,
+}
+
+impl ApiError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The stable error code from the body, such as `validation`.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ApiError::Status {
+                detail: Some(d), ..
+            } => Some(&d.code),
+            _ => None,
+        }
+    }
+
+    /// The input field the server blames, if it blames one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::Status {
+                detail: Some(d), ..
+            } => d.field.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether the session has ended and the user must sign in again.
+    pub fn is_unauthenticated(&self) -> bool {
+        self.status() == Some(401)
+    }
+
+    /// A sentence to show. The server's own message wins when there is one,
+    /// since it knows what went wrong.
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Status {
+                detail: Some(d), ..
+            } if !d.message.trim().is_empty() => d.message.clone(),
+            ApiError::Status { status, .. } => match status {
+                401 => "Your session has ended. Sign in again.".to_owned(),
+                403 => "Your role does not allow this.".to_owned(),
+                404 => "Ballast could not find that.".to_owned(),
+                429 => "Too many requests. Wait a moment, then try again.".to_owned(),
+                500..=599 => {
+                    format!("Ballast had a problem (HTTP {status}). Try again in a moment.")
+                }
+                _ => format!("The request failed (HTTP {status})."),
+            },
+            ApiError::Network => {
+                "Could not reach Ballast. Check your connection, then try again.".to_owned()
+            }
+            ApiError::Malformed => {
+                "Ballast sent an answer this page does not understand. Reload the page.".to_owned()
+            }
+        }
+    }
+}
+
+pub const LOGIN: &str = "/api/v1/auth/login";
+pub const LOGOUT: &str = "/api/v1/auth/logout";
+const USERS: &str = "/api/v1/users";
+const AUDIT: &str = "/api/v1/audit";
+
+/// How many audit entries the audit page shows.
+pub const AUDIT_PAGE_SIZE: u32 = 100;
+
+pub async fn login(request: &LoginRequest) -> Result<LoginResponse, ApiError> {
+    transport::send(Method::Post, LOGIN, Some(request)).await
+}
+
+pub async fn logout() -> Result<(), ApiError> {
+    transport::send_no_content(Method::Post, LOGOUT).await
+}
+
+pub async fn list_users() -> Result<Vec<UserView>, ApiError> {
+    transport::send(Method::Get, USERS, None::<&()>).await
+}
+
+pub async fn create_user(request: &CreateUserRequest) -> Result<UserView, ApiError> {
+    transport::send(Method::Post, USERS, Some(request)).await
+}
+
+/// The newest audit entries, newest first.
+pub async fn recent_audit() -> Result<Vec<AuditEntryView>, ApiError> {
+    let url = format!("{AUDIT}?limit={AUDIT_PAGE_SIZE}");
+    transport::send(Method::Get, &url, None::<&()>).await
+}
+
+#[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+enum Method {
+    Get,
+    Post,
+}
+
+#[cfg(feature = "hydrate")]
+mod transport {
+    use super::{ApiError, Method};
+    use gloo_net::http::{Request, RequestBuilder, Response};
+    use serde::{Serialize, de::DeserializeOwned};
+    use shared::api::ErrorBody;
+
+    fn builder(method: Method, url: &str) -> RequestBuilder {
+        let builder = match method {
+            Method::Get => Request::get(url),
+            Method::Post => Request::post(url),
+        };
+        builder.header("accept", "application/json")
+    }
+
+    async fn fetch<B: Serialize>(
+        method: Method,
+        url: &str,
+        body: Option<&B>,
+    ) -> Result<Response, ApiError> {
+        let builder = builder(method, url);
+        let request = match body {
+            Some(body) => builder.json(body).map_err(|_| ApiError::Malformed)?,
+            None => builder.build().map_err(|_| ApiError::Malformed)?,
+        };
+        let response = request.send().await.map_err(|_| ApiError::Network)?;
+        if response.ok() {
+            Ok(response)
+        } else {
+            // A proxy's HTML error page has no ErrorBody; the status still
+            // says enough to write a message.
+            let detail = response.json::<ErrorBody>().await.ok().map(|b| b.error);
+            Err(ApiError::Status {
+                status: response.status(),
+                detail,
+            })
+        }
+    }
+
+    pub(super) async fn send<B: Serialize, T: DeserializeOwned>(
+        method: Method,
+        url: &str,
+        body: Option<&B>,
+    ) -> Result<T, ApiError> {
+        let response = fetch(method, url, body).await?;
+        response.json::<T>().await.map_err(|_| ApiError::Malformed)
+    }
+
+    pub(super) async fn send_no_content(method: Method, url: &str) -> Result<(), ApiError> {
+        fetch(method, url, None::<&()>).await.map(drop)
+    }
+}
+
+#[cfg(not(feature = "hydrate"))]
+mod transport {
+    //! Only the browser talks to the API. Without `hydrate` these exist so
+    //! that the pages compile; nothing calls them on the server.
+
+    use super::{ApiError, Method};
+    use serde::{Serialize, de::DeserializeOwned};
+
+    pub(super) async fn send<B: Serialize, T: DeserializeOwned>(
+        _method: Method,
+        _url: &str,
+        _body: Option<&B>,
+    ) -> Result<T, ApiError> {
+        Err(ApiError::Network)
+    }
+
+    pub(super) async fn send_no_content(_method: Method, _url: &str) -> Result<(), ApiError> {
+        Err(ApiError::Network)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: u16, message: &str, field: Option<&str>) -> ApiError {
+        ApiError::Status {
+            status,
+            detail: Some(ErrorDetail {
+                code: "validation".into(),
+                message: message.into(),
+                field: field.map(Into::into),
+            }),
+        }
+    }
+
+    #[test]
+    fn the_servers_message_wins_over_the_generic_one() {
+        let e = status(422, "username is taken", Some("username"));
+        assert_eq!(e.message(), "username is taken");
+        assert_eq!(e.field(), Some("username"));
+        assert_eq!(e.code(), Some("validation"));
+    }
+
+    #[test]
+    fn a_blank_server_message_falls_back_to_the_status() {
+        let e = status(503, "  ", None);
+        assert!(e.message().contains("HTTP 503"), "{}", e.message());
+        let e = ApiError::Status {
+            status: 403,
+            detail: None,
+        };
+        assert_eq!(e.message(), "Your role does not allow this.");
+        assert_eq!(e.field(), None);
+    }
+
+    #[test]
+    fn only_401_ends_the_session() {
+        assert!(status(401, "expired", None).is_unauthenticated());
+        assert!(!status(403, "no", None).is_unauthenticated());
+        assert!(!ApiError::Network.is_unauthenticated());
+    }
+}

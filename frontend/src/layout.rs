@@ -1,0 +1,284 @@
+//! The frame around every signed-in page, and the small pieces pages share.
+
+use crate::api;
+use crate::session::Session;
+use leptos::prelude::*;
+use leptos_router::{
+    NavigateOptions,
+    components::{A, Outlet, Redirect},
+    hooks::use_navigate,
+};
+use shared::api::Me;
+use shared::role::{Permission, Role};
+
+/// The header, navigation and page area of every page but `/login`.
+///
+/// Nothing below renders until the session is known, so a page never shows
+/// for a moment to someone who may not see it.
+#[component]
+pub fn Layout() -> impl IntoView {
+    let session = Session::expect();
+    view! {
+        <Suspense fallback=|| view! { <HeaderPlaceholder /> }>
+            {move || Suspend::new(async move {
+                match session.me().await {
+                    Ok(Some(me)) => view! { <SignedIn me /> }.into_any(),
+                    // The server redirects a page request without a session,
+                    // so this is the browser after logout, or after the API
+                    // reported that the session expired.
+                    Ok(None) => {
+                        view! {
+                            <Redirect
+                                path="/login"
+                                options=NavigateOptions {
+                                    replace: true,
+                                    ..Default::default()
+                                }
+                            />
+                        }
+                            .into_any()
+                    }
+                    Err(error) => view! { <SessionUnknown error=error.to_string() /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn SignedIn(me: Me) -> impl IntoView {
+    let can_manage_users = me.role.allows(Permission::ManageUsers);
+    let can_read_audit = me.role.allows(Permission::ReadAudit);
+    view! {
+        <a class="skip-link" href="#main">
+            "Skip to content"
+        </a>
+        <header class="topbar">
+            <div class="topbar-inner">
+                <a class="brand" href="/">
+                    <span class="brand-mark" aria-hidden="true"></span>
+                    "Ballast"
+                </a>
+                <nav class="nav" aria-label="Main" data-test="nav">
+                    <ul>
+                        <li>
+                            <A href="/" exact=true attr:data-test="nav-overview">
+                                "Overview"
+                            </A>
+                        </li>
+                        {can_manage_users
+                            .then(|| {
+                                view! {
+                                    <li>
+                                        <A href="/users" attr:data-test="nav-users">
+                                            "Users"
+                                        </A>
+                                    </li>
+                                }
+                            })}
+                        {can_read_audit
+                            .then(|| {
+                                view! {
+                                    <li>
+                                        <A href="/audit" attr:data-test="nav-audit">
+                                            "Audit log"
+                                        </A>
+                                    </li>
+                                }
+                            })}
+                    </ul>
+                </nav>
+                <div class="session">
+                    <span class="current-user" data-test="current-user">
+                        <span class="visually-hidden">"Signed in as "</span>
+                        <span class="current-user-name">{me.username}</span>
+                        " "
+                        <span class="role-badge" title="Your role">
+                            {me.role.as_str()}
+                        </span>
+                    </span>
+                    <LogoutButton />
+                </div>
+            </div>
+        </header>
+        <main id="main" class="content" tabindex="-1">
+            <Outlet />
+        </main>
+    }
+}
+
+/// Holds the header's height while the session loads (only ever seen when
+/// the page was not rendered in one piece), so the content does not jump.
+#[component]
+fn HeaderPlaceholder() -> impl IntoView {
+    view! {
+        <header class="topbar" aria-hidden="true">
+            <div class="topbar-inner">
+                <span class="brand">
+                    <span class="brand-mark"></span>
+                    "Ballast"
+                </span>
+            </div>
+        </header>
+    }
+}
+
+#[component]
+fn SessionUnknown(error: String) -> impl IntoView {
+    let session = Session::expect();
+    view! {
+        <HeaderPlaceholder />
+        <main id="main" class="content">
+            <div class="notice notice-error" role="alert">
+                <h1 class="notice-title">"Ballast could not check your session"</h1>
+                <p>"The server did not answer as expected: " <code>{error}</code></p>
+                <button type="button" class="button" on:click=move |_| session.reload()>
+                    "Try again"
+                </button>
+            </div>
+        </main>
+    }
+}
+
+#[component]
+fn LogoutButton() -> impl IntoView {
+    let session = Session::expect();
+    let navigate = use_navigate();
+    let logout = Action::new_local(move |_: &()| {
+        let navigate = navigate.clone();
+        async move {
+            match api::logout().await {
+                // A 401 means the session was already gone: the same outcome.
+                Err(e) if !e.is_unauthenticated() => Err(e.message()),
+                _ => {
+                    // Leave first, so the layout is not asked to render a
+                    // signed-out page on its way out.
+                    navigate(
+                        "/login",
+                        NavigateOptions {
+                            replace: true,
+                            ..Default::default()
+                        },
+                    );
+                    session.signed_out();
+                    Ok(())
+                }
+            }
+        }
+    });
+    let pending = logout.pending();
+    let failure = move || logout.value().get().and_then(Result::err);
+    view! {
+        // A plain button: logging out needs the API's JSON answer, so it
+        // only works once the page is hydrated.
+        <button
+            type="button"
+            class="button button-quiet"
+            data-test="logout"
+            disabled=move || pending.get()
+            on:click=move |_| {
+                logout.dispatch(());
+            }
+        >
+            "Sign out"
+        </button>
+        {move || {
+            failure()
+                .map(|message| {
+                    view! {
+                        <span class="session-error" role="alert">
+                            {message}
+                        </span>
+                    }
+                })
+        }}
+    }
+}
+
+/// Renders `children` only for a role that `allows(permission)`, and an
+/// explanation otherwise. The API enforces the same matrix; this only spares
+/// people a page of errors.
+#[component]
+pub fn RequirePermission(
+    permission: Permission,
+    /// What the page is for, to finish "Your role does not allow you to …".
+    purpose: &'static str,
+    children: ChildrenFn,
+) -> impl IntoView {
+    let session = Session::expect();
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                let children = children.clone();
+                Suspend::new(async move {
+                    match session.me().await {
+                        Ok(Some(me)) if me.role.allows(permission) => children().into_any(),
+                        Ok(Some(me)) => view! { <Forbidden role=me.role purpose /> }.into_any(),
+                        // The layout deals with no session or a failed check.
+                        _ => ().into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Forbidden(role: Role, purpose: &'static str) -> impl IntoView {
+    view! {
+        <div class="notice" role="note" data-test="forbidden">
+            <h1 class="notice-title">"Not available to your role"</h1>
+            <p>
+                "You are signed in as " <strong>{role.as_str()}</strong> ", which does not allow you to "
+                {purpose} ". An admin can change your role."
+            </p>
+            <p>
+                <a href="/">"Back to the overview"</a>
+            </p>
+        </div>
+    }
+}
+
+/// A page's title and a sentence on what it is for.
+#[component]
+pub fn PageHeader(
+    title: &'static str,
+    lede: &'static str,
+    /// Buttons that act on the whole page.
+    #[prop(optional)]
+    children: Option<Children>,
+) -> impl IntoView {
+    view! {
+        <div class="page-header">
+            <div>
+                <h1>{title}</h1>
+                <p class="lede">{lede}</p>
+            </div>
+            {children.map(|actions| view! { <div class="page-actions">{actions()}</div> })}
+        </div>
+    }
+}
+
+/// What a panel shows while its data loads.
+#[component]
+pub fn Loading(label: &'static str) -> impl IntoView {
+    view! {
+        <div class="loading" role="status">
+            <span class="spinner" aria-hidden="true"></span>
+            {label}
+        </div>
+    }
+}
+
+/// A failed load, with the way out.
+#[component]
+pub fn LoadError(message: String, retry: Callback<()>) -> impl IntoView {
+    view! {
+        <div class="notice notice-error" role="alert">
+            <p>{message}</p>
+            <button type="button" class="button" on:click=move |_| retry.run(())>
+                "Try again"
+            </button>
+        </div>
+    }
+}

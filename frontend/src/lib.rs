@@ -1,0 +1,55 @@
+//! Ballast's dashboard: a Leptos app that the server renders (feature `ssr`)
+//! and the browser hydrates (feature `hydrate`).
+//!
+//! The server calls [`shell`] to render every page, mounts the server
+//! functions (prefix `/_ballast/fn`) and serves the wasm bundle built from
+//! this crate under `/pkg`. Everything the pages show comes from the REST API
+//! under `/api/v1`, except the signed-in user, which the server hands to the
+//! render through the request's extensions (see [`current_user`]).
+
+mod api;
+mod app;
+mod layout;
+mod pages;
+mod session;
+mod time;
+
+pub use app::App;
+pub use session::current_user;
+
+use leptos::prelude::*;
+use leptos_meta::MetaTags;
+
+/// The whole HTML document around [`App`], rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // Same directory as the wasm bundle, so one static route serves both.
+    let stylesheet = format!("/{}/ballast.css", options.site_pkg_dir);
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                // An empty icon stops the browser asking for /favicon.ico,
+                // which the server would answer with a redirect to /login.
+                <link rel="icon" href="data:," />
+                <link rel="stylesheet" href=stylesheet />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The browser bundle's entry point, called by the script that
+/// [`HydrationScripts`] puts in the page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

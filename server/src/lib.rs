@@ -1,0 +1,14 @@
+//! Ballast's control plane: the REST API, storage, authentication, the audit
+//! log and the dashboard's server side. The `ballast` binary is a thin CLI
+//! over this library, and the integration tests drive it through [`app::router`].
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod store;
+pub mod web;

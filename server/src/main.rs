@@ -1,0 +1,6 @@
+//! The `ballast` binary.
+#![forbid(unsafe_code)]
+
+fn main() -> std::process::ExitCode {
+    server::cli::main()
+}
