@@ -1,0 +1,95 @@
+// Starts a real `ballast serve` on a temporary data directory and a free
+// loopback port, and a real headless Chromium (Debian's, not a downloaded one).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BIN = process.env.BALLAST_BIN ?? new URL('../target/debug/ballast', import.meta.url).pathname;
+const SITE_ROOT = process.env.BALLAST_SITE_ROOT ?? new URL('../target/site', import.meta.url).pathname;
+export const ADMIN_PASSWORD = 'e2e-admin-password-123';
+export const USER_PASSWORD = 'e2e-user-password-123';
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+/** Creates a user through the real CLI, on the server's data directory. */
+function createUser(dataDir, username, role) {
+  const r = spawnSync(BIN, ['admin', 'create-user', '--username', username, '--role', role, '--password-stdin'], {
+    input: `${USER_PASSWORD}\n`,
+    env: { ...process.env, BALLAST_DATA_DIR: dataDir },
+  });
+  if (r.status !== 0) throw new Error(`create-user failed: ${r.stderr}`);
+}
+
+export async function startServer({ users = [] } = {}) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ballast-e2e-'));
+  const port = await freePort();
+  // The admin is created by the server's own first-run bootstrap.
+  const env = {
+    ...process.env,
+    BALLAST_DATA_DIR: dataDir,
+    BALLAST_LISTEN: `127.0.0.1:${port}`,
+    BALLAST_SITE_ROOT: SITE_ROOT,
+    BALLAST_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    BALLAST_LOG: 'warn',
+  };
+  const proc = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'inherit', 'pipe'] });
+  let stderr = '';
+  proc.stderr.on('data', (d) => { stderr += d; });
+  const base = `http://127.0.0.1:${port}`;
+  // Poll readiness with a hard bound: the server is up when /readyz says so.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`ballast exited early: ${stderr}`);
+    try {
+      const r = await fetch(`${base}/readyz`);
+      if (r.ok) break;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`ballast did not become ready: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  for (const [name, role] of users) createUser(dataDir, name, role);
+  return {
+    base,
+    stderr: () => stderr,
+    async stop() {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchBrowser() {
+  // Playwright gives each launch a fresh, empty profile of its own.
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--disable-dev-shm-usage',
+    ],
+  });
+  return {
+    browser,
+    async close() {
+      await browser.close();
+    },
+  };
+}
+
+/** Waits until the page has hydrated: only the wasm app sets this marker. */
+export async function waitForHydration(page) {
+  await page.waitForSelector('body[data-hydrated="true"]', { timeout: 20_000 });
+}
