@@ -9,12 +9,12 @@ use crate::config::Secret;
 use crate::error::ApiError;
 use crate::store::Store;
 use crate::{routes, web};
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use leptos::config::LeptosOptions;
 use std::ops::Deref;
 use std::path::PathBuf;
@@ -95,7 +95,12 @@ impl AppState {
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Result<AppState, crate::auth::jwt::JwtError> {
-        let auth = Auth::new(jwt_secret, settings.session_ttl_secs, settings.cookie_secure, clock.clone())?;
+        let auth = Auth::new(
+            jwt_secret,
+            settings.session_ttl_secs,
+            settings.cookie_secure,
+            clock.clone(),
+        )?;
         let leptos = web::leptos_options(&settings.site_root);
         Ok(AppState(Arc::new(App {
             store,
@@ -116,7 +121,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(routes::json_errors));
 
     let x_request_id = HeaderName::from_static("x-request-id");
-    let sensitive: Arc<[HeaderName]> = Arc::new([header::AUTHORIZATION, header::COOKIE, header::SET_COOKIE]);
+    let sensitive: Arc<[HeaderName]> =
+        Arc::new([header::AUTHORIZATION, header::COOKIE, header::SET_COOKIE]);
 
     Router::new()
         .nest("/api", api)
@@ -173,7 +179,9 @@ async fn security_headers(req: Request, next: Next) -> Response {
         (header::REFERRER_POLICY, "no-referrer"),
         (header::CONTENT_SECURITY_POLICY, CSP),
     ] {
-        headers.entry(name).or_insert(HeaderValue::from_static(value));
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
     }
     response
 }

@@ -116,7 +116,10 @@ impl<E: std::fmt::Display> From<E> for Failure {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ballast: cannot start the runtime: {e}");
@@ -161,10 +164,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 )
                 .await
                 .map_err(|e| match e {
-                    crate::store::StoreError::Conflict(_) => Failure(format!("user {username:?} already exists")),
+                    crate::store::StoreError::Conflict(_) => {
+                        Failure(format!("user {username:?} already exists"))
+                    }
                     other => Failure(other.to_string()),
                 })?;
-            eprintln!("created user {:?} with role {} (id {})", user.username, user.role, user.id);
+            eprintln!(
+                "created user {:?} with role {} (id {})",
+                user.username, user.role, user.id
+            );
             Ok(())
         }
         Command::Token { command } => match command {
@@ -174,9 +182,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 store,
             } => {
                 let store = open_store(&store).await?;
-                let created = issue_token(&store, SystemClock.now_ms(), "cli", &service, &environment)
-                    .await
-                    .map_err(|e| Failure(e.message))?;
+                let created =
+                    issue_token(&store, SystemClock.now_ms(), "cli", &service, &environment)
+                        .await
+                        .map_err(|e| Failure(e.message))?;
                 eprintln!(
                     "created token {} for {}/{}; it is shown once, below",
                     created.info.id, created.info.service, created.info.environment
@@ -201,7 +210,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     )
                     .await
                     .map_err(|e| match e {
-                        crate::store::StoreError::NotFound => Failure(format!("no token with id {id:?}")),
+                        crate::store::StoreError::NotFound => {
+                            Failure(format!("no token with id {id:?}"))
+                        }
                         other => Failure(other.to_string()),
                     })?;
                 eprintln!("revoked token {id}");
@@ -239,7 +250,8 @@ async fn open_store(args: &StoreArgs) -> Result<Store, Failure> {
 /// database and the signing key.
 fn create_private_dir(dir: &Path) -> Result<(), Failure> {
     if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(|e| Failure(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure(format!("cannot create {}: {e}", dir.display())))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -254,17 +266,26 @@ fn create_private_dir(dir: &Path) -> Result<(), Failure> {
 fn jwt_secret(config: &ServeConfig) -> Result<Secret, Failure> {
     if let Some(secret) = &config.jwt_secret {
         if secret.expose().len() < 32 {
-            return Err(Failure("BALLAST_JWT_SECRET must be at least 32 characters".into()));
+            return Err(Failure(
+                "BALLAST_JWT_SECRET must be at least 32 characters".into(),
+            ));
         }
         return Ok(secret.clone());
     }
     if config.store.database_url.is_some() {
-        tracing::warn!("no BALLAST_JWT_SECRET set: replicas sharing this database must share one, or sessions will not carry across them");
+        tracing::warn!(
+            "no BALLAST_JWT_SECRET set: replicas sharing this database must share one, or sessions will not carry across them"
+        );
     }
     let path = config.store.data_dir.join("jwt_secret");
     match std::fs::read_to_string(&path) {
         Ok(s) if s.trim().len() >= 32 => return Ok(Secret::new(s.trim())),
-        Ok(_) => return Err(Failure(format!("{} is too short; delete it to generate a new one", path.display()))),
+        Ok(_) => {
+            return Err(Failure(format!(
+                "{} is too short; delete it to generate a new one",
+                path.display()
+            )));
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Failure(format!("cannot read {}: {e}", path.display()))),
     }
@@ -315,9 +336,12 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         crate::store::Backend::Postgres => "postgres",
     };
     tracing::info!(address = %config.listen, backend, "Ballast is serving on http://{}", config.listen);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -327,7 +351,11 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
 /// how to sign in. `BALLAST_ADMIN_PASSWORD` sets the password (for demos and
 /// automation); otherwise a random one is generated and printed to the
 /// terminal, not to the log.
-async fn bootstrap_admin(store: &Store, clock: &dyn Clock, listen: SocketAddr) -> Result<(), Failure> {
+async fn bootstrap_admin(
+    store: &Store,
+    clock: &dyn Clock,
+    listen: SocketAddr,
+) -> Result<(), Failure> {
     if store.count_users().await? > 0 {
         return Ok(());
     }
@@ -335,7 +363,8 @@ async fn bootstrap_admin(store: &Store, clock: &dyn Clock, listen: SocketAddr) -
         Ok(p) if !p.is_empty() => (p, false),
         _ => (crate::auth::random_hex(12), true),
     };
-    users::validate_password(&password).map_err(|e| Failure(format!("BALLAST_ADMIN_PASSWORD: {}", e.message)))?;
+    users::validate_password(&password)
+        .map_err(|e| Failure(format!("BALLAST_ADMIN_PASSWORD: {}", e.message)))?;
     let hash = password::hash(password.clone()).await?;
     store
         .create_user(
@@ -343,10 +372,19 @@ async fn bootstrap_admin(store: &Store, clock: &dyn Clock, listen: SocketAddr) -
             &hash,
             Role::Admin,
             clock.now_ms(),
-            &AuditRecord::new("system", "user.create", "", json!({ "role": "admin", "bootstrap": true })),
+            &AuditRecord::new(
+                "system",
+                "user.create",
+                "",
+                json!({ "role": "admin", "bootstrap": true }),
+            ),
         )
         .await?;
-    let shown = if generated { password.as_str() } else { "(the value of BALLAST_ADMIN_PASSWORD)" };
+    let shown = if generated {
+        password.as_str()
+    } else {
+        "(the value of BALLAST_ADMIN_PASSWORD)"
+    };
     eprintln!(
         "\n  First run: created the admin user.\n    Sign in at http://{listen}/login\n    username: admin\n    password: {shown}\n  This is shown only once. Create named users afterwards and disable this one.\n"
     );
@@ -356,7 +394,10 @@ async fn bootstrap_admin(store: &Store, clock: &dyn Clock, listen: SocketAddr) -
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BALLAST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 async fn shutdown_signal() {

@@ -136,9 +136,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
         if let Some(secs) = self.retry_after_secs {
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -193,7 +191,11 @@ pub fn body_rejection(status: StatusCode) -> ApiError {
             "the request body is larger than the server accepts",
         )
     } else {
-        ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read")
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unreadable_body",
+            "the request body could not be read",
+        )
     }
 }
 
@@ -206,7 +208,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
         match inner.classify() {
             serde_json::error::Category::Data => {
                 let field = if path == "." { None } else { Some(path) };
-                let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", strip_position(&inner));
+                let mut e = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    strip_position(&inner),
+                );
                 e.field = field.or_else(|| missing_field(&inner.to_string()));
                 e
             }

@@ -39,7 +39,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let shell_options = options.clone();
     let routes = generate_route_list(frontend::App);
     let pages = Router::new()
-        .leptos_routes(state, routes, move || frontend::shell(shell_options.clone()))
+        .leptos_routes(state, routes, move || {
+            frontend::shell(shell_options.clone())
+        })
         .fallback(not_found_page)
         .layer(middleware::from_fn_with_state(state.clone(), page_session));
 
@@ -75,7 +77,8 @@ async fn page_session(State(state): State<AppState>, mut req: Request, next: Nex
         Err(_) => None,
     };
     let path = req.uri().path().to_owned();
-    let is_page_view = matches!(*req.method(), Method::GET | Method::HEAD) && !path.starts_with(SERVER_FN_PREFIX);
+    let is_page_view =
+        matches!(*req.method(), Method::GET | Method::HEAD) && !path.starts_with(SERVER_FN_PREFIX);
     if is_page_view {
         match (&me, path == LOGIN_PATH) {
             (Some(_), true) => return Redirect::to("/").into_response(),

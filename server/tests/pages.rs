@@ -19,9 +19,22 @@ fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
 async fn session_cookie(app: &TestApp, username: &str, role: Role) -> String {
     app.user(username, role).await;
     let r = app
-        .call(Method::POST, "/api/v1/auth/login", Some(json!({ "username": username, "password": PASSWORD })), None)
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            Some(json!({ "username": username, "password": PASSWORD })),
+            None,
+        )
         .await;
-    r.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap().split(';').next().unwrap().to_owned()
+    r.headers
+        .get(header::SET_COOKIE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -34,9 +47,20 @@ async fn pages_need_a_session_and_render_on_the_server() {
     let r = app.send(get("/login", None)).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text.contains("data-test=\"login-form\""), "{}", r.text);
-    assert!(r.text.contains("/pkg/ballast.js"), "hydration script is linked");
-    assert!(!r.text.contains("data-hydrated"), "the server never claims hydration");
-    for h in ["content-security-policy", "x-content-type-options", "x-frame-options", "x-request-id"] {
+    assert!(
+        r.text.contains("/pkg/ballast.js"),
+        "hydration script is linked"
+    );
+    assert!(
+        !r.text.contains("data-hydrated"),
+        "the server never claims hydration"
+    );
+    for h in [
+        "content-security-policy",
+        "x-content-type-options",
+        "x-frame-options",
+        "x-request-id",
+    ] {
         assert!(r.headers.get(h).is_some(), "{h} missing");
     }
 
@@ -45,15 +69,25 @@ async fn pages_need_a_session_and_render_on_the_server() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text.contains("erin"), "the layout shows who is signed in");
     assert!(r.text.contains("data-test=\"nav-overview\""));
-    assert!(!r.text.contains("data-test=\"nav-users\""), "engineers do not see user admin");
+    assert!(
+        !r.text.contains("data-test=\"nav-users\""),
+        "engineers do not see user admin"
+    );
     assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
 
     let r = app.send(get("/login", Some(&cookie))).await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "signed-in users skip the login page");
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "signed-in users skip the login page"
+    );
 
     let admin = session_cookie(&app, "ada", Role::Admin).await;
     let r = app.send(get("/", Some(&admin))).await;
-    assert!(r.text.contains("data-test=\"nav-users\""), "admins see user admin");
+    assert!(
+        r.text.contains("data-test=\"nav-users\""),
+        "admins see user admin"
+    );
 }
 
 #[tokio::test]
@@ -70,7 +104,10 @@ async fn the_login_form_works_without_javascript() {
     };
     let r = app.send(form("nope-nope-nope")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(r.headers.get(header::LOCATION).unwrap(), "/login?error=invalid");
+    assert_eq!(
+        r.headers.get(header::LOCATION).unwrap(),
+        "/login?error=invalid"
+    );
     let r = app.send(form(PASSWORD)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.headers.get(header::LOCATION).unwrap(), "/");
@@ -80,10 +117,18 @@ async fn the_login_form_works_without_javascript() {
 #[tokio::test]
 async fn the_openapi_document_describes_the_api() {
     let app = TestApp::sqlite().await;
-    let r = app.call(Method::GET, "/api/v1/openapi.json", None, None).await;
+    let r = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/api/v1/auth/login", "/api/v1/me", "/api/v1/users", "/api/v1/tokens", "/api/v1/audit"] {
+    for path in [
+        "/api/v1/auth/login",
+        "/api/v1/me",
+        "/api/v1/users",
+        "/api/v1/tokens",
+        "/api/v1/audit",
+    ] {
         assert!(r.body["paths"][path].is_object(), "{path} missing");
     }
     let docs = app.send(get("/api/v1/docs", None)).await;

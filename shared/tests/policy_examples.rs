@@ -7,7 +7,10 @@ const RAG_ANSWER: &str = include_str!("../../examples/policies/rag-answer.yaml")
 const CASE_REVIEW: &str = include_str!("../../examples/policies/case-review-agent.yaml");
 
 fn examples() -> [(&'static str, &'static str); 2] {
-    [("rag-answer", RAG_ANSWER), ("case-review-agent", CASE_REVIEW)]
+    [
+        ("rag-answer", RAG_ANSWER),
+        ("case-review-agent", CASE_REVIEW),
+    ]
 }
 
 /// The alert rules and runbooks the examples reference, as the server would

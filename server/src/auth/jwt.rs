@@ -77,7 +77,13 @@ impl JwtKeys {
         validation.set_issuer(&["ballast"]);
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map_err(|e| JwtError::Invalid(e.to_string()))?;
-        if data.claims.exp.saturating_add(LEEWAY_SECS).saturating_mul(1000) < now_ms {
+        if data
+            .claims
+            .exp
+            .saturating_add(LEEWAY_SECS)
+            .saturating_mul(1000)
+            < now_ms
+        {
             return Err(JwtError::Expired);
         }
         Ok(data.claims)
@@ -103,7 +109,12 @@ mod tests {
         let keys = JwtKeys::new(&Secret::new("k".repeat(64))).unwrap();
         let token = keys.sign(&claims(1_000)).unwrap();
         assert_eq!(keys.verify(&token, 1_000_000).unwrap().sub, "1");
-        assert_eq!(keys.verify(&token, 1_000_000 + LEEWAY_SECS * 1000).unwrap().sub, "1");
+        assert_eq!(
+            keys.verify(&token, 1_000_000 + LEEWAY_SECS * 1000)
+                .unwrap()
+                .sub,
+            "1"
+        );
         assert_eq!(
             keys.verify(&token, 1_000_000 + LEEWAY_SECS * 1000 + 1),
             Err(JwtError::Expired)

@@ -186,9 +186,13 @@ pub async fn authenticate(
     };
     if let Some(rest) = token.strip_prefix(SERVICE_TOKEN_PREFIX) {
         if via_cookie {
-            return Err(ApiError::unauthorized("service tokens are not accepted in cookies"));
+            return Err(ApiError::unauthorized(
+                "service tokens are not accepted in cookies",
+            ));
         }
-        return authenticate_service(rest, store).await.map(Principal::Service);
+        return authenticate_service(rest, store)
+            .await
+            .map(Principal::Service);
     }
     let claims = auth.keys.verify(token, now_ms).map_err(|e| match e {
         JwtError::Expired => ApiError::unauthorized("the session has expired; sign in again"),
@@ -317,7 +321,13 @@ async fn principal_from_parts(parts: &mut Parts, state: &AppState) -> ApiResult<
     if let Some(p) = parts.extensions.get::<Principal>() {
         return Ok(p.clone());
     }
-    let principal = authenticate(&parts.headers, &state.store, &state.auth, state.clock.now_ms()).await?;
+    let principal = authenticate(
+        &parts.headers,
+        &state.store,
+        &state.auth,
+        state.clock.now_ms(),
+    )
+    .await?;
     parts.extensions.insert(principal.clone());
     Ok(principal)
 }
@@ -367,22 +377,36 @@ mod tests {
         assert!(check_same_origin(&post, &headers(&[("sec-fetch-site", "same-site")])).is_err());
         assert!(check_same_origin(&post, &headers(&[("sec-fetch-site", "same-origin")])).is_ok());
         assert!(
-            check_same_origin(&post, &headers(&[("origin", "http://evil.test"), ("host", "127.0.0.1:3000")]))
-                .is_err()
+            check_same_origin(
+                &post,
+                &headers(&[("origin", "http://evil.test"), ("host", "127.0.0.1:3000")])
+            )
+            .is_err()
         );
         assert!(
-            check_same_origin(&post, &headers(&[("origin", "http://127.0.0.1:3000"), ("host", "127.0.0.1:3000")]))
-                .is_ok()
+            check_same_origin(
+                &post,
+                &headers(&[
+                    ("origin", "http://127.0.0.1:3000"),
+                    ("host", "127.0.0.1:3000")
+                ])
+            )
+            .is_ok()
         );
         assert!(check_same_origin(&post, &headers(&[])).is_ok());
-        assert!(check_same_origin(&Method::GET, &headers(&[("sec-fetch-site", "cross-site")])).is_ok());
+        assert!(
+            check_same_origin(&Method::GET, &headers(&[("sec-fetch-site", "cross-site")])).is_ok()
+        );
     }
 
     #[test]
     fn bearer_wins_over_cookie_and_cookies_are_parsed() {
         let h = headers(&[("cookie", "a=1; ballast_session=tok; b=2")]);
         assert_eq!(credential(&h), Some(("tok", true)));
-        let h = headers(&[("cookie", "ballast_session=tok"), ("authorization", "Bearer hdr")]);
+        let h = headers(&[
+            ("cookie", "ballast_session=tok"),
+            ("authorization", "Bearer hdr"),
+        ]);
         assert_eq!(credential(&h), Some(("hdr", false)));
         assert_eq!(credential(&headers(&[("authorization", "Basic x")])), None);
     }
@@ -390,7 +414,11 @@ mod tests {
     #[test]
     fn service_tokens_hash_and_compare() {
         let (id, token, hash) = new_service_token();
-        let secret = token.strip_prefix(SERVICE_TOKEN_PREFIX).unwrap().split_once('_').unwrap();
+        let secret = token
+            .strip_prefix(SERVICE_TOKEN_PREFIX)
+            .unwrap()
+            .split_once('_')
+            .unwrap();
         assert_eq!(secret.0, id);
         assert_eq!(hash_secret(secret.1), hash);
         assert!(!constant_time_eq(b"abc", b"abd"));

@@ -50,7 +50,9 @@ pub async fn verify(stored: Option<String>, password: String) -> bool {
         let Ok(parsed) = PasswordHash::new(hash) else {
             return false;
         };
-        let ok = hasher().verify_password(password.as_bytes(), &parsed).is_ok();
+        let ok = hasher()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
         ok && real
     })
     .await

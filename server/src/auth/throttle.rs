@@ -77,7 +77,9 @@ impl LoginThrottle {
             self.addresses.retain_recent();
         }
         let now = self.clock.now();
-        let wait = |not_until: governor::NotUntil<Duration>| not_until.wait_time_from(now).as_secs().max(1);
+        let wait = |not_until: governor::NotUntil<Duration>| {
+            not_until.wait_time_from(now).as_secs().max(1)
+        };
         if let Some(ip) = address {
             self.addresses.check_key(&ip).map_err(wait)?;
         }
@@ -118,6 +120,10 @@ mod tests {
             assert!(throttle.check(&format!("user{i}"), Some(ip)).is_ok());
         }
         assert!(throttle.check("someone-else", Some(ip)).is_err());
-        assert!(throttle.check("someone-else", Some("10.0.0.3".parse().unwrap())).is_ok());
+        assert!(
+            throttle
+                .check("someone-else", Some("10.0.0.3".parse().unwrap()))
+                .is_ok()
+        );
     }
 }

@@ -39,7 +39,10 @@ pub async fn list_audit(
     let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid("limit", "limit must be between 1 and 500"));
+        return Err(ApiError::invalid(
+            "limit",
+            "limit must be between 1 and 500",
+        ));
     }
     let rows = state.store.list_audit(limit, query.before).await?;
     Ok(axum::Json(

@@ -53,7 +53,10 @@ pub async fn login(State(state): State<AppState>, req: Request) -> Response {
         let outcome = match Bytes::from_request(req, &state).await {
             Ok(body) => match serde_urlencoded::from_bytes::<LoginRequest>(&body) {
                 Ok(creds) => sign_in(&state, creds, address).await,
-                Err(_) => Err(ApiError::invalid("username", "username and password are required")),
+                Err(_) => Err(ApiError::invalid(
+                    "username",
+                    "username and password are required",
+                )),
             },
             Err(rejection) => Err(body_rejection(rejection.status())),
         };
@@ -78,7 +81,9 @@ pub async fn login(State(state): State<AppState>, req: Request) -> Response {
         Ok((cookie, body)) => {
             let mut response = axum::Json(body).into_response();
             response.headers_mut().insert(header::SET_COOKIE, cookie);
-            response.headers_mut().insert(header::CACHE_CONTROL, "no-store".parse().expect("static"));
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, "no-store".parse().expect("static"));
             response
         }
         Err(e) => e.into_response(),
@@ -91,10 +96,16 @@ async fn sign_in(
     address: Option<IpAddr>,
 ) -> ApiResult<(axum::http::HeaderValue, LoginResponse)> {
     if creds.username.is_empty() || creds.username.len() > MAX_CREDENTIAL_LEN {
-        return Err(ApiError::invalid("username", "username must be 1 to 1024 bytes"));
+        return Err(ApiError::invalid(
+            "username",
+            "username must be 1 to 1024 bytes",
+        ));
     }
     if creds.password.is_empty() || creds.password.len() > MAX_CREDENTIAL_LEN {
-        return Err(ApiError::invalid("password", "password must be 1 to 1024 bytes"));
+        return Err(ApiError::invalid(
+            "password",
+            "password must be 1 to 1024 bytes",
+        ));
     }
     if let Err(wait) = state.auth.throttle.check(&creds.username, address) {
         tracing::warn!(username = %creds.username, ?address, "login throttled");
@@ -107,7 +118,11 @@ async fn sign_in(
         return Err(e);
     }
     let user = state.store.user_by_username(&creds.username).await?;
-    let ok = password::verify(user.as_ref().map(|u| u.password_hash.clone()), creds.password).await;
+    let ok = password::verify(
+        user.as_ref().map(|u| u.password_hash.clone()),
+        creds.password,
+    )
+    .await;
     let now = state.clock.now_ms();
     let user = match user {
         Some(user) if ok && !user.disabled => user,
@@ -198,7 +213,12 @@ pub async fn logout(State(state): State<AppState>, user: UserPrincipal) -> ApiRe
         .revoke_session(
             &user.session_id,
             now,
-            &AuditRecord::new(user.actor(), "auth.logout", user.actor(), json!({ "session": user.session_id })),
+            &AuditRecord::new(
+                user.actor(),
+                "auth.logout",
+                user.actor(),
+                json!({ "session": user.session_id }),
+            ),
         )
         .await?;
     let mut headers = HeaderMap::new();

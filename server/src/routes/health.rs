@@ -21,12 +21,16 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             tracing::warn!(error = %e, "not ready: database");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "error": { "code": "unavailable", "message": "the database is unreachable" } })),
+                Json(
+                    json!({ "error": { "code": "unavailable", "message": "the database is unreachable" } }),
+                ),
             )
         }
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": { "code": "unavailable", "message": "the database did not answer in time" } })),
+            Json(
+                json!({ "error": { "code": "unavailable", "message": "the database did not answer in time" } }),
+            ),
         ),
     }
 }

@@ -46,7 +46,10 @@ struct BearerAuth;
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
@@ -78,7 +81,9 @@ async fn docs() -> Html<String> {
     if let Some(desc) = &doc.info.description {
         html.push_str(&format!("<p>{}</p>", escape(desc)));
     }
-    html.push_str("<p>Machine-readable: <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a></p>");
+    html.push_str(
+        "<p>Machine-readable: <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a></p>",
+    );
     for (path, item) in &doc.paths.paths {
         let ops = [
             ("GET", &item.get),
@@ -102,7 +107,11 @@ async fn docs() -> Html<String> {
                     utoipa::openapi::RefOr::T(r) => r.description.clone(),
                     utoipa::openapi::RefOr::Ref(r) => r.ref_location.clone(),
                 };
-                html.push_str(&format!("<li><code>{}</code> {}</li>", escape(status), escape(&text)));
+                html.push_str(&format!(
+                    "<li><code>{}</code> {}</li>",
+                    escape(status),
+                    escape(&text)
+                ));
             }
             html.push_str("</ul></section>");
         }
@@ -144,10 +153,17 @@ pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Ne
         .is_some_and(|v| v.starts_with("application/json"));
     if (status.is_client_error() || status.is_server_error()) && !is_json {
         let (code, message) = match status {
-            StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is larger than the server accepts"),
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                "payload_too_large",
+                "the request body is larger than the server accepts",
+            ),
             StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
-            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed on this route"),
-            s if s.is_server_error() => ("internal", "an internal error occurred; it has been logged"),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                ("method_not_allowed", "method not allowed on this route")
+            }
+            s if s.is_server_error() => {
+                ("internal", "an internal error occurred; it has been logged")
+            }
             _ => ("bad_request", "the request could not be handled"),
         };
         let mut fixed = ApiError::new(status, code, message).into_response();

@@ -34,7 +34,9 @@ pub fn validate_name(field: &str, value: &str) -> ApiResult<()> {
     } else {
         Err(ApiError::invalid(
             field,
-            format!("{field} must be 1 to 63 lowercase letters, digits, '-', '_' or '.', starting with a letter or digit"),
+            format!(
+                "{field} must be 1 to 63 lowercase letters, digits, '-', '_' or '.', starting with a letter or digit"
+            ),
         ))
     }
 }
@@ -70,7 +72,10 @@ pub async fn issue_token(
             ),
         )
         .await?;
-    Ok(CreatedToken { token, info: row.view() })
+    Ok(CreatedToken {
+        token,
+        info: row.view(),
+    })
 }
 
 /// Every token, without secrets.
@@ -100,7 +105,14 @@ pub async fn create_token(
     ApiJson(req): ApiJson<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
     user.require(Permission::ManageTokens)?;
-    let created = issue_token(&state.store, state.clock.now_ms(), &user.actor(), &req.service, &req.environment).await?;
+    let created = issue_token(
+        &state.store,
+        state.clock.now_ms(),
+        &user.actor(),
+        &req.service,
+        &req.environment,
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
@@ -121,7 +133,12 @@ pub async fn revoke_token(
         .revoke_token(
             &id,
             state.clock.now_ms(),
-            &AuditRecord::new(user.actor(), "token.revoke", format!("token:{id}"), json!({})),
+            &AuditRecord::new(
+                user.actor(),
+                "token.revoke",
+                format!("token:{id}"),
+                json!({}),
+            ),
         )
         .await?;
     Ok(axum::Json(row.view()))

@@ -42,10 +42,16 @@ pub fn validate_password(password: &str) -> ApiResult<()> {
     if chars < password::MIN_PASSWORD_LEN {
         Err(ApiError::invalid(
             "password",
-            format!("password must have at least {} characters", password::MIN_PASSWORD_LEN),
+            format!(
+                "password must have at least {} characters",
+                password::MIN_PASSWORD_LEN
+            ),
         ))
     } else if password.len() > 1024 {
-        Err(ApiError::invalid("password", "password must be at most 1024 bytes"))
+        Err(ApiError::invalid(
+            "password",
+            "password must be at most 1024 bytes",
+        ))
     } else {
         Ok(())
     }
@@ -56,7 +62,10 @@ pub fn validate_password(password: &str) -> ApiResult<()> {
     get, path = "/api/v1/users", tag = "users",
     responses((status = 200, body = Vec<UserView>), (status = 403, body = shared::api::ErrorBody))
 )]
-pub async fn list_users(State(state): State<AppState>, user: UserPrincipal) -> ApiResult<axum::Json<Vec<UserView>>> {
+pub async fn list_users(
+    State(state): State<AppState>,
+    user: UserPrincipal,
+) -> ApiResult<axum::Json<Vec<UserView>>> {
     user.require(Permission::ManageUsers)?;
     let users = state.store.list_users().await?;
     Ok(axum::Json(users.iter().map(|u| u.view()).collect()))
@@ -80,7 +89,9 @@ pub async fn create_user(
     user.require(Permission::ManageUsers)?;
     validate_username(&req.username)?;
     validate_password(&req.password)?;
-    let hash = password::hash(req.password).await.map_err(|e| ApiError::internal(&e))?;
+    let hash = password::hash(req.password)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     let created = state
         .store
         .create_user(
@@ -121,10 +132,20 @@ pub async fn update_user(
     let loses_admin = target.role == Role::Admin
         && !target.disabled
         && (req.role.is_some_and(|r| r != Role::Admin) || req.disabled == Some(true));
-    let active_admins = users.iter().filter(|u| u.role == Role::Admin && !u.disabled).count();
+    let active_admins = users
+        .iter()
+        .filter(|u| u.role == Role::Admin && !u.disabled)
+        .count();
     if loses_admin && active_admins <= 1 {
-        let field = if req.disabled == Some(true) { "disabled" } else { "role" };
-        return Err(ApiError::conflict(field, "this is the last enabled admin; create another admin first"));
+        let field = if req.disabled == Some(true) {
+            "disabled"
+        } else {
+            "role"
+        };
+        return Err(ApiError::conflict(
+            field,
+            "this is the last enabled admin; create another admin first",
+        ));
     }
     let updated = state
         .store

@@ -82,7 +82,11 @@ pub fn entry_hash(
     detail: &str,
 ) -> String {
     let mut h = Sha256::new();
-    for part in [prev_hash.as_bytes(), &seq.to_be_bytes(), &at_ms.to_be_bytes()] {
+    for part in [
+        prev_hash.as_bytes(),
+        &seq.to_be_bytes(),
+        &at_ms.to_be_bytes(),
+    ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
     }
@@ -149,7 +153,11 @@ impl Store {
     }
 
     /// Entries newest first, at most `limit`, older than `before_seq` if given.
-    pub async fn list_audit(&self, limit: i64, before_seq: Option<i64>) -> StoreResult<Vec<AuditRow>> {
+    pub async fn list_audit(
+        &self,
+        limit: i64,
+        before_seq: Option<i64>,
+    ) -> StoreResult<Vec<AuditRow>> {
         let before = before_seq.unwrap_or(i64::MAX);
         with_db!(self, pool => {
             Ok(sqlx::query_as::<_, AuditRow>(

@@ -120,7 +120,11 @@ impl From<sqlx::Error> for StoreError {
 /// cannot-open (14) errors, with their extended codes.
 fn is_unavailable_code(code: Option<&str>) -> bool {
     let Some(code) = code else { return false };
-    if code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") || code == "3D000" {
+    if code.starts_with("08")
+        || code.starts_with("57P")
+        || code.starts_with("53")
+        || code == "3D000"
+    {
         return true;
     }
     code.parse::<i32>()

@@ -98,7 +98,12 @@ impl Store {
 
     /// Revokes a token; it stops working on its next request. Revoking an
     /// already revoked token keeps the first revocation time.
-    pub async fn revoke_token(&self, id: &str, now_ms: i64, audit: &AuditRecord) -> StoreResult<TokenRow> {
+    pub async fn revoke_token(
+        &self,
+        id: &str,
+        now_ms: i64,
+        audit: &AuditRecord,
+    ) -> StoreResult<TokenRow> {
         with_db!(self, pool => {
             let mut tx = pool.begin().await?;
             let row = sqlx::query_as::<_, TokenRow>(

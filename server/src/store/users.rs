@@ -221,7 +221,10 @@ impl Store {
 
     /// A session and its user, whatever their state: the caller decides
     /// whether a revoked session or a disabled user may proceed.
-    pub async fn session_with_user(&self, session_id: &str) -> StoreResult<Option<(SessionRow, UserRow)>> {
+    pub async fn session_with_user(
+        &self,
+        session_id: &str,
+    ) -> StoreResult<Option<(SessionRow, UserRow)>> {
         with_db!(self, pool => {
             let Some(session) = sqlx::query_as::<_, SessionRow>(
                 "SELECT id, user_id, created_at, expires_at, revoked_at FROM sessions WHERE id = $1",
@@ -243,7 +246,12 @@ impl Store {
     }
 
     /// Ends a session (logout). Revoking twice is harmless.
-    pub async fn revoke_session(&self, session_id: &str, now_ms: i64, audit: &AuditRecord) -> StoreResult<()> {
+    pub async fn revoke_session(
+        &self,
+        session_id: &str,
+        now_ms: i64,
+        audit: &AuditRecord,
+    ) -> StoreResult<()> {
         with_db!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")

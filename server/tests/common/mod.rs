@@ -57,14 +57,19 @@ impl TestApp {
             if std::env::var("BALLAST_REQUIRE_PG").as_deref() == Ok("1") {
                 panic!("BALLAST_REQUIRE_PG=1 but BALLAST_TEST_PG_URL is not set");
             }
-            eprintln!("skipping the Postgres half: BALLAST_TEST_PG_URL is not set (scripts/test sets it)");
+            eprintln!(
+                "skipping the Postgres half: BALLAST_TEST_PG_URL is not set (scripts/test sets it)"
+            );
             return None;
         };
         let name = format!("ballast_t_{}", server::auth::random_hex(6));
         let mut admin = sqlx_connect(&admin_url).await;
-        sqlx::Executor::execute(&mut admin, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .expect("create test database");
+        sqlx::Executor::execute(
+            &mut admin,
+            sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+        )
+        .await
+        .expect("create test database");
         let base = admin_url.rsplit_once('/').expect("URL has a database").0;
         let url = format!("{base}/{name}");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -79,7 +84,8 @@ impl TestApp {
             body_limit: 64 * 1024,
             ..Settings::default()
         };
-        let state = AppState::new(store, &Secret::new(JWT_SECRET), clock.clone(), settings).expect("state");
+        let state =
+            AppState::new(store, &Secret::new(JWT_SECRET), clock.clone(), settings).expect("state");
         let router = router(state.clone());
         TestApp {
             state,
@@ -119,14 +125,25 @@ impl TestApp {
 
     pub async fn login(&self, username: &str, password: &str) -> String {
         let r = self
-            .call(Method::POST, "/api/v1/auth/login", Some(serde_json::json!({ "username": username, "password": password })), None)
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                Some(serde_json::json!({ "username": username, "password": password })),
+                None,
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "login failed: {}", r.text);
         r.body["token"].as_str().unwrap().to_owned()
     }
 
     /// A JSON request with an optional bearer token.
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>, token: Option<&str>) -> Response {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> Response {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(token) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -167,10 +184,16 @@ impl TestApp {
                 .connect()
                 .await
                 .unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut conn)
+                .await
+                .unwrap();
         } else {
             let mut conn = sqlx_connect(&self.database_url).await;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut conn)
+                .await
+                .unwrap();
         }
     }
 
@@ -194,7 +217,9 @@ impl TestApp {
 
 async fn sqlx_connect(url: &str) -> sqlx::PgConnection {
     use sqlx::Connection;
-    sqlx::PgConnection::connect(url).await.expect("connect to the test Postgres")
+    sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to the test Postgres")
 }
 
 /// The clock's reading, for tests that need a timestamp.

@@ -148,11 +148,21 @@ pub(crate) fn parse<T: DeserializeOwned>(text: &str, format: Format) -> Result<T
                 if let Some(stripped) = message.strip_suffix(&suffix) {
                     message = stripped.to_owned();
                 }
-                invalid(path, message, (line > 0).then_some(line), (line > 0).then_some(column))
+                invalid(
+                    path,
+                    message,
+                    (line > 0).then_some(line),
+                    (line > 0).then_some(column),
+                )
             })?;
             // Trailing garbage after the object is an error, not ignored.
             de.end().map_err(|e| {
-                invalid(String::new(), "trailing characters after the document".into(), Some(e.line()), Some(e.column()))
+                invalid(
+                    String::new(),
+                    "trailing characters after the document".into(),
+                    Some(e.line()),
+                    Some(e.column()),
+                )
             })?;
             Ok(value)
         }
@@ -198,13 +208,21 @@ fn strip_yaml_path(message: &str) -> &str {
     }
 }
 
-fn invalid(path: String, message: String, line: Option<usize>, column: Option<usize>) -> ParseError {
-    // An unknown field is reported at its parent; naming the field itself
-    // in the path points the author straight at it.
-    let path = match unknown_field_name(&message).or_else(|| duplicate_key_name(&message)) {
-        Some(field) if path.is_empty() => field.to_owned(),
-        Some(field) if !path.ends_with(field) => format!("{path}.{field}"),
-        _ => path,
+fn invalid(
+    path: String,
+    message: String,
+    line: Option<usize>,
+    column: Option<usize>,
+) -> ParseError {
+    // An unknown field or a duplicate key is usually reported at its parent
+    // map (sometimes already at itself); naming it in the path points the
+    // author straight at it. (A field named like its parent, `retry.x.x`,
+    // is then reported as `retry.x`: close enough to find.)
+    let path = match named_key(&message) {
+        Some(key) if path.is_empty() => key.to_owned(),
+        Some(key) if path == key || path.ends_with(&format!(".{key}")) => path,
+        Some(key) => format!("{path}.{key}"),
+        None => path,
     };
     ParseError::Invalid {
         path,
@@ -214,13 +232,13 @@ fn invalid(path: String, message: String, line: Option<usize>, column: Option<us
     }
 }
 
-fn duplicate_key_name(message: &str) -> Option<&str> {
-    let rest = message.split("duplicate key `").nth(1)?;
-    rest.split('`').next()
-}
-
-fn unknown_field_name(message: &str) -> Option<&str> {
-    let rest = message.split("unknown field `").nth(1)?;
+/// The field or key that an "unknown field" or "duplicate key" message
+/// names. Only the start of the message is read, so a quoted value that
+/// happens to contain the phrase is not mistaken for one.
+fn named_key(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("duplicate key `"))?;
     rest.split('`').next()
 }
 
@@ -362,7 +380,9 @@ fn is_block_scalar_header(rest: &str) -> bool {
         .unwrap_or("");
     let indicator = token.chars().next();
     matches!(indicator, Some('|') | Some('>'))
-        && token[1..].chars().all(|c| c == '+' || c == '-' || c.is_ascii_digit())
+        && token[1..]
+            .chars()
+            .all(|c| c == '+' || c == '-' || c.is_ascii_digit())
 }
 
 #[cfg(test)]

@@ -40,9 +40,7 @@ pub struct FallbackRule {
 }
 
 /// How a component failed.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureType {
     /// It cannot be reached or answers with errors.
@@ -159,9 +157,7 @@ impl FallbackAction {
 }
 
 /// The status an answer carries after a fallback.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DegradedStatus {
     /// Indistinguishable from a normal answer.

@@ -71,8 +71,12 @@ fn walk(path: &mut Vec<String>, old: &Value, new: &Value, out: &mut Vec<Change>)
                 path.push(index.to_string());
                 match (a.get(index), b.get(index)) {
                     (Some(left), Some(right)) => walk(path, left, right, out),
-                    (Some(left), None) => out.push(change(path, ChangeKind::Removed, Some(left), None)),
-                    (None, Some(right)) => out.push(change(path, ChangeKind::Added, None, Some(right))),
+                    (Some(left), None) => {
+                        out.push(change(path, ChangeKind::Removed, Some(left), None))
+                    }
+                    (None, Some(right)) => {
+                        out.push(change(path, ChangeKind::Added, None, Some(right)))
+                    }
                     (None, None) => {}
                 }
                 path.pop();
@@ -95,7 +99,9 @@ fn change(path: &[String], kind: ChangeKind, old: Option<&Value>, new: Option<&V
 /// One way a new version loosens the invariants of the old one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Loosening {
-    /// The entry concerned, as a path into the version that has it.
+    /// The entry concerned, as a path into the version that has it: the old
+    /// one for removed or changed protections, the new one for an added or
+    /// changed `may_degrade` entry.
     pub path: String,
     /// The entry's id.
     pub id: String,
@@ -105,67 +111,72 @@ pub struct Loosening {
 
 /// How `new` loosens the invariants of `old`: an entry removed from (or
 /// changed in) `must_fail_closed` or `must_not_do`, or an entry added to (or
-/// changed in) `may_degrade`. Entries are matched by id. A changed entry
-/// counts because a new wording or component can narrow what it protects,
-/// and telling narrowing from widening reliably is a job for the approver.
+/// changed in) `may_degrade`. An entry is unchanged when an identical one
+/// is in the other version, wherever it stands, so reordering loosens
+/// nothing. A changed entry counts because a new wording or component can
+/// narrow what it protects, and telling narrowing from widening reliably is
+/// a job for the approver.
 pub fn invariant_loosenings(old: &Policy, new: &Policy) -> Vec<Loosening> {
     let empty = Default::default();
     let old_inv = old.invariants.as_ref().unwrap_or(&empty);
     let new_inv = new.invariants.as_ref().unwrap_or(&empty);
     let mut out = Vec::new();
-    protective(
+    vanished(
         "must_fail_closed",
         &old_inv.must_fail_closed,
         &new_inv.must_fail_closed,
         |e| &e.id,
+        "removes",
+        "from",
         &mut out,
     );
-    protective(
+    vanished(
         "must_not_do",
         &old_inv.must_not_do,
         &new_inv.must_not_do,
         |e| &e.id,
+        "removes",
+        "from",
         &mut out,
     );
-    for (index, entry) in new_inv.may_degrade.iter().enumerate() {
-        let path = format!("invariants.may_degrade.{index}");
-        match old_inv.may_degrade.iter().find(|o| o.id == entry.id) {
-            None => out.push(Loosening {
-                path,
-                id: entry.id.clone(),
-                message: format!("adds `{}` to may_degrade", entry.id),
-            }),
-            Some(before) if before != entry => out.push(Loosening {
-                path,
-                id: entry.id.clone(),
-                message: format!("changes may_degrade entry `{}`", entry.id),
-            }),
-            Some(_) => {}
-        }
-    }
+    vanished(
+        "may_degrade",
+        &new_inv.may_degrade,
+        &old_inv.may_degrade,
+        |e| &e.id,
+        "adds",
+        "to",
+        &mut out,
+    );
     out
 }
 
-fn protective<T: PartialEq>(
+/// Entries of `from` with no identical entry in `to`, each reported as
+/// `verb`ed (or changed, when `to` has an entry with the same id).
+fn vanished<T: PartialEq>(
     list: &str,
-    old: &[T],
-    new: &[T],
-    id: impl Fn(&T) -> &String,
+    from: &[T],
+    to: &[T],
+    id_of: impl Fn(&T) -> &String,
+    verb: &str,
+    preposition: &str,
     out: &mut Vec<Loosening>,
 ) {
-    for (index, entry) in old.iter().enumerate() {
-        match new.iter().position(|n| id(n) == id(entry)) {
-            None => out.push(Loosening {
-                path: format!("invariants.{list}.{index}"),
-                id: id(entry).clone(),
-                message: format!("removes `{}` from {list}", id(entry)),
-            }),
-            Some(at) if new[at] != *entry => out.push(Loosening {
-                path: format!("invariants.{list}.{at}"),
-                id: id(entry).clone(),
-                message: format!("changes {list} entry `{}`", id(entry)),
-            }),
-            Some(_) => {}
+    for (index, entry) in from.iter().enumerate() {
+        if to.contains(entry) {
+            continue;
         }
+        let id = id_of(entry).clone();
+        let same_id = to.iter().any(|other| *id_of(other) == id);
+        let message = if same_id {
+            format!("changes {list} entry `{id}`")
+        } else {
+            format!("{verb} `{id}` {preposition} {list}")
+        };
+        out.push(Loosening {
+            path: format!("invariants.{list}.{index}"),
+            id,
+            message,
+        });
     }
 }

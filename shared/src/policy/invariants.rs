@@ -74,9 +74,7 @@ pub struct MustNotDo {
 
 /// The kinds of prohibition validation knows how to check. `other` is
 /// recorded and enforced by the agent's hooks only.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Prohibition {
     /// Act (write, close, send) without a valid approval.

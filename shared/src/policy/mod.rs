@@ -40,14 +40,11 @@ pub use diff::{Change, ChangeKind, Loosening, diff, invariant_loosenings};
 pub use invariants::{FailClosed, Invariants, MayDegrade, MustNotDo, Prohibition};
 pub use resilience::{
     Admission, AdmissionMode, BreakerMode, BreakerPolicy, Bulkhead, BulkheadOverride,
-    DependencyLimit, Effect, ErrorClass, ForcedState, Jitter, Limits, PartitionKey,
-    PriorityClass, RateLimit, RetryBudget, RetryPolicy, SlowCall, Signal, Stage, Timeouts,
-    Trigger,
+    DependencyLimit, Effect, ErrorClass, ForcedState, Jitter, Limits, PartitionKey, PriorityClass,
+    RateLimit, RetryBudget, RetryPolicy, Signal, SlowCall, Stage, Timeouts, Trigger,
 };
 pub use service::{Dependency, DependencyKind, Goals, RiskTier, Service};
-pub use validate::{
-    Code, Finding, Severity, ValidationContext, ValidationReport, validate,
-};
+pub use validate::{Code, Finding, Severity, ValidationContext, ValidationReport, validate};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

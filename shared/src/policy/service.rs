@@ -34,9 +34,7 @@ pub struct Service {
 
 /// How much is at stake when the service is wrong. Ordered from least to
 /// most, so `tier >= RiskTier::High` reads naturally.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RiskTier {
     /// Internal or low-impact use.
@@ -70,9 +68,7 @@ pub(crate) fn default_true() -> bool {
 }
 
 /// The kinds of dependency an AI service has.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DependencyKind {
     /// A hosted or self-run language model.

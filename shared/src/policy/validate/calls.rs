@@ -117,7 +117,10 @@ pub(super) fn retry_policy(
             c.error(
                 format!("{path}.retry_on.{i}"),
                 Code::NonRetryableErrorClass,
-                format!("`{}` failures fail the same way every time; retrying them only adds load", wire(class)),
+                format!(
+                    "`{}` failures fail the same way every time; retrying them only adds load",
+                    wire(class)
+                ),
             );
         }
     }
@@ -149,7 +152,10 @@ pub(super) fn retry_policy(
             format!("node `{name}` changes something and is retried, but idempotency.operations has no `{name}`; a retry can repeat its side effect"),
         );
     }
-    if retries && retry.operations.is_empty() && kind.is_some_and(DependencyKind::may_have_side_effects) {
+    if retries
+        && retry.operations.is_empty()
+        && kind.is_some_and(DependencyKind::may_have_side_effects)
+    {
         c.warn(
             format!("{path}.operations"),
             Code::SideEffectsUndeclared,
@@ -166,19 +172,27 @@ fn worst_case_ms(retry: &RetryPolicy, timeout: u64) -> u64 {
     let mut total = timeout.saturating_mul(u64::from(attempts));
     for n in 1..attempts {
         let factor = 1u64.checked_shl(n - 1).unwrap_or(u64::MAX);
-        let delay = retry.base_delay_ms.saturating_mul(factor).min(retry.max_delay_ms);
+        let delay = retry
+            .base_delay_ms
+            .saturating_mul(factor)
+            .min(retry.max_delay_ms);
         total = total.saturating_add(delay);
     }
     total
 }
 
 fn retry_budget(c: &mut Checker<'_>) {
-    let Some(b) = &c.policy.retry_budget else { return };
+    let Some(b) = &c.policy.retry_budget else {
+        return;
+    };
     if b.ratio_percent > 100 {
         c.error(
             "retry_budget.ratio_percent",
             Code::OutOfRange,
-            format!("retries at {} % of first attempts would more than double the load", b.ratio_percent),
+            format!(
+                "retries at {} % of first attempts would more than double the load",
+                b.ratio_percent
+            ),
         );
     } else if b.ratio_percent > 20 {
         c.warn(
@@ -197,7 +211,11 @@ fn breakers(c: &mut Checker<'_>) {
         match &b.mode {
             BreakerMode::Consecutive { failures } => {
                 if *failures == 0 {
-                    c.error(format!("{path}.mode.failures"), Code::OutOfRange, "a breaker needs at least one failure to open");
+                    c.error(
+                        format!("{path}.mode.failures"),
+                        Code::OutOfRange,
+                        "a breaker needs at least one failure to open",
+                    );
                 }
             }
             BreakerMode::FailureRate {
@@ -206,14 +224,26 @@ fn breakers(c: &mut Checker<'_>) {
                 minimum_calls,
             } => {
                 if *threshold_percent == 0 {
-                    c.error(format!("{path}.mode.threshold_percent"), Code::OutOfRange, "a 0 % threshold opens the breaker on success");
+                    c.error(
+                        format!("{path}.mode.threshold_percent"),
+                        Code::OutOfRange,
+                        "a 0 % threshold opens the breaker on success",
+                    );
                 }
                 c.percent(format!("{path}.mode.threshold_percent"), *threshold_percent);
                 if *window_ms == 0 {
-                    c.error(format!("{path}.mode.window_ms"), Code::OutOfRange, "the window must be above zero");
+                    c.error(
+                        format!("{path}.mode.window_ms"),
+                        Code::OutOfRange,
+                        "the window must be above zero",
+                    );
                 }
                 if *minimum_calls == 0 {
-                    c.error(format!("{path}.mode.minimum_calls"), Code::OutOfRange, "at least one call is needed to measure a rate");
+                    c.error(
+                        format!("{path}.mode.minimum_calls"),
+                        Code::OutOfRange,
+                        "at least one call is needed to measure a rate",
+                    );
                 }
             }
         }
@@ -233,10 +263,18 @@ fn breakers(c: &mut Checker<'_>) {
         }
         if let Some(slow) = &b.slow_call {
             if slow.threshold_ms == 0 {
-                c.error(format!("{path}.slow_call.threshold_ms"), Code::OutOfRange, "every call would count as slow");
+                c.error(
+                    format!("{path}.slow_call.threshold_ms"),
+                    Code::OutOfRange,
+                    "every call would count as slow",
+                );
             }
             if slow.rate_percent == 0 {
-                c.error(format!("{path}.slow_call.rate_percent"), Code::OutOfRange, "a 0 % slow-call rate opens the breaker on any call");
+                c.error(
+                    format!("{path}.slow_call.rate_percent"),
+                    Code::OutOfRange,
+                    "a 0 % slow-call rate opens the breaker on any call",
+                );
             }
             c.percent(format!("{path}.slow_call.rate_percent"), slow.rate_percent);
             if let Some(timeout) = c.effective_timeout(dep)
@@ -245,14 +283,21 @@ fn breakers(c: &mut Checker<'_>) {
                 c.warn(
                     format!("{path}.slow_call.threshold_ms"),
                     Code::SlowCallAboveTimeout,
-                    format!("calls time out at {timeout} ms, before they can count as slow at {} ms", slow.threshold_ms),
+                    format!(
+                        "calls time out at {timeout} ms, before they can count as slow at {} ms",
+                        slow.threshold_ms
+                    ),
                 );
             }
         }
         match b.forced {
             ForcedState::None => {}
             ForcedState::Open => {
-                let required = policy.service.dependencies.get(dep).is_some_and(|d| d.required);
+                let required = policy
+                    .service
+                    .dependencies
+                    .get(dep)
+                    .is_some_and(|d| d.required);
                 let consequence = if required {
                     "it is required, so the service fails or degrades everywhere"
                 } else {
@@ -267,7 +312,9 @@ fn breakers(c: &mut Checker<'_>) {
             ForcedState::Closed => c.warn(
                 format!("{path}.forced"),
                 Code::BreakerForced,
-                format!("`{dep}` is forced closed for the whole fleet: the breaker will not protect it"),
+                format!(
+                    "`{dep}` is forced closed for the whole fleet: the breaker will not protect it"
+                ),
             ),
         }
     }
@@ -285,7 +332,9 @@ fn breakers(c: &mut Checker<'_>) {
             c.warn(
                 format!("breakers.{dep}"),
                 Code::MissingBreaker,
-                format!("`{dep}` has no circuit breaker; while it fails every request still waits on it"),
+                format!(
+                    "`{dep}` has no circuit breaker; while it fails every request still waits on it"
+                ),
             );
         }
     }
@@ -301,9 +350,18 @@ fn bulkheads(c: &mut Checker<'_>) {
             c.dependency(format!("{path}.dependency"), dep);
         }
         if b.max_concurrent == 0 {
-            c.error(format!("{path}.max_concurrent"), Code::OutOfRange, "a bulkhead with no slots admits nothing");
+            c.error(
+                format!("{path}.max_concurrent"),
+                Code::OutOfRange,
+                "a bulkhead with no slots admits nothing",
+            );
         }
-        queue_timeout(c, &format!("{path}.queue_timeout_ms"), b.queue_timeout_ms, total);
+        queue_timeout(
+            c,
+            &format!("{path}.queue_timeout_ms"),
+            b.queue_timeout_ms,
+            total,
+        );
         for (key, o) in &b.overrides {
             let o_path = format!("{path}.overrides.{key}");
             match b.partition {
@@ -351,7 +409,11 @@ fn limits(c: &mut Checker<'_>) {
         rate_limit(c, "limits.requests", rate);
     }
     if l.tokens_per_minute == Some(0) {
-        c.error("limits.tokens_per_minute", Code::OutOfRange, "a budget of zero tokens admits nothing");
+        c.error(
+            "limits.tokens_per_minute",
+            Code::OutOfRange,
+            "a budget of zero tokens admits nothing",
+        );
     }
     if l.cost_per_tenant_per_day_usd_micros == Some(0) {
         c.error(
@@ -367,17 +429,29 @@ fn limits(c: &mut Checker<'_>) {
             rate_limit(c, &format!("{path}.requests"), rate);
         }
         if d.tokens_per_minute == Some(0) {
-            c.error(format!("{path}.tokens_per_minute"), Code::OutOfRange, "a budget of zero tokens admits nothing");
+            c.error(
+                format!("{path}.tokens_per_minute"),
+                Code::OutOfRange,
+                "a budget of zero tokens admits nothing",
+            );
         }
     }
 }
 
 fn rate_limit(c: &mut Checker<'_>, path: &str, rate: &RateLimit) {
     if rate.per_second == 0 {
-        c.error(format!("{path}.per_second"), Code::OutOfRange, "a rate of zero admits nothing");
+        c.error(
+            format!("{path}.per_second"),
+            Code::OutOfRange,
+            "a rate of zero admits nothing",
+        );
     }
     if rate.burst == 0 {
-        c.error(format!("{path}.burst"), Code::OutOfRange, "a bucket of size zero admits nothing");
+        c.error(
+            format!("{path}.burst"),
+            Code::OutOfRange,
+            "a bucket of size zero admits nothing",
+        );
     } else if rate.burst < rate.per_second {
         c.warn(
             format!("{path}.burst"),
@@ -395,26 +469,42 @@ fn admission(c: &mut Checker<'_>) {
         let path = format!("admission.triggers.{i}");
         c.name(format!("{path}.id"), "the trigger id", &t.id);
         if !ids.insert(t.id.as_str()) {
-            c.error(format!("{path}.id"), Code::DuplicateName, format!("trigger `{}` is listed twice", t.id));
+            c.error(
+                format!("{path}.id"),
+                Code::DuplicateName,
+                format!("trigger `{}` is listed twice", t.id),
+            );
         }
         let s_path = format!("{path}.signal");
         match &t.signal {
             Signal::QueueDepth { above, dependency } => {
                 if *above == 0 {
-                    c.error(format!("{s_path}.above"), Code::OutOfRange, "a queue depth above zero is normal operation");
+                    c.error(
+                        format!("{s_path}.above"),
+                        Code::OutOfRange,
+                        "a queue depth above zero is normal operation",
+                    );
                 }
                 if let Some(dep) = dependency {
                     c.dependency(format!("{s_path}.dependency"), dep);
                 }
             }
-            Signal::DependencyP95 { dependency, above_ms } => {
+            Signal::DependencyP95 {
+                dependency,
+                above_ms,
+            } => {
                 c.dependency(format!("{s_path}.dependency"), dependency);
                 if *above_ms == 0 {
-                    c.error(format!("{s_path}.above_ms"), Code::OutOfRange, "every call is slower than zero ms");
+                    c.error(
+                        format!("{s_path}.above_ms"),
+                        Code::OutOfRange,
+                        "every call is slower than zero ms",
+                    );
                 }
             }
             Signal::BreakerOpen { dependency } => {
-                if c.dependency(format!("{s_path}.dependency"), dependency).is_some()
+                if c.dependency(format!("{s_path}.dependency"), dependency)
+                    .is_some()
                     && !policy.breakers.contains_key(dependency)
                 {
                     c.warn(
@@ -426,7 +516,11 @@ fn admission(c: &mut Checker<'_>) {
             }
             Signal::CostNearLimit { percent } => {
                 if *percent == 0 {
-                    c.error(format!("{s_path}.percent"), Code::OutOfRange, "0 % of the budget is always reached");
+                    c.error(
+                        format!("{s_path}.percent"),
+                        Code::OutOfRange,
+                        "0 % of the budget is always reached",
+                    );
                 }
                 c.percent(format!("{s_path}.percent"), *percent);
                 let budget = policy
@@ -452,7 +546,10 @@ fn admission(c: &mut Checker<'_>) {
         }
         let all = PriorityClass::ALL;
         for (n, &higher) in all.iter().enumerate() {
-            if let Some(&lower) = all[n + 1..].iter().find(|&&lower| mode(higher) > mode(lower)) {
+            if let Some(&lower) = all[n + 1..]
+                .iter()
+                .find(|&&lower| mode(higher) > mode(lower))
+            {
                 c.warn(
                     format!("{path}.modes.{}", higher.as_str()),
                     Code::PriorityInversion,
@@ -466,8 +563,15 @@ fn admission(c: &mut Checker<'_>) {
                 );
             }
         }
-        if all.iter().all(|&class| mode(class) == AdmissionMode::Normal) {
-            c.warn(format!("{path}.modes"), Code::TriggerWithoutEffect, "every class stays normal, so the trigger changes nothing");
+        if all
+            .iter()
+            .all(|&class| mode(class) == AdmissionMode::Normal)
+        {
+            c.warn(
+                format!("{path}.modes"),
+                Code::TriggerWithoutEffect,
+                "every class stays normal, so the trigger changes nothing",
+            );
         }
         let sheds = all
             .iter()

@@ -23,7 +23,10 @@ fn fallbacks(c: &mut Checker<'_>) {
                 format!("`{}` is not a declared dependency, agent node, retrieval source, stage or model", row.component),
             );
         }
-        c.percent(format!("{path}.confidence_penalty_percent"), row.confidence_penalty_percent);
+        c.percent(
+            format!("{path}.confidence_penalty_percent"),
+            row.confidence_penalty_percent,
+        );
         if !row.allowed {
             // A forbidden row documents a fallback the agent must refuse;
             // whatever it names is not done.
@@ -31,7 +34,9 @@ fn fallbacks(c: &mut Checker<'_>) {
         }
         if covered
             .iter()
-            .any(|(comp, failure): &(&str, crate::policy::FailureType)| *comp == row.component && failure.overlaps(row.failure))
+            .any(|(comp, failure): &(&str, crate::policy::FailureType)| {
+                *comp == row.component && failure.overlaps(row.failure)
+            })
         {
             c.error(
                 path.clone(),
@@ -171,7 +176,10 @@ fn models(c: &mut Checker<'_>) {
         c.warn(
             "models.primary.validated",
             Code::UnvalidatedModel,
-            format!("the primary model of a {} service is not marked validated", tier_name(tier)),
+            format!(
+                "the primary model of a {} service is not marked validated",
+                tier_name(tier)
+            ),
         );
     }
     let mut names = BTreeSet::from([m.primary.model.as_str()]);
@@ -199,7 +207,11 @@ fn models(c: &mut Checker<'_>) {
         }
         for (j, feature) in f.allowed_features.iter().enumerate() {
             if feature.trim().is_empty() {
-                c.error(format!("{path}.allowed_features.{j}"), Code::EmptyField, "a feature name is empty");
+                c.error(
+                    format!("{path}.allowed_features.{j}"),
+                    Code::EmptyField,
+                    "a feature name is empty",
+                );
             }
         }
     }
@@ -212,7 +224,10 @@ fn model_dependency(c: &mut Checker<'_>, path: &str, dep: &str) {
         c.warn(
             path.to_owned(),
             Code::DependencyKindMismatch,
-            format!("`{dep}` serves a model but is declared as `{}`, not `model_provider`", super::wire(&kind)),
+            format!(
+                "`{dep}` serves a model but is declared as `{}`, not `model_provider`",
+                super::wire(&kind)
+            ),
         );
     }
 }

@@ -55,7 +55,9 @@ fn goals(c: &mut Checker<'_>) {
         c.warn(
             "goals.accept_latency_ms",
             Code::GoalInconsistent,
-            format!("accepting a task ({accept} ms) takes longer than completing it ({complete} ms)"),
+            format!(
+                "accepting a task ({accept} ms) takes longer than completing it ({complete} ms)"
+            ),
         );
     }
     if let (Some(timeout), Some(t)) = (g.timeout_ms, &c.policy.timeouts)
@@ -85,7 +87,11 @@ fn timeouts(c: &mut Checker<'_>) {
         return;
     };
     if t.total_ms == 0 {
-        c.error("timeouts.total_ms", Code::OutOfRange, "the total budget must be above zero");
+        c.error(
+            "timeouts.total_ms",
+            Code::OutOfRange,
+            "the total budget must be above zero",
+        );
     }
     let mut seen = BTreeSet::new();
     let mut sum: u64 = 0;
@@ -100,7 +106,11 @@ fn timeouts(c: &mut Checker<'_>) {
             );
         }
         if stage.budget_ms == 0 {
-            c.error(format!("{path}.budget_ms"), Code::OutOfRange, "a stage budget must be above zero");
+            c.error(
+                format!("{path}.budget_ms"),
+                Code::OutOfRange,
+                "a stage budget must be above zero",
+            );
         }
         sum = sum.saturating_add(stage.budget_ms);
         for (j, dep) in stage.dependencies.iter().enumerate() {
@@ -121,7 +131,11 @@ fn timeouts(c: &mut Checker<'_>) {
         let path = format!("timeouts.dependencies.{dep}");
         c.dependency(path.clone(), dep);
         if ms == 0 {
-            c.error(path.clone(), Code::OutOfRange, "a timeout must be above zero");
+            c.error(
+                path.clone(),
+                Code::OutOfRange,
+                "a timeout must be above zero",
+            );
         }
         if ms > t.total_ms {
             c.warn(

@@ -2,9 +2,7 @@
 //! alert and runbook references.
 
 use super::{Checker, Code};
-use crate::policy::{
-    DegradedStatus, FallbackAction, FailureType, Prohibition, SourceFailure,
-};
+use crate::policy::{DegradedStatus, FailureType, FallbackAction, Prohibition, SourceFailure};
 use std::collections::BTreeSet;
 
 pub(super) fn check(c: &mut Checker<'_>) {
@@ -14,43 +12,80 @@ pub(super) fn check(c: &mut Checker<'_>) {
     references(c);
 }
 
+/// What the three lists of invariants have in common.
+struct Entry<'a> {
+    id: &'a str,
+    description: &'a str,
+    component: Option<&'a str>,
+}
+
 /// Ids, descriptions and components of the entries themselves, and
 /// entries that contradict each other.
 fn entries(c: &mut Checker<'_>) {
-    let Some(inv) = &c.policy.invariants else { return };
-    let lists: [(&str, Vec<(&str, &str, Option<&str>)>); 3] = [
+    let Some(inv) = &c.policy.invariants else {
+        return;
+    };
+    let lists: [(&str, Vec<Entry<'_>>); 3] = [
         (
             "must_fail_closed",
             inv.must_fail_closed
                 .iter()
-                .map(|e| (e.id.as_str(), e.description.as_str(), e.component.as_deref()))
+                .map(|e| Entry {
+                    id: &e.id,
+                    description: &e.description,
+                    component: e.component.as_deref(),
+                })
                 .collect(),
         ),
         (
             "may_degrade",
             inv.may_degrade
                 .iter()
-                .map(|e| (e.id.as_str(), e.description.as_str(), e.component.as_deref()))
+                .map(|e| Entry {
+                    id: &e.id,
+                    description: &e.description,
+                    component: e.component.as_deref(),
+                })
                 .collect(),
         ),
         (
             "must_not_do",
             inv.must_not_do
                 .iter()
-                .map(|e| (e.id.as_str(), e.description.as_str(), None))
+                .map(|e| Entry {
+                    id: &e.id,
+                    description: &e.description,
+                    component: None,
+                })
                 .collect(),
         ),
     ];
     for (list, items) in &lists {
         let mut seen = BTreeSet::new();
-        for (i, (id, description, component)) in items.iter().enumerate() {
+        for (
+            i,
+            &Entry {
+                id,
+                description,
+                component,
+            },
+        ) in items.iter().enumerate()
+        {
             let path = format!("invariants.{list}.{i}");
             c.name(format!("{path}.id"), "the invariant id", id);
-            if !seen.insert(*id) {
-                c.error(format!("{path}.id"), Code::DuplicateName, format!("`{id}` is listed twice in {list}"));
+            if !seen.insert(id) {
+                c.error(
+                    format!("{path}.id"),
+                    Code::DuplicateName,
+                    format!("`{id}` is listed twice in {list}"),
+                );
             }
             if description.trim().is_empty() {
-                c.error(format!("{path}.description"), Code::EmptyField, "say in words what the invariant protects");
+                c.error(
+                    format!("{path}.description"),
+                    Code::EmptyField,
+                    "say in words what the invariant protects",
+                );
             }
             if let Some(component) = component
                 && !c.is_component(component)
@@ -64,7 +99,9 @@ fn entries(c: &mut Checker<'_>) {
         }
     }
     for (j, degrade) in inv.may_degrade.iter().enumerate() {
-        let Some(component) = &degrade.component else { continue };
+        let Some(component) = &degrade.component else {
+            continue;
+        };
         if let Some(closed) = inv.must_fail_closed.iter().find(|f| {
             f.component.as_ref() == Some(component) && f.failure.overlaps(degrade.failure)
         }) {
@@ -80,9 +117,13 @@ fn entries(c: &mut Checker<'_>) {
 /// Nothing may work around a failure that must fail closed.
 fn fail_closed(c: &mut Checker<'_>) {
     let policy = c.policy;
-    let Some(inv) = &policy.invariants else { return };
+    let Some(inv) = &policy.invariants else {
+        return;
+    };
     for closed in &inv.must_fail_closed {
-        let Some(component) = closed.component.as_deref() else { continue };
+        let Some(component) = closed.component.as_deref() else {
+            continue;
+        };
         for (i, row) in policy.fallbacks.iter().enumerate() {
             if row.allowed
                 && row.component == component
@@ -103,8 +144,14 @@ fn fail_closed(c: &mut Checker<'_>) {
         if closed.failure == FailureType::Any || closed.failure == FailureType::Unavailable {
             if let Some(r) = &policy.retrieval {
                 for (name, source) in &r.sources {
-                    let matches = name == component || source.dependency.as_deref() == Some(component);
-                    if matches && matches!(source.on_failure, SourceFailure::Degrade | SourceFailure::Omit) {
+                    let matches =
+                        name == component || source.dependency.as_deref() == Some(component);
+                    if matches
+                        && matches!(
+                            source.on_failure,
+                            SourceFailure::Degrade | SourceFailure::Omit
+                        )
+                    {
                         c.error(
                             format!("retrieval.sources.{name}.on_failure"),
                             Code::InvariantContradicted,
@@ -138,7 +185,9 @@ fn fail_closed(c: &mut Checker<'_>) {
 /// not told the same thing twice.
 fn prohibitions(c: &mut Checker<'_>) {
     let policy = c.policy;
-    let Some(inv) = &policy.invariants else { return };
+    let Some(inv) = &policy.invariants else {
+        return;
+    };
     for rule in &inv.must_not_do {
         let id = &rule.id;
         match rule.kind {
@@ -157,7 +206,8 @@ fn prohibitions(c: &mut Checker<'_>) {
             }
             Prohibition::ActWithoutApproval => {
                 for (name, node) in &policy.agent_nodes {
-                    if node.effect == crate::policy::Effect::Destructive && !node.requires_approval {
+                    if node.effect == crate::policy::Effect::Destructive && !node.requires_approval
+                    {
                         c.error(
                             format!("agent_nodes.{name}.requires_approval"),
                             Code::InvariantContradicted,
@@ -180,7 +230,8 @@ fn prohibitions(c: &mut Checker<'_>) {
                 for (i, row) in policy.fallbacks.iter().enumerate() {
                     if row.allowed
                         && matches!(row.fallback, FallbackAction::Cached { .. })
-                        && (row.degraded_status == DegradedStatus::Normal || row.user_message.is_none())
+                        && (row.degraded_status == DegradedStatus::Normal
+                            || row.user_message.is_none())
                     {
                         c.error(
                             format!("fallbacks.{i}"),
@@ -233,28 +284,52 @@ fn references(c: &mut Checker<'_>) {
     }
     for (i, row) in policy.fallbacks.iter().enumerate() {
         push(&mut alerts, format!("fallbacks.{i}.alert"), &row.alert);
-        push(&mut runbooks, format!("fallbacks.{i}.runbook"), &row.runbook);
+        push(
+            &mut runbooks,
+            format!("fallbacks.{i}.runbook"),
+            &row.runbook,
+        );
     }
     if let Some(a) = &policy.admission {
         for (i, t) in a.triggers.iter().enumerate() {
-            push(&mut alerts, format!("admission.triggers.{i}.alert"), &t.alert);
-            push(&mut runbooks, format!("admission.triggers.{i}.runbook"), &t.runbook);
+            push(
+                &mut alerts,
+                format!("admission.triggers.{i}.alert"),
+                &t.alert,
+            );
+            push(
+                &mut runbooks,
+                format!("admission.triggers.{i}.runbook"),
+                &t.runbook,
+            );
         }
     }
     for (name, node) in &policy.agent_nodes {
-        push(&mut runbooks, format!("agent_nodes.{name}.runbook"), &node.runbook);
+        push(
+            &mut runbooks,
+            format!("agent_nodes.{name}.runbook"),
+            &node.runbook,
+        );
     }
     if let Some(known) = &c.context.known_alerts {
         for (path, id) in alerts {
             if !known.contains(id) {
-                c.error(path, Code::UnknownAlert, format!("there is no alert rule `{id}`"));
+                c.error(
+                    path,
+                    Code::UnknownAlert,
+                    format!("there is no alert rule `{id}`"),
+                );
             }
         }
     }
     if let Some(known) = &c.context.known_runbooks {
         for (path, id) in runbooks {
             if !known.contains(id) {
-                c.error(path, Code::UnknownRunbook, format!("there is no runbook `{id}`"));
+                c.error(
+                    path,
+                    Code::UnknownRunbook,
+                    format!("there is no runbook `{id}`"),
+                );
             }
         }
     }

@@ -229,17 +229,23 @@ impl ValidationReport {
 
     /// The findings that block a publish.
     pub fn errors(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.severity == Severity::Error)
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
     }
 
     /// The findings that don't.
     pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.severity == Severity::Warning)
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
     }
 
     /// Whether there is a finding with this code at this path.
     pub fn contains(&self, code: Code, path: &str) -> bool {
-        self.findings.iter().any(|f| f.code == code && f.path == path)
+        self.findings
+            .iter()
+            .any(|f| f.code == code && f.path == path)
     }
 }
 
@@ -328,7 +334,12 @@ pub(super) struct Checker<'a> {
 }
 
 impl<'a> Checker<'a> {
-    pub(super) fn error(&mut self, path: impl Into<String>, code: Code, message: impl Into<String>) {
+    pub(super) fn error(
+        &mut self,
+        path: impl Into<String>,
+        code: Code,
+        message: impl Into<String>,
+    ) {
         self.push(Severity::Error, path.into(), code, message.into());
     }
 
@@ -352,7 +363,11 @@ impl<'a> Checker<'a> {
 
     /// Reports `name` at `path` unless the header declares it; returns its
     /// kind when it does.
-    pub(super) fn dependency(&mut self, path: impl Into<String>, name: &str) -> Option<DependencyKind> {
+    pub(super) fn dependency(
+        &mut self,
+        path: impl Into<String>,
+        name: &str,
+    ) -> Option<DependencyKind> {
         let kind = self.kind_of(name);
         if kind.is_none() {
             self.error(
@@ -380,7 +395,11 @@ impl<'a> Checker<'a> {
     /// Reports a percentage above 100.
     pub(super) fn percent(&mut self, path: impl Into<String>, value: u32) {
         if value > 100 {
-            self.error(path, Code::OutOfRange, format!("{value} is not a percentage (0–100)"));
+            self.error(
+                path,
+                Code::OutOfRange,
+                format!("{value} is not a percentage (0–100)"),
+            );
         }
     }
 
@@ -405,8 +424,12 @@ impl<'a> Checker<'a> {
         let p = self.policy;
         p.service.dependencies.contains_key(name)
             || p.agent_nodes.contains_key(name)
-            || p.retrieval.as_ref().is_some_and(|r| r.sources.contains_key(name))
-            || p.timeouts.as_ref().is_some_and(|t| t.stages.iter().any(|s| s.name == name))
+            || p.retrieval
+                .as_ref()
+                .is_some_and(|r| r.sources.contains_key(name))
+            || p.timeouts
+                .as_ref()
+                .is_some_and(|t| t.stages.iter().any(|s| s.name == name))
             || p.models.as_ref().is_some_and(|m| {
                 m.primary.model == name || m.fallbacks.iter().any(|f| f.model == name)
             })

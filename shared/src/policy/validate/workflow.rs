@@ -17,7 +17,9 @@ pub(super) fn check(c: &mut Checker<'_>) {
 
 fn output_repair(c: &mut Checker<'_>) {
     let policy = c.policy;
-    let Some(r) = &policy.output_repair else { return };
+    let Some(r) = &policy.output_repair else {
+        return;
+    };
     let bound = c.context.max_repair_attempts;
     if r.max_attempts > bound {
         c.error(
@@ -63,7 +65,10 @@ fn retrieval(c: &mut Checker<'_>) {
         if let Some(dep) = &s.dependency {
             c.dependency(format!("{path}.dependency"), dep);
         }
-        c.percent(format!("{path}.confidence_penalty_percent"), s.confidence_penalty_percent);
+        c.percent(
+            format!("{path}.confidence_penalty_percent"),
+            s.confidence_penalty_percent,
+        );
         match (s.required, s.on_failure) {
             (true, SourceFailure::Omit) => c.error(
                 format!("{path}.on_failure"),
@@ -77,7 +82,11 @@ fn retrieval(c: &mut Checker<'_>) {
             ),
             _ => {}
         }
-        if matches!(s.on_failure, SourceFailure::Degrade | SourceFailure::AskHuman) && s.user_message.is_none() {
+        if matches!(
+            s.on_failure,
+            SourceFailure::Degrade | SourceFailure::AskHuman
+        ) && s.user_message.is_none()
+        {
             c.warn(
                 format!("{path}.user_message"),
                 Code::MissingUserMessage,
@@ -97,7 +106,13 @@ fn agent_nodes(c: &mut Checker<'_>) {
             c.dependency(format!("{path}.dependencies.{j}"), dep);
         }
         if let Some(retry) = &node.retry {
-            calls::retry_policy(c, &format!("{path}.retry"), retry, None, Some((name, node.effect)));
+            calls::retry_policy(
+                c,
+                &format!("{path}.retry"),
+                retry,
+                None,
+                Some((name, node.effect)),
+            );
             let nested = node.dependencies.iter().find_map(|dep| {
                 policy
                     .retry
@@ -122,14 +137,19 @@ fn agent_nodes(c: &mut Checker<'_>) {
         if let Some(next) = &node.fallback_node {
             let f_path = format!("{path}.fallback_node");
             if !policy.agent_nodes.contains_key(next) {
-                c.error(f_path, Code::UnknownNode, format!("there is no node `{next}`"));
+                c.error(
+                    f_path,
+                    Code::UnknownNode,
+                    format!("there is no node `{next}`"),
+                );
             } else if leads_back(c, name) {
                 c.error(
                     f_path,
                     Code::FallbackCycle,
                     format!("following fallback nodes from `{name}` comes back to `{name}`; a failing run would loop"),
                 );
-            } else if high_risk && node.effect.has_side_effects() && !node.human_handoff_on_failure {
+            } else if high_risk && node.effect.has_side_effects() && !node.human_handoff_on_failure
+            {
                 c.warn(
                     format!("{path}.human_handoff_on_failure"),
                     Code::PreferHumanHandoff,
@@ -143,9 +163,17 @@ fn agent_nodes(c: &mut Checker<'_>) {
         if node.effect == Effect::Destructive && !node.requires_approval {
             let message = format!("`{name}` is destructive and runs without approval");
             if high_risk {
-                c.error(format!("{path}.requires_approval"), Code::SideEffectWithoutApproval, message);
+                c.error(
+                    format!("{path}.requires_approval"),
+                    Code::SideEffectWithoutApproval,
+                    message,
+                );
             } else {
-                c.warn(format!("{path}.requires_approval"), Code::SideEffectWithoutApproval, message);
+                c.warn(
+                    format!("{path}.requires_approval"),
+                    Code::SideEffectWithoutApproval,
+                    message,
+                );
             }
         }
     }
@@ -223,7 +251,9 @@ fn cache(c: &mut Checker<'_>) {
 }
 
 fn idempotency(c: &mut Checker<'_>) {
-    let Some(i) = &c.policy.idempotency else { return };
+    let Some(i) = &c.policy.idempotency else {
+        return;
+    };
     for (name, op) in &i.operations {
         let path = format!("idempotency.operations.{name}");
         c.name(path.clone(), "the operation name", name);
@@ -231,7 +261,11 @@ fn idempotency(c: &mut Checker<'_>) {
             c.dependency(format!("{path}.dependency"), dep);
         }
         if op.key.is_empty() {
-            c.error(format!("{path}.key"), Code::IdempotencyKeyEmpty, "an idempotency key needs at least one part");
+            c.error(
+                format!("{path}.key"),
+                Code::IdempotencyKeyEmpty,
+                "an idempotency key needs at least one part",
+            );
         } else {
             let has = |part| op.key.contains(&part);
             if !has(IdempotencyKeyPart::Operation) && !has(IdempotencyKeyPart::Node) {
@@ -263,7 +297,11 @@ fn idempotency(c: &mut Checker<'_>) {
             );
         }
         if op.retention_ms == 0 {
-            c.error(format!("{path}.retention_ms"), Code::OutOfRange, "a key that is forgotten at once protects nothing");
+            c.error(
+                format!("{path}.retention_ms"),
+                Code::OutOfRange,
+                "a key that is forgotten at once protects nothing",
+            );
         }
     }
 }
