@@ -9,4 +9,5 @@
 
 pub mod api;
 pub mod policy;
+pub mod protocol;
 pub mod role;

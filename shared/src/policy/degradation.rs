@@ -157,6 +157,7 @@ impl FallbackAction {
 }
 
 /// The status an answer carries after a fallback.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DegradedStatus {

@@ -80,6 +80,7 @@ pub enum Jitter {
 
 /// The classes of error a caller sees. The last six are never worth a retry:
 /// the same request will fail the same way.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
