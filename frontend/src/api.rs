@@ -2,8 +2,8 @@
 //!
 //! Requests go from the browser with the session cookie (same origin, so
 //! `fetch` sends it by default). On the server nothing here is ever awaited:
-//! pages load API data through `LocalResource`s and event handlers, which
-//! only run after hydration.
+//! pages load API data through effects (see `remote`) and event handlers,
+//! which only run in the browser.
 
 use shared::api::{
     AuditEntryView, CreateUserRequest, ErrorDetail, LoginRequest, LoginResponse, UserView,
@@ -18,6 +18,8 @@ pub enum ApiError {
     Status {
         status: u16,
         detail: Option<ErrorDetail>,
+        /// The `Retry-After` header in seconds, when throttled.
+        retry_after_secs: Option<u64>,
     },
     /// No answer: the server is down or the network is.
     Network,
@@ -53,6 +55,15 @@ impl ApiError {
         }
     }
 
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::Status {
+                retry_after_secs, ..
+            } => *retry_after_secs,
+            _ => None,
+        }
+    }
+
     /// Whether the session has ended and the user must sign in again.
     pub fn is_unauthenticated(&self) -> bool {
         self.status() == Some(401)
@@ -64,7 +75,7 @@ impl ApiError {
         match self {
             ApiError::Status {
                 detail: Some(d), ..
-            } if !d.message.trim().is_empty() => d.message.clone(),
+            } if !d.message.trim().is_empty() => sentence_case(d.message.trim()),
             ApiError::Status { status, .. } => match status {
                 401 => "Your session has ended. Sign in again.".to_owned(),
                 403 => "Your role does not allow this.".to_owned(),
@@ -82,6 +93,16 @@ impl ApiError {
                 "Ballast sent an answer this page does not understand. Reload the page.".to_owned()
             }
         }
+    }
+}
+
+/// API messages start in lower case, like Rust's error messages; on a page
+/// they stand alone, so they start with a capital.
+fn sentence_case(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -153,10 +174,15 @@ mod transport {
         } else {
             // A proxy's HTML error page has no ErrorBody; the status still
             // says enough to write a message.
+            let retry_after_secs = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.trim().parse().ok());
             let detail = response.json::<ErrorBody>().await.ok().map(|b| b.error);
             Err(ApiError::Status {
                 status: response.status(),
                 detail,
+                retry_after_secs,
             })
         }
     }
@@ -207,14 +233,16 @@ mod tests {
                 code: "validation".into(),
                 message: message.into(),
                 field: field.map(Into::into),
+                details: None,
             }),
+            retry_after_secs: None,
         }
     }
 
     #[test]
     fn the_servers_message_wins_over_the_generic_one() {
         let e = status(422, "username is taken", Some("username"));
-        assert_eq!(e.message(), "username is taken");
+        assert_eq!(e.message(), "Username is taken");
         assert_eq!(e.field(), Some("username"));
         assert_eq!(e.code(), Some("validation"));
     }
@@ -226,9 +254,22 @@ mod tests {
         let e = ApiError::Status {
             status: 403,
             detail: None,
+            retry_after_secs: None,
         };
         assert_eq!(e.message(), "Your role does not allow this.");
         assert_eq!(e.field(), None);
+    }
+
+    #[test]
+    fn server_messages_read_as_sentences() {
+        assert_eq!(
+            status(422, "password must have at least 12 characters", None).message(),
+            "Password must have at least 12 characters"
+        );
+        assert_eq!(
+            status(409, " Already Capitalised", None).message(),
+            "Already Capitalised"
+        );
     }
 
     #[test]

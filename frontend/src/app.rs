@@ -36,16 +36,36 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// Whether the browser has hydrated the page: `false` on the server and
+/// while hydrating, `true` from then on. Controls that only work through
+/// JavaScript stay disabled until then, instead of doing something else.
+#[derive(Clone, Copy)]
+pub struct Hydrated(ReadSignal<bool>);
+
+impl Hydrated {
+    pub fn expect() -> Self {
+        expect_context::<Hydrated>()
+    }
+
+    pub fn get(self) -> bool {
+        self.0.get()
+    }
+}
+
 /// Sets `data-hydrated="true"` on `<body>` once the app is live.
 ///
 /// Clicks before hydration are lost (or, on the login form, become a full
 /// page post), so browser tests wait for this. Effects never run on the
-/// server, so server-rendered HTML never carries the attribute.
+/// server, so server-rendered HTML never carries the attribute; and this
+/// one first runs after `hydrate_body` has walked the whole page.
 fn mark_body_when_hydrated() {
+    let (hydrated, set_hydrated) = signal(false);
+    provide_context(Hydrated(hydrated));
     Effect::new(move |_| {
         if let Some(body) = document().body() {
             // Failing to set an attribute on <body> has no useful recovery.
             let _ = body.set_attribute("data-hydrated", "true");
         }
+        set_hydrated.set(true);
     });
 }

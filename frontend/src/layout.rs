@@ -3,10 +3,10 @@
 use crate::api;
 use crate::session::Session;
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use leptos_router::{
     NavigateOptions,
     components::{A, Outlet, Redirect},
-    hooks::use_navigate,
 };
 use shared::api::Me;
 use shared::role::{Permission, Role};
@@ -25,7 +25,8 @@ pub fn Layout() -> impl IntoView {
                     Ok(Some(me)) => view! { <SignedIn me /> }.into_any(),
                     // The server redirects a page request without a session,
                     // so this is the browser after logout, or after the API
-                    // reported that the session expired.
+                    // reported that the session expired. Replace: Back must
+                    // not return to a page that would only redirect again.
                     Ok(None) => {
                         view! {
                             <Redirect
@@ -143,31 +144,29 @@ fn SessionUnknown(error: String) -> impl IntoView {
 #[component]
 fn LogoutButton() -> impl IntoView {
     let session = Session::expect();
-    let navigate = use_navigate();
-    let logout = Action::new_local(move |_: &()| {
-        let navigate = navigate.clone();
-        async move {
+    let pending = RwSignal::new(false);
+    let failure = RwSignal::new(None::<String>);
+    let on_click = move |_| {
+        if pending.get_untracked() {
+            return;
+        }
+        pending.set(true);
+        failure.set(None);
+        spawn_local(async move {
             match api::logout().await {
                 // A 401 means the session was already gone: the same outcome.
-                Err(e) if !e.is_unauthenticated() => Err(e.message()),
-                _ => {
-                    // Leave first, so the layout is not asked to render a
-                    // signed-out page on its way out.
-                    navigate(
-                        "/login",
-                        NavigateOptions {
-                            replace: true,
-                            ..Default::default()
-                        },
-                    );
-                    session.signed_out();
-                    Ok(())
+                Err(e) if !e.is_unauthenticated() => {
+                    failure.set(Some(e.message()));
+                    pending.set(false);
                 }
+                // The layout answers a signed-out session by navigating to
+                // /login, which unmounts this button. So this must be the
+                // last reactive write here: an `Action` would record its
+                // result afterwards, into a view that is being torn down.
+                _ => session.signed_out(),
             }
-        }
-    });
-    let pending = logout.pending();
-    let failure = move || logout.value().get().and_then(Result::err);
+        });
+    };
     view! {
         // A plain button: logging out needs the API's JSON answer, so it
         // only works once the page is hydrated.
@@ -176,14 +175,13 @@ fn LogoutButton() -> impl IntoView {
             class="button button-quiet"
             data-test="logout"
             disabled=move || pending.get()
-            on:click=move |_| {
-                logout.dispatch(());
-            }
+            on:click=on_click
         >
             "Sign out"
         </button>
         {move || {
-            failure()
+            failure
+                .get()
                 .map(|message| {
                     view! {
                         <span class="session-error" role="alert">

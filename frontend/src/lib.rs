@@ -11,6 +11,7 @@ mod api;
 mod app;
 mod layout;
 mod pages;
+mod remote;
 mod session;
 mod time;
 

@@ -66,6 +66,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Leptos' view of the site layout.
     pub leptos: LeptosOptions,
+    /// Policy snapshots and their live subscribers.
+    pub hub: Arc<crate::policy_hub::PolicyHub>,
     /// Router settings.
     pub settings: Settings,
 }
@@ -102,7 +104,10 @@ impl AppState {
             clock.clone(),
         )?;
         let leptos = web::leptos_options(&settings.site_root);
+        let hub = Arc::new(crate::policy_hub::PolicyHub::new(store.clone()));
+        hub.listen();
         Ok(AppState(Arc::new(App {
+            hub,
             store,
             auth,
             clock,

@@ -26,6 +26,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// For 429: seconds until a retry may succeed.
     pub retry_after_secs: Option<u64>,
+    /// Structured detail, such as validation findings.
+    pub details: Option<serde_json::Value>,
 }
 
 /// Shorthand for handler results.
@@ -40,6 +42,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after_secs: None,
+            details: None,
         }
     }
 
@@ -100,6 +103,7 @@ impl ApiError {
                 code: self.code.to_owned(),
                 message: self.message.clone(),
                 field: self.field.clone(),
+                details: self.details.clone(),
             },
         }
     }
@@ -136,7 +140,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
         if let Some(secs) = self.retry_after_secs {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

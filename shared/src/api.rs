@@ -25,6 +25,11 @@ pub struct ErrorDetail {
     /// when the problem is with one field of the input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Structured detail where one sentence is not enough, such as every
+    /// validation finding of a rejected policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub details: Option<serde_json::Value>,
 }
 
 /// `POST /api/v1/auth/login` request.
@@ -200,4 +205,263 @@ pub struct AuditEntryView {
     pub detail: serde_json::Value,
     /// The hash of this entry, which the next entry commits to.
     pub hash: String,
+}
+
+/// `POST /api/v1/services` request: register a service in an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateServiceRequest {
+    /// The service's name: lowercase letters, digits, `-`, `_`, `.`.
+    pub name: String,
+    /// The environment, same alphabet.
+    pub environment: String,
+    /// The answerable team or person.
+    pub owner: String,
+}
+
+/// What a service's instances should run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RolloutView {
+    /// The version everyone outside the canary runs.
+    pub active_version: Option<u64>,
+    /// The version on trial.
+    pub canary_version: Option<u64>,
+    /// The canary's share of instances, 1 to 99.
+    pub canary_percent: Option<u8>,
+}
+
+/// A service as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ServiceView {
+    /// Name.
+    pub name: String,
+    /// Environment.
+    pub environment: String,
+    /// Owner.
+    pub owner: String,
+    /// Registration time, Unix milliseconds.
+    pub created_at_ms: i64,
+    /// What its instances should run.
+    pub rollout: RolloutView,
+}
+
+/// A policy document with what validation says about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DraftView {
+    /// The draft.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub policy: crate::policy::Policy,
+    /// Who saved it last.
+    pub updated_by: String,
+    /// When, Unix milliseconds.
+    pub updated_at_ms: i64,
+    /// Errors (which block a publish) and warnings.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub report: crate::policy::ValidationReport,
+}
+
+/// `POST …/validate` response: validation and the diff against the active version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ValidationView {
+    /// Errors and warnings.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub report: crate::policy::ValidationReport,
+    /// The active version compared with, if any.
+    pub against_version: Option<u64>,
+    /// What would change.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub changes: Vec<crate::policy::Change>,
+    /// Why publishing this would need an approver, if it would.
+    pub approval_reasons: Vec<String>,
+}
+
+/// `POST …/publish` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    /// Why; lands in the version and the audit log.
+    pub message: String,
+    /// Roll out to this share of instances (1–99) first, instead of to all.
+    #[serde(default)]
+    pub canary_percent: Option<u8>,
+    /// The policy to publish. Absent: publish the saved draft.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub document: Option<crate::policy::Policy>,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum PublishOutcome {
+    /// A new version exists.
+    Published {
+        /// Its number.
+        version: u64,
+        /// Whether it went to a canary only.
+        canary: bool,
+        /// Warnings that did not block it.
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+        report: crate::policy::ValidationReport,
+    },
+    /// It needs an approver who is not the author.
+    PendingApproval {
+        /// The request to approve.
+        request_id: String,
+        /// Why approval is needed.
+        reasons: Vec<String>,
+        /// Warnings.
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+        report: crate::policy::ValidationReport,
+    },
+}
+
+/// A published version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VersionView {
+    /// Number.
+    pub version: u64,
+    /// Content hash.
+    pub etag: String,
+    /// Author.
+    pub author: String,
+    /// Approver, if it needed one.
+    pub approver: Option<String>,
+    /// Message.
+    pub message: String,
+    /// Unix milliseconds.
+    pub created_at_ms: i64,
+    /// The document, in single-version answers only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub policy: Option<crate::policy::Policy>,
+}
+
+/// `GET …/diff` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DiffView {
+    /// The older side, as asked (`3`, `active` or `draft`).
+    pub from: String,
+    /// The newer side.
+    pub to: String,
+    /// The changes, by path.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub changes: Vec<crate::policy::Change>,
+}
+
+/// `POST …/rollback` request: publish an earlier version's content again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The version whose content to restore.
+    pub to_version: u64,
+    /// Why.
+    pub message: String,
+}
+
+/// `POST …/rollout` request: steer a canary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RolloutAction {
+    /// Make the canary the active version for every instance.
+    Promote,
+    /// Drop the canary; every instance runs the active version.
+    Abort,
+    /// Change the canary's share of instances.
+    SetPercent {
+        /// 1 to 99.
+        percent: u8,
+    },
+}
+
+/// A publish waiting for, or decided by, an approver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PublishRequestView {
+    /// Id.
+    pub id: String,
+    /// Service.
+    pub service: String,
+    /// Environment.
+    pub environment: String,
+    /// The author's message.
+    pub message: String,
+    /// Canary share, if it publishes to a canary.
+    pub canary_percent: Option<u8>,
+    /// Why it needs approval.
+    pub reasons: Vec<String>,
+    /// Who asked.
+    pub author: String,
+    /// Unix milliseconds.
+    pub created_at_ms: i64,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    /// Who decided.
+    pub decided_by: Option<String>,
+    /// When.
+    pub decided_at_ms: Option<i64>,
+    /// The version an approval published.
+    pub version: Option<u64>,
+}
+
+/// `POST /api/v1/publish-requests/{id}/approve|reject` request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// Why, for the audit log.
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// How recently an instance was heard from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceStatus {
+    /// Heard from within 15 s.
+    Up,
+    /// Within 60 s.
+    Stale,
+    /// Longer ago.
+    Down,
+}
+
+/// An agent instance in the fleet view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InstanceView {
+    /// Service.
+    pub service: String,
+    /// Environment.
+    pub environment: String,
+    /// The agent's own id.
+    pub instance_id: String,
+    /// Agent library version.
+    pub agent_version: String,
+    /// The policy version it enforces.
+    pub policy_version: Option<u64>,
+    /// Where that came from: `server`, `disk` or `default`.
+    pub policy_source: String,
+    /// The version it should enforce.
+    pub desired_version: Option<u64>,
+    /// Whether it enforces something other than what it should.
+    pub lagging: bool,
+    /// Liveness.
+    pub status: InstanceStatus,
+    /// Unix milliseconds.
+    pub last_seen_at_ms: i64,
+    /// Unix milliseconds.
+    pub started_at_ms: i64,
 }

@@ -91,7 +91,22 @@ pub struct HeartbeatAck {
 /// Latency histogram bucket upper bounds in milliseconds. Fixed, so that
 /// batches from every instance and every language add up bucket by bucket.
 pub const LATENCY_BUCKETS_MS: [u64; 16] = [
-    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 60_000, u64::MAX,
+    1,
+    2,
+    5,
+    10,
+    20,
+    50,
+    100,
+    200,
+    500,
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    20_000,
+    60_000,
+    u64::MAX,
 ];
 
 /// A circuit breaker's state as reported.

@@ -1,6 +1,6 @@
-use super::sign_out_on_401;
 use crate::api::{self, AUDIT_PAGE_SIZE};
 use crate::layout::{LoadError, Loading, PageHeader, RequirePermission};
+use crate::remote::Remote;
 use crate::time::Utc;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -19,9 +19,8 @@ pub fn AuditPage() -> impl IntoView {
 
 #[component]
 fn AuditLog() -> impl IntoView {
-    let entries = LocalResource::new(api::recent_audit);
-    sign_out_on_401(entries);
-    let refresh = move |_| entries.refetch();
+    let entries = Remote::new(api::recent_audit);
+    let refresh = move |_| entries.reload();
     view! {
         <PageHeader
             title="Audit log"
@@ -36,9 +35,6 @@ fn AuditLog() -> impl IntoView {
                 <h2 id="audit-title">"Latest entries"</h2>
                 <p class="muted">{format!("The newest {AUDIT_PAGE_SIZE}, newest first. Times in UTC.")}</p>
             </div>
-            // A plain reactive read rather than <Suspense>: the server
-            // renders the loading state, the browser hydrates the same, and
-            // a refresh keeps the old rows until the new ones arrive.
             {move || match entries.get() {
                 None => view! { <Loading label="Loading the audit log…" /> }.into_any(),
                 Some(Ok(list)) => view! { <AuditTable entries=list /> }.into_any(),
@@ -46,7 +42,7 @@ fn AuditLog() -> impl IntoView {
                     view! {
                         <LoadError
                             message=e.message()
-                            retry=Callback::new(move |()| entries.refetch())
+                            retry=Callback::new(move |()| entries.reload())
                         />
                     }
                         .into_any()
@@ -59,7 +55,10 @@ fn AuditLog() -> impl IntoView {
 #[component]
 fn AuditTable(entries: Vec<AuditEntryView>) -> impl IntoView {
     let empty = entries.is_empty();
-    let rows = entries.into_iter().map(|entry| view! { <AuditRow entry /> }).collect_view();
+    let rows = entries
+        .into_iter()
+        .map(|entry| view! { <AuditRow entry /> })
+        .collect_view();
     view! {
         <div class="table-scroll">
             <table class="table" data-test="audit-table">
@@ -109,8 +108,10 @@ fn AuditRow(entry: AuditEntryView) -> impl IntoView {
             <td>
                 <code>{entry.action}</code>
             </td>
-            <td class="wrap">{entry.target}</td>
             <td class="wrap">
+                <code>{entry.target}</code>
+            </td>
+            <td class="wrap-anywhere">
                 {match detail {
                     Some(text) => view! { <code class="detail">{text}</code> }.into_any(),
                     None => view! { <span class="muted">"—"</span> }.into_any(),

@@ -3,6 +3,7 @@ use crate::session::Session;
 use leptos::ev::SubmitEvent;
 use leptos::html;
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use leptos_meta::Title;
 use leptos_router::{
     NavigateOptions,
@@ -25,12 +26,30 @@ fn message_for_redirect(code: &str) -> &'static str {
 
 /// The message for a failed sign-in through the API. The server's messages
 /// for these two codes are written for API clients; people get the same
-/// words as after a plain form post.
+/// words as after a plain form post, plus the wait when the server says it.
 fn message_for_api_error(error: &ApiError) -> String {
     match (error.status(), error.code()) {
         (_, Some("invalid_credentials")) | (Some(401), None) => INVALID.to_owned(),
-        (_, Some("throttled")) | (Some(429), None) => THROTTLED.to_owned(),
+        (_, Some("throttled")) | (Some(429), None) => match error.retry_after_secs() {
+            Some(secs) => format!(
+                "Too many sign-in attempts. Try again in {}.",
+                human_wait(secs)
+            ),
+            None => THROTTLED.to_owned(),
+        },
         _ => error.message(),
+    }
+}
+
+/// A wait in words, rounded up: nobody should retry a second too early.
+fn human_wait(secs: u64) -> String {
+    match secs {
+        0 | 1 => "a second".to_owned(),
+        2..=59 => format!("{secs} seconds"),
+        _ => match secs.div_ceil(60) {
+            1 => "a minute".to_owned(),
+            minutes => format!("{minutes} minutes"),
+        },
     }
 }
 
@@ -49,34 +68,7 @@ pub fn LoginPage() -> impl IntoView {
     let username = NodeRef::<html::Input>::new();
     let password = NodeRef::<html::Input>::new();
 
-    let login = Action::new_local(move |request: &LoginRequest| {
-        let request = request.clone();
-        let navigate = navigate.clone();
-        async move {
-            match api::login(&request).await {
-                Ok(response) => {
-                    session.signed_in(response.user);
-                    // Replace: Back from the overview should not land on a
-                    // sign-in form for a session that exists.
-                    navigate(
-                        "/",
-                        NavigateOptions {
-                            replace: true,
-                            ..Default::default()
-                        },
-                    );
-                }
-                Err(e) => {
-                    error.set(Some(message_for_api_error(&e)));
-                    if let Some(input) = password.get_untracked() {
-                        input.set_value("");
-                        let _ = input.focus();
-                    }
-                }
-            }
-        }
-    });
-    let pending = login.pending();
+    let pending = RwSignal::new(false);
 
     // Read the fields from the DOM rather than from signals: whatever was
     // typed before hydration is in the inputs, and only there.
@@ -86,10 +78,7 @@ pub fn LoginPage() -> impl IntoView {
             return;
         }
         let value = |input: NodeRef<html::Input>| {
-            input
-                .get_untracked()
-                .map(|i| i.value())
-                .unwrap_or_default()
+            input.get_untracked().map(|i| i.value()).unwrap_or_default()
         };
         let request = LoginRequest {
             username: value(username),
@@ -100,7 +89,33 @@ pub fn LoginPage() -> impl IntoView {
             return;
         }
         error.set(None);
-        login.dispatch(request);
+        pending.set(true);
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match api::login(&request).await {
+                Ok(response) => {
+                    session.signed_in(response.user);
+                    // Last, because it unmounts this page. Replace: Back
+                    // from the overview should not land on a sign-in form
+                    // for a session that exists.
+                    navigate(
+                        "/",
+                        NavigateOptions {
+                            replace: true,
+                            ..Default::default()
+                        },
+                    );
+                }
+                Err(e) => {
+                    error.set(Some(message_for_api_error(&e)));
+                    pending.set(false);
+                    if let Some(input) = password.get_untracked() {
+                        input.set_value("");
+                        let _ = input.focus();
+                    }
+                }
+            }
+        });
     };
 
     view! {
@@ -188,8 +203,33 @@ mod tests {
                 code: code.into(),
                 message: message.into(),
                 field: None,
+                details: None,
             }),
+            retry_after_secs: None,
         }
+    }
+
+    #[test]
+    fn throttling_says_how_long_to_wait_when_the_server_does() {
+        let throttled = |secs| ApiError::Status {
+            status: 429,
+            detail: None,
+            retry_after_secs: secs,
+        };
+        assert_eq!(
+            message_for_api_error(&throttled(Some(30))),
+            "Too many sign-in attempts. Try again in 30 seconds."
+        );
+        assert_eq!(
+            message_for_api_error(&throttled(Some(61))),
+            "Too many sign-in attempts. Try again in 2 minutes."
+        );
+        assert_eq!(
+            message_for_api_error(&throttled(Some(60))),
+            "Too many sign-in attempts. Try again in a minute."
+        );
+        assert_eq!(message_for_api_error(&throttled(None)), THROTTLED);
+        assert_eq!(human_wait(1), "a second");
     }
 
     #[test]
@@ -212,7 +252,7 @@ mod tests {
     fn other_failures_keep_their_own_message() {
         assert_eq!(
             message_for_api_error(&api_error(400, Some("validation"), "username is required")),
-            "username is required"
+            "Username is required"
         );
         assert_eq!(
             message_for_api_error(&ApiError::Network),

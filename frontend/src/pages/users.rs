@@ -1,6 +1,7 @@
-use super::sign_out_on_401;
 use crate::api::{self, ApiError};
+use crate::app::Hydrated;
 use crate::layout::{LoadError, Loading, PageHeader, RequirePermission};
+use crate::remote::Remote;
 use crate::time::Utc;
 use leptos::ev::SubmitEvent;
 use leptos::html;
@@ -21,8 +22,7 @@ pub fn UsersPage() -> impl IntoView {
 
 #[component]
 fn Users() -> impl IntoView {
-    let users = LocalResource::new(api::list_users);
-    sign_out_on_401(users);
+    let users = Remote::new(api::list_users);
     view! {
         <PageHeader
             title="Users"
@@ -33,9 +33,7 @@ fn Users() -> impl IntoView {
                 <div class="panel-header">
                     <h2 id="users-title">"Accounts"</h2>
                 </div>
-                // A plain reactive read rather than <Suspense>: the server
-                // renders the loading state, the browser hydrates the same,
-                // and a reload after a create keeps the table on screen.
+                // A reload after a create keeps the table on screen.
                 {move || match users.get() {
                     None => view! { <Loading label="Loading users…" /> }.into_any(),
                     Some(Ok(list)) => view! { <UsersTable users=list /> }.into_any(),
@@ -43,14 +41,14 @@ fn Users() -> impl IntoView {
                         view! {
                             <LoadError
                                 message=e.message()
-                                retry=Callback::new(move |()| users.refetch())
+                                retry=Callback::new(move |()| users.reload())
                             />
                         }
                             .into_any()
                     }
                 }}
             </section>
-            <CreateUser on_created=Callback::new(move |()| users.refetch()) />
+            <CreateUser on_created=Callback::new(move |()| users.reload()) />
         </div>
     }
 }
@@ -142,15 +140,16 @@ fn place_error(error: &ApiError) -> (Option<Field>, String) {
 /// A short description of what each role may do, for the role picker.
 fn role_summary(role: Role) -> &'static str {
     match role {
-        Role::Viewer => "reads everything, changes nothing",
-        Role::Engineer => "edits policy and runbooks, publishes low-risk changes",
-        Role::Approver => "approves other people's requests and high-risk publishes",
-        Role::Admin => "manages users and tokens, and may do everything",
+        Role::Viewer => "read only",
+        Role::Engineer => "edits, publishes low risk",
+        Role::Approver => "approves others' requests",
+        Role::Admin => "everything, users and tokens",
     }
 }
 
 #[component]
 fn CreateUser(on_created: Callback<()>) -> impl IntoView {
+    let hydrated = Hydrated::expect();
     let form = NodeRef::<html::Form>::new();
     let username = NodeRef::<html::Input>::new();
     let password = NodeRef::<html::Input>::new();
@@ -163,7 +162,12 @@ fn CreateUser(on_created: Callback<()>) -> impl IntoView {
     let create = Action::new_local(move |request: &CreateUserRequest| {
         let request = request.clone();
         async move {
-            match api::create_user(&request).await {
+            let outcome = api::create_user(&request).await;
+            // Whoever left the page mid-request has nothing left to update.
+            if error.is_disposed() {
+                return;
+            }
+            match outcome {
                 Ok(user) => {
                     created.set(Some(format!(
                         "Created {} with the role {}.",
@@ -239,8 +243,12 @@ fn CreateUser(on_created: Callback<()>) -> impl IntoView {
             </div>
             // The server is the one judge of what a valid user is, so the
             // browser's own checks are off and its messages show instead.
+            // Creating a user needs JavaScript (the API takes JSON), so the
+            // button waits for hydration; `post` only makes sure that no
+            // early submit could ever put a password into a URL.
             <form
                 class="form"
+                method="post"
                 novalidate
                 data-test="create-user-form"
                 node_ref=form
@@ -333,7 +341,7 @@ fn CreateUser(on_created: Callback<()>) -> impl IntoView {
                     type="submit"
                     class="button button-primary"
                     data-test="create-user-submit"
-                    disabled=move || pending.get()
+                    disabled=move || pending.get() || !hydrated.get()
                     aria-busy=move || pending.get().then_some("true")
                 >
                     {move || if pending.get() { "Creating…" } else { "Create user" }}
@@ -379,7 +387,9 @@ mod tests {
                 code: "validation".into(),
                 message: message.into(),
                 field: field.map(Into::into),
+                details: None,
             }),
+            retry_after_secs: None,
         }
     }
 
@@ -387,13 +397,16 @@ mod tests {
     fn errors_go_beside_the_field_the_server_names() {
         assert_eq!(
             place_error(&rejected(Some("password"), "too short")),
-            (Some(Field::Password), "too short".to_owned())
+            (Some(Field::Password), "Too short".to_owned())
         );
         assert_eq!(
             place_error(&rejected(Some("username"), "taken")).0,
             Some(Field::Username)
         );
-        assert_eq!(place_error(&rejected(Some("role"), "no")).0, Some(Field::Role));
+        assert_eq!(
+            place_error(&rejected(Some("role"), "no")).0,
+            Some(Field::Role)
+        );
     }
 
     #[test]

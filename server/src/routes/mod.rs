@@ -1,8 +1,10 @@
 //! The REST API under `/api/v1`, one module per resource, merged here.
 
+pub mod agent;
 pub mod audit;
 pub mod auth;
 pub mod health;
+pub mod services;
 pub mod tokens;
 pub mod users;
 
@@ -29,6 +31,11 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         users::list_users, users::create_user, users::update_user,
         tokens::list_tokens, tokens::create_token, tokens::revoke_token,
         audit::list_audit,
+        services::list_services, services::create_service, services::get_service,
+        services::get_draft, services::put_draft, services::validate_document, services::publish,
+        services::list_versions, services::get_version, services::diff, services::rollback, services::rollout,
+        services::service_instances, services::list_publish_requests, services::approve, services::reject,
+        agent::policy, agent::stream, agent::heartbeat,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -37,6 +44,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         (name = "users", description = "User administration (admin)"),
         (name = "tokens", description = "Service tokens for agents (admin)"),
         (name = "audit", description = "The hash-chained audit log"),
+        (name = "policy", description = "Services, drafts, versions, publishing, approvals and rollouts"),
+        (name = "fleet", description = "Agent instances and the versions they run"),
+        (name = "agent", description = "The agent protocol (service tokens only)"),
     )
 )]
 pub struct ApiDoc;
@@ -60,6 +70,8 @@ pub fn router() -> Router<AppState> {
         .merge(users::router())
         .merge(tokens::router())
         .merge(audit::router())
+        .merge(services::router())
+        .merge(agent::router())
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
 }

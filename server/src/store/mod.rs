@@ -8,10 +8,15 @@
 //! stored as integer milliseconds so that values round-trip on both.
 
 mod audit;
+mod policy;
 mod tokens;
 mod users;
 
 pub use audit::{AuditRecord, ChainBreak};
+pub use policy::{
+    CanaryChange, DraftRow, InstanceRow, NewVersion, PublishRequestRow, RolloutRow, ServiceRow,
+    VersionRow,
+};
 pub use tokens::TokenRow;
 pub use users::{SessionRow, UserRow};
 
@@ -204,6 +209,27 @@ impl Store {
         with_db!(self, pool => {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
+        Ok(())
+    }
+
+    /// The Postgres pool, for LISTEN; `None` on SQLite.
+    pub fn pg_pool(&self) -> Option<&PgPool> {
+        match &self.db {
+            Db::Postgres(pool) => Some(pool),
+            Db::Sqlite(_) => None,
+        }
+    }
+
+    /// Tells other replicas about a change (Postgres NOTIFY). On SQLite there
+    /// is only one process, so there is no one to tell.
+    pub async fn notify(&self, channel: &str, payload: &str) -> StoreResult<()> {
+        if let Db::Postgres(pool) = &self.db {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(pool)
+                .await?;
+        }
         Ok(())
     }
 

@@ -1,0 +1,397 @@
+//! The circuit breaker: a plain state machine fed by a classifier.
+//!
+//! The guard asks [`Breaker::acquire`] before a call and reports the
+//! classified outcome with [`Breaker::record`]. The parameters come from the
+//! policy version the call started with, so a policy swap changes the
+//! thresholds of the next decision without losing the state: a breaker
+//! that is open stays open across a publish.
+//!
+//! * Closed: every call passes. Consecutive mode opens after N failures in
+//!   a row; rate mode opens when, over a sliding window with at least the
+//!   minimum number of calls, the failure share (or the slow-call share)
+//!   reaches its threshold. A slow call is a failure in consecutive mode.
+//! * Open: nothing passes until the cooldown has passed.
+//! * Half-open: N probes pass; all N must succeed to close, one failure
+//!   reopens for another cooldown.
+//! * The policy's forced state wins over all of this.
+
+use shared::policy::{BreakerMode, BreakerPolicy, ForcedState};
+use shared::protocol::BreakerState;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Buckets per sliding window.
+const BUCKETS: u64 = 10;
+
+/// A state change, with when it happened.
+pub type Transition = (Instant, BreakerState, BreakerState);
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    id: u64,
+    calls: u32,
+    failures: u32,
+    slow: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Closed,
+    Open { until: Instant },
+    HalfOpen { admitted: u32, succeeded: u32 },
+}
+
+#[derive(Debug)]
+struct Inner {
+    phase: Phase,
+    forced: ForcedState,
+    consecutive: u32,
+    buckets: [Bucket; BUCKETS as usize],
+}
+
+/// One dependency's breaker.
+#[derive(Debug)]
+pub struct Breaker {
+    epoch: Instant,
+    inner: Mutex<Inner>,
+}
+
+/// Permission to make one call. A half-open probe that is dropped without
+/// an outcome (its call was cancelled) gives its probe slot back.
+#[derive(Debug)]
+pub struct Ticket {
+    probe: Option<Arc<Breaker>>,
+}
+
+impl Ticket {
+    /// Whether this call is a half-open probe.
+    pub fn is_probe(&self) -> bool {
+        self.probe.is_some()
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(b) = self.probe.take() {
+            let mut inner = b.lock();
+            if let Phase::HalfOpen { admitted, .. } = &mut inner.phase {
+                *admitted = admitted.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// The classified outcome of a call.
+#[derive(Debug, Clone, Copy)]
+pub struct CallOutcome {
+    /// Whether the dependency failed (an error that says it is unhealthy).
+    pub failed: bool,
+    /// How long the call took.
+    pub latency: Duration,
+}
+
+impl Breaker {
+    /// A closed breaker.
+    pub fn new() -> Arc<Breaker> {
+        Arc::new(Breaker {
+            epoch: Instant::now(),
+            inner: Mutex::new(Inner {
+                phase: Phase::Closed,
+                forced: ForcedState::None,
+                consecutive: 0,
+                buckets: [Bucket::default(); BUCKETS as usize],
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn reported(inner: &Inner) -> BreakerState {
+        match inner.forced {
+            ForcedState::Open => BreakerState::ForcedOpen,
+            ForcedState::Closed => BreakerState::ForcedClosed,
+            ForcedState::None => match inner.phase {
+                Phase::Closed => BreakerState::Closed,
+                Phase::Open { .. } => BreakerState::Open,
+                Phase::HalfOpen { .. } => BreakerState::HalfOpen,
+            },
+        }
+    }
+
+    /// The state as reported in telemetry.
+    pub fn state(&self) -> BreakerState {
+        Breaker::reported(&self.lock())
+    }
+
+    /// Whether a call may go out now. On `Err` the call must not be made.
+    pub fn acquire(
+        self: &Arc<Self>,
+        policy: &BreakerPolicy,
+        transitions: &mut Vec<Transition>,
+    ) -> Result<Ticket, ()> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let before = Breaker::reported(&inner);
+        if inner.forced != policy.forced {
+            // Leaving a forced state starts afresh: counts gathered before
+            // the override say nothing about the dependency now.
+            if policy.forced == ForcedState::None {
+                inner.phase = Phase::Closed;
+                inner.consecutive = 0;
+                inner.buckets = [Bucket::default(); BUCKETS as usize];
+            }
+            inner.forced = policy.forced;
+        }
+        let result = match inner.forced {
+            ForcedState::Open => Err(()),
+            ForcedState::Closed => Ok(Ticket { probe: None }),
+            ForcedState::None => match inner.phase {
+                Phase::Closed => Ok(Ticket { probe: None }),
+                Phase::Open { until } if now < until => Err(()),
+                Phase::Open { .. } => {
+                    inner.phase = Phase::HalfOpen {
+                        admitted: 1,
+                        succeeded: 0,
+                    };
+                    Ok(Ticket {
+                        probe: Some(self.clone()),
+                    })
+                }
+                Phase::HalfOpen {
+                    ref mut admitted,
+                    succeeded,
+                } => {
+                    if *admitted + succeeded < policy.half_open_probes.max(1) {
+                        *admitted += 1;
+                        Ok(Ticket {
+                            probe: Some(self.clone()),
+                        })
+                    } else {
+                        Err(())
+                    }
+                }
+            },
+        };
+        let after = Breaker::reported(&inner);
+        if before != after {
+            transitions.push((now, before, after));
+        }
+        result
+    }
+
+    /// Feeds the classified outcome of a call made under `ticket`.
+    pub fn record(
+        &self,
+        policy: &BreakerPolicy,
+        mut ticket: Ticket,
+        outcome: CallOutcome,
+        transitions: &mut Vec<Transition>,
+    ) {
+        let was_probe = ticket.probe.take().is_some();
+        let now = Instant::now();
+        let mut inner = self.lock();
+        if inner.forced != ForcedState::None {
+            return;
+        }
+        let before = Breaker::reported(&inner);
+        let slow = policy
+            .slow_call
+            .as_ref()
+            .is_some_and(|s| outcome.latency >= Duration::from_millis(s.threshold_ms));
+        let cooldown = Duration::from_millis(policy.cooldown_ms);
+        match inner.phase {
+            Phase::HalfOpen {
+                admitted,
+                succeeded,
+            } if was_probe => {
+                if outcome.failed || slow {
+                    inner.phase = Phase::Open {
+                        until: now + cooldown,
+                    };
+                } else if succeeded + 1 >= policy.half_open_probes.max(1) {
+                    inner.phase = Phase::Closed;
+                    inner.consecutive = 0;
+                    inner.buckets = [Bucket::default(); BUCKETS as usize];
+                } else {
+                    inner.phase = Phase::HalfOpen {
+                        admitted: admitted.saturating_sub(1),
+                        succeeded: succeeded + 1,
+                    };
+                }
+            }
+            Phase::Closed => {
+                let trip = match &policy.mode {
+                    BreakerMode::Consecutive { failures } => {
+                        if outcome.failed || slow {
+                            inner.consecutive += 1;
+                        } else {
+                            inner.consecutive = 0;
+                        }
+                        inner.consecutive >= (*failures).max(1)
+                    }
+                    BreakerMode::FailureRate {
+                        threshold_percent,
+                        window_ms,
+                        minimum_calls,
+                    } => {
+                        let bucket_ms = (window_ms / BUCKETS).max(1);
+                        let id = now.saturating_duration_since(self.epoch).as_millis() as u64
+                            / bucket_ms;
+                        let b = &mut inner.buckets[(id % BUCKETS) as usize];
+                        if b.id != id {
+                            *b = Bucket {
+                                id,
+                                ..Bucket::default()
+                            };
+                        }
+                        b.calls += 1;
+                        b.failures += u32::from(outcome.failed);
+                        b.slow += u32::from(slow);
+                        let (mut calls, mut failures, mut slows) = (0u64, 0u64, 0u64);
+                        for b in inner.buckets.iter().filter(|b| id - b.id < BUCKETS) {
+                            calls += u64::from(b.calls);
+                            failures += u64::from(b.failures);
+                            slows += u64::from(b.slow);
+                        }
+                        calls >= u64::from(*minimum_calls).max(1)
+                            && (failures * 100 >= u64::from(*threshold_percent) * calls
+                                || policy.slow_call.as_ref().is_some_and(|s| {
+                                    slows * 100 >= u64::from(s.rate_percent) * calls
+                                }))
+                    }
+                };
+                if trip {
+                    inner.phase = Phase::Open {
+                        until: now + cooldown,
+                    };
+                }
+            }
+            // A call that started before the breaker opened tells nothing
+            // about the probes.
+            _ => {}
+        }
+        let after = Breaker::reported(&inner);
+        if before != after {
+            transitions.push((now, before, after));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::policy::SlowCall;
+
+    fn consecutive(n: u32) -> BreakerPolicy {
+        BreakerPolicy {
+            mode: BreakerMode::Consecutive { failures: n },
+            slow_call: None,
+            cooldown_ms: 1_000,
+            half_open_probes: 2,
+            forced: ForcedState::None,
+            alert: None,
+            runbook: None,
+        }
+    }
+
+    const FAIL: CallOutcome = CallOutcome {
+        failed: true,
+        latency: Duration::ZERO,
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_mode_needs_the_minimum_number_of_calls_before_it_opens() {
+        let mut p = consecutive(0);
+        p.mode = BreakerMode::FailureRate {
+            threshold_percent: 50,
+            window_ms: 10_000,
+            minimum_calls: 4,
+        };
+        let b = Breaker::new();
+        let mut t = Vec::new();
+        for _ in 0..3 {
+            let ticket = b.acquire(&p, &mut t).unwrap();
+            b.record(&p, ticket, FAIL, &mut t);
+        }
+        assert_eq!(b.state(), BreakerState::Closed, "3 calls are below the minimum of 4");
+        let ticket = b.acquire(&p, &mut t).unwrap();
+        b.record(&p, ticket, FAIL, &mut t);
+        assert_eq!(b.state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn old_failures_slide_out_of_the_rate_window() {
+        let mut p = consecutive(0);
+        p.mode = BreakerMode::FailureRate {
+            threshold_percent: 50,
+            window_ms: 10_000,
+            minimum_calls: 4,
+        };
+        let b = Breaker::new();
+        let mut t = Vec::new();
+        for _ in 0..3 {
+            let ticket = b.acquire(&p, &mut t).unwrap();
+            b.record(&p, ticket, FAIL, &mut t);
+        }
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let ticket = b.acquire(&p, &mut t).unwrap();
+        b.record(&p, ticket, FAIL, &mut t);
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_calls_count_as_failures_in_consecutive_mode() {
+        let mut p = consecutive(2);
+        p.slow_call = Some(SlowCall {
+            threshold_ms: 100,
+            rate_percent: 50,
+        });
+        let b = Breaker::new();
+        let mut t = Vec::new();
+        let slow_ok = CallOutcome {
+            failed: false,
+            latency: Duration::from_millis(150),
+        };
+        for _ in 0..2 {
+            let ticket = b.acquire(&p, &mut t).unwrap();
+            b.record(&p, ticket, slow_ok, &mut t);
+        }
+        assert_eq!(b.state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_forced_state_wins_and_is_reported() {
+        let mut p = consecutive(1);
+        p.forced = ForcedState::Open;
+        let b = Breaker::new();
+        let mut t = Vec::new();
+        assert!(b.acquire(&p, &mut t).is_err());
+        assert_eq!(b.state(), BreakerState::ForcedOpen);
+        p.forced = ForcedState::Closed;
+        for _ in 0..10 {
+            let ticket = b.acquire(&p, &mut t).unwrap();
+            b.record(&p, ticket, FAIL, &mut t);
+        }
+        assert_eq!(b.state(), BreakerState::ForcedClosed);
+        assert_eq!(t.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_probe_gives_its_slot_back() {
+        let p = consecutive(1);
+        let b = Breaker::new();
+        let mut t = Vec::new();
+        let ticket = b.acquire(&p, &mut t).unwrap();
+        b.record(&p, ticket, FAIL, &mut t);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let a = b.acquire(&p, &mut t).unwrap();
+        let c = b.acquire(&p, &mut t).unwrap();
+        assert!(b.acquire(&p, &mut t).is_err(), "only two probes");
+        drop(c);
+        assert!(b.acquire(&p, &mut t).is_ok(), "the dropped probe's slot is free");
+        drop(a);
+    }
+}

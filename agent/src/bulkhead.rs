@@ -1,0 +1,264 @@
+//! Bulkheads: a concurrency limit and a bounded queue per partition value
+//! (tenant, tool, model, queue or priority class), so that one partition
+//! cannot take every slot.
+//!
+//! The limits are passed in on each acquire, from the policy version of the
+//! call, so a publish that changes them applies to the next call without
+//! rebuilding anything; calls in flight keep their slots.
+
+use shared::policy::Bulkhead;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Why a bulkhead refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkheadRejection {
+    /// Every slot was taken and the queue was full.
+    Full,
+    /// The call waited in the queue for the whole queue timeout.
+    QueueTimeout,
+}
+
+/// The effective limits of one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionLimits {
+    /// Calls in flight.
+    pub max_concurrent: u32,
+    /// Calls waiting.
+    pub max_queued: u32,
+    /// How long a call may wait.
+    pub queue_timeout: Duration,
+}
+
+impl PartitionLimits {
+    /// The limits of `bulkhead` for partition value `key`: its override's
+    /// fields where set, the bulkhead's elsewhere.
+    pub fn of(bulkhead: &Bulkhead, key: &str) -> PartitionLimits {
+        let o = bulkhead.overrides.get(key);
+        PartitionLimits {
+            max_concurrent: o
+                .and_then(|o| o.max_concurrent)
+                .unwrap_or(bulkhead.max_concurrent),
+            max_queued: o.and_then(|o| o.max_queued).unwrap_or(bulkhead.max_queued),
+            queue_timeout: Duration::from_millis(
+                o.and_then(|o| o.queue_timeout_ms)
+                    .unwrap_or(bulkhead.queue_timeout_ms),
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Partition {
+    counts: Mutex<Counts>,
+    freed: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    in_flight: u32,
+    queued: u32,
+}
+
+/// A slot in a partition, given back on drop.
+#[derive(Debug)]
+pub struct Slot {
+    partition: Arc<Partition>,
+    gauges: Arc<Gauges>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self.partition.counts.lock().unwrap_or_else(|e| e.into_inner());
+        c.in_flight = c.in_flight.saturating_sub(1);
+        drop(c);
+        self.gauges.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.partition.freed.notify_one();
+    }
+}
+
+/// Calls in flight and waiting, across all partitions, for telemetry and
+/// the queue-depth admission signal.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// Calls holding a slot.
+    pub in_flight: AtomicU64,
+    /// Calls waiting for one.
+    pub queued: AtomicU64,
+}
+
+/// Every partition of every bulkhead.
+#[derive(Debug, Default)]
+pub struct Bulkheads {
+    partitions: RwLock<HashMap<(Arc<str>, String), Arc<Partition>>>,
+    gauges: Arc<Gauges>,
+}
+
+impl Bulkheads {
+    /// No partitions yet; they are made on first use.
+    pub fn new() -> Bulkheads {
+        Bulkheads::default()
+    }
+
+    /// The gauges summed over every partition.
+    pub fn gauges(&self) -> &Gauges {
+        &self.gauges
+    }
+
+    fn partition(&self, bulkhead: &Arc<str>, key: &str) -> Arc<Partition> {
+        if let Some(p) = self
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(bulkhead.clone(), key.to_owned()))
+        {
+            return p.clone();
+        }
+        self.partitions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((bulkhead.clone(), key.to_owned()))
+            .or_default()
+            .clone()
+    }
+
+    /// Takes a slot in partition `key` of `bulkhead`, waiting in its queue
+    /// if there is room, for at most the queue timeout (and never past
+    /// `deadline`).
+    pub async fn acquire(
+        &self,
+        bulkhead: &Arc<str>,
+        key: &str,
+        limits: PartitionLimits,
+        deadline: Option<Instant>,
+    ) -> Result<Slot, BulkheadRejection> {
+        let partition = self.partition(bulkhead, key);
+        let slot = |p: &Arc<Partition>| {
+            self.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
+            Slot {
+                partition: p.clone(),
+                gauges: self.gauges.clone(),
+            }
+        };
+        {
+            let mut c = partition.counts.lock().unwrap_or_else(|e| e.into_inner());
+            if c.in_flight < limits.max_concurrent {
+                c.in_flight += 1;
+                drop(c);
+                return Ok(slot(&partition));
+            }
+            if c.queued >= limits.max_queued {
+                return Err(BulkheadRejection::Full);
+            }
+            c.queued += 1;
+        }
+        self.gauges.queued.fetch_add(1, Ordering::Relaxed);
+        let mut until = Instant::now() + limits.queue_timeout;
+        if let Some(d) = deadline {
+            until = until.min(d);
+        }
+        let result = loop {
+            let notified = partition.freed.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a slot freed in between still
+            // wakes this waiter.
+            notified.as_mut().enable();
+            {
+                let mut c = partition.counts.lock().unwrap_or_else(|e| e.into_inner());
+                if c.in_flight < limits.max_concurrent {
+                    c.in_flight += 1;
+                    c.queued -= 1;
+                    break Ok(());
+                }
+            }
+            if tokio::time::timeout_at(until, notified).await.is_err() {
+                let mut c = partition.counts.lock().unwrap_or_else(|e| e.into_inner());
+                c.queued -= 1;
+                let free = c.in_flight < limits.max_concurrent;
+                drop(c);
+                if free {
+                    // This waiter may have swallowed a wake-up meant for a
+                    // slot; pass it on.
+                    partition.freed.notify_one();
+                }
+                break Err(BulkheadRejection::QueueTimeout);
+            }
+        };
+        self.gauges.queued.fetch_sub(1, Ordering::Relaxed);
+        result.map(|()| slot(&partition))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(c: u32, q: u32, ms: u64) -> PartitionLimits {
+        PartitionLimits {
+            max_concurrent: c,
+            max_queued: q,
+            queue_timeout: Duration::from_millis(ms),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_partition_queues_then_rejects_and_other_partitions_are_unaffected() {
+        let b = Arc::new(Bulkheads::new());
+        let name: Arc<str> = Arc::from("per_tenant");
+        let l = limits(1, 1, 500);
+        let held = b.acquire(&name, "a", l, None).await.unwrap();
+        // A second call for tenant a waits in the queue…
+        let b2 = b.clone();
+        let n2 = name.clone();
+        let waiter = tokio::spawn(async move { b2.acquire(&n2, "a", l, None).await.map(drop) });
+        tokio::task::yield_now().await;
+        assert_eq!(b.gauges().queued.load(Ordering::Relaxed), 1);
+        // …a third finds the queue full…
+        assert_eq!(
+            b.acquire(&name, "a", l, None).await.unwrap_err(),
+            BulkheadRejection::Full
+        );
+        // …and tenant b is not affected at all.
+        assert!(b.acquire(&name, "b", l, None).await.is_ok());
+        drop(held);
+        assert!(waiter.await.unwrap().is_ok(), "the queued call got the freed slot");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queued_call_gives_up_after_the_queue_timeout() {
+        let b = Bulkheads::new();
+        let name: Arc<str> = Arc::from("tools");
+        let l = limits(1, 5, 300);
+        let _held = b.acquire(&name, "search", l, None).await.unwrap();
+        let start = Instant::now();
+        let err = b.acquire(&name, "search", l, None).await.unwrap_err();
+        assert_eq!(err, BulkheadRejection::QueueTimeout);
+        assert_eq!(start.elapsed(), Duration::from_millis(300));
+        assert_eq!(b.gauges().queued.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn overrides_replace_only_the_fields_they_set() {
+        let mut bh = Bulkhead {
+            partition: shared::policy::PartitionKey::Tenant,
+            dependency: None,
+            max_concurrent: 20,
+            max_queued: 40,
+            queue_timeout_ms: 1000,
+            overrides: Default::default(),
+        };
+        bh.overrides.insert(
+            "big".into(),
+            shared::policy::BulkheadOverride {
+                max_concurrent: Some(60),
+                ..Default::default()
+            },
+        );
+        assert_eq!(PartitionLimits::of(&bh, "big"), limits(60, 40, 1000));
+        assert_eq!(PartitionLimits::of(&bh, "small"), limits(20, 40, 1000));
+    }
+}

@@ -1,0 +1,395 @@
+//! The policy compiled for enforcement.
+//!
+//! A [`Policy`] is a document made for people: sections that name
+//! dependencies, lists to scan. The hot path must not walk it, so each
+//! version is compiled once, when it arrives, into maps keyed by dependency
+//! and component. A call takes an `Arc` of the compiled version when it
+//! starts and keeps it to the end, so a swap never changes the rules under a
+//! call in flight.
+
+use shared::policy::{
+    Admission, BreakerMode, BreakerPolicy, Bulkhead, CacheKeyPart, DependencyKind, Effect,
+    ErrorClass, FailureType, FallbackRule, ForcedState, IdempotentOperation, Jitter, OutputRepair,
+    Policy, PriorityClass, RateLimit, RepairFailure, RetryBudget, RetryPolicy, RiskTier, Service,
+};
+use shared::protocol::PolicySource;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The receiving end through which the guard sees the policy in force.
+pub type PolicyReceiver = watch::Receiver<Arc<CompiledPolicy>>;
+
+/// A channel holding `initial` as the policy in force. The sender side is
+/// what the live-policy client (or a test) swaps new versions into.
+pub fn policy_channel(
+    initial: CompiledPolicy,
+) -> (watch::Sender<Arc<CompiledPolicy>>, PolicyReceiver) {
+    watch::channel(Arc::new(initial))
+}
+
+/// One bulkhead of the policy, with its name.
+#[derive(Debug, Clone)]
+pub struct BulkheadRule {
+    /// The bulkhead's name in the policy.
+    pub name: Arc<str>,
+    /// Its limits.
+    pub bulkhead: Bulkhead,
+}
+
+/// A must-fail-closed invariant bound to a component.
+#[derive(Debug, Clone)]
+pub struct FailClosedRule {
+    /// The invariant's id.
+    pub id: String,
+    /// Which failures of the component it covers.
+    pub failure: FailureType,
+    /// The invariant in words, shown to the caller when it stops an action.
+    pub description: String,
+}
+
+/// Everything the policy says about one dependency, gathered from the
+/// sections that mention it.
+#[derive(Debug, Clone, Default)]
+pub struct DependencyRules {
+    /// Its kind, when declared.
+    pub kind: Option<DependencyKind>,
+    /// Its own timeout, tighter than its stage's budget.
+    pub timeout: Option<Duration>,
+    /// The budget of the stage it belongs to.
+    pub stage_budget: Option<Duration>,
+    /// How its calls are retried.
+    pub retry: Option<RetryPolicy>,
+    /// Its circuit breaker.
+    pub breaker: Option<BreakerPolicy>,
+    /// Its call rate.
+    pub requests: Option<RateLimit>,
+    /// Its model tokens per minute.
+    pub tokens_per_minute: Option<u64>,
+    /// The bulkheads that limit its calls.
+    pub bulkheads: Vec<BulkheadRule>,
+}
+
+impl DependencyRules {
+    /// The effect of `operation`: as the retry policy declares it, else
+    /// assumed from the dependency's kind. An unknown operation on a kind
+    /// that can have side effects is treated as a write, because retrying a
+    /// write by mistake is the expensive error.
+    pub fn effect_of(&self, operation: &str) -> Effect {
+        if let Some(effect) = self
+            .retry
+            .as_ref()
+            .and_then(|r| r.operations.get(operation))
+        {
+            return *effect;
+        }
+        match self.kind {
+            Some(kind) if !kind.may_have_side_effects() => Effect::Read,
+            _ => Effect::Write,
+        }
+    }
+}
+
+/// One version of the policy, compiled into lookup tables.
+#[derive(Debug, Clone)]
+pub struct CompiledPolicy {
+    version: Option<u64>,
+    source: PolicySource,
+    policy: Arc<Policy>,
+    total_budget: Option<Duration>,
+    stages: HashMap<String, Duration>,
+    dependencies: HashMap<String, DependencyRules>,
+    /// Rules for any dependency the policy does not name; only the
+    /// conservative default has them.
+    fallback_rules: Option<DependencyRules>,
+    retry_budget: Option<RetryBudget>,
+    fallbacks: HashMap<String, Vec<FallbackRule>>,
+    fail_closed: HashMap<String, Vec<FailClosedRule>>,
+    service_bulkheads: Vec<BulkheadRule>,
+    idempotency: HashMap<String, IdempotentOperation>,
+    cache_key: Vec<CacheKeyPart>,
+}
+
+impl CompiledPolicy {
+    /// Compiles `policy`, published as `version` and obtained from `source`.
+    pub fn compile(policy: Policy, version: Option<u64>, source: PolicySource) -> CompiledPolicy {
+        let mut dependencies: HashMap<String, DependencyRules> = HashMap::new();
+        for (name, dep) in &policy.service.dependencies {
+            dependencies.entry(name.clone()).or_default().kind = Some(dep.kind);
+        }
+        let mut stages = HashMap::new();
+        let mut total_budget = None;
+        if let Some(t) = &policy.timeouts {
+            total_budget = Some(Duration::from_millis(t.total_ms));
+            for stage in &t.stages {
+                let budget = Duration::from_millis(stage.budget_ms);
+                stages.insert(stage.name.clone(), budget);
+                for dep in &stage.dependencies {
+                    let rules = dependencies.entry(dep.clone()).or_default();
+                    // A dependency listed in two stages gets the tighter budget.
+                    rules.stage_budget = Some(rules.stage_budget.map_or(budget, |b| b.min(budget)));
+                }
+            }
+            for (dep, ms) in &t.dependencies {
+                dependencies.entry(dep.clone()).or_default().timeout =
+                    Some(Duration::from_millis(*ms));
+            }
+        }
+        for (dep, retry) in &policy.retry {
+            dependencies.entry(dep.clone()).or_default().retry = Some(retry.clone());
+        }
+        for (dep, breaker) in &policy.breakers {
+            dependencies.entry(dep.clone()).or_default().breaker = Some(breaker.clone());
+        }
+        if let Some(limits) = &policy.limits {
+            for (dep, limit) in &limits.dependencies {
+                let rules = dependencies.entry(dep.clone()).or_default();
+                rules.requests = limit.requests.clone();
+                rules.tokens_per_minute = limit.tokens_per_minute;
+            }
+        }
+        let mut service_bulkheads = Vec::new();
+        for (name, bulkhead) in &policy.bulkheads {
+            let rule = BulkheadRule {
+                name: Arc::from(name.as_str()),
+                bulkhead: bulkhead.clone(),
+            };
+            match &bulkhead.dependency {
+                Some(dep) => dependencies.entry(dep.clone()).or_default().bulkheads.push(rule),
+                None => service_bulkheads.push(rule),
+            }
+        }
+        let mut fallbacks: HashMap<String, Vec<FallbackRule>> = HashMap::new();
+        for rule in &policy.fallbacks {
+            fallbacks
+                .entry(rule.component.clone())
+                .or_default()
+                .push(rule.clone());
+        }
+        let mut fail_closed: HashMap<String, Vec<FailClosedRule>> = HashMap::new();
+        if let Some(inv) = &policy.invariants {
+            for fc in &inv.must_fail_closed {
+                if let Some(component) = &fc.component {
+                    fail_closed
+                        .entry(component.clone())
+                        .or_default()
+                        .push(FailClosedRule {
+                            id: fc.id.clone(),
+                            failure: fc.failure,
+                            description: fc.description.clone(),
+                        });
+                }
+            }
+        }
+        // A retrieval source that fails closed protects its dependency too:
+        // the invariant names the source, the call names the dependency.
+        if let Some(retrieval) = &policy.retrieval {
+            for (source, req) in &retrieval.sources {
+                if let (Some(dep), Some(rules)) = (&req.dependency, fail_closed.get(source).cloned())
+                {
+                    fail_closed.entry(dep.clone()).or_default().extend(rules);
+                }
+            }
+        }
+        let idempotency = policy
+            .idempotency
+            .as_ref()
+            .map(|i| i.operations.clone().into_iter().collect())
+            .unwrap_or_default();
+        // The mandatory parts are required whatever the policy lists: a key
+        // without the tenant or security context can leak answers across them.
+        let mut key: BTreeSet<CacheKeyPart> = CacheKeyPart::MANDATORY.into_iter().collect();
+        if let Some(cache) = &policy.cache {
+            key.extend(cache.key.iter().copied());
+        }
+        CompiledPolicy {
+            version,
+            source,
+            total_budget,
+            stages,
+            dependencies,
+            fallback_rules: None,
+            retry_budget: policy.retry_budget.clone(),
+            fallbacks,
+            fail_closed,
+            service_bulkheads,
+            idempotency,
+            cache_key: key.into_iter().collect(),
+            policy: Arc::new(policy),
+        }
+    }
+
+    /// The conservative default, enforced when neither the control plane nor
+    /// a last-known-good copy on disk is available. It is deliberately
+    /// cautious, because nobody has said what the service can afford:
+    ///
+    /// * requests get a 30 s deadline, and every dependency call at most 10 s;
+    /// * reads are retried once more (2 attempts) after 100–1000 ms of full
+    ///   jitter, only on timeout, connection, unavailable, overloaded and
+    ///   rate-limited errors; writes are never retried without a key;
+    /// * retries are capped at 10 % of first attempts plus 1 per second;
+    /// * every dependency has a breaker that opens after 5 failures in a row
+    ///   and probes once after 30 s;
+    /// * there are no fallbacks, so a failure that would need one fails safe
+    ///   (`refused`), and no rate limits, bulkheads or budgets, because
+    ///   inventing a capacity limit could refuse legitimate work.
+    pub fn conservative_default(service: &str, environment: &str) -> CompiledPolicy {
+        let policy = Policy::new(Service {
+            name: service.to_owned(),
+            environment: environment.to_owned(),
+            owner: String::from("unknown"),
+            risk_tier: RiskTier::High,
+            description: Some(String::from("Ballast agent's built-in conservative default")),
+            dependencies: Default::default(),
+        });
+        let mut compiled = CompiledPolicy::compile(policy, None, PolicySource::Default);
+        compiled.total_budget = Some(Duration::from_secs(30));
+        compiled.retry_budget = Some(RetryBudget {
+            ratio_percent: 10,
+            min_per_second: 1,
+        });
+        compiled.fallback_rules = Some(DependencyRules {
+            kind: None,
+            timeout: Some(Duration::from_secs(10)),
+            stage_budget: None,
+            retry: Some(RetryPolicy {
+                max_attempts: 2,
+                base_delay_ms: 100,
+                max_delay_ms: 1_000,
+                jitter: Jitter::Full,
+                retry_on: vec![
+                    ErrorClass::Timeout,
+                    ErrorClass::Connection,
+                    ErrorClass::Unavailable,
+                    ErrorClass::Overloaded,
+                    ErrorClass::RateLimited,
+                ],
+                operations: Default::default(),
+            }),
+            breaker: Some(BreakerPolicy {
+                mode: BreakerMode::Consecutive { failures: 5 },
+                slow_call: None,
+                cooldown_ms: 30_000,
+                half_open_probes: 1,
+                forced: ForcedState::None,
+                alert: None,
+                runbook: None,
+            }),
+            requests: None,
+            tokens_per_minute: None,
+            bulkheads: Vec::new(),
+        });
+        compiled
+    }
+
+    /// The published version, if the policy came from the control plane.
+    pub fn version(&self) -> Option<u64> {
+        self.version
+    }
+
+    /// Where the policy came from.
+    pub fn source(&self) -> PolicySource {
+        self.source
+    }
+
+    /// The document itself.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The whole request's time budget.
+    pub fn total_budget(&self) -> Option<Duration> {
+        self.total_budget
+    }
+
+    /// A stage's budget.
+    pub fn stage_budget(&self, stage: &str) -> Option<Duration> {
+        self.stages.get(stage).copied()
+    }
+
+    /// The rules for one dependency, if the policy has any.
+    pub fn dependency(&self, name: &str) -> Option<&DependencyRules> {
+        self.dependencies
+            .get(name)
+            .or(self.fallback_rules.as_ref())
+    }
+
+    /// The service-wide retry budget.
+    pub fn retry_budget(&self) -> Option<&RetryBudget> {
+        self.retry_budget.as_ref()
+    }
+
+    /// The fallback matrix rows for `component`, in the policy's order.
+    pub fn fallbacks(&self, component: &str) -> &[FallbackRule] {
+        self.fallbacks.get(component).map_or(&[], Vec::as_slice)
+    }
+
+    /// The must-fail-closed invariants that cover `failure` of `component`.
+    pub fn fail_closed(
+        &self,
+        component: &str,
+        failure: FailureType,
+    ) -> impl Iterator<Item = &FailClosedRule> {
+        self.fail_closed
+            .get(component)
+            .into_iter()
+            .flatten()
+            .filter(move |r| r.failure.overlaps(failure))
+    }
+
+    /// The bulkheads on the service's own requests.
+    pub fn service_bulkheads(&self) -> &[BulkheadRule] {
+        &self.service_bulkheads
+    }
+
+    /// The admission section.
+    pub fn admission(&self) -> Option<&Admission> {
+        self.policy.admission.as_ref()
+    }
+
+    /// The class assumed for a request that names none.
+    pub fn default_class(&self) -> PriorityClass {
+        self.admission()
+            .map_or(PriorityClass::Interactive, |a| a.default_class)
+    }
+
+    /// The service's request rate per tenant.
+    pub fn request_rate(&self) -> Option<&RateLimit> {
+        self.policy.limits.as_ref()?.requests.as_ref()
+    }
+
+    /// Model tokens per minute across the service.
+    pub fn tokens_per_minute(&self) -> Option<u64> {
+        self.policy.limits.as_ref()?.tokens_per_minute
+    }
+
+    /// Spend per tenant per day, in micro-dollars.
+    pub fn cost_per_tenant_per_day(&self) -> Option<u64> {
+        self.policy
+            .limits
+            .as_ref()?
+            .cost_per_tenant_per_day_usd_micros
+    }
+
+    /// The structured-output repair rule; without one, one repair then fail
+    /// safe, as the domain reference advises.
+    pub fn output_repair(&self) -> OutputRepair {
+        self.policy.output_repair.clone().unwrap_or(OutputRepair {
+            max_attempts: 1,
+            on_failure: RepairFailure::FailSafe,
+            fallback_model: None,
+        })
+    }
+
+    /// The idempotency rule of an operation.
+    pub fn idempotent_operation(&self, operation: &str) -> Option<&IdempotentOperation> {
+        self.idempotency.get(operation)
+    }
+
+    /// The parts every cache key must have: the mandatory six plus whatever
+    /// the policy adds.
+    pub fn cache_key_parts(&self) -> &[CacheKeyPart] {
+        &self.cache_key
+    }
+}
