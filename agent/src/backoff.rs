@@ -67,7 +67,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn jitter() -> impl Strategy<Value = Jitter> {
-        prop_oneof![Just(Jitter::Full), Just(Jitter::Decorrelated), Just(Jitter::None)]
+        prop_oneof![
+            Just(Jitter::Full),
+            Just(Jitter::Decorrelated),
+            Just(Jitter::None)
+        ]
     }
 
     proptest! {

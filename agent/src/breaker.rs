@@ -24,6 +24,11 @@ use tokio::time::Instant;
 /// Buckets per sliding window.
 const BUCKETS: u64 = 10;
 
+/// The breaker refused a call: it is open (or forced open), or its
+/// half-open probes are all taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused;
+
 /// A state change, with when it happened.
 pub type Transition = (Instant, BreakerState, BreakerState);
 
@@ -131,7 +136,7 @@ impl Breaker {
         self: &Arc<Self>,
         policy: &BreakerPolicy,
         transitions: &mut Vec<Transition>,
-    ) -> Result<Ticket, ()> {
+    ) -> Result<Ticket, Refused> {
         let now = Instant::now();
         let mut inner = self.lock();
         let before = Breaker::reported(&inner);
@@ -146,11 +151,11 @@ impl Breaker {
             inner.forced = policy.forced;
         }
         let result = match inner.forced {
-            ForcedState::Open => Err(()),
+            ForcedState::Open => Err(Refused),
             ForcedState::Closed => Ok(Ticket { probe: None }),
             ForcedState::None => match inner.phase {
                 Phase::Closed => Ok(Ticket { probe: None }),
-                Phase::Open { until } if now < until => Err(()),
+                Phase::Open { until } if now < until => Err(Refused),
                 Phase::Open { .. } => {
                     inner.phase = Phase::HalfOpen {
                         admitted: 1,
@@ -170,7 +175,7 @@ impl Breaker {
                             probe: Some(self.clone()),
                         })
                     } else {
-                        Err(())
+                        Err(Refused)
                     }
                 }
             },
@@ -316,7 +321,11 @@ mod tests {
             let ticket = b.acquire(&p, &mut t).unwrap();
             b.record(&p, ticket, FAIL, &mut t);
         }
-        assert_eq!(b.state(), BreakerState::Closed, "3 calls are below the minimum of 4");
+        assert_eq!(
+            b.state(),
+            BreakerState::Closed,
+            "3 calls are below the minimum of 4"
+        );
         let ticket = b.acquire(&p, &mut t).unwrap();
         b.record(&p, ticket, FAIL, &mut t);
         assert_eq!(b.state(), BreakerState::Open);
@@ -391,7 +400,10 @@ mod tests {
         let c = b.acquire(&p, &mut t).unwrap();
         assert!(b.acquire(&p, &mut t).is_err(), "only two probes");
         drop(c);
-        assert!(b.acquire(&p, &mut t).is_ok(), "the dropped probe's slot is free");
+        assert!(
+            b.acquire(&p, &mut t).is_ok(),
+            "the dropped probe's slot is free"
+        );
         drop(a);
     }
 }

@@ -73,7 +73,11 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut c = self.partition.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = self
+            .partition
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         c.in_flight = c.in_flight.saturating_sub(1);
         drop(c);
         self.gauges.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -91,10 +95,13 @@ pub struct Gauges {
     pub queued: AtomicU64,
 }
 
+/// Partitions by (bulkhead name, partition value).
+type PartitionMap = HashMap<(Arc<str>, String), Arc<Partition>>;
+
 /// Every partition of every bulkhead.
 #[derive(Debug, Default)]
 pub struct Bulkheads {
-    partitions: RwLock<HashMap<(Arc<str>, String), Arc<Partition>>>,
+    partitions: RwLock<PartitionMap>,
     gauges: Arc<Gauges>,
 }
 
@@ -225,7 +232,10 @@ mod tests {
         // …and tenant b is not affected at all.
         assert!(b.acquire(&name, "b", l, None).await.is_ok());
         drop(held);
-        assert!(waiter.await.unwrap().is_ok(), "the queued call got the freed slot");
+        assert!(
+            waiter.await.unwrap().is_ok(),
+            "the queued call got the freed slot"
+        );
     }
 
     #[tokio::test(start_paused = true)]

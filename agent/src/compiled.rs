@@ -156,7 +156,11 @@ impl CompiledPolicy {
                 bulkhead: bulkhead.clone(),
             };
             match &bulkhead.dependency {
-                Some(dep) => dependencies.entry(dep.clone()).or_default().bulkheads.push(rule),
+                Some(dep) => dependencies
+                    .entry(dep.clone())
+                    .or_default()
+                    .bulkheads
+                    .push(rule),
                 None => service_bulkheads.push(rule),
             }
         }
@@ -186,7 +190,8 @@ impl CompiledPolicy {
         // the invariant names the source, the call names the dependency.
         if let Some(retrieval) = &policy.retrieval {
             for (source, req) in &retrieval.sources {
-                if let (Some(dep), Some(rules)) = (&req.dependency, fail_closed.get(source).cloned())
+                if let (Some(dep), Some(rules)) =
+                    (&req.dependency, fail_closed.get(source).cloned())
                 {
                     fail_closed.entry(dep.clone()).or_default().extend(rules);
                 }
@@ -240,7 +245,9 @@ impl CompiledPolicy {
             environment: environment.to_owned(),
             owner: String::from("unknown"),
             risk_tier: RiskTier::High,
-            description: Some(String::from("Ballast agent's built-in conservative default")),
+            description: Some(String::from(
+                "Ballast agent's built-in conservative default",
+            )),
             dependencies: Default::default(),
         });
         let mut compiled = CompiledPolicy::compile(policy, None, PolicySource::Default);
@@ -310,9 +317,7 @@ impl CompiledPolicy {
 
     /// The rules for one dependency, if the policy has any.
     pub fn dependency(&self, name: &str) -> Option<&DependencyRules> {
-        self.dependencies
-            .get(name)
-            .or(self.fallback_rules.as_ref())
+        self.dependencies.get(name).or(self.fallback_rules.as_ref())
     }
 
     /// The service-wide retry budget.

@@ -170,7 +170,10 @@ impl Limiters {
     }
 
     fn day(&self) -> u64 {
-        Instant::now().saturating_duration_since(self.epoch).as_secs() / DAY.as_secs()
+        Instant::now()
+            .saturating_duration_since(self.epoch)
+            .as_secs()
+            / DAY.as_secs()
     }
 
     /// Reserves `tokens` from each `(key, per_minute)` budget and `cost`

@@ -52,7 +52,9 @@ impl RetryBudget {
     }
 
     fn second(&self) -> u64 {
-        Instant::now().saturating_duration_since(self.epoch).as_secs()
+        Instant::now()
+            .saturating_duration_since(self.epoch)
+            .as_secs()
     }
 
     fn with_slots<R>(&self, f: impl FnOnce(&mut Slots, usize) -> R) -> R {

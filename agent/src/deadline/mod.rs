@@ -89,7 +89,7 @@ impl Deadline {
 
     /// The deadline of a stage with `budget`: whichever comes first.
     pub fn stage(&self, budget: Duration) -> Deadline {
-        self.min(Deadline::after(budget))
+        Ord::min(*self, Deadline::after(budget))
     }
 
     /// The deadline of the named stage of `policy`; unchanged when the

@@ -97,6 +97,15 @@ impl TestApp {
         }
     }
 
+    /// A second app on the same database, as another replica would be:
+    /// its own pool, clock, policy hub and LISTEN connection.
+    pub async fn replica(&self) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut other = TestApp::build(self.database_url.clone(), None, dir).await;
+        other.clock = self.clock.clone();
+        other
+    }
+
     pub fn store(&self) -> &Store {
         &self.state.store
     }

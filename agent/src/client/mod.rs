@@ -1,0 +1,703 @@
+//! The live-policy client: the agent's side of the agent protocol
+//! (`shared::protocol`).
+//!
+//! * Start-up: the newest of the last-known-good copy on disk and the
+//!   control plane's current policy, waiting for the control plane at most
+//!   `startup_wait`. With neither, the documented conservative default
+//!   ([`CompiledPolicy::conservative_default`]).
+//! * Then it holds the SSE stream (`GET /agent/stream`), reconnecting with
+//!   capped, jittered backoff, and pulls `GET /agent/policy` with its ETag
+//!   whenever the stream is down, so a broken stream never means a stale
+//!   policy for long.
+//! * Each new version is compiled once and swapped in through the watch
+//!   channel (calls in flight keep theirs), then written to disk.
+//! * Heartbeats report the applied version and its source; telemetry is
+//!   sealed about every second and sent oldest first, each batch resent
+//!   under its sequence number until acknowledged.
+//!
+//! Every request carries `Authorization: Bearer <service token>`; the GETs
+//! carry `?instance_id=`. Plain HTTP only: TLS is expected to be
+//! terminated by the platform (a sidecar or the node's proxy).
+
+mod lkg;
+mod sse;
+
+pub use lkg::{load as load_last_known_good, newest, save as save_last_known_good};
+pub use sse::{LineTooLong, SseEvent, SseParser};
+
+use crate::backoff::Backoff;
+use crate::compiled::{CompiledPolicy, PolicyReceiver, policy_channel};
+use crate::guard::Guard;
+use crate::random::{RandomSource, SplitMix64};
+use bytes::Bytes;
+use http::{Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use shared::policy::Jitter;
+use shared::protocol::{
+    ActionAck, DeadLetterAck, DeadLetterReport, DlqAction, Heartbeat, PolicyEnvelope, PolicySource,
+    TelemetryAck, events,
+};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// How the agent reaches the control plane.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// The control plane's base URL, such as `http://ballast:8080`.
+    pub base_url: String,
+    /// The service token.
+    pub token: String,
+    /// This process's instance id.
+    pub instance_id: String,
+    /// The service and environment, for the conservative default's header.
+    pub service: String,
+    /// See `service`.
+    pub environment: String,
+    /// Where the last-known-good policy lives.
+    pub last_known_good: PathBuf,
+    /// The longest start-up waits for the control plane.
+    pub startup_wait: Duration,
+    /// Heartbeat interval.
+    pub heartbeat_every: Duration,
+    /// Telemetry flush interval.
+    pub flush_every: Duration,
+    /// The ETag pull interval while the stream is down, and the cap of the
+    /// reconnect backoff.
+    pub reconnect_max: Duration,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret: never in logs.
+        f.debug_struct("AgentConfig")
+            .field("base_url", &self.base_url)
+            .field("token", &"<redacted>")
+            .field("instance_id", &self.instance_id)
+            .field("last_known_good", &self.last_known_good)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentConfig {
+    /// A configuration with the usual intervals: 2 s start-up wait, 10 s
+    /// heartbeats, 1 s flushes, reconnects backing off up to 30 s.
+    pub fn new(
+        base_url: impl Into<String>,
+        token: impl Into<String>,
+        instance_id: impl Into<String>,
+        service: impl Into<String>,
+        environment: impl Into<String>,
+        last_known_good: impl Into<PathBuf>,
+    ) -> AgentConfig {
+        AgentConfig {
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            token: token.into(),
+            instance_id: instance_id.into(),
+            service: service.into(),
+            environment: environment.into(),
+            last_known_good: last_known_good.into(),
+            startup_wait: Duration::from_secs(2),
+            heartbeat_every: Duration::from_secs(10),
+            flush_every: Duration::from_secs(1),
+            reconnect_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A call to the control plane failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The connection or the request failed.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The control plane answered with an unexpected status.
+    #[error("status {status}: {body}")]
+    Status {
+        /// The status.
+        status: StatusCode,
+        /// The body, for the log.
+        body: String,
+    },
+    /// The answer did not parse.
+    #[error("decode: {0}")]
+    Decode(String),
+}
+
+/// The HTTP side: one pooled client, the token on every request.
+#[derive(Clone)]
+pub struct ControlPlane {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: Arc<str>,
+    token: Arc<str>,
+    instance_id: Arc<str>,
+}
+
+/// The outcome of an ETag pull.
+#[derive(Debug)]
+pub enum Pulled {
+    /// A policy, with its ETag.
+    Policy(Box<PolicyEnvelope>),
+    /// Unchanged since the ETag sent.
+    NotModified,
+    /// Nothing is published for this service yet.
+    NothingPublished,
+}
+
+impl ControlPlane {
+    /// A client for `config`'s control plane.
+    pub fn new(config: &AgentConfig) -> ControlPlane {
+        ControlPlane {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            base: Arc::from(config.base_url.as_str()),
+            token: Arc::from(config.token.as_str()),
+            instance_id: Arc::from(config.instance_id.as_str()),
+        }
+    }
+
+    fn request(&self, method: http::Method, path: &str) -> http::request::Builder {
+        Request::builder()
+            .method(method)
+            .uri(format!("{}/api/v1/agent/{path}", self.base))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+    }
+
+    fn instance_query(&self) -> String {
+        // Instance ids are printable ASCII; only the characters that would
+        // break a query string need escaping.
+        let mut out = String::new();
+        for b in self.instance_id.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    out.push(b as char)
+                }
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        format!("instance_id={out}")
+    }
+
+    async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
+        self.client
+            .request(req)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))
+    }
+
+    async fn body(resp: http::Response<hyper::body::Incoming>) -> Result<Bytes, ClientError> {
+        resp.into_body()
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .map_err(|e| ClientError::Transport(e.to_string()))
+    }
+
+    /// `GET /agent/policy`, with `If-None-Match` when an ETag is known.
+    pub async fn pull(&self, etag: Option<&str>) -> Result<Pulled, ClientError> {
+        let mut req = self.request(
+            http::Method::GET,
+            &format!("policy?{}", self.instance_query()),
+        );
+        if let Some(etag) = etag {
+            req = req.header(header::IF_NONE_MATCH, format!("\"{etag}\""));
+        }
+        let req = req
+            .body(Full::default())
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let resp = self.send(req).await?;
+        match resp.status() {
+            StatusCode::NOT_MODIFIED => Ok(Pulled::NotModified),
+            StatusCode::NOT_FOUND => Ok(Pulled::NothingPublished),
+            StatusCode::OK => {
+                let body = ControlPlane::body(resp).await?;
+                serde_json::from_slice(&body)
+                    .map(|e| Pulled::Policy(Box::new(e)))
+                    .map_err(|e| ClientError::Decode(e.to_string()))
+            }
+            status => Err(ClientError::Status {
+                status,
+                body: String::from_utf8_lossy(&ControlPlane::body(resp).await?).into_owned(),
+            }),
+        }
+    }
+
+    async fn post<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<Option<R>, ClientError> {
+        let json = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let req = self
+            .request(http::Method::POST, path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(json)))
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let resp = self.send(req).await?;
+        let status = resp.status();
+        let bytes = ControlPlane::body(resp).await?;
+        if !status.is_success() {
+            return Err(ClientError::Status {
+                status,
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+        }
+        if status == StatusCode::NO_CONTENT || bytes.is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `POST /agent/heartbeat`.
+    pub async fn heartbeat(&self, beat: &Heartbeat) -> Result<(), ClientError> {
+        self.post::<_, serde_json::Value>("heartbeat", beat)
+            .await
+            .map(drop)
+    }
+
+    /// `POST /agent/telemetry`.
+    pub async fn telemetry(
+        &self,
+        batch: &shared::protocol::TelemetryBatch,
+    ) -> Result<Option<TelemetryAck>, ClientError> {
+        self.post("telemetry", batch).await
+    }
+
+    /// `POST /agent/dead-letters`.
+    pub async fn dead_letter(
+        &self,
+        report: &DeadLetterReport,
+    ) -> Result<Option<DeadLetterAck>, ClientError> {
+        self.post("dead-letters", report).await
+    }
+
+    /// `POST /agent/actions/{id}/ack`.
+    pub async fn ack_action(&self, id: &str, ack: &ActionAck) -> Result<(), ClientError> {
+        let path = format!("actions/{}/ack", id.replace(['/', '?', '#'], ""));
+        self.post::<_, serde_json::Value>(&path, ack)
+            .await
+            .map(drop)
+    }
+
+    /// Opens `GET /agent/stream`; the body yields SSE bytes.
+    pub async fn stream(&self) -> Result<hyper::body::Incoming, ClientError> {
+        let req = self
+            .request(
+                http::Method::GET,
+                &format!("stream?{}", self.instance_query()),
+            )
+            .header(header::ACCEPT, "text/event-stream")
+            .body(Full::default())
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let resp = self.send(req).await?;
+        if resp.status() != StatusCode::OK {
+            let status = resp.status();
+            return Err(ClientError::Status {
+                status,
+                body: String::from_utf8_lossy(&ControlPlane::body(resp).await?).into_owned(),
+            });
+        }
+        Ok(resp.into_body())
+    }
+}
+
+/// What is applied now, for heartbeats and de-duplication.
+#[derive(Debug, Clone)]
+struct Applied {
+    version: Option<u64>,
+    etag: Option<String>,
+    source: PolicySource,
+}
+
+/// The running agent: the policy channel and the control-plane link.
+pub struct LiveAgent {
+    config: AgentConfig,
+    plane: ControlPlane,
+    sender: Arc<watch::Sender<Arc<CompiledPolicy>>>,
+    receiver: PolicyReceiver,
+    applied: Arc<Mutex<Applied>>,
+    actions: Mutex<Option<mpsc::Receiver<DlqAction>>>,
+    action_tx: mpsc::Sender<DlqAction>,
+    started_at_ms: i64,
+    random: Arc<dyn RandomSource>,
+}
+
+impl LiveAgent {
+    /// Starts: picks the policy to enforce (newest of disk and server,
+    /// waiting at most `startup_wait` for the server; else disk; else the
+    /// conservative default) and returns at once after that.
+    pub async fn start(config: AgentConfig) -> LiveAgent {
+        let plane = ControlPlane::new(&config);
+        let disk = lkg::load(&config.last_known_good);
+        let server = match tokio::time::timeout(config.startup_wait, plane.pull(None)).await {
+            Ok(Ok(Pulled::Policy(e))) => Some(*e),
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "control plane unreachable at start");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("control plane did not answer within the start-up wait");
+                None
+            }
+        };
+        let from_server = server.as_ref().map(|s| s.version);
+        let chosen = lkg::newest(disk, server);
+        let (compiled, applied) = match chosen {
+            Some(env) => {
+                let source = if Some(env.version) == from_server {
+                    PolicySource::Server
+                } else {
+                    PolicySource::Disk
+                };
+                if source == PolicySource::Server {
+                    save_quietly(&config.last_known_good, &env);
+                }
+                let applied = Applied {
+                    version: Some(env.version),
+                    etag: Some(env.etag.clone()),
+                    source,
+                };
+                (
+                    CompiledPolicy::compile(env.policy, Some(env.version), source),
+                    applied,
+                )
+            }
+            None => (
+                CompiledPolicy::conservative_default(&config.service, &config.environment),
+                Applied {
+                    version: None,
+                    etag: None,
+                    source: PolicySource::Default,
+                },
+            ),
+        };
+        let (sender, receiver) = policy_channel(compiled);
+        let (action_tx, action_rx) = mpsc::channel(64);
+        LiveAgent {
+            plane,
+            sender: Arc::new(sender),
+            receiver,
+            applied: Arc::new(Mutex::new(applied)),
+            actions: Mutex::new(Some(action_rx)),
+            action_tx,
+            started_at_ms: crate::clock::WallClock::system().now_ms(),
+            random: Arc::new(SplitMix64::from_entropy()),
+            config,
+        }
+    }
+
+    /// The policy channel to build a [`Guard`] on.
+    pub fn policy(&self) -> PolicyReceiver {
+        self.receiver.clone()
+    }
+
+    /// The version applied now and where it came from.
+    pub fn applied(&self) -> (Option<u64>, PolicySource) {
+        let a = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        (a.version, a.source)
+    }
+
+    /// The control-plane client, for dead letters and action acks.
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self.plane
+    }
+
+    /// The approved DLQ actions the stream delivers; taken once.
+    pub fn take_actions(&self) -> Option<mpsc::Receiver<DlqAction>> {
+        self.actions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// The heartbeat this instance would send now.
+    pub fn heartbeat(&self) -> Heartbeat {
+        let (version, source) = self.applied();
+        Heartbeat {
+            instance_id: self.config.instance_id.clone(),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            policy_version: version,
+            policy_source: source,
+            started_at_ms: self.started_at_ms,
+        }
+    }
+
+    /// Spawns the background work: the policy stream with its pull
+    /// fallback, heartbeats, and telemetry flushes for `guard`.
+    pub fn spawn(self: &Arc<Self>, guard: Guard) -> Vec<JoinHandle<()>> {
+        let me = self.clone();
+        let policy = tokio::spawn(async move { me.policy_loop().await });
+        let me = self.clone();
+        let heartbeat = tokio::spawn(async move {
+            loop {
+                if let Err(e) = me.plane.heartbeat(&me.heartbeat()).await {
+                    tracing::debug!(error = %e, "heartbeat failed");
+                }
+                tokio::time::sleep(me.config.heartbeat_every).await;
+            }
+        });
+        let me = self.clone();
+        let telemetry = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(me.config.flush_every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                guard.seal_telemetry();
+                me.flush(&guard).await;
+            }
+        });
+        vec![policy, heartbeat, telemetry]
+    }
+
+    /// Sends pending telemetry batches, oldest first, until one fails.
+    pub async fn flush(&self, guard: &Guard) {
+        let recorder = guard.recorder();
+        while let Some(batch) = recorder.next_batch() {
+            match self.plane.telemetry(&batch).await {
+                // Accepted, or already had it: either way it is delivered.
+                Ok(_) => recorder.acknowledge(batch.sequence),
+                Err(e) => {
+                    tracing::debug!(error = %e, pending = recorder.pending(), "telemetry flush failed");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Applies `envelope` if it differs from what is applied: compiles it,
+    /// swaps it in, writes it to disk.
+    pub fn apply(&self, envelope: PolicyEnvelope) -> bool {
+        {
+            let a = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+            if a.etag.as_deref() == Some(envelope.etag.as_str()) && a.source == PolicySource::Server
+            {
+                return false;
+            }
+        }
+        save_quietly(&self.config.last_known_good, &envelope);
+        let version = envelope.version;
+        let etag = envelope.etag.clone();
+        let compiled =
+            CompiledPolicy::compile(envelope.policy, Some(version), PolicySource::Server);
+        // `send_replace` swaps even with no receiver left; calls in flight
+        // hold their own Arc of the previous version.
+        self.sender.send_replace(Arc::new(compiled));
+        *self.applied.lock().unwrap_or_else(|e| e.into_inner()) = Applied {
+            version: Some(version),
+            etag: Some(etag),
+            source: PolicySource::Server,
+        };
+        tracing::info!(version, "policy applied");
+        true
+    }
+
+    async fn pull_once(&self) {
+        let etag = self
+            .applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .etag
+            .clone();
+        match self.plane.pull(etag.as_deref()).await {
+            Ok(Pulled::Policy(e)) => {
+                self.apply(*e);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "policy pull failed"),
+        }
+    }
+
+    async fn policy_loop(&self) {
+        let mut backoff = Backoff::new(
+            250,
+            self.config.reconnect_max.as_millis() as u64,
+            Jitter::Decorrelated,
+        );
+        let mut failures = 0u32;
+        loop {
+            match self.plane.stream().await {
+                Ok(body) => {
+                    failures = 0;
+                    self.read_stream(body).await;
+                }
+                Err(e) => tracing::debug!(error = %e, "policy stream unavailable"),
+            }
+            // The stream is down: pull, so the policy is at most one
+            // backoff old, then reconnect after a jittered wait.
+            self.pull_once().await;
+            failures = failures.saturating_add(1);
+            tokio::time::sleep(backoff.delay(failures, &*self.random)).await;
+        }
+    }
+
+    async fn read_stream(&self, mut body: hyper::body::Incoming) {
+        let mut parser = SseParser::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let Ok(events) = parser.feed(&data) else {
+                return;
+            };
+            for event in events {
+                self.on_event(event).await;
+            }
+        }
+    }
+
+    async fn on_event(&self, event: SseEvent) {
+        match event.event.as_str() {
+            events::POLICY => match serde_json::from_str::<PolicyEnvelope>(&event.data) {
+                Ok(env) => {
+                    self.apply(env);
+                }
+                Err(e) => tracing::warn!(error = %e, "unreadable policy event ignored"),
+            },
+            events::ACTION => match serde_json::from_str::<DlqAction>(&event.data) {
+                Ok(action) => {
+                    // Bounded: if the service does not drain its actions
+                    // they wait on the server, which redelivers them.
+                    let _ = self.action_tx.try_send(action);
+                }
+                Err(e) => tracing::warn!(error = %e, "unreadable action event ignored"),
+            },
+            _ => {}
+        }
+    }
+}
+
+fn save_quietly(path: &std::path::Path, envelope: &PolicyEnvelope) {
+    if let Err(e) = lkg::save(path, envelope) {
+        tracing::warn!(error = %e, path = %path.display(), "could not write the last-known-good policy");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::policy::{Policy, RiskTier, Service};
+
+    fn envelope(version: u64) -> PolicyEnvelope {
+        PolicyEnvelope {
+            service: "svc".into(),
+            environment: "test".into(),
+            version,
+            etag: format!("e{version}"),
+            published_at_ms: 0,
+            policy: Policy::new(Service {
+                name: "svc".into(),
+                environment: "test".into(),
+                owner: "me".into(),
+                risk_tier: RiskTier::Low,
+                description: None,
+                dependencies: Default::default(),
+            }),
+        }
+    }
+
+    fn config(dir: &std::path::Path, base: &str) -> AgentConfig {
+        AgentConfig::new(base, "tok", "i-1", "svc", "test", dir.join("lkg.json"))
+    }
+
+    #[test]
+    fn the_last_known_good_copy_round_trips_and_the_newest_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/lkg.json");
+        save_last_known_good(&path, &envelope(3)).unwrap();
+        save_last_known_good(&path, &envelope(4)).unwrap();
+        assert_eq!(load_last_known_good(&path).unwrap().version, 4);
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1,
+            "no temporary file is left behind"
+        );
+        assert_eq!(
+            newest(Some(envelope(5)), Some(envelope(4)))
+                .unwrap()
+                .version,
+            5
+        );
+        assert_eq!(
+            newest(Some(envelope(4)), Some(envelope(4))).unwrap().etag,
+            "e4"
+        );
+        std::fs::write(&path, b"{ half a file").unwrap();
+        assert!(
+            load_last_known_good(&path).is_none(),
+            "a corrupt copy is not trusted"
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_at_start_it_runs_on_the_disk_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        // A port nobody listens on: the connection is refused at once.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let cfg = config(dir.path(), &base);
+        save_last_known_good(&cfg.last_known_good, &envelope(7)).unwrap();
+        let live = LiveAgent::start(cfg).await;
+        assert_eq!(live.applied(), (Some(7), PolicySource::Disk));
+        assert_eq!(live.policy().borrow().version(), Some(7));
+        assert_eq!(live.heartbeat().policy_source, PolicySource::Disk);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_control_plane_delays_start_by_at_most_the_bound_then_the_default_applies() {
+        let dir = tempfile::tempdir().unwrap();
+        // Accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let _hold = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((c, _)) = listener.accept().await {
+                conns.push(c);
+            }
+        });
+        let started = tokio::time::Instant::now();
+        let live = LiveAgent::start(config(dir.path(), &base)).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        assert_eq!(live.applied(), (None, PolicySource::Default));
+        assert_eq!(
+            live.policy().borrow().total_budget(),
+            Some(Duration::from_secs(30)),
+            "the documented conservative default"
+        );
+    }
+
+    #[tokio::test]
+    async fn applying_swaps_the_policy_writes_it_to_disk_and_ignores_repeats() {
+        let dir = tempfile::tempdir().unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let cfg = config(dir.path(), &base);
+        let path = cfg.last_known_good.clone();
+        let live = LiveAgent::start(cfg).await;
+        let before = live.policy().borrow().clone();
+        assert!(live.apply(envelope(9)));
+        assert!(!live.apply(envelope(9)), "the same ETag twice is one apply");
+        assert_eq!(live.policy().borrow().version(), Some(9));
+        assert_eq!(
+            before.version(),
+            None,
+            "a holder of the old version keeps it"
+        );
+        assert_eq!(load_last_known_good(&path).unwrap().version, 9);
+        assert_eq!(live.heartbeat().policy_version, Some(9));
+    }
+}

@@ -1,0 +1,122 @@
+//! Dead letters: reporting work that failed for good, and executing the
+//! approved actions the control plane sends back, each exactly once.
+//!
+//! The action's id is its idempotency key. An action redelivered (a
+//! reconnect, a replica fan-out) returns the stored acknowledgement without
+//! running the handler again, and that includes a failed run: "tried and
+//! failed, nothing half-done" is an outcome, not an invitation to retry.
+
+use crate::idempotency::{DedupStore, Fingerprint, IdempotencyKey, Once, OnceError, run_once};
+use shared::policy::ErrorClass;
+use shared::protocol::{ActionAck, ActionOutcome, DeadLetterReport, DlqAction};
+use std::future::Future;
+
+/// Builds the report of a dead letter. The payload stays in the service;
+/// only its hash travels, so the control plane never holds personal data.
+#[allow(clippy::too_many_arguments)]
+pub fn dead_letter(
+    run_id: &str,
+    task_type: &str,
+    failed_node: &str,
+    error_type: ErrorClass,
+    error_message: &str,
+    retry_count: u32,
+    last_checkpoint: Option<&str>,
+    created_at_ms: i64,
+    payload: &[u8],
+) -> DeadLetterReport {
+    DeadLetterReport {
+        run_id: run_id.to_owned(),
+        task_type: task_type.to_owned(),
+        failed_node: failed_node.to_owned(),
+        error_type,
+        error_message: error_message.to_owned(),
+        retry_count,
+        last_checkpoint: last_checkpoint.map(str::to_owned),
+        created_at_ms,
+        payload_hash: Fingerprint::of(payload).as_str().to_owned(),
+    }
+}
+
+/// What became of an action handed to [`ActionExecutor::execute`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Execution {
+    /// The handler ran now; acknowledge this.
+    Ran(ActionAck),
+    /// The action had run before; this is the acknowledgement it produced.
+    AlreadyRan(ActionAck),
+    /// Another delivery of the action is running now; acknowledge nothing.
+    InProgress,
+    /// The dedup store failed, so the handler was not run (running it
+    /// without a record could run it twice); acknowledge nothing, and the
+    /// control plane redelivers or marks the action uncertain.
+    NotRun(String),
+}
+
+impl Execution {
+    /// The acknowledgement to send, if any.
+    pub fn ack(&self) -> Option<&ActionAck> {
+        match self {
+            Execution::Ran(a) | Execution::AlreadyRan(a) => Some(a),
+            Execution::InProgress | Execution::NotRun(_) => None,
+        }
+    }
+}
+
+/// Runs approved DLQ actions exactly once, keyed by action id.
+#[derive(Debug)]
+pub struct ActionExecutor<S> {
+    store: S,
+}
+
+impl<S: DedupStore> ActionExecutor<S> {
+    /// An executor remembering actions in `store` (use a durable one, so
+    /// that a restart does not forget what ran).
+    pub fn new(store: S) -> ActionExecutor<S> {
+        ActionExecutor { store }
+    }
+
+    /// Runs `handler` for `action` unless it ran before. The handler
+    /// answers `Ok(detail)` or `Err(detail)`; either is stored as the
+    /// action's outcome.
+    pub async fn execute<F, Fut>(&self, action: &DlqAction, handler: F) -> Execution
+    where
+        F: FnOnce(&DlqAction) -> Fut,
+        Fut: Future<Output = Result<String, String>>,
+    {
+        let key = IdempotencyKey::raw(format!("dlq-action:{}", action.id));
+        let payload = serde_json::to_vec(action).unwrap_or_default();
+        let result = run_once(
+            &self.store,
+            &key,
+            &Fingerprint::of(&payload),
+            None,
+            || async {
+                Ok::<_, ()>(match handler(action).await {
+                    Ok(detail) => ActionAck {
+                        outcome: ActionOutcome::Succeeded,
+                        detail,
+                    },
+                    Err(detail) => ActionAck {
+                        outcome: ActionOutcome::Failed,
+                        detail,
+                    },
+                })
+            },
+        )
+        .await;
+        match result {
+            Ok(Once::Ran(ack)) => Execution::Ran(ack),
+            Ok(Once::Replayed(ack)) => Execution::AlreadyRan(ack),
+            Err(OnceError::InProgress) => Execution::InProgress,
+            // The same id with different contents: the control plane sent
+            // two different actions under one id. Never run the second.
+            Err(OnceError::Conflict { .. }) => Execution::AlreadyRan(ActionAck {
+                outcome: ActionOutcome::Failed,
+                detail: String::from("action id reused with different contents; not executed"),
+            }),
+            Err(OnceError::Store(e)) => Execution::NotRun(e.to_string()),
+            Err(OnceError::Failed(())) => Execution::InProgress,
+        }
+    }
+}

@@ -1,0 +1,944 @@
+//! The guard: every pattern of the policy around one call, as a plain async
+//! API ([`Guard::call`]), and as a tower layer ([`GuardLayer`]) for code
+//! that is tower-shaped.
+//!
+//! A call goes through, in order: the deadline (an expired one fails fast),
+//! the dependency's rate limit, the token and cost reservations, then per
+//! attempt the breaker, the bulkheads and the call itself bounded by the
+//! attempt's deadline. A failure is retried only if its class is retryable
+//! under the policy, the operation is free of side effects or carries an
+//! idempotency key, the retry budget allows it and the deadline leaves room
+//! for the backoff. A failure that remains resolves through the invariants
+//! and the fallback matrix ([`crate::fallback`]); the caller always gets the
+//! resulting status and user message with the result.
+//!
+//! Requests entering the service go through [`Guard::admit`] first:
+//! admission control and load shedding, the per-tenant request rate and
+//! the service's own bulkheads.
+
+mod error;
+mod future;
+mod layer;
+
+pub use error::{Classify, DependencyError, GuardError, GuardFailure};
+pub use future::ResponseFuture;
+pub use layer::{GuardLayer, GuardService, GuardedRequest};
+
+use crate::backoff::Backoff;
+use crate::breaker::{Breaker, CallOutcome, Transition};
+use crate::bulkhead::{BulkheadRejection, Bulkheads, PartitionLimits, Slot};
+use crate::clock::WallClock;
+use crate::compiled::{BulkheadRule, CompiledPolicy, PolicyReceiver};
+use crate::deadline::Deadline;
+use crate::fallback::{FallbackDecision, Resolution, failure_type_of, resolve};
+use crate::limits::{Limiters, Reservation};
+use crate::random::{RandomSource, SplitMix64};
+use crate::retry_budget::RetryBudget;
+use crate::telemetry::{DEFAULT_RING_CAPACITY, DependencyStats, Recorder};
+use shared::policy::{AdmissionMode, DegradedStatus, Effect, PartitionKey, PriorityClass, Signal};
+use shared::protocol::{BreakerState, BreakerTransition};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::time::Instant;
+
+/// The pseudo-dependency under which service-level events (admission,
+/// the request rate, the service's bulkheads) are counted.
+pub const SERVICE_COMPONENT: &str = "_service";
+
+/// Model tokens and spend of one call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Model tokens.
+    pub tokens: u64,
+    /// Spend in micro-dollars.
+    pub cost_usd_micros: u64,
+}
+
+#[derive(Debug, Default)]
+struct UsageCell {
+    tokens: AtomicU64,
+    cost: AtomicU64,
+    recorded: AtomicBool,
+}
+
+/// What one attempt of a guarded call knows.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// 1 for the first attempt, 2 for the first retry, …
+    pub number: u32,
+    /// The attempt's deadline, to send on (see [`Deadline::propagate`]).
+    pub deadline: Option<Deadline>,
+    /// The call's idempotency key, to send with a side effect.
+    pub idempotency_key: Option<Arc<str>>,
+    usage: Arc<UsageCell>,
+}
+
+impl Attempt {
+    /// Reports what the attempt actually used. Budgets reserved the
+    /// estimate before the call; this settles them. Without a report the
+    /// estimate stands.
+    pub fn record_usage(&self, usage: Usage) {
+        self.usage.tokens.fetch_add(usage.tokens, Ordering::Relaxed);
+        self.usage
+            .cost
+            .fetch_add(usage.cost_usd_micros, Ordering::Relaxed);
+        self.usage.recorded.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One call to describe to the guard: which dependency and operation, and
+/// what the request knows about itself.
+#[derive(Debug, Clone, Default)]
+pub struct Call<'a> {
+    dependency: &'a str,
+    operation: &'a str,
+    deadline: Option<Deadline>,
+    stage: Option<&'a str>,
+    tenant: Option<&'a str>,
+    priority: Option<PriorityClass>,
+    tool: Option<&'a str>,
+    model: Option<&'a str>,
+    queue: Option<&'a str>,
+    idempotency_key: Option<&'a str>,
+    effect: Option<Effect>,
+    estimate: Usage,
+}
+
+impl<'a> Call<'a> {
+    /// A call of `operation` on `dependency`.
+    pub fn new(dependency: &'a str, operation: &'a str) -> Call<'a> {
+        Call {
+            dependency,
+            operation,
+            ..Call::default()
+        }
+    }
+    /// The request's deadline.
+    pub fn deadline(mut self, deadline: Deadline) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+    /// The stage the call belongs to: its budget bounds the call too.
+    pub fn stage(mut self, stage: &'a str) -> Self {
+        self.stage = Some(stage);
+        self
+    }
+    /// The tenant: partitions bulkheads and is charged the cost.
+    pub fn tenant(mut self, tenant: &'a str) -> Self {
+        self.tenant = Some(tenant);
+        self
+    }
+    /// The request's priority class.
+    pub fn priority(mut self, priority: PriorityClass) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+    /// The tool, for bulkheads partitioned by tool.
+    pub fn tool(mut self, tool: &'a str) -> Self {
+        self.tool = Some(tool);
+        self
+    }
+    /// The model, for bulkheads partitioned by model.
+    pub fn model(mut self, model: &'a str) -> Self {
+        self.model = Some(model);
+        self
+    }
+    /// The queue, for bulkheads partitioned by queue.
+    pub fn queue(mut self, queue: &'a str) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+    /// The idempotency key: without one a side effect is never retried.
+    pub fn idempotency_key(mut self, key: &'a str) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+    /// The operation's effect, overriding what the policy says.
+    pub fn effect(mut self, effect: Effect) -> Self {
+        self.effect = Some(effect);
+        self
+    }
+    /// The usage to reserve before the call.
+    pub fn estimate(mut self, usage: Usage) -> Self {
+        self.estimate = usage;
+        self
+    }
+
+    fn partition(&self, key: PartitionKey) -> &str {
+        let value = match key {
+            PartitionKey::Tenant => self.tenant,
+            PartitionKey::Tool => self.tool.or(Some(self.operation)),
+            PartitionKey::Model => self.model,
+            PartitionKey::Queue => self.queue,
+            PartitionKey::Priority => self.priority.map(PriorityClass::as_str),
+        };
+        value.unwrap_or("_")
+    }
+}
+
+/// The outcome of a guarded call: the result, and how the answer built on
+/// it must be labelled.
+#[derive(Debug)]
+pub struct Guarded<T, E> {
+    /// The value, or why there is none.
+    pub result: Result<T, GuardError<E>>,
+    /// The status the answer carries; `normal` on success.
+    pub status: DegradedStatus,
+    /// What the caller is to be told, when not normal.
+    pub user_message: Option<String>,
+    /// The fallback to take instead, if the policy allows one.
+    pub fallback: Option<FallbackDecision>,
+    /// The must-fail-closed invariant that stops the action, if any. When
+    /// set, the action must not proceed in any form.
+    pub fail_closed: Option<String>,
+    /// Attempts made (0 when refused before calling).
+    pub attempts: u32,
+}
+
+impl<T, E> Guarded<T, E> {
+    /// Whether the call succeeded.
+    pub fn is_ok(&self) -> bool {
+        self.result.is_ok()
+    }
+}
+
+/// A request admitted by [`Guard::admit`]. It holds the request's slots in
+/// the service's bulkheads until dropped.
+#[derive(Debug)]
+pub struct Admitted {
+    /// Normal, degraded or queued (rejected requests are not admitted).
+    pub mode: AdmissionMode,
+    /// The request's priority class.
+    pub priority: PriorityClass,
+    /// What the caller is told when the mode is not normal.
+    pub user_message: Option<String>,
+    /// The trigger that chose the mode.
+    pub trigger: Option<String>,
+    /// The request's deadline.
+    pub deadline: Option<Deadline>,
+    _slots: Vec<Slot>,
+}
+
+/// Why a request was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Shed by admission control.
+    Shed {
+        /// The trigger.
+        trigger: String,
+        /// What the caller is told.
+        user_message: Option<String>,
+    },
+    /// The tenant's request rate is exceeded.
+    RateLimited,
+    /// A service bulkhead had no room.
+    Bulkhead(BulkheadRejection),
+    /// The deadline had already passed.
+    DeadlineExpired,
+}
+
+/// A request entering the service, for [`Guard::admit`].
+#[derive(Debug, Clone, Default)]
+pub struct Request<'a> {
+    /// The deadline (see [`Deadline::for_incoming`]); absent, the policy's
+    /// total budget starts now.
+    pub deadline: Option<Deadline>,
+    /// The tenant.
+    pub tenant: Option<&'a str>,
+    /// The priority class; absent, the policy's default class.
+    pub priority: Option<PriorityClass>,
+    /// The tool, model and queue, for bulkheads partitioned by them.
+    pub tool: Option<&'a str>,
+    /// See `tool`.
+    pub model: Option<&'a str>,
+    /// See `tool`.
+    pub queue: Option<&'a str>,
+}
+
+struct Inner {
+    policy: PolicyReceiver,
+    random: Arc<dyn RandomSource>,
+    recorder: Arc<Recorder>,
+    breakers: RwLock<HashMap<String, Arc<Breaker>>>,
+    bulkheads: Bulkheads,
+    limiters: Limiters,
+    retry_budget: RetryBudget,
+    queue_depths: RwLock<HashMap<String, u64>>,
+}
+
+/// Enforces the policy in force; cheap to clone and share.
+#[derive(Clone)]
+pub struct Guard {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("policy_version", &self.policy().version())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Guard`].
+pub struct GuardBuilder {
+    policy: PolicyReceiver,
+    random: Option<Arc<dyn RandomSource>>,
+    instance_id: String,
+    wall: Option<WallClock>,
+    ring_capacity: usize,
+}
+
+impl GuardBuilder {
+    /// The source of jitter; seed one in tests for determinism.
+    pub fn random(mut self, random: Arc<dyn RandomSource>) -> Self {
+        self.random = Some(random);
+        self
+    }
+    /// The instance id telemetry is reported under.
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = id.into();
+        self
+    }
+    /// The wall clock telemetry is stamped with.
+    pub fn wall_clock(mut self, wall: WallClock) -> Self {
+        self.wall = Some(wall);
+        self
+    }
+    /// How many sealed telemetry batches are kept while the control plane
+    /// is unreachable.
+    pub fn telemetry_capacity(mut self, batches: usize) -> Self {
+        self.ring_capacity = batches;
+        self
+    }
+    /// The guard.
+    pub fn build(self) -> Guard {
+        let wall = self.wall.unwrap_or_else(WallClock::system);
+        Guard {
+            inner: Arc::new(Inner {
+                policy: self.policy,
+                random: self
+                    .random
+                    .unwrap_or_else(|| Arc::new(SplitMix64::from_entropy())),
+                recorder: Arc::new(Recorder::new(self.instance_id, wall, self.ring_capacity)),
+                breakers: RwLock::default(),
+                bulkheads: Bulkheads::new(),
+                limiters: Limiters::new(),
+                retry_budget: RetryBudget::new(),
+                queue_depths: RwLock::default(),
+            }),
+        }
+    }
+}
+
+struct Failure<E> {
+    error: GuardError<E>,
+}
+
+impl Guard {
+    /// A builder for a guard enforcing the policy seen through `policy`.
+    pub fn builder(policy: PolicyReceiver) -> GuardBuilder {
+        GuardBuilder {
+            policy,
+            random: None,
+            instance_id: String::from("local"),
+            wall: None,
+            ring_capacity: DEFAULT_RING_CAPACITY,
+        }
+    }
+
+    /// The policy in force now. A call takes this once, at its start.
+    pub fn policy(&self) -> Arc<CompiledPolicy> {
+        self.inner.policy.borrow().clone()
+    }
+
+    /// The telemetry recorder.
+    pub fn recorder(&self) -> &Arc<Recorder> {
+        &self.inner.recorder
+    }
+
+    /// Seals the current telemetry window into a batch; returns its
+    /// sequence number.
+    pub fn seal_telemetry(&self) -> u64 {
+        let version = self.policy().version();
+        self.inner
+            .recorder
+            .seal(version, &|dep| self.breaker_state(dep))
+    }
+
+    /// The state of a dependency's breaker, if it has one yet.
+    pub fn breaker_state(&self, dependency: &str) -> Option<BreakerState> {
+        self.inner
+            .breakers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(dependency)
+            .map(|b| b.state())
+    }
+
+    /// Reports a queue's depth for the queue-depth admission signal; `None`
+    /// is the service's own work queue.
+    pub fn set_queue_depth(&self, queue: Option<&str>, depth: u64) {
+        self.inner
+            .queue_depths
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(queue.unwrap_or("").to_owned(), depth);
+    }
+
+    fn breaker(&self, dependency: &str) -> Arc<Breaker> {
+        if let Some(b) = self
+            .inner
+            .breakers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(dependency)
+        {
+            return b.clone();
+        }
+        self.inner
+            .breakers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(dependency.to_owned())
+            .or_insert_with(Breaker::new)
+            .clone()
+    }
+
+    fn signal_fires(&self, policy: &CompiledPolicy, signal: &Signal, tenant: Option<&str>) -> bool {
+        match signal {
+            Signal::QueueDepth { above, dependency } => {
+                let depths = self
+                    .inner
+                    .queue_depths
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner());
+                let depth = match depths.get(dependency.as_deref().unwrap_or("")) {
+                    Some(d) => *d,
+                    // Unreported, the service's own queue is what waits in
+                    // the bulkheads.
+                    None if dependency.is_none() => {
+                        self.inner.bulkheads.gauges().queued.load(Ordering::Relaxed)
+                    }
+                    None => 0,
+                };
+                depth > *above
+            }
+            Signal::DependencyP95 {
+                dependency,
+                above_ms,
+            } => self
+                .inner
+                .recorder
+                .existing(dependency)
+                .and_then(|s| s.p95_ms())
+                .is_some_and(|p95| p95 > *above_ms),
+            Signal::BreakerOpen { dependency } => matches!(
+                self.breaker_state(dependency),
+                Some(BreakerState::Open | BreakerState::ForcedOpen)
+            ),
+            Signal::CostNearLimit { percent } => match (tenant, policy.cost_per_tenant_per_day()) {
+                (Some(t), Some(limit)) => {
+                    self.inner.limiters.cost_percent(t, limit) >= u64::from(*percent)
+                }
+                _ => false,
+            },
+        }
+    }
+
+    /// The admission mode for `class` now: the strictest mode any firing
+    /// trigger selects for it, with that trigger's id and user message.
+    pub fn admission_mode(
+        &self,
+        policy: &CompiledPolicy,
+        class: PriorityClass,
+        tenant: Option<&str>,
+    ) -> (AdmissionMode, Option<(String, Option<String>)>) {
+        let mut best = (AdmissionMode::Normal, None);
+        if let Some(admission) = policy.admission() {
+            for trigger in &admission.triggers {
+                let Some(mode) = trigger.modes.get(&class).copied() else {
+                    continue;
+                };
+                if mode > best.0 && self.signal_fires(policy, &trigger.signal, tenant) {
+                    best = (
+                        mode,
+                        Some((trigger.id.clone(), trigger.user_message.clone())),
+                    );
+                }
+            }
+        }
+        // Safety-critical work is never shed or deferred, whatever a
+        // trigger says: losing it endangers someone.
+        if class == PriorityClass::SafetyCritical && best.0 > AdmissionMode::Degraded {
+            best.0 = AdmissionMode::Degraded;
+        }
+        best
+    }
+
+    /// Admits (or refuses) a request entering the service.
+    pub async fn admit(&self, request: Request<'_>) -> Result<Admitted, Refusal> {
+        let policy = self.policy();
+        let stats = self.inner.recorder.dependency(SERVICE_COMPONENT);
+        let deadline = request
+            .deadline
+            .or_else(|| policy.total_budget().map(Deadline::after));
+        if deadline.is_some_and(|d| d.is_expired()) {
+            stats.failure(shared::policy::ErrorClass::Timeout);
+            return Err(Refusal::DeadlineExpired);
+        }
+        let priority = request.priority.unwrap_or_else(|| policy.default_class());
+        let (mode, trigger) = self.admission_mode(&policy, priority, request.tenant);
+        let (trigger_id, user_message) = trigger.unzip();
+        let user_message = user_message.flatten();
+        if mode == AdmissionMode::Rejected {
+            stats.shed();
+            stats.degraded(DegradedStatus::Refused);
+            return Err(Refusal::Shed {
+                trigger: trigger_id.unwrap_or_default(),
+                user_message,
+            });
+        }
+        if let Some(limit) = policy.request_rate() {
+            let key = format!("tenant/{}", request.tenant.unwrap_or("_"));
+            if !self.inner.limiters.try_request(&key, limit) {
+                stats.rate_limited();
+                return Err(Refusal::RateLimited);
+            }
+        }
+        let call = Call {
+            tenant: request.tenant,
+            priority: Some(priority),
+            tool: request.tool,
+            model: request.model,
+            queue: request.queue,
+            ..Call::default()
+        };
+        let slots = match self
+            .acquire_bulkheads(policy.service_bulkheads(), &call, deadline, &stats)
+            .await
+        {
+            Ok(slots) => slots,
+            Err(r) => {
+                stats.bulkhead_rejection();
+                return Err(Refusal::Bulkhead(r));
+            }
+        };
+        match mode {
+            AdmissionMode::Degraded => stats.degraded(DegradedStatus::Degraded),
+            AdmissionMode::Queued => stats.degraded(DegradedStatus::Queued),
+            _ => {}
+        }
+        Ok(Admitted {
+            mode,
+            priority,
+            user_message: if mode == AdmissionMode::Normal {
+                None
+            } else {
+                user_message
+            },
+            trigger: trigger_id,
+            deadline,
+            _slots: slots,
+        })
+    }
+
+    async fn acquire_bulkheads(
+        &self,
+        rules: &[BulkheadRule],
+        call: &Call<'_>,
+        deadline: Option<Deadline>,
+        stats: &DependencyStats,
+    ) -> Result<Vec<Slot>, BulkheadRejection> {
+        let mut slots = Vec::with_capacity(rules.len());
+        for rule in rules {
+            let key = call.partition(rule.bulkhead.partition);
+            let limits = PartitionLimits::of(&rule.bulkhead, key);
+            stats.queued.fetch_add(1, Ordering::Relaxed);
+            let slot = self
+                .inner
+                .bulkheads
+                .acquire(&rule.name, key, limits, deadline.map(|d| d.instant()))
+                .await;
+            stats.queued.fetch_sub(1, Ordering::Relaxed);
+            slots.push(slot?);
+        }
+        Ok(slots)
+    }
+
+    fn record_transitions(&self, stats: &DependencyStats, transitions: &mut Vec<Transition>) {
+        let wall = self.inner.recorder.wall();
+        for (at, from, to) in transitions.drain(..) {
+            stats.transition(BreakerTransition {
+                at_ms: wall.unix_ms_at(at),
+                from,
+                to,
+            });
+        }
+    }
+
+    /// Runs `op` as a guarded call described by `call`.
+    ///
+    /// `op` is called once per attempt with what the attempt knows (its
+    /// deadline to propagate, the idempotency key, a usage meter). The
+    /// outcome carries the result and the status the answer must show.
+    pub async fn call<T, E, F, Fut>(&self, call: Call<'_>, mut op: F) -> Guarded<T, E>
+    where
+        E: Classify,
+        F: FnMut(Attempt) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        // The policy of the whole call: a swap mid-call changes nothing here.
+        let policy = self.policy();
+        let stats = self.inner.recorder.dependency(call.dependency);
+        stats.call();
+        let rules = policy.dependency(call.dependency);
+        let deadline = call
+            .deadline
+            .or_else(|| policy.total_budget().map(Deadline::after));
+        // The stage's budget bounds the call as a whole, retries included.
+        let stage_budget = call
+            .stage
+            .and_then(|s| policy.stage_budget(s))
+            .or(rules.and_then(|r| r.stage_budget));
+        let call_deadline = match (deadline, stage_budget) {
+            (Some(d), Some(b)) => Some(d.stage(b)),
+            (None, Some(b)) => Some(Deadline::after(b)),
+            (d, None) => d,
+        };
+        let usage = Arc::new(UsageCell::default());
+        let mut attempts = 0u32;
+        let result = self
+            .run(
+                &policy,
+                &call,
+                &stats,
+                call_deadline,
+                &usage,
+                &mut attempts,
+                &mut op,
+            )
+            .await;
+        let used = if usage.recorded.load(Ordering::Relaxed) {
+            Usage {
+                tokens: usage.tokens.load(Ordering::Relaxed),
+                cost_usd_micros: usage.cost.load(Ordering::Relaxed),
+            }
+        } else if attempts > 0 {
+            call.estimate
+        } else {
+            Usage::default()
+        };
+        stats.usage(used.tokens, used.cost_usd_micros);
+        if let Some(t) = call.tenant {
+            self.inner.recorder.tenant_cost(t, used.cost_usd_micros);
+        }
+        match result {
+            Ok((value, reservation)) => {
+                reservation.settle(used.tokens, used.cost_usd_micros);
+                stats.success();
+                Guarded {
+                    result: Ok(value),
+                    status: DegradedStatus::Normal,
+                    user_message: None,
+                    fallback: None,
+                    fail_closed: None,
+                    attempts,
+                }
+            }
+            Err((failure, reservation)) => {
+                if let Some(r) = reservation {
+                    r.settle(used.tokens, used.cost_usd_micros);
+                }
+                let class = failure.error.class();
+                stats.failure(class);
+                let failure_type = match failure.error {
+                    GuardError::BreakerOpen => Some(shared::policy::FailureType::BreakerOpen),
+                    GuardError::BudgetExhausted(_) => None,
+                    _ => failure_type_of(class),
+                };
+                let Resolution {
+                    status,
+                    user_message,
+                    fallback,
+                    fail_closed,
+                } = resolve(&policy, call.dependency, failure_type);
+                // A breaker-open row is specific; without one the open
+                // breaker is an unavailable dependency.
+                let (status, user_message, fallback, fail_closed) = if fallback.is_none()
+                    && fail_closed.is_none()
+                    && failure_type == Some(shared::policy::FailureType::BreakerOpen)
+                {
+                    let r = resolve(
+                        &policy,
+                        call.dependency,
+                        Some(shared::policy::FailureType::Unavailable),
+                    );
+                    (r.status, r.user_message, r.fallback, r.fail_closed)
+                } else {
+                    (status, user_message, fallback, fail_closed)
+                };
+                if let Some(f) = &fallback {
+                    stats.fallback(&f.row);
+                }
+                stats.degraded(status);
+                Guarded {
+                    result: Err(failure.error),
+                    status,
+                    user_message,
+                    fallback,
+                    fail_closed,
+                    attempts,
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run<T, E, F, Fut>(
+        &self,
+        policy: &CompiledPolicy,
+        call: &Call<'_>,
+        stats: &DependencyStats,
+        deadline: Option<Deadline>,
+        usage: &Arc<UsageCell>,
+        attempts: &mut u32,
+        op: &mut F,
+    ) -> Result<(T, Reservation), (Failure<E>, Option<Reservation>)>
+    where
+        E: Classify,
+        F: FnMut(Attempt) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let fail = |error| Err((Failure { error }, None));
+        if deadline.is_some_and(|d| d.is_expired()) {
+            return fail(GuardError::DeadlineExpired);
+        }
+        let rules = policy.dependency(call.dependency);
+        if let Some(limit) = rules.and_then(|r| r.requests.as_ref()) {
+            let key = format!("dependency/{}", call.dependency);
+            if !self.inner.limiters.try_request(&key, limit) {
+                stats.rate_limited();
+                return fail(GuardError::RateLimited);
+            }
+        }
+        let reservation = {
+            let mut token_budgets: Vec<(&str, u64)> = Vec::new();
+            let dep_key;
+            if let Some(tpm) = policy.tokens_per_minute() {
+                token_budgets.push(("tokens", tpm));
+            }
+            if let Some(tpm) = rules.and_then(|r| r.tokens_per_minute) {
+                dep_key = format!("tokens/{}", call.dependency);
+                token_budgets.push((&dep_key, tpm));
+            }
+            let cost = match (call.tenant, policy.cost_per_tenant_per_day()) {
+                (Some(t), Some(limit)) => Some((t, limit, call.estimate.cost_usd_micros)),
+                _ => None,
+            };
+            if token_budgets.is_empty() && cost.is_none() {
+                Reservation::default()
+            } else {
+                match self
+                    .inner
+                    .limiters
+                    .reserve(&token_budgets, call.estimate.tokens, cost)
+                {
+                    Ok(r) => r,
+                    Err(refusal) => {
+                        stats.rate_limited();
+                        return fail(GuardError::BudgetExhausted(refusal));
+                    }
+                }
+            }
+        };
+        let retry = rules.and_then(|r| r.retry.as_ref());
+        let max_attempts = retry.map_or(1, |r| r.max_attempts.max(1));
+        let effect = call
+            .effect
+            .or_else(|| rules.map(|r| r.effect_of(call.operation)))
+            .unwrap_or(Effect::Read);
+        // A side effect is retried only under an idempotency key: the
+        // first attempt may have done its work before failing.
+        let may_retry = !effect.has_side_effects() || call.idempotency_key.is_some();
+        let budget = policy.retry_budget();
+        if let Some(b) = budget {
+            self.inner.retry_budget.deposit(b);
+        }
+        let mut backoff = retry.map(Backoff::for_policy);
+        let key: Option<Arc<str>> = call.idempotency_key.map(Arc::from);
+        let breaker_policy = rules.and_then(|r| r.breaker.as_ref());
+        let breaker = breaker_policy.map(|_| self.breaker(call.dependency));
+        let per_attempt = rules.and_then(|r| r.timeout);
+        let mut transitions = Vec::new();
+        loop {
+            *attempts += 1;
+            let ticket = match (&breaker, breaker_policy) {
+                (Some(b), Some(p)) => {
+                    let t = b.acquire(p, &mut transitions);
+                    self.record_transitions(stats, &mut transitions);
+                    match t {
+                        Ok(t) => Some(t),
+                        Err(_refused) => {
+                            stats.breaker_rejection();
+                            *attempts -= 1;
+                            return Err((
+                                Failure {
+                                    error: GuardError::BreakerOpen,
+                                },
+                                Some(reservation),
+                            ));
+                        }
+                    }
+                }
+                _ => None,
+            };
+            let attempt_deadline = match (deadline, per_attempt) {
+                (Some(d), Some(t)) => Some(d.stage(t)),
+                (None, Some(t)) => Some(Deadline::after(t)),
+                (d, None) => d,
+            };
+            let slots = match rules {
+                Some(r) if !r.bulkheads.is_empty() => {
+                    match self
+                        .acquire_bulkheads(&r.bulkheads, call, attempt_deadline, stats)
+                        .await
+                    {
+                        Ok(s) => s,
+                        Err(rejection) => {
+                            stats.bulkhead_rejection();
+                            *attempts -= 1;
+                            return Err((
+                                Failure {
+                                    error: GuardError::Bulkhead(rejection),
+                                },
+                                Some(reservation),
+                            ));
+                        }
+                    }
+                }
+                _ => Vec::new(),
+            };
+            let attempt = Attempt {
+                number: *attempts,
+                deadline: attempt_deadline,
+                idempotency_key: key.clone(),
+                usage: usage.clone(),
+            };
+            let began = Instant::now();
+            stats.in_flight.fetch_add(1, Ordering::Relaxed);
+            let outcome: Result<T, Option<E>> = match attempt_deadline {
+                Some(d) => match tokio::time::timeout_at(d.instant(), op(attempt)).await {
+                    Ok(r) => r.map_err(Some),
+                    Err(_) => Err(None),
+                },
+                None => op(attempt).await.map_err(Some),
+            };
+            stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+            drop(slots);
+            let latency = began.elapsed();
+            stats.latency(latency);
+            let error = match outcome {
+                Ok(value) => {
+                    if let (Some(b), Some(p), Some(t)) = (&breaker, breaker_policy, ticket) {
+                        b.record(
+                            p,
+                            t,
+                            CallOutcome {
+                                failed: false,
+                                latency,
+                            },
+                            &mut transitions,
+                        );
+                        self.record_transitions(stats, &mut transitions);
+                    }
+                    return Ok((value, reservation));
+                }
+                Err(Some(e)) => GuardError::Dependency(e),
+                Err(None) => GuardError::Timeout,
+            };
+            let class = error.class();
+            if let (Some(b), Some(p), Some(t)) = (&breaker, breaker_policy, ticket) {
+                // Only errors that say the dependency is unwell trip it: a
+                // validation error comes from a healthy dependency.
+                b.record(
+                    p,
+                    t,
+                    CallOutcome {
+                        failed: class.is_retryable(),
+                        latency,
+                    },
+                    &mut transitions,
+                );
+                self.record_transitions(stats, &mut transitions);
+            }
+            let retryable = retry.is_some_and(|r| r.retry_on.contains(&class))
+                && class.is_retryable()
+                && may_retry
+                && *attempts < max_attempts;
+            if !retryable {
+                return Err((Failure { error }, Some(reservation)));
+            }
+            if let Some(b) = budget
+                && !self.inner.retry_budget.withdraw(b)
+            {
+                stats.retry_budget_exhausted();
+                return Err((Failure { error }, Some(reservation)));
+            }
+            let delay = backoff
+                .as_mut()
+                .map(|b| b.delay(*attempts, &*self.inner.random))
+                .unwrap_or_default();
+            // No retry that cannot finish in time: sleeping into the
+            // deadline only to fail is load with no chance of an answer.
+            if deadline.is_some_and(|d| d.remaining() <= delay) {
+                return Err((Failure { error }, Some(reservation)));
+            }
+            tokio::time::sleep(delay).await;
+            stats.retry();
+        }
+    }
+}
+
+impl Guard {
+    /// Validates a model's structured output and repairs it within the
+    /// policy's bound (see [`crate::repair`]), counting each repair against
+    /// `dependency` and labelling the outcome.
+    pub async fn repair<T, V, R, Fut>(
+        &self,
+        dependency: &str,
+        output: T,
+        validate: V,
+        repair: R,
+    ) -> crate::repair::Repaired<T>
+    where
+        V: FnMut(&T) -> Result<(), String>,
+        R: FnMut(T, String) -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let policy = self.policy();
+        let stats = self.inner.recorder.dependency(dependency);
+        let out = crate::repair::repair_output(
+            &policy.output_repair(),
+            Some(&stats),
+            output,
+            validate,
+            repair,
+        )
+        .await;
+        match &out {
+            crate::repair::Repaired::Valid { .. } => {}
+            crate::repair::Repaired::FailSafe { .. } => {
+                stats.failure(shared::policy::ErrorClass::Validation);
+                stats.degraded(DegradedStatus::Refused);
+            }
+            crate::repair::Repaired::Fallback { .. } => {
+                stats.fallback(&format!("{dependency}/invalid_output"));
+                stats.degraded(DegradedStatus::Degraded);
+            }
+        }
+        out
+    }
+}

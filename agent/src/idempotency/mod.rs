@@ -1,0 +1,309 @@
+//! Idempotency: keys built from what identifies a side effect, a store that
+//! remembers each key with its payload's fingerprint and result, and
+//! [`run_once`], which runs a side effect at most once per key.
+//!
+//! The same key with the same payload replays the stored result without
+//! repeating the side effect (a duplicate message, a redelivery). The same
+//! key with a different payload is a conflict, never a silent repeat: the
+//! caller meant something else, and doing either thing quietly would be
+//! wrong.
+
+mod memory;
+mod sqlite;
+
+pub use memory::MemoryDedupStore;
+pub use sqlite::SqliteDedupStore;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use shared::policy::{IdempotencyKeyPart, IdempotentOperation, KeyReuse};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+/// How long a key is remembered when the policy does not say.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// An idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// The key as a string, to store or send.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A key taken as given, such as a DLQ action's id.
+    pub fn raw(key: impl Into<String>) -> IdempotencyKey {
+        IdempotencyKey(key.into())
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The policy requires key parts this builder was not given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the idempotency key lacks {missing:?}")]
+pub struct MissingKeyParts {
+    /// The missing parts.
+    pub missing: Vec<IdempotencyKeyPart>,
+}
+
+/// Builds an [`IdempotencyKey`] from named parts.
+#[derive(Debug, Clone, Default)]
+pub struct KeyBuilder {
+    parts: BTreeMap<IdempotencyKeyPart, String>,
+}
+
+impl KeyBuilder {
+    /// No parts yet.
+    pub fn new() -> KeyBuilder {
+        KeyBuilder::default()
+    }
+    /// Sets a part.
+    pub fn part(mut self, part: IdempotencyKeyPart, value: impl Into<String>) -> Self {
+        self.parts.insert(part, value.into());
+        self
+    }
+    /// The caller's request id.
+    pub fn request(self, id: impl Into<String>) -> Self {
+        self.part(IdempotencyKeyPart::RequestId, id)
+    }
+    /// The workflow run.
+    pub fn run(self, id: impl Into<String>) -> Self {
+        self.part(IdempotencyKeyPart::WorkflowRunId, id)
+    }
+    /// The workflow node.
+    pub fn node(self, node: impl Into<String>) -> Self {
+        self.part(IdempotencyKeyPart::Node, node)
+    }
+    /// The operation.
+    pub fn operation(self, operation: impl Into<String>) -> Self {
+        self.part(IdempotencyKeyPart::Operation, operation)
+    }
+
+    fn encode<'a>(parts: impl Iterator<Item = (&'a IdempotencyKeyPart, &'a String)>) -> String {
+        // Length-prefixed, so that ("a:b", "c") and ("a", "b:c") differ.
+        let mut out = String::new();
+        for (part, value) in parts {
+            let name = serde_json::to_value(part)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            out.push_str(&format!("{name}={}:{value};", value.len()));
+        }
+        out
+    }
+
+    /// The key from every part given.
+    pub fn build(&self) -> IdempotencyKey {
+        IdempotencyKey(KeyBuilder::encode(self.parts.iter()))
+    }
+
+    /// The key from exactly the parts `rule` lists, refusing to build one
+    /// without all of them: a key missing a part collides across the
+    /// requests that part would have told apart.
+    pub fn build_for(&self, rule: &IdempotentOperation) -> Result<IdempotencyKey, MissingKeyParts> {
+        let missing: Vec<_> = rule
+            .key
+            .iter()
+            .filter(|p| !self.parts.contains_key(p))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            return Err(MissingKeyParts { missing });
+        }
+        Ok(IdempotencyKey(KeyBuilder::encode(
+            self.parts.iter().filter(|(p, _)| rule.key.contains(p)),
+        )))
+    }
+}
+
+/// A payload's SHA-256, in hex.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    /// The fingerprint of `payload`.
+    pub fn of(payload: &[u8]) -> Fingerprint {
+        let digest = Sha256::digest(payload);
+        Fingerprint(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// The hex string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What the store says about a key being claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Never seen (or expired): the caller now owns it and runs the effect.
+    Fresh,
+    /// Claimed by a call that has not finished.
+    InProgress,
+    /// Done before with the same payload; here is the stored result.
+    Done(Vec<u8>),
+    /// Seen before with a different payload.
+    Conflict,
+}
+
+/// A dedup store failed.
+#[derive(Debug, thiserror::Error)]
+#[error("dedup store: {0}")]
+pub struct StoreError(pub String);
+
+/// Remembers idempotency keys. Implementations must make `claim` atomic:
+/// of two concurrent claims of a fresh key, exactly one is `Fresh`.
+pub trait DedupStore: Send + Sync {
+    /// Claims `key` for a payload with `fingerprint`, remembered for
+    /// `retention`.
+    fn claim(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        retention: Duration,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    /// Stores the result of the claimed key's effect.
+    fn complete(
+        &self,
+        key: &str,
+        result: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives up a claim whose effect failed cleanly, so a retry may run it.
+    fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The result of [`run_once`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Once<T> {
+    /// The effect ran now.
+    Ran(T),
+    /// The effect had run before; this is its stored result.
+    Replayed(T),
+}
+
+impl<T> Once<T> {
+    /// The value either way.
+    pub fn into_inner(self) -> T {
+        match self {
+            Once::Ran(t) | Once::Replayed(t) => t,
+        }
+    }
+}
+
+/// Why [`run_once`] did not produce a value.
+#[derive(Debug, thiserror::Error)]
+pub enum OnceError<E> {
+    /// The key was used before with a different payload.
+    #[error("idempotency key reused with a different payload")]
+    Conflict {
+        /// Whether the policy sends such conflicts to a person.
+        escalate: bool,
+    },
+    /// Another call holds the key and has not finished.
+    #[error("another call with this idempotency key is in progress")]
+    InProgress,
+    /// The store failed; the effect was not run.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The effect failed; its claim was released.
+    #[error("the effect failed")]
+    Failed(E),
+}
+
+/// Runs `effect` at most once per `key`: the first call runs it and stores
+/// its result; a repeat with the same payload gets the stored result; a
+/// repeat with another payload is a conflict.
+pub async fn run_once<S, T, E, F, Fut>(
+    store: &S,
+    key: &IdempotencyKey,
+    payload: &Fingerprint,
+    rule: Option<&IdempotentOperation>,
+    effect: F,
+) -> Result<Once<T>, OnceError<E>>
+where
+    S: DedupStore,
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let retention = rule.map_or(DEFAULT_RETENTION, |r| Duration::from_millis(r.retention_ms));
+    match store
+        .claim(key.as_str(), payload.as_str(), retention)
+        .await
+        .map_err(OnceError::Store)?
+    {
+        Claim::Fresh => {}
+        Claim::InProgress => return Err(OnceError::InProgress),
+        Claim::Conflict => {
+            return Err(OnceError::Conflict {
+                escalate: rule.is_some_and(|r| r.on_payload_mismatch == KeyReuse::Escalate),
+            });
+        }
+        Claim::Done(bytes) => {
+            return serde_json::from_slice(&bytes)
+                .map(Once::Replayed)
+                .map_err(|e| OnceError::Store(StoreError(e.to_string())));
+        }
+    }
+    match effect().await {
+        Ok(value) => {
+            let bytes = serde_json::to_vec(&value)
+                .map_err(|e| OnceError::Store(StoreError(e.to_string())))?;
+            store
+                .complete(key.as_str(), &bytes)
+                .await
+                .map_err(OnceError::Store)?;
+            Ok(Once::Ran(value))
+        }
+        Err(e) => {
+            // A failed effect may be retried under the same key; a release
+            // that fails leaves the claim to expire, which errs on the side
+            // of not repeating.
+            let _ = store.release(key.as_str()).await;
+            Err(OnceError::Failed(e))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_parts_cannot_run_into_each_other() {
+        let a = KeyBuilder::new().request("a:b").run("c").build();
+        let b = KeyBuilder::new().request("a").run("b:c").build();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_key_is_refused_without_the_parts_the_policy_requires() {
+        let rule = IdempotentOperation {
+            dependency: None,
+            key: vec![IdempotencyKeyPart::WorkflowRunId, IdempotencyKeyPart::Node],
+            on_payload_mismatch: KeyReuse::Reject,
+            retention_ms: 1000,
+        };
+        let err = KeyBuilder::new().run("r1").build_for(&rule).unwrap_err();
+        assert_eq!(err.missing, vec![IdempotencyKeyPart::Node]);
+        let key = KeyBuilder::new()
+            .run("r1")
+            .node("close_case")
+            .request("ignored")
+            .build_for(&rule)
+            .unwrap();
+        assert_eq!(key.as_str(), "workflow_run_id=2:r1;node=10:close_case;");
+    }
+}

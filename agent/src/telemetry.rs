@@ -1,0 +1,482 @@
+//! The telemetry recorder: counters per dependency on the hot path, sealed
+//! into sequenced batches about once a second, kept in a bounded ring until
+//! the control plane acknowledges them.
+//!
+//! Recording is a handful of relaxed atomic adds behind a read lock, so it
+//! never blocks a guarded call. The ring holds at most `capacity` sealed
+//! batches: while the control plane is down the oldest batch is dropped to
+//! make room and the drop is counted on the batch that follows it, so
+//! memory stays bounded and the gap is visible. Each batch keeps its
+//! sequence number when it is resent, which is what makes a resend
+//! idempotent on the server.
+
+use crate::clock::WallClock;
+use shared::policy::{DegradedStatus, ErrorClass};
+use shared::protocol::{
+    BreakerState, BreakerTransition, DependencyTelemetry, LATENCY_BUCKETS_MS, TelemetryBatch,
+};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::time::Instant;
+
+const CLASSES: [ErrorClass; 11] = [
+    ErrorClass::Timeout,
+    ErrorClass::Connection,
+    ErrorClass::RateLimited,
+    ErrorClass::Unavailable,
+    ErrorClass::Overloaded,
+    ErrorClass::AuthDenied,
+    ErrorClass::Validation,
+    ErrorClass::InsufficientEvidence,
+    ErrorClass::PolicyViolation,
+    ErrorClass::BudgetExceeded,
+    ErrorClass::Permanent,
+];
+
+const STATUSES: [DegradedStatus; 6] = [
+    DegradedStatus::Normal,
+    DegradedStatus::Degraded,
+    DegradedStatus::Partial,
+    DegradedStatus::Queued,
+    DegradedStatus::Paused,
+    DegradedStatus::Refused,
+];
+
+fn class_index(c: ErrorClass) -> usize {
+    CLASSES
+        .iter()
+        .position(|x| *x == c)
+        .unwrap_or(CLASSES.len() - 1)
+}
+
+fn status_index(s: DegradedStatus) -> usize {
+    STATUSES.iter().position(|x| *x == s).unwrap_or(0)
+}
+
+fn bucket_of(latency: Duration) -> usize {
+    let ms = latency.as_millis().min(u128::from(u64::MAX)) as u64;
+    LATENCY_BUCKETS_MS
+        .iter()
+        .position(|bound| ms <= *bound)
+        .unwrap_or(LATENCY_BUCKETS_MS.len() - 1)
+}
+
+/// One dependency's counters for the current window.
+#[derive(Debug, Default)]
+pub struct DependencyStats {
+    calls: AtomicU64,
+    successes: AtomicU64,
+    failures: [AtomicU64; 11],
+    timeouts: AtomicU64,
+    retries: AtomicU64,
+    retry_budget_exhausted: AtomicU64,
+    breaker_rejections: AtomicU64,
+    bulkhead_rejections: AtomicU64,
+    rate_limited: AtomicU64,
+    shed: AtomicU64,
+    degraded: [AtomicU64; 6],
+    repairs: AtomicU64,
+    tokens: AtomicU64,
+    cost_usd_micros: AtomicU64,
+    latency: [AtomicU64; 16],
+    previous_latency: [AtomicU64; 16],
+    latency_sum_ms: AtomicU64,
+    /// Calls in flight now: a gauge, never reset.
+    pub(crate) in_flight: AtomicU64,
+    /// Calls queued in this dependency's bulkheads now: a gauge.
+    pub(crate) queued: AtomicU64,
+    fallbacks: Mutex<BTreeMap<String, u64>>,
+    transitions: Mutex<Vec<BreakerTransition>>,
+}
+
+fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+impl DependencyStats {
+    /// A first attempt.
+    pub fn call(&self) {
+        add(&self.calls, 1);
+    }
+    /// A call that succeeded, possibly after retries.
+    pub fn success(&self) {
+        add(&self.successes, 1);
+    }
+    /// A call that failed for good with `class`.
+    pub fn failure(&self, class: ErrorClass) {
+        add(&self.failures[class_index(class)], 1);
+        if class == ErrorClass::Timeout {
+            add(&self.timeouts, 1);
+        }
+    }
+    /// A retry sent.
+    pub fn retry(&self) {
+        add(&self.retries, 1);
+    }
+    /// A retry the budget refused.
+    pub fn retry_budget_exhausted(&self) {
+        add(&self.retry_budget_exhausted, 1);
+    }
+    /// A call an open breaker refused.
+    pub fn breaker_rejection(&self) {
+        add(&self.breaker_rejections, 1);
+    }
+    /// A call a bulkhead refused.
+    pub fn bulkhead_rejection(&self) {
+        add(&self.bulkhead_rejections, 1);
+    }
+    /// A call a rate limit or budget refused.
+    pub fn rate_limited(&self) {
+        add(&self.rate_limited, 1);
+    }
+    /// A request admission control shed.
+    pub fn shed(&self) {
+        add(&self.shed, 1);
+    }
+    /// A response returned with `status`; normal ones are not counted.
+    pub fn degraded(&self, status: DegradedStatus) {
+        if status != DegradedStatus::Normal {
+            add(&self.degraded[status_index(status)], 1);
+        }
+    }
+    /// A fallback matrix row taken.
+    pub fn fallback(&self, row: &str) {
+        let mut f = self.fallbacks.lock().unwrap_or_else(|e| e.into_inner());
+        *f.entry(row.to_owned()).or_default() += 1;
+    }
+    /// One structured-output repair attempt.
+    pub fn repair(&self) {
+        add(&self.repairs, 1);
+    }
+    /// Usage of a call.
+    pub fn usage(&self, tokens: u64, cost_usd_micros: u64) {
+        add(&self.tokens, tokens);
+        add(&self.cost_usd_micros, cost_usd_micros);
+    }
+    /// The latency of a completed attempt.
+    pub fn latency(&self, latency: Duration) {
+        add(&self.latency[bucket_of(latency)], 1);
+        add(&self.latency_sum_ms, latency.as_millis() as u64);
+    }
+    /// A breaker state change.
+    pub fn transition(&self, t: BreakerTransition) {
+        self.transitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(t);
+    }
+
+    /// The 95th percentile latency over this window and the previous one,
+    /// as the upper bound of its histogram bucket; `None` without data.
+    pub fn p95_ms(&self) -> Option<u64> {
+        let counts: Vec<u64> = (0..16)
+            .map(|i| {
+                self.latency[i].load(Ordering::Relaxed)
+                    + self.previous_latency[i].load(Ordering::Relaxed)
+            })
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = (total * 95).div_ceil(100);
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(LATENCY_BUCKETS_MS[i]);
+            }
+        }
+        None
+    }
+
+    fn take(&self) -> DependencyTelemetry {
+        let t = |c: &AtomicU64| c.swap(0, Ordering::Relaxed);
+        let mut failures = BTreeMap::new();
+        for (i, c) in self.failures.iter().enumerate() {
+            let n = t(c);
+            if n > 0 {
+                failures.insert(CLASSES[i], n);
+            }
+        }
+        let mut degraded = BTreeMap::new();
+        for (i, c) in self.degraded.iter().enumerate() {
+            let n = t(c);
+            if n > 0 {
+                degraded.insert(STATUSES[i], n);
+            }
+        }
+        let latency_buckets: Vec<u64> = self
+            .latency
+            .iter()
+            .zip(&self.previous_latency)
+            .map(|(c, p)| {
+                let n = t(c);
+                p.store(n, Ordering::Relaxed);
+                n
+            })
+            .collect();
+        DependencyTelemetry {
+            calls: t(&self.calls),
+            successes: t(&self.successes),
+            failures,
+            timeouts: t(&self.timeouts),
+            retries: t(&self.retries),
+            retry_budget_exhausted: t(&self.retry_budget_exhausted),
+            breaker_rejections: t(&self.breaker_rejections),
+            bulkhead_rejections: t(&self.bulkhead_rejections),
+            rate_limited: t(&self.rate_limited),
+            shed: t(&self.shed),
+            fallbacks: std::mem::take(
+                &mut *self.fallbacks.lock().unwrap_or_else(|e| e.into_inner()),
+            ),
+            degraded,
+            repairs: t(&self.repairs),
+            tokens: t(&self.tokens),
+            cost_usd_micros: t(&self.cost_usd_micros),
+            latency_buckets,
+            latency_sum_ms: t(&self.latency_sum_ms),
+            breaker: None,
+            breaker_transitions: std::mem::take(
+                &mut *self.transitions.lock().unwrap_or_else(|e| e.into_inner()),
+            ),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            queued: self.queued.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Ring {
+    batches: VecDeque<TelemetryBatch>,
+    next_sequence: u64,
+    window_start: Instant,
+    dropped_total: u64,
+}
+
+/// Records what the guard does and seals it into batches.
+#[derive(Debug)]
+pub struct Recorder {
+    instance_id: String,
+    wall: WallClock,
+    capacity: usize,
+    dependencies: RwLock<HashMap<String, Arc<DependencyStats>>>,
+    tenant_cost: Mutex<BTreeMap<String, u64>>,
+    ring: Mutex<Ring>,
+}
+
+/// The number of sealed batches kept while the control plane is away: five
+/// minutes at one batch a second.
+pub const DEFAULT_RING_CAPACITY: usize = 300;
+
+impl Recorder {
+    /// A recorder for `instance_id` keeping at most `capacity` batches.
+    pub fn new(instance_id: impl Into<String>, wall: WallClock, capacity: usize) -> Recorder {
+        Recorder {
+            instance_id: instance_id.into(),
+            wall,
+            capacity: capacity.max(1),
+            dependencies: RwLock::default(),
+            tenant_cost: Mutex::default(),
+            ring: Mutex::new(Ring {
+                batches: VecDeque::new(),
+                next_sequence: 1,
+                window_start: Instant::now(),
+                dropped_total: 0,
+            }),
+        }
+    }
+
+    /// The instance this recorder reports for.
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    /// The wall clock batches are stamped with.
+    pub fn wall(&self) -> &WallClock {
+        &self.wall
+    }
+
+    /// The counters of `dependency`, made on first use.
+    pub fn dependency(&self, dependency: &str) -> Arc<DependencyStats> {
+        if let Some(s) = self
+            .dependencies
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(dependency)
+        {
+            return s.clone();
+        }
+        self.dependencies
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(dependency.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The counters of `dependency`, if it has any.
+    pub fn existing(&self, dependency: &str) -> Option<Arc<DependencyStats>> {
+        self.dependencies
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(dependency)
+            .cloned()
+    }
+
+    /// Spend attributed to a tenant.
+    pub fn tenant_cost(&self, tenant: &str, cost_usd_micros: u64) {
+        if cost_usd_micros == 0 {
+            return;
+        }
+        let mut t = self.tenant_cost.lock().unwrap_or_else(|e| e.into_inner());
+        *t.entry(tenant.to_owned()).or_default() += cost_usd_micros;
+    }
+
+    /// Closes the current window into a batch at the back of the ring,
+    /// dropping the oldest batch if the ring is full. `breaker` gives each
+    /// dependency's breaker state at the end of the window.
+    pub fn seal(
+        &self,
+        policy_version: Option<u64>,
+        breaker: &dyn Fn(&str) -> Option<BreakerState>,
+    ) -> u64 {
+        let now = Instant::now();
+        let dependencies: BTreeMap<String, DependencyTelemetry> = self
+            .dependencies
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(name, s)| {
+                let mut d = s.take();
+                d.breaker = breaker(name);
+                (name.clone(), d)
+            })
+            .collect();
+        let tenant_cost_usd_micros =
+            std::mem::take(&mut *self.tenant_cost.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let sequence = ring.next_sequence;
+        ring.next_sequence += 1;
+        let batch = TelemetryBatch {
+            instance_id: self.instance_id.clone(),
+            sequence,
+            window_start_ms: self.wall.unix_ms_at(ring.window_start),
+            window_end_ms: self.wall.unix_ms_at(now),
+            policy_version,
+            dependencies,
+            tenant_cost_usd_micros,
+            dropped_batches: 0,
+        };
+        ring.window_start = now;
+        ring.batches.push_back(batch);
+        while ring.batches.len() > self.capacity {
+            if let Some(oldest) = ring.batches.pop_front() {
+                ring.dropped_total += 1;
+                // The gap is reported by the batch that follows it.
+                if let Some(next) = ring.batches.front_mut() {
+                    next.dropped_batches += 1 + oldest.dropped_batches;
+                }
+            }
+        }
+        sequence
+    }
+
+    /// The oldest batch not yet acknowledged, to send (again).
+    pub fn next_batch(&self) -> Option<TelemetryBatch> {
+        self.ring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .batches
+            .front()
+            .cloned()
+    }
+
+    /// Forgets the batch with `sequence` once the control plane has it.
+    pub fn acknowledge(&self, sequence: u64) {
+        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        if ring.batches.front().is_some_and(|b| b.sequence == sequence) {
+            ring.batches.pop_front();
+        }
+    }
+
+    /// Batches waiting to be sent.
+    pub fn pending(&self) -> usize {
+        self.ring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .batches
+            .len()
+    }
+
+    /// Batches dropped since start because the ring was full.
+    pub fn dropped_total(&self) -> u64 {
+        self.ring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .dropped_total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_are_sequenced_and_carry_window_deltas() {
+        let r = Recorder::new("i-1", WallClock::anchored_at(1_000), 10);
+        let s = r.dependency("model");
+        s.call();
+        s.failure(ErrorClass::Timeout);
+        s.latency(Duration::from_millis(7));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(r.seal(Some(3), &|_| Some(BreakerState::Closed)), 1);
+        s.call();
+        assert_eq!(r.seal(Some(3), &|_| None), 2);
+        let b1 = r.next_batch().unwrap();
+        assert_eq!(b1.sequence, 1);
+        assert_eq!((b1.window_start_ms, b1.window_end_ms), (1_000, 2_000));
+        let m = &b1.dependencies["model"];
+        assert_eq!(
+            (m.calls, m.timeouts, m.failures[&ErrorClass::Timeout]),
+            (1, 1, 1)
+        );
+        assert_eq!(m.latency_buckets[3], 1, "7 ms lands in the ≤10 ms bucket");
+        assert_eq!(m.breaker, Some(BreakerState::Closed));
+        r.acknowledge(1);
+        let b2 = r.next_batch().unwrap();
+        assert_eq!((b2.sequence, b2.dependencies["model"].calls), (2, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_ring_drops_the_oldest_and_counts_the_drop() {
+        let r = Recorder::new("i-1", WallClock::anchored_at(0), 3);
+        for _ in 0..5 {
+            r.dependency("x").call();
+            r.seal(None, &|_| None);
+        }
+        assert_eq!(r.pending(), 3);
+        assert_eq!(r.dropped_total(), 2);
+        let first = r.next_batch().unwrap();
+        assert_eq!(first.sequence, 3);
+        assert_eq!(first.dropped_batches, 2);
+        r.acknowledge(3);
+        assert_eq!(r.next_batch().unwrap().dropped_batches, 0);
+    }
+
+    #[test]
+    fn p95_reads_the_histogram() {
+        let s = DependencyStats::default();
+        for _ in 0..95 {
+            s.latency(Duration::from_millis(3));
+        }
+        for _ in 0..5 {
+            s.latency(Duration::from_millis(3_000));
+        }
+        assert_eq!(s.p95_ms(), Some(5));
+        s.latency(Duration::from_millis(3_000));
+        assert_eq!(s.p95_ms(), Some(5_000));
+    }
+}
