@@ -176,7 +176,9 @@ async fn diff_and_rollback_work(app: TestApp) {
     let v1 = rag_policy(RiskTier::Medium);
     publish(&app, &s.engineer, &v1, None).await;
     let mut v2 = v1.clone();
-    v2.retry.get_mut("reranker").map(|r| r.max_attempts = 1);
+    if let Some(r) = v2.retry.get_mut("reranker") {
+        r.max_attempts = 1;
+    }
     v2.service.owner = "search-team".into();
     publish(&app, &s.engineer, &v2, None).await;
 
