@@ -40,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Policy as code, against a running server (BALLAST_URL, BALLAST_TOKEN).
+    Policy {
+        #[command(subcommand)]
+        command: crate::policy_cli::PolicyCommand,
+    },
     /// Work with the audit log in the local data directory.
     Audit {
         #[command(subcommand)]
@@ -219,6 +224,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 Ok(())
             }
         },
+        Command::Policy { command } => crate::policy_cli::run(command)
+            .await
+            .map_err(|crate::policy_cli::Failure(message)| Failure(message)),
         Command::Audit {
             command: AuditCommand::Verify { store },
         } => {

@@ -11,7 +11,9 @@
 //!   policy for long.
 //! * Each new version is compiled once and swapped in through the watch
 //!   channel (calls in flight keep theirs), then written to disk.
-//! * Heartbeats report the applied version and its source; telemetry is
+//! * Heartbeats report the applied version and its source, on an interval
+//!   and at once after each apply (so the fleet view sees a new version
+//!   without waiting a whole interval); telemetry is
 //!   sealed about every second and sent oldest first, each batch resent
 //!   under its sequence number until acknowledged.
 //!
@@ -45,7 +47,7 @@ use shared::protocol::{
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// How the agent reaches the control plane.
@@ -331,6 +333,11 @@ pub struct LiveAgent {
     action_tx: mpsc::Sender<DlqAction>,
     started_at_ms: i64,
     random: Arc<dyn RandomSource>,
+    /// Wakes the heartbeat loop after an apply, so that the fleet view
+    /// learns the new version now rather than one interval later.
+    heartbeat_now: Arc<Notify>,
+    /// Whether the policy stream is open now.
+    connected: watch::Sender<bool>,
 }
 
 impl LiveAgent {
@@ -394,6 +401,8 @@ impl LiveAgent {
             action_tx,
             started_at_ms: crate::clock::WallClock::system().now_ms(),
             random: Arc::new(SplitMix64::from_entropy()),
+            heartbeat_now: Arc::new(Notify::new()),
+            connected: watch::Sender::new(false),
             config,
         }
     }
@@ -407,6 +416,13 @@ impl LiveAgent {
     pub fn applied(&self) -> (Option<u64>, PolicySource) {
         let a = self.applied.lock().unwrap_or_else(|e| e.into_inner());
         (a.version, a.source)
+    }
+
+    /// Whether the policy stream is open now. While it is, each new
+    /// version arrives as an event; while it is not, the agent pulls
+    /// between reconnect attempts.
+    pub fn stream_connected(&self) -> watch::Receiver<bool> {
+        self.connected.subscribe()
     }
 
     /// The control-plane client, for dead letters and action acks.
@@ -445,7 +461,10 @@ impl LiveAgent {
                 if let Err(e) = me.plane.heartbeat(&me.heartbeat()).await {
                     tracing::debug!(error = %e, "heartbeat failed");
                 }
-                tokio::time::sleep(me.config.heartbeat_every).await;
+                tokio::select! {
+                    () = tokio::time::sleep(me.config.heartbeat_every) => {}
+                    () = me.heartbeat_now.notified() => {}
+                }
             }
         });
         let me = self.clone();
@@ -499,6 +518,8 @@ impl LiveAgent {
             etag: Some(etag),
             source: PolicySource::Server,
         };
+        // A permit is stored if the loop is mid-request, so this is never lost.
+        self.heartbeat_now.notify_one();
         tracing::info!(version, "policy applied");
         true
     }
@@ -530,7 +551,9 @@ impl LiveAgent {
             match self.plane.stream().await {
                 Ok(body) => {
                     failures = 0;
+                    self.connected.send_replace(true);
                     self.read_stream(body).await;
+                    self.connected.send_replace(false);
                 }
                 Err(e) => tracing::debug!(error = %e, "policy stream unavailable"),
             }

@@ -1,0 +1,427 @@
+//! The live-policy client against the real control plane: the `ballast`
+//! server's own router, on a temporary SQLite file, served over TCP on a
+//! loopback port. Nothing here is a stand-in for the server, so these tests
+//! break when the client and the server disagree about the agent protocol.
+//!
+//! Every wait is bounded: a watch channel is awaited under a timeout, and
+//! what has no event (the fleet view) is polled on a short interval up to a
+//! hard deadline.
+
+use agent::client::{AgentConfig, LiveAgent, Pulled, SseParser, load_last_known_good};
+use agent::{Guard, PolicyReceiver};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use server::app::{AppState, Settings, router};
+use server::clock::{Clock, SystemClock};
+use server::config::Secret;
+use server::store::{AuditRecord, Store};
+use shared::protocol::PolicySource;
+use shared::role::Role;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Long enough for a loaded 2-core CI machine; nothing waits this long
+/// when it works.
+const BOUND: Duration = Duration::from_secs(10);
+const PASSWORD: &str = "a-long-enough-password";
+const SERVICE: &str = "rag-answer";
+const ENV: &str = "prod";
+
+/// A running `ballast` server with an admin session and a service token.
+struct Ballast {
+    base: String,
+    admin: String,
+    token: String,
+    http: Client<HttpConnector, Full<bytes::Bytes>>,
+    server: JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Ballast {
+    /// Starts the server, creates an admin, signs in, registers the service
+    /// and issues its token. Nothing is published yet.
+    async fn start() -> Ballast {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Store::sqlite_url_in(dir.path()))
+            .await
+            .unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let settings = Settings {
+            site_root: dir.path().join("site"),
+            ..Settings::default()
+        };
+        let state = AppState::new(
+            store,
+            &Secret::new("live-test-secret-live-test-secret-0123456789"),
+            clock.clone(),
+            settings,
+        )
+        .unwrap();
+        let hash = server::auth::password::hash(PASSWORD.into()).await.unwrap();
+        state
+            .store
+            .create_user(
+                "admin",
+                &hash,
+                Role::Admin,
+                clock.now_ms(),
+                &AuditRecord::new("test", "user.create", "", json!({})),
+            )
+            .await
+            .unwrap();
+        let token =
+            server::routes::tokens::issue_token(&state.store, clock.now_ms(), "test", SERVICE, ENV)
+                .await
+                .unwrap()
+                .token;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = router(state);
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        let http = Client::builder(TokioExecutor::new()).build_http();
+        let mut plane = Ballast {
+            base,
+            admin: String::new(),
+            token,
+            http,
+            server,
+            _dir: dir,
+        };
+        let (status, body) = plane
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                Some(json!({ "username": "admin", "password": PASSWORD })),
+            )
+            .await;
+        assert_eq!(status, 200, "login: {body}");
+        plane.admin = body["token"].as_str().unwrap().to_owned();
+        let (status, body) = plane
+            .call(
+                "POST",
+                "/api/v1/services",
+                Some(json!({ "name": SERVICE, "environment": ENV, "owner": "knowledge-platform" })),
+            )
+            .await;
+        assert_eq!(status, 201, "create service: {body}");
+        plane
+    }
+
+    /// A JSON call as the admin; the status and the parsed body.
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {}", self.admin));
+        let body = match body {
+            Some(b) => {
+                req = req.header("content-type", "application/json");
+                Full::from(b.to_string())
+            }
+            None => Full::default(),
+        };
+        let resp = self.http.request(req.body(body).unwrap()).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Publishes a medium-tier policy (no approver needed) whose total
+    /// budget is `total_ms`, which tells the versions apart; returns the
+    /// version number.
+    async fn publish(&self, total_ms: u64) -> u64 {
+        let (status, body) = self
+            .call(
+                "POST",
+                &format!("/api/v1/services/{SERVICE}/{ENV}/publish"),
+                Some(json!({ "message": format!("total {total_ms} ms"), "document": policy(total_ms) })),
+            )
+            .await;
+        assert_eq!(status, 201, "publish: {body}");
+        assert_eq!(body["status"], "published", "{body}");
+        body["version"].as_u64().unwrap()
+    }
+
+    /// The agent's configuration: the real token, a last-known-good file
+    /// in `dir`, and the default heartbeat interval (10 s), so a prompt
+    /// heartbeat can only be the one sent on apply.
+    fn agent_config(&self, dir: &std::path::Path, instance: &str) -> AgentConfig {
+        let mut config = AgentConfig::new(
+            &self.base,
+            &self.token,
+            instance,
+            SERVICE,
+            ENV,
+            dir.join("policy.json"),
+        );
+        config.startup_wait = BOUND;
+        config
+    }
+}
+
+fn policy(total_ms: u64) -> Value {
+    json!({
+        "service": {
+            "name": SERVICE, "environment": ENV, "owner": "knowledge-platform",
+            "risk_tier": "medium",
+            "dependencies": { "reranker": { "kind": "reranker", "required": false } }
+        },
+        "timeouts": { "total_ms": total_ms, "dependencies": { "reranker": 300 } },
+        "breakers": { "reranker": {
+            "mode": { "kind": "consecutive", "failures": 3 },
+            "cooldown_ms": 1000, "half_open_probes": 1
+        } },
+        "fallbacks": [{
+            "component": "reranker", "failure": "any",
+            "fallback": { "kind": "skip_step" },
+            "degraded_status": "degraded",
+            "user_message": "Results are ranked more coarsely than usual.",
+            "allowed": true,
+            "confidence_penalty_percent": 10
+        }]
+    })
+}
+
+/// Waits, under [`BOUND`], until the channel shows `version`.
+async fn until_version(rx: &mut PolicyReceiver, version: u64) {
+    tokio::time::timeout(BOUND, rx.wait_for(|p| p.version() == Some(version)))
+        .await
+        .unwrap_or_else(|_| panic!("version {version} did not arrive within {BOUND:?}"))
+        .expect("the agent is alive");
+}
+
+/// Waits, under [`BOUND`], for the stream to be open.
+async fn until_connected(live: &LiveAgent) {
+    let mut connected = live.stream_connected();
+    tokio::time::timeout(BOUND, connected.wait_for(|c| *c))
+        .await
+        .expect("the policy stream opened")
+        .unwrap();
+}
+
+/// A port that refuses connections: bound, then released.
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    drop(l);
+    base
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_starts_on_the_published_policy_follows_the_stream_and_keeps_a_disk_copy() {
+    let plane = Ballast::start().await;
+    let v1 = plane.publish(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = plane.agent_config(dir.path(), "rag-1");
+    let path = config.last_known_good.clone();
+
+    let live = Arc::new(LiveAgent::start(config).await);
+    assert_eq!(live.applied(), (Some(v1), PolicySource::Server));
+    let mut rx = live.policy();
+    assert_eq!(rx.borrow().version(), Some(v1));
+    assert_eq!(
+        rx.borrow().total_budget(),
+        Some(Duration::from_millis(1000))
+    );
+    assert_eq!(load_last_known_good(&path).unwrap().version, v1);
+
+    let guard = Guard::builder(live.policy()).instance_id("rag-1").build();
+    let tasks = live.spawn(guard.clone());
+    // Publishing only after the stream is open, and seeing it still open
+    // after the version arrives, shows the stream carried it: the agent
+    // pulls only while the stream is down.
+    until_connected(&live).await;
+    let v2 = plane.publish(2000).await;
+    assert_eq!(v2, v1 + 1);
+    until_version(&mut rx, v2).await;
+    assert!(*live.stream_connected().borrow(), "delivered by the stream");
+    assert_eq!(live.applied(), (Some(v2), PolicySource::Server));
+    assert_eq!(guard.policy().version(), Some(v2), "the guard enforces it");
+    assert_eq!(
+        guard.policy().total_budget(),
+        Some(Duration::from_millis(2000))
+    );
+    let on_disk = load_last_known_good(&path).unwrap();
+    assert_eq!((on_disk.version, on_disk.service.as_str()), (v2, SERVICE));
+
+    // The fleet view: the heartbeat sent on apply reports v2 long before
+    // the 10 s interval would.
+    let instances = format!("/api/v1/services/{SERVICE}/{ENV}/instances");
+    let seen = tokio::time::timeout(BOUND, async {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tick.tick().await;
+            let (status, body) = plane.call("GET", &instances, None).await;
+            assert_eq!(status, 200, "{body}");
+            if let Some(i) = body
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["instance_id"] == "rag-1" && i["policy_version"] == json!(v2))
+            {
+                return i.clone();
+            }
+        }
+    })
+    .await
+    .expect("the heartbeat with the new version reached the server");
+    assert_eq!(seen["policy_source"], "server");
+    assert_eq!(seen["desired_version"], json!(v2));
+    assert_eq!(seen["lagging"], false);
+    assert_eq!(seen["status"], "up");
+    assert_eq!(seen["agent_version"], env!("CARGO_PKG_VERSION"));
+
+    for t in tasks {
+        t.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_server_gone_a_fresh_agent_starts_from_the_disk_copy_within_the_bound() {
+    let plane = Ballast::start().await;
+    plane.publish(1000).await;
+    let v2 = plane.publish(2500).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = plane.agent_config(dir.path(), "rag-1");
+    let first = LiveAgent::start(config.clone()).await;
+    assert_eq!(first.applied(), (Some(v2), PolicySource::Server));
+    drop(first);
+
+    // Stop the server: its listener goes with the task, so the port
+    // refuses connections from here on.
+    plane.server.abort();
+    let _ = plane.server.await;
+
+    let started = tokio::time::Instant::now();
+    let fresh = LiveAgent::start(config).await;
+    assert!(
+        started.elapsed() < BOUND,
+        "start-up is not held for the whole wait when the server refuses"
+    );
+    assert_eq!(fresh.applied(), (Some(v2), PolicySource::Disk));
+    let policy = fresh.policy().borrow().clone();
+    assert_eq!(policy.version(), Some(v2));
+    assert_eq!(policy.source(), PolicySource::Disk);
+    assert_eq!(policy.total_budget(), Some(Duration::from_millis(2500)));
+    assert_eq!(fresh.heartbeat().policy_source, PolicySource::Disk);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_neither_server_nor_disk_copy_the_agent_runs_the_conservative_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AgentConfig::new(
+        closed_port(),
+        "bl_unused",
+        "rag-1",
+        SERVICE,
+        ENV,
+        dir.path().join("policy.json"),
+    );
+    config.startup_wait = BOUND;
+    let started = tokio::time::Instant::now();
+    let live = LiveAgent::start(config).await;
+    assert!(started.elapsed() < BOUND);
+    assert_eq!(live.applied(), (None, PolicySource::Default));
+    let policy = live.policy().borrow().clone();
+    assert_eq!(policy.source(), PolicySource::Default);
+    assert_eq!(policy.total_budget(), Some(Duration::from_secs(30)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_the_first_publish_the_default_runs_and_the_first_publish_arrives_by_stream() {
+    let plane = Ballast::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let live = Arc::new(LiveAgent::start(plane.agent_config(dir.path(), "rag-2")).await);
+    // The server answers (404, nothing published): the default, at once.
+    assert_eq!(live.applied(), (None, PolicySource::Default));
+    let guard = Guard::builder(live.policy()).build();
+    let tasks = live.spawn(guard);
+    until_connected(&live).await;
+    let v1 = plane.publish(1500).await;
+    let mut rx = live.policy();
+    until_version(&mut rx, v1).await;
+    assert_eq!(live.applied(), (Some(v1), PolicySource::Server));
+    assert_eq!(
+        load_last_known_good(&dir.path().join("policy.json"))
+            .unwrap()
+            .version,
+        v1
+    );
+    for t in tasks {
+        t.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_etag_pull_and_the_raw_stream_speak_the_servers_protocol() {
+    let plane = Ballast::start().await;
+    let v1 = plane.publish(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = plane.agent_config(dir.path(), "rag/odd+id");
+    let cp = agent::client::ControlPlane::new(&config);
+
+    let Pulled::Policy(envelope) = cp.pull(None).await.unwrap() else {
+        panic!("a published policy is pulled");
+    };
+    assert_eq!(envelope.version, v1);
+    assert!(
+        matches!(
+            cp.pull(Some(&envelope.etag)).await.unwrap(),
+            Pulled::NotModified
+        ),
+        "the ETag the client sends back is the one the server issued"
+    );
+
+    // The stream: the current version on connect, then each publish.
+    let mut body = cp.stream().await.unwrap();
+    let mut parser = SseParser::new();
+    let mut next_policy = async || -> u64 {
+        loop {
+            let frame = body.frame().await.expect("open").expect("readable");
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if let Some(e) = parser
+                .feed(&data)
+                .unwrap()
+                .into_iter()
+                .find(|e| e.event == "policy")
+            {
+                let envelope: shared::protocol::PolicyEnvelope =
+                    serde_json::from_str(&e.data).unwrap();
+                assert_eq!(e.id, Some(envelope.version.to_string()));
+                return envelope.version;
+            }
+        }
+    };
+    assert_eq!(
+        tokio::time::timeout(BOUND, next_policy()).await.unwrap(),
+        v1
+    );
+    let v2 = plane.publish(2000).await;
+    assert_eq!(
+        tokio::time::timeout(BOUND, next_policy()).await.unwrap(),
+        v2
+    );
+
+    // A revoked or wrong token is refused, and that is an error, not "nothing published".
+    let mut bad = config.clone();
+    bad.token = "bl_not_a_token".into();
+    let err = agent::client::ControlPlane::new(&bad)
+        .pull(None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, agent::client::ClientError::Status { status, .. } if status == 401),
+        "{err}"
+    );
+}
