@@ -374,7 +374,7 @@ async fn bootstrap_admin(
     users::validate_password(&password)
         .map_err(|e| Failure(format!("BALLAST_ADMIN_PASSWORD: {}", e.message)))?;
     let hash = password::hash(password.clone()).await?;
-    store
+    let created = store
         .create_user(
             "admin",
             &hash,
@@ -387,7 +387,14 @@ async fn bootstrap_admin(
                 json!({ "role": "admin", "bootstrap": true }),
             ),
         )
-        .await?;
+        .await;
+    match created {
+        Ok(_) => {}
+        // Replicas started together on an empty Postgres race to bootstrap;
+        // the one that loses finds the admin already there, which is fine.
+        Err(crate::store::StoreError::Conflict(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
     let shown = if generated {
         password.as_str()
     } else {

@@ -510,14 +510,19 @@ impl LiveAgent {
         let etag = envelope.etag.clone();
         let compiled =
             CompiledPolicy::compile(envelope.policy, Some(version), PolicySource::Server);
+        // Swapped under the lock that guards `applied`, so that whoever
+        // sees the new version in the channel and then asks `applied()`
+        // (a heartbeat, say) is told the same version, never the old one.
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
         // `send_replace` swaps even with no receiver left; calls in flight
         // hold their own Arc of the previous version.
         self.sender.send_replace(Arc::new(compiled));
-        *self.applied.lock().unwrap_or_else(|e| e.into_inner()) = Applied {
+        *applied = Applied {
             version: Some(version),
             etag: Some(etag),
             source: PolicySource::Server,
         };
+        drop(applied);
         // A permit is stored if the loop is mid-request, so this is never lost.
         self.heartbeat_now.notify_one();
         tracing::info!(version, "policy applied");

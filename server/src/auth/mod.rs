@@ -18,7 +18,7 @@ use crate::app::AppState;
 use crate::clock::Clock;
 use crate::config::Secret;
 use crate::error::{ApiError, ApiResult};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, TokenRow};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
@@ -26,7 +26,9 @@ use jwt::{Claims, JwtError, JwtKeys};
 use sha2::{Digest, Sha256};
 use shared::api::Me;
 use shared::role::Permission;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 /// The cookie that carries a browser's session token.
 pub const SESSION_COOKIE: &str = "ballast_session";
@@ -42,7 +44,17 @@ pub struct Auth {
     pub cookie_secure: bool,
     /// Login attempts per account and per address.
     pub throttle: LoginThrottle,
+    /// Recently read service tokens, so that agents polling for policy do not
+    /// cost a database read each. See [`TOKEN_CACHE_MS`].
+    tokens: Mutex<HashMap<String, (TokenRow, i64)>>,
 }
+
+/// How long a service token read from the store is trusted before it is read
+/// again. Revoking through this replica takes effect at once; through another
+/// replica or the CLI, within this bound.
+pub const TOKEN_CACHE_MS: i64 = 5_000;
+/// Past this many cached tokens the cache starts over, bounding its memory.
+const TOKEN_CACHE_MAX: usize = 10_000;
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,7 +78,34 @@ impl Auth {
             session_ttl_secs,
             cookie_secure,
             throttle: LoginThrottle::new(clock),
+            tokens: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Drops a token from the cache, after revoking it.
+    pub fn forget_token(&self, id: &str) {
+        self.tokens.lock().expect("token cache lock").remove(id);
+    }
+
+    async fn token(&self, store: &Store, id: &str, now_ms: i64) -> ApiResult<Option<TokenRow>> {
+        if let Some((row, at)) = self.tokens.lock().expect("token cache lock").get(id)
+            && now_ms.saturating_sub(*at) < TOKEN_CACHE_MS
+        {
+            return Ok(Some(row.clone()));
+        }
+        let row = match store.token_by_id(id).await {
+            Ok(row) => row,
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(row) = &row {
+            let mut cache = self.tokens.lock().expect("token cache lock");
+            if cache.len() >= TOKEN_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(id.to_owned(), (row.clone(), now_ms));
+        }
+        Ok(row)
     }
 
     /// The signing keys.
@@ -190,7 +229,7 @@ pub async fn authenticate(
                 "service tokens are not accepted in cookies",
             ));
         }
-        return authenticate_service(rest, store)
+        return authenticate_service(rest, store, auth, now_ms)
             .await
             .map(Principal::Service);
     }
@@ -237,15 +276,15 @@ async fn authenticate_session(
     })
 }
 
-async fn authenticate_service(rest: &str, store: &Store) -> ApiResult<ServicePrincipal> {
+async fn authenticate_service(
+    rest: &str,
+    store: &Store,
+    auth: &Auth,
+    now_ms: i64,
+) -> ApiResult<ServicePrincipal> {
     let refused = || ApiError::unauthorized("the service token is not valid");
     let (id, secret) = rest.split_once('_').ok_or_else(refused)?;
-    let row = match store.token_by_id(id).await {
-        Ok(Some(row)) => row,
-        Ok(None) => return Err(refused()),
-        Err(StoreError::NotFound) => return Err(refused()),
-        Err(e) => return Err(e.into()),
-    };
+    let row = auth.token(store, id, now_ms).await?.ok_or_else(refused)?;
     if !constant_time_eq(row.secret_hash.as_bytes(), hash_secret(secret).as_bytes()) {
         return Err(refused());
     }

@@ -141,5 +141,6 @@ pub async fn revoke_token(
             ),
         )
         .await?;
+    state.auth.forget_token(&id);
     Ok(axum::Json(row.view()))
 }
