@@ -32,7 +32,7 @@ function createUser(dataDir, username, role) {
   if (r.status !== 0) throw new Error(`create-user failed: ${r.stderr}`);
 }
 
-export async function startServer({ users = [] } = {}) {
+export async function startServer({ users = [], env: extraEnv = {} } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'ballast-e2e-'));
   const port = await freePort();
   // The admin is created by the server's own first-run bootstrap.
@@ -43,6 +43,7 @@ export async function startServer({ users = [] } = {}) {
     BALLAST_SITE_ROOT: SITE_ROOT,
     BALLAST_ADMIN_PASSWORD: ADMIN_PASSWORD,
     BALLAST_LOG: 'warn',
+    ...extraEnv,
   };
   const proc = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'inherit', 'pipe'] });
   let stderr = '';
