@@ -31,11 +31,14 @@ use crate::clock::WallClock;
 use crate::compiled::{BulkheadRule, CompiledPolicy, PolicyReceiver};
 use crate::deadline::Deadline;
 use crate::fallback::{FallbackDecision, Resolution, failure_type_of, resolve};
-use crate::limits::{Limiters, Reservation};
+use crate::limits::{BudgetRefusal, Limiters, Reservation};
 use crate::random::{RandomSource, SplitMix64};
 use crate::retry_budget::RetryBudget;
 use crate::telemetry::{DEFAULT_RING_CAPACITY, DependencyStats, Recorder};
-use shared::policy::{AdmissionMode, DegradedStatus, Effect, PartitionKey, PriorityClass, Signal};
+use shared::policy::{
+    AdmissionMode, DegradedStatus, Effect, PartitionKey, PriorityClass, RetryBudget as RetryBudgetPolicy,
+    RetryPolicy, Signal,
+};
 use shared::protocol::{BreakerState, BreakerTransition};
 use std::collections::HashMap;
 use std::future::Future;
@@ -333,6 +336,86 @@ impl GuardBuilder {
     }
 }
 
+/// The retry decisions of one call: which failures are retried, within
+/// the retry budget, after what backoff. Shared by [`Guard::call`] and
+/// [`crate::retry::RetryLayer`].
+pub(crate) struct RetryPlan<'p> {
+    retry: Option<&'p RetryPolicy>,
+    max_attempts: u32,
+    may_retry: bool,
+    budget: Option<&'p RetryBudgetPolicy>,
+    backoff: Option<Backoff>,
+}
+
+impl<'p> RetryPlan<'p> {
+    /// The plan for a call of `operation` on `dependency` under `policy`;
+    /// deposits the call's first attempt into the retry budget.
+    pub(crate) fn start(
+        guard: &Guard,
+        policy: &'p CompiledPolicy,
+        dependency: &str,
+        operation: &str,
+        effect: Option<Effect>,
+        keyed: bool,
+    ) -> RetryPlan<'p> {
+        let rules = policy.dependency(dependency);
+        let retry = rules.and_then(|r| r.retry.as_ref());
+        let effect = effect
+            .or_else(|| rules.map(|r| r.effect_of(operation)))
+            .unwrap_or(Effect::Read);
+        let budget = policy.retry_budget();
+        if let Some(b) = budget {
+            guard.inner.retry_budget.deposit(b);
+        }
+        RetryPlan {
+            retry,
+            max_attempts: retry.map_or(1, |r| r.max_attempts.max(1)),
+            // A side effect is retried only under an idempotency key: the
+            // first attempt may have done its work before failing.
+            may_retry: !effect.has_side_effects() || keyed,
+            budget,
+            backoff: retry.map(Backoff::for_policy),
+        }
+    }
+
+    /// The wait before retrying a failure of `class` after `attempts`
+    /// attempts, or `None` when it is not retried. Takes the retry from
+    /// the budget and counts a refusal by it.
+    pub(crate) fn next_delay(
+        &mut self,
+        guard: &Guard,
+        class: shared::policy::ErrorClass,
+        attempts: u32,
+        deadline: Option<Deadline>,
+        stats: &DependencyStats,
+    ) -> Option<std::time::Duration> {
+        let retryable = self.retry.is_some_and(|r| r.retry_on.contains(&class))
+            && class.is_retryable()
+            && self.may_retry
+            && attempts < self.max_attempts;
+        if !retryable {
+            return None;
+        }
+        if let Some(b) = self.budget
+            && !guard.inner.retry_budget.withdraw(b)
+        {
+            stats.retry_budget_exhausted();
+            return None;
+        }
+        let delay = self
+            .backoff
+            .as_mut()
+            .map(|b| b.delay(attempts, &*guard.inner.random))
+            .unwrap_or_default();
+        // No retry that cannot finish in time: sleeping into the deadline
+        // only to fail is load with no chance of an answer.
+        if deadline.is_some_and(|d| d.remaining() <= delay) {
+            return None;
+        }
+        Some(delay)
+    }
+}
+
 struct Failure<E> {
     error: GuardError<E>,
 }
@@ -388,7 +471,9 @@ impl Guard {
             .insert(queue.unwrap_or("").to_owned(), depth);
     }
 
-    fn breaker(&self, dependency: &str) -> Arc<Breaker> {
+    /// The breaker of `dependency`, shared by the guard and
+    /// [`crate::breaker::BreakerLayer`].
+    pub(crate) fn breaker(&self, dependency: &str) -> Arc<Breaker> {
         if let Some(b) = self
             .inner
             .breakers
@@ -545,7 +630,7 @@ impl Guard {
         })
     }
 
-    async fn acquire_bulkheads(
+    pub(crate) async fn acquire_bulkheads(
         &self,
         rules: &[BulkheadRule],
         call: &Call<'_>,
@@ -556,19 +641,101 @@ impl Guard {
         for rule in rules {
             let key = call.partition(rule.bulkhead.partition);
             let limits = PartitionLimits::of(&rule.bulkhead, key);
-            stats.queued.fetch_add(1, Ordering::Relaxed);
-            let slot = self
-                .inner
-                .bulkheads
-                .acquire(&rule.name, key, limits, deadline.map(|d| d.instant()))
-                .await;
-            stats.queued.fetch_sub(1, Ordering::Relaxed);
-            slots.push(slot?);
+            slots.push(self.acquire_slot(rule, key, limits, deadline, stats).await?);
         }
         Ok(slots)
     }
 
-    fn record_transitions(&self, stats: &DependencyStats, transitions: &mut Vec<Transition>) {
+    /// Takes a slot of partition `key` of one bulkhead, showing the wait in
+    /// the dependency's queued gauge.
+    pub(crate) async fn acquire_slot(
+        &self,
+        rule: &BulkheadRule,
+        key: &str,
+        limits: PartitionLimits,
+        deadline: Option<Deadline>,
+        stats: &DependencyStats,
+    ) -> Result<Slot, BulkheadRejection> {
+        stats.queued.fetch_add(1, Ordering::Relaxed);
+        let slot = self
+            .inner
+            .bulkheads
+            .acquire(&rule.name, key, limits, deadline.map(|d| d.instant()))
+            .await;
+        stats.queued.fetch_sub(1, Ordering::Relaxed);
+        slot
+    }
+
+    /// Takes one request from `dependency`'s request rate, if the policy
+    /// limits it; counts a refusal.
+    pub(crate) fn check_request_rate(
+        &self,
+        policy: &CompiledPolicy,
+        dependency: &str,
+        stats: &DependencyStats,
+    ) -> bool {
+        let Some(limit) = policy.dependency(dependency).and_then(|r| r.requests.as_ref()) else {
+            return true;
+        };
+        let key = format!("dependency/{dependency}");
+        let ok = self.inner.limiters.try_request(&key, limit);
+        if !ok {
+            stats.rate_limited();
+        }
+        ok
+    }
+
+    /// Reserves `estimate` from the service's and the dependency's token
+    /// budgets and the tenant's daily spend, all or nothing; counts a
+    /// refusal.
+    pub(crate) fn reserve_usage(
+        &self,
+        policy: &CompiledPolicy,
+        dependency: &str,
+        tenant: Option<&str>,
+        estimate: Usage,
+        stats: &DependencyStats,
+    ) -> Result<Reservation, BudgetRefusal> {
+        let rules = policy.dependency(dependency);
+        let mut token_budgets: Vec<(&str, u64)> = Vec::new();
+        let dep_key;
+        if let Some(tpm) = policy.tokens_per_minute() {
+            token_budgets.push(("tokens", tpm));
+        }
+        if let Some(tpm) = rules.and_then(|r| r.tokens_per_minute) {
+            dep_key = format!("tokens/{dependency}");
+            token_budgets.push((&dep_key, tpm));
+        }
+        let cost = match (tenant, policy.cost_per_tenant_per_day()) {
+            (Some(t), Some(limit)) => Some((t, limit, estimate.cost_usd_micros)),
+            _ => None,
+        };
+        if token_budgets.is_empty() && cost.is_none() {
+            return Ok(Reservation::default());
+        }
+        self.inner
+            .limiters
+            .reserve(&token_budgets, estimate.tokens, cost)
+            .inspect_err(|_| stats.rate_limited())
+    }
+
+    /// Settles a call's reservation with what it used (the estimate when
+    /// the dependency reported nothing) and counts the usage.
+    pub(crate) fn settle_usage(
+        &self,
+        reservation: Reservation,
+        used: Usage,
+        tenant: Option<&str>,
+        stats: &DependencyStats,
+    ) {
+        stats.usage(used.tokens, used.cost_usd_micros);
+        if let Some(t) = tenant {
+            self.inner.recorder.tenant_cost(t, used.cost_usd_micros);
+        }
+        reservation.settle(used.tokens, used.cost_usd_micros);
+    }
+
+    pub(crate) fn record_transitions(&self, stats: &DependencyStats, transitions: &mut Vec<Transition>) {
         let wall = self.inner.recorder.wall();
         for (at, from, to) in transitions.drain(..) {
             stats.transition(BreakerTransition {
@@ -717,57 +884,22 @@ impl Guard {
             return fail(GuardError::DeadlineExpired);
         }
         let rules = policy.dependency(call.dependency);
-        if let Some(limit) = rules.and_then(|r| r.requests.as_ref()) {
-            let key = format!("dependency/{}", call.dependency);
-            if !self.inner.limiters.try_request(&key, limit) {
-                stats.rate_limited();
-                return fail(GuardError::RateLimited);
-            }
+        if !self.check_request_rate(policy, call.dependency, stats) {
+            return fail(GuardError::RateLimited);
         }
-        let reservation = {
-            let mut token_budgets: Vec<(&str, u64)> = Vec::new();
-            let dep_key;
-            if let Some(tpm) = policy.tokens_per_minute() {
-                token_budgets.push(("tokens", tpm));
-            }
-            if let Some(tpm) = rules.and_then(|r| r.tokens_per_minute) {
-                dep_key = format!("tokens/{}", call.dependency);
-                token_budgets.push((&dep_key, tpm));
-            }
-            let cost = match (call.tenant, policy.cost_per_tenant_per_day()) {
-                (Some(t), Some(limit)) => Some((t, limit, call.estimate.cost_usd_micros)),
-                _ => None,
+        let reservation =
+            match self.reserve_usage(policy, call.dependency, call.tenant, call.estimate, stats) {
+                Ok(r) => r,
+                Err(refusal) => return fail(GuardError::BudgetExhausted(refusal)),
             };
-            if token_budgets.is_empty() && cost.is_none() {
-                Reservation::default()
-            } else {
-                match self
-                    .inner
-                    .limiters
-                    .reserve(&token_budgets, call.estimate.tokens, cost)
-                {
-                    Ok(r) => r,
-                    Err(refusal) => {
-                        stats.rate_limited();
-                        return fail(GuardError::BudgetExhausted(refusal));
-                    }
-                }
-            }
-        };
-        let retry = rules.and_then(|r| r.retry.as_ref());
-        let max_attempts = retry.map_or(1, |r| r.max_attempts.max(1));
-        let effect = call
-            .effect
-            .or_else(|| rules.map(|r| r.effect_of(call.operation)))
-            .unwrap_or(Effect::Read);
-        // A side effect is retried only under an idempotency key: the
-        // first attempt may have done its work before failing.
-        let may_retry = !effect.has_side_effects() || call.idempotency_key.is_some();
-        let budget = policy.retry_budget();
-        if let Some(b) = budget {
-            self.inner.retry_budget.deposit(b);
-        }
-        let mut backoff = retry.map(Backoff::for_policy);
+        let mut plan = RetryPlan::start(
+            self,
+            policy,
+            call.dependency,
+            call.operation,
+            call.effect,
+            call.idempotency_key.is_some(),
+        );
         let key: Option<Arc<str>> = call.idempotency_key.map(Arc::from);
         let breaker_policy = rules.and_then(|r| r.breaker.as_ref());
         let breaker = breaker_policy.map(|_| self.breaker(call.dependency));
@@ -874,28 +1006,9 @@ impl Guard {
                 );
                 self.record_transitions(stats, &mut transitions);
             }
-            let retryable = retry.is_some_and(|r| r.retry_on.contains(&class))
-                && class.is_retryable()
-                && may_retry
-                && *attempts < max_attempts;
-            if !retryable {
+            let Some(delay) = plan.next_delay(self, class, *attempts, deadline, stats) else {
                 return Err((Failure { error }, Some(reservation)));
-            }
-            if let Some(b) = budget
-                && !self.inner.retry_budget.withdraw(b)
-            {
-                stats.retry_budget_exhausted();
-                return Err((Failure { error }, Some(reservation)));
-            }
-            let delay = backoff
-                .as_mut()
-                .map(|b| b.delay(*attempts, &*self.inner.random))
-                .unwrap_or_default();
-            // No retry that cannot finish in time: sleeping into the
-            // deadline only to fail is load with no chance of an answer.
-            if deadline.is_some_and(|d| d.remaining() <= delay) {
-                return Err((Failure { error }, Some(reservation)));
-            }
+            };
             tokio::time::sleep(delay).await;
             stats.retry();
         }

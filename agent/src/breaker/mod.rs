@@ -14,6 +14,18 @@
 //! * Half-open: N probes pass; all N must succeed to close, one failure
 //!   reopens for another cooldown.
 //! * The policy's forced state wins over all of this.
+//!
+//! [`BreakerLayer`] puts a tower service behind the same breakers: one per
+//! dependency, shared with [`crate::Guard::call`], so both APIs see (and
+//! trip) the same state.
+
+mod error;
+mod future;
+mod layer;
+
+pub use error::BreakerOpen;
+pub use future::ResponseFuture;
+pub use layer::{BreakerLayer, BreakerService};
 
 use shared::policy::{BreakerMode, BreakerPolicy, ForcedState};
 use shared::protocol::BreakerState;

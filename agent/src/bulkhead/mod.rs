@@ -5,6 +5,17 @@
 //! The limits are passed in on each acquire, from the policy version of the
 //! call, so a publish that changes them applies to the next call without
 //! rebuilding anything; calls in flight keep their slots.
+//!
+//! [`BulkheadLayer`] holds a tower service's calls in the same partitions
+//! as [`crate::Guard::call`].
+
+mod error;
+mod future;
+mod layer;
+
+pub use error::BulkheadRejected;
+pub use future::ResponseFuture;
+pub use layer::{BulkheadLayer, BulkheadService};
 
 use shared::policy::Bulkhead;
 use std::collections::HashMap;
