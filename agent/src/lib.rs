@@ -9,6 +9,62 @@
 //! allows. [`GuardLayer`] does the same for tower services; the
 //! [`deadline`] layers carry the `ballast-deadline` header in and out.
 //!
+//! Each pattern is also a tower layer of its own, for code that wants to
+//! choose and order them: [`rate_limit::RateLimitLayer`],
+//! [`bulkhead::BulkheadLayer`], [`breaker::BreakerLayer`] and
+//! [`retry::RetryLayer`]. They are made from a [`Guard`] and work on its
+//! state (one breaker per dependency, the bulkhead partitions, the rate and
+//! usage buckets, the retry budget, the telemetry recorder), so a call made
+//! through the layers and one made through [`Guard::call`] meet the same
+//! limits and are counted alike. A request names its dependency (and its
+//! tenant, partition values, idempotency key, effect and usage estimate)
+//! through [`GuardedRequest`]; an `http::Request` carries a [`CallSpec`] in
+//! its extensions. A [`Classifier`] sorts outcomes into error classes.
+//!
+//! ```
+//! use agent::breaker::BreakerLayer;
+//! use agent::bulkhead::BulkheadLayer;
+//! use agent::deadline::DeadlineLayer;
+//! use agent::rate_limit::RateLimitLayer;
+//! use agent::retry::RetryLayer;
+//! use agent::{CallSpec, CompiledPolicy, DependencyError, Guard, policy_channel};
+//! use shared::policy::ErrorClass;
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let (_publish, policy) = policy_channel(CompiledPolicy::conservative_default("rag", "prod"));
+//! let guard = Guard::builder(policy).build();
+//! static SENT: AtomicU32 = AtomicU32::new(0);
+//! let search = ServiceBuilder::new()
+//!     .layer(DeadlineLayer::new(guard.policy_receiver()))
+//!     .layer(RateLimitLayer::new(&guard))
+//!     .layer(BulkheadLayer::new(&guard))
+//!     .layer(BreakerLayer::new(&guard))
+//!     .layer(RetryLayer::new(&guard))
+//!     .service(service_fn(|_req: http::Request<()>| async {
+//!         // The first attempt fails with a retryable error.
+//!         match SENT.fetch_add(1, Ordering::SeqCst) {
+//!             0 => Err(DependencyError::new(ErrorClass::Unavailable, "503")),
+//!             _ => Ok("hits"),
+//!         }
+//!     }));
+//!
+//! let mut req = http::Request::new(());
+//! // A read: the conservative default retries it once.
+//! req.extensions_mut().insert(
+//!     CallSpec::new("search", "query").effect(shared::policy::Effect::Read));
+//! assert_eq!(search.oneshot(req).await.unwrap(), "hits");
+//! assert_eq!(SENT.load(Ordering::SeqCst), 2);
+//! # }
+//! ```
+//!
+//! The layers read the policy in force when a call starts and keep that
+//! version for the whole call. Their order is the caller's: in the stack
+//! above the breaker sees the outcome of all of a call's attempts, where
+//! [`Guard::call`] consults it before each attempt.
+//!
 //! The policy arrives through a `tokio::sync::watch` channel of
 //! [`CompiledPolicy`] values. Each call takes the version in force when it
 //! starts and keeps it, so a swap never disturbs calls in flight. All time
@@ -64,7 +120,10 @@ pub mod guard;
 pub mod idempotency;
 pub mod limits;
 pub mod random;
+pub mod rate_limit;
 pub mod repair;
+pub mod request;
+pub mod retry;
 pub mod retry_budget;
 pub mod telemetry;
 
@@ -76,3 +135,4 @@ pub use guard::{
     Refusal, Request, Usage,
 };
 pub use random::{RandomSource, SplitMix64};
+pub use request::{ByError, CallRecord, CallSpec, Classifier, GuardedRequest, HttpStatus};

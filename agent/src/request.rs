@@ -13,8 +13,8 @@ use crate::deadline::Deadline;
 use crate::guard::{Classify, Usage};
 use crate::telemetry::DependencyStats;
 use shared::policy::{Effect, ErrorClass, PartitionKey, PriorityClass};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use tokio::time::Instant;
 
 /// The dependency name layers use for a request that names none. No policy
@@ -233,7 +233,10 @@ impl<B> GuardedRequest for http::Request<B> {
         self.extensions().get::<CallSpec>()?.partition(key)
     }
     fn idempotency_key(&self) -> Option<&str> {
-        self.extensions().get::<CallSpec>()?.idempotency_key.as_deref()
+        self.extensions()
+            .get::<CallSpec>()?
+            .idempotency_key
+            .as_deref()
     }
     fn effect(&self) -> Option<Effect> {
         self.extensions().get::<CallSpec>()?.effect
@@ -360,4 +363,84 @@ impl<B, E: Classify> Classifier<http::Response<B>, E> for HttpStatus {
 /// [`UNNAMED_DEPENDENCY`].
 pub(crate) fn dependency_of<'a, R: GuardedRequest>(req: &'a R, layer: Option<&'a str>) -> &'a str {
     req.dependency().or(layer).unwrap_or(UNNAMED_DEPENDENCY)
+}
+
+/// A boxed error, as tower's own middleware (and this crate's layers)
+/// return it, is classed by what it turns out to be: the refusals of this
+/// crate's layers and [`crate::DependencyError`] by their own class, an
+/// expired deadline as a timeout, anything else as permanent, since an
+/// error nobody classified must not be retried.
+impl Classify for Box<dyn std::error::Error + Send + Sync> {
+    fn class(&self) -> ErrorClass {
+        let e = &**self;
+        if let Some(e) = e.downcast_ref::<crate::DependencyError>() {
+            e.class()
+        } else if e.is::<crate::deadline::Expired>() {
+            ErrorClass::Timeout
+        } else if let Some(e) = e.downcast_ref::<crate::breaker::BreakerOpen>() {
+            e.class()
+        } else if let Some(e) = e.downcast_ref::<crate::bulkhead::BulkheadRejected>() {
+            e.class()
+        } else if let Some(e) = e.downcast_ref::<crate::rate_limit::RateLimited>() {
+            e.class()
+        } else if let Some(e) = e.downcast_ref::<crate::rate_limit::BudgetExhausted>() {
+            e.class()
+        } else {
+            ErrorClass::Permanent
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_statuses_map_to_the_policy_classes() {
+        let class = |status: u16| {
+            let r: Result<_, crate::DependencyError> =
+                Ok(http::Response::builder().status(status).body(()).unwrap());
+            HttpStatus.classify(&r)
+        };
+        assert_eq!(class(200), None);
+        assert_eq!(class(429), Some(ErrorClass::RateLimited));
+        assert_eq!(class(503), Some(ErrorClass::Unavailable));
+        assert_eq!(class(504), Some(ErrorClass::Timeout));
+        assert_eq!(class(403), Some(ErrorClass::AuthDenied));
+        assert_eq!(class(422), Some(ErrorClass::Validation));
+    }
+
+    #[test]
+    fn boxed_errors_keep_their_class_and_unknown_ones_are_never_retried() {
+        let boxed = |e: Box<dyn std::error::Error + Send + Sync>| e.class();
+        assert_eq!(
+            boxed(Box::new(crate::DependencyError::new(
+                ErrorClass::Connection,
+                "reset"
+            ))),
+            ErrorClass::Connection
+        );
+        assert_eq!(
+            boxed(Box::new(crate::deadline::Expired::new())),
+            ErrorClass::Timeout
+        );
+        assert_eq!(
+            boxed(Box::new(crate::breaker::BreakerOpen::new())),
+            ErrorClass::Unavailable
+        );
+        assert_eq!(boxed("something else".into()), ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn a_record_notes_the_latest_outcome() {
+        let r = CallRecord::new();
+        assert_eq!(r.class(), None);
+        for class in CLASSES {
+            r.set_outcome(Some(class));
+            assert_eq!(r.class(), Some(class));
+        }
+        r.set_outcome(None);
+        assert_eq!(r.class(), None);
+        assert_eq!(r.usage(), None);
+    }
 }

@@ -1,5 +1,5 @@
-use super::future::{BoxError, Watch};
 use super::ResponseFuture;
+use super::future::{BoxError, Watch};
 use crate::guard::Guard;
 use crate::request::{ByError, CallCount, Classifier, GuardedRequest, dependency_of};
 use shared::policy::ErrorClass;
@@ -92,7 +92,10 @@ where
         let stats = self.guard.recorder().dependency(&dependency);
         let count = CallCount::begin(&mut req, &stats);
         let record = req.call_record().cloned();
-        let breaker = match policy.dependency(&dependency).and_then(|r| r.breaker.clone()) {
+        let breaker = match policy
+            .dependency(&dependency)
+            .and_then(|r| r.breaker.clone())
+        {
             Some(bp) => {
                 let breaker = self.guard.breaker(&dependency);
                 let mut transitions = Vec::new();

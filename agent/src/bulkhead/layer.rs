@@ -96,7 +96,11 @@ where
                 req.partition(key)
                     // Without a tool name, the operation is the tool, as
                     // in the guard.
-                    .or_else(|| (key == PartitionKey::Tool).then(|| req.operation()).flatten())
+                    .or_else(|| {
+                        (key == PartitionKey::Tool)
+                            .then(|| req.operation())
+                            .flatten()
+                    })
                     .unwrap_or("_")
                     .to_owned()
             })
@@ -109,7 +113,10 @@ where
             let mut slots = Vec::with_capacity(rules.len());
             for (rule, key) in rules.iter().zip(&keys) {
                 let limits = PartitionLimits::of(&rule.bulkhead, key);
-                match guard.acquire_slot(rule, key, limits, deadline, &stats).await {
+                match guard
+                    .acquire_slot(rule, key, limits, deadline, &stats)
+                    .await
+                {
                     Ok(slot) => slots.push(slot),
                     Err(rejection) => {
                         stats.bulkhead_rejection();

@@ -1,33 +1,8 @@
 use super::{Call, Classify, Guard, GuardFailure, ResponseFuture};
-use crate::deadline::Deadline;
+use crate::request::GuardedRequest;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::{Layer, Service, ServiceExt};
-
-/// What the guard layer reads from (and writes into) a request.
-pub trait GuardedRequest {
-    /// The request's deadline.
-    fn deadline(&self) -> Option<Deadline> {
-        None
-    }
-    /// The tenant.
-    fn tenant(&self) -> Option<&str> {
-        None
-    }
-    /// Stores the attempt's deadline so that an inner layer (such as
-    /// [`crate::deadline::PropagateDeadlineLayer`]) can send it on.
-    fn set_attempt_deadline(&mut self, _deadline: Deadline) {}
-}
-
-impl<B> GuardedRequest for http::Request<B> {
-    fn deadline(&self) -> Option<Deadline> {
-        self.extensions().get::<Deadline>().copied()
-    }
-
-    fn set_attempt_deadline(&mut self, deadline: Deadline) {
-        self.extensions_mut().insert(deadline);
-    }
-}
 
 /// Guards every call of the inner service as `operation` on `dependency`.
 #[derive(Clone, Debug)]

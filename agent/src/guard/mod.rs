@@ -20,9 +20,10 @@ mod error;
 mod future;
 mod layer;
 
+pub use crate::request::GuardedRequest;
 pub use error::{Classify, DependencyError, GuardError, GuardFailure};
 pub use future::ResponseFuture;
-pub use layer::{GuardLayer, GuardService, GuardedRequest};
+pub use layer::{GuardLayer, GuardService};
 
 use crate::backoff::Backoff;
 use crate::breaker::{Breaker, CallOutcome, Transition};
@@ -36,8 +37,8 @@ use crate::random::{RandomSource, SplitMix64};
 use crate::retry_budget::RetryBudget;
 use crate::telemetry::{DEFAULT_RING_CAPACITY, DependencyStats, Recorder};
 use shared::policy::{
-    AdmissionMode, DegradedStatus, Effect, PartitionKey, PriorityClass, RetryBudget as RetryBudgetPolicy,
-    RetryPolicy, Signal,
+    AdmissionMode, DegradedStatus, Effect, PartitionKey, PriorityClass,
+    RetryBudget as RetryBudgetPolicy, RetryPolicy, Signal,
 };
 use shared::protocol::{BreakerState, BreakerTransition};
 use std::collections::HashMap;
@@ -437,6 +438,12 @@ impl Guard {
         self.inner.policy.borrow().clone()
     }
 
+    /// A receiver of the policy this guard enforces, for the layers that
+    /// read it themselves (such as [`crate::deadline::DeadlineLayer`]).
+    pub fn policy_receiver(&self) -> PolicyReceiver {
+        self.inner.policy.clone()
+    }
+
     /// The telemetry recorder.
     pub fn recorder(&self) -> &Arc<Recorder> {
         &self.inner.recorder
@@ -641,7 +648,10 @@ impl Guard {
         for rule in rules {
             let key = call.partition(rule.bulkhead.partition);
             let limits = PartitionLimits::of(&rule.bulkhead, key);
-            slots.push(self.acquire_slot(rule, key, limits, deadline, stats).await?);
+            slots.push(
+                self.acquire_slot(rule, key, limits, deadline, stats)
+                    .await?,
+            );
         }
         Ok(slots)
     }
@@ -674,7 +684,10 @@ impl Guard {
         dependency: &str,
         stats: &DependencyStats,
     ) -> bool {
-        let Some(limit) = policy.dependency(dependency).and_then(|r| r.requests.as_ref()) else {
+        let Some(limit) = policy
+            .dependency(dependency)
+            .and_then(|r| r.requests.as_ref())
+        else {
             return true;
         };
         let key = format!("dependency/{dependency}");
@@ -735,7 +748,11 @@ impl Guard {
         reservation.settle(used.tokens, used.cost_usd_micros);
     }
 
-    pub(crate) fn record_transitions(&self, stats: &DependencyStats, transitions: &mut Vec<Transition>) {
+    pub(crate) fn record_transitions(
+        &self,
+        stats: &DependencyStats,
+        transitions: &mut Vec<Transition>,
+    ) {
         let wall = self.inner.recorder.wall();
         for (at, from, to) in transitions.drain(..) {
             stats.transition(BreakerTransition {
