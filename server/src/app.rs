@@ -41,6 +41,10 @@ pub struct Settings {
     pub session_ttl_secs: u64,
     /// Whether cookies are marked `Secure`.
     pub cookie_secure: bool,
+    /// Days to keep one-minute telemetry rollups.
+    pub rollup_retention_days: u32,
+    /// The bearer token `/metrics` requires; the endpoint is off without one.
+    pub metrics_token: Option<Secret>,
 }
 
 impl Default for Settings {
@@ -51,6 +55,8 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(30),
             session_ttl_secs: 3600,
             cookie_secure: false,
+            rollup_retention_days: 14,
+            metrics_token: None,
         }
     }
 }
@@ -68,6 +74,8 @@ pub struct App {
     pub leptos: LeptosOptions,
     /// Policy snapshots and their live subscribers.
     pub hub: Arc<crate::policy_hub::PolicyHub>,
+    /// Telemetry ingest, the live view and metrics.
+    pub telemetry: crate::telemetry::Telemetry,
     /// Router settings.
     pub settings: Settings,
 }
@@ -106,14 +114,18 @@ impl AppState {
         let leptos = web::leptos_options(&settings.site_root);
         let hub = Arc::new(crate::policy_hub::PolicyHub::new(store.clone()));
         hub.listen();
-        Ok(AppState(Arc::new(App {
+        let telemetry = crate::telemetry::Telemetry::new(store.clone(), clock.clone());
+        let app = Arc::new(App {
             hub,
             store,
             auth,
             clock,
             leptos,
+            telemetry,
             settings,
-        })))
+        });
+        crate::telemetry::start(&app);
+        Ok(AppState(app))
     }
 }
 
@@ -133,6 +145,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api", api)
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::metrics::metrics))
         .merge(web::router(&state))
         .layer(middleware::from_fn(refuse_cross_site_writes))
         .layer(DefaultBodyLimit::max(state.settings.body_limit))
@@ -144,6 +157,10 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred; it has been logged")
                 .into_response()
         }))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            routes::metrics::count_requests,
+        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 let id = req

@@ -333,6 +333,11 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         request_timeout: Duration::from_secs(config.request_timeout_secs),
         session_ttl_secs: config.session_ttl_secs,
         cookie_secure: config.cookie_secure,
+        rollup_retention_days: config.rollup_retention_days,
+        metrics_token: config
+            .metrics_token
+            .clone()
+            .filter(|t| !t.expose().is_empty()),
     };
     let state = AppState::new(store.clone(), &secret, clock, settings)?;
     let app = router(state);

@@ -86,4 +86,12 @@ pub struct ServeConfig {
     /// How long a request may take to produce its response, in seconds.
     #[arg(long, env = "BALLAST_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Days to keep one-minute telemetry rollups before pruning them.
+    #[arg(long, env = "BALLAST_ROLLUP_RETENTION_DAYS", default_value_t = 14,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub rollup_retention_days: u32,
+    /// Bearer token that Prometheus must present to scrape `/metrics`.
+    /// `/metrics` answers 404 while this is unset.
+    #[arg(long, env = "BALLAST_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
 }

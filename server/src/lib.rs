@@ -13,4 +13,5 @@ pub mod policy_cli;
 pub mod policy_hub;
 pub mod routes;
 pub mod store;
+pub mod telemetry;
 pub mod web;

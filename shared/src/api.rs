@@ -465,3 +465,190 @@ pub struct InstanceView {
     /// Unix milliseconds.
     pub started_at_ms: i64,
 }
+
+/// How many of a service's instances are in each state. An instance counts as
+/// heard from when it sent a heartbeat or a telemetry batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InstanceCounts {
+    /// Heard from within 15 s.
+    pub up: u64,
+    /// Within 60 s.
+    pub stale: u64,
+    /// Longer ago (within a day).
+    pub down: u64,
+    /// Instances that enforce a policy version other than the one they should.
+    pub lagging: Vec<String>,
+}
+
+/// A breaker transition reported by one instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BreakerTransitionView {
+    /// The instance whose breaker moved.
+    pub instance_id: String,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// Before.
+    pub from: crate::protocol::BreakerState,
+    /// After.
+    pub to: crate::protocol::BreakerState,
+}
+
+/// One dependency of one service over a window: totals, derived rates and
+/// percentiles, and its breakers and gauges now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DependencyLive {
+    /// The dependency's name, as the agents report it.
+    pub dependency: String,
+    /// First attempts.
+    pub calls: u64,
+    /// Calls that succeeded, possibly after retries.
+    pub successes: u64,
+    /// Calls that failed, of any class.
+    pub failures: u64,
+    /// Calls that timed out.
+    pub timeouts: u64,
+    /// Attempts beyond the first.
+    pub retries: u64,
+    /// Retries refused because the retry budget was spent.
+    pub retry_budget_exhausted: u64,
+    /// Calls refused by an open breaker.
+    pub breaker_rejections: u64,
+    /// Calls refused by a full bulkhead.
+    pub bulkhead_rejections: u64,
+    /// Calls refused by a rate limit or budget.
+    pub rate_limited: u64,
+    /// Requests shed by admission control.
+    pub shed: u64,
+    /// Fallbacks taken.
+    pub fallbacks: u64,
+    /// Responses with a status other than normal.
+    pub degraded: u64,
+    /// Tokens used.
+    pub tokens: u64,
+    /// Cost in micro-dollars.
+    pub cost_usd_micros: u64,
+    /// failures / calls (0 without calls).
+    pub error_rate: f64,
+    /// timeouts / calls.
+    pub timeout_rate: f64,
+    /// fallbacks / calls.
+    pub fallback_rate: f64,
+    /// degraded / calls.
+    pub degraded_rate: f64,
+    /// (calls + retries) / calls: how much load retries add (1 without calls).
+    pub retry_amplification: f64,
+    /// Median latency: the upper bound of the histogram bucket that holds it,
+    /// in milliseconds (60 000 for the open-ended last bucket). None without
+    /// completed calls.
+    pub p50_ms: Option<u64>,
+    /// 95th percentile latency, read the same way.
+    pub p95_ms: Option<u64>,
+    /// 99th percentile latency, read the same way.
+    pub p99_ms: Option<u64>,
+    /// Mean latency of completed calls.
+    pub mean_ms: Option<f64>,
+    /// The worst breaker state across the instances heard from in the last
+    /// 60 s (open is worse than half-open, which is worse than closed).
+    pub breaker: Option<crate::protocol::BreakerState>,
+    /// Each live instance's breaker state.
+    pub breakers: std::collections::BTreeMap<String, crate::protocol::BreakerState>,
+    /// The latest transitions, newest first (at most 20, within 15 minutes).
+    pub recent_transitions: Vec<BreakerTransitionView>,
+    /// Calls in flight now, summed over live instances.
+    pub in_flight: u64,
+    /// Calls queued in bulkheads now, summed over live instances.
+    pub queued: u64,
+}
+
+/// One step of a dependency's time series.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TelemetryPoint {
+    /// The step's start, Unix milliseconds.
+    pub at_ms: i64,
+    /// First attempts.
+    pub calls: u64,
+    /// Failures.
+    pub failures: u64,
+    /// Timeouts.
+    pub timeouts: u64,
+    /// Retries.
+    pub retries: u64,
+    /// Fallbacks.
+    pub fallbacks: u64,
+    /// Degraded responses.
+    pub degraded: u64,
+    /// Requests shed.
+    pub shed: u64,
+    /// Calls refused by breakers, bulkheads and rate limits together.
+    pub rejections: u64,
+    /// 95th percentile latency in the step (bucket upper bound).
+    pub p95_ms: Option<u64>,
+}
+
+/// A dependency's time series: one point per step, oldest first, with no gaps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DependencySeries {
+    /// The dependency.
+    pub dependency: String,
+    /// The points.
+    pub points: Vec<TelemetryPoint>,
+}
+
+/// `GET /api/v1/services/{name}/{env}/telemetry`: one service, live, over the
+/// last `window_secs` seconds (at most 15 minutes are kept in memory).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ServiceTelemetry {
+    /// Service.
+    pub service: String,
+    /// Environment.
+    pub environment: String,
+    /// When this was computed, Unix milliseconds.
+    pub as_of_ms: i64,
+    /// The window the figures cover.
+    pub window_secs: u64,
+    /// The width of one time-series step.
+    pub step_secs: u64,
+    /// Instances by liveness, and which lag.
+    pub instances: InstanceCounts,
+    /// Per dependency, by name.
+    pub dependencies: Vec<DependencyLive>,
+    /// Per dependency, by name, the time series for charts.
+    pub series: Vec<DependencySeries>,
+    /// Cost in micro-dollars by tenant over the window.
+    pub tenant_cost_usd_micros: std::collections::BTreeMap<String, u64>,
+}
+
+/// One service on the fleet overview.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ServiceLiveSummary {
+    /// Service.
+    pub service: String,
+    /// Environment.
+    pub environment: String,
+    /// Instances by liveness, and which lag.
+    pub instances: InstanceCounts,
+    /// The worst breaker state of any dependency.
+    pub worst_breaker: Option<crate::protocol::BreakerState>,
+    /// Per dependency, by name, over the fleet window.
+    pub dependencies: Vec<DependencyLive>,
+}
+
+/// `GET /api/v1/fleet/live`, and each `fleet` event of `GET /api/v1/live`:
+/// every service's current summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FleetLive {
+    /// When this was computed, Unix milliseconds.
+    pub as_of_ms: i64,
+    /// The window the figures cover (60 s).
+    pub window_secs: u64,
+    /// Every registered service, by name and environment.
+    pub services: Vec<ServiceLiveSummary>,
+}

@@ -35,7 +35,7 @@ pub struct InstanceQuery {
     pub instance_id: String,
 }
 
-fn check_instance_id(id: &str) -> ApiResult<()> {
+pub(crate) fn check_instance_id(id: &str) -> ApiResult<()> {
     if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::invalid(
             "instance_id",

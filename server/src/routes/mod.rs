@@ -4,7 +4,9 @@ pub mod agent;
 pub mod audit;
 pub mod auth;
 pub mod health;
+pub mod metrics;
 pub mod services;
+pub mod telemetry;
 pub mod tokens;
 pub mod users;
 
@@ -36,6 +38,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         services::list_versions, services::get_version, services::diff, services::rollback, services::rollout,
         services::service_instances, services::list_publish_requests, services::approve, services::reject,
         agent::policy, agent::stream, agent::heartbeat,
+        telemetry::ingest, telemetry::service_telemetry, telemetry::fleet_live, telemetry::live,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -45,7 +48,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         (name = "tokens", description = "Service tokens for agents (admin)"),
         (name = "audit", description = "The hash-chained audit log"),
         (name = "policy", description = "Services, drafts, versions, publishing, approvals and rollouts"),
-        (name = "fleet", description = "Agent instances and the versions they run"),
+        (name = "fleet", description = "Agent instances, the versions they run, and live telemetry"),
         (name = "agent", description = "The agent protocol (service tokens only)"),
     )
 )]
@@ -72,6 +75,7 @@ pub fn router() -> Router<AppState> {
         .merge(audit::router())
         .merge(services::router())
         .merge(agent::router())
+        .merge(telemetry::router())
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
 }

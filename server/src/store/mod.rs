@@ -9,6 +9,7 @@
 
 mod audit;
 mod policy;
+mod telemetry;
 mod tokens;
 mod users;
 
@@ -16,6 +17,10 @@ pub use audit::{AuditRecord, ChainBreak};
 pub use policy::{
     CanaryChange, DraftRow, InstanceRow, NewVersion, PublishRequestRow, RolloutRow, ServiceRow,
     VersionRow,
+};
+pub use telemetry::{
+    BatchWrite, FleetInstanceRow, ROLLUP_COLUMNS, ROLLUP_FIRST_BUCKET, ROLLUP_WIDTH, ReceiptKey,
+    RollupRow,
 };
 pub use tokens::TokenRow;
 pub use users::{SessionRow, UserRow};

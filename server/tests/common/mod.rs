@@ -77,13 +77,23 @@ impl TestApp {
     }
 
     async fn build(url: String, pg: Option<(String, String)>, dir: tempfile::TempDir) -> TestApp {
+        TestApp::build_with(url, pg, dir, ManualClock::new(T0_MS), |_| {}).await
+    }
+
+    async fn build_with(
+        url: String,
+        pg: Option<(String, String)>,
+        dir: tempfile::TempDir,
+        clock: Arc<ManualClock>,
+        configure: impl FnOnce(&mut Settings),
+    ) -> TestApp {
         let store = Store::open(&url).await.expect("open store");
-        let clock = ManualClock::new(T0_MS);
-        let settings = Settings {
+        let mut settings = Settings {
             site_root: dir.path().join("site"),
             body_limit: 64 * 1024,
             ..Settings::default()
         };
+        configure(&mut settings);
         let state =
             AppState::new(store, &Secret::new(JWT_SECRET), clock.clone(), settings).expect("state");
         let router = router(state.clone());
@@ -104,6 +114,20 @@ impl TestApp {
         let mut other = TestApp::build(self.database_url.clone(), None, dir).await;
         other.clock = self.clock.clone();
         other
+    }
+
+    /// Another app on the same database, reading the same clock, with its
+    /// own settings.
+    pub async fn replica_with(&self, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        TestApp::build_with(
+            self.database_url.clone(),
+            None,
+            dir,
+            self.clock.clone(),
+            configure,
+        )
+        .await
     }
 
     pub fn store(&self) -> &Store {

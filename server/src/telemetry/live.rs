@@ -1,0 +1,394 @@
+//! What this replica has heard in the last 15 minutes, in memory: per
+//! (service, dependency) a sparse ring of one-second buckets, the latest
+//! gauges and breaker state of each instance, recent breaker transitions, and
+//! cumulative totals for `/metrics`. Figures for any window up to 15 minutes
+//! are summed from the buckets on demand.
+
+use super::{Counts, col, quantile_ms};
+use shared::api::{BreakerTransitionView, DependencyLive, DependencySeries, TelemetryPoint};
+use shared::policy::ErrorClass;
+use shared::protocol::{BreakerState, TelemetryBatch};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// How much history the rings keep.
+pub const HORIZON_SECS: i64 = 15 * 60;
+/// An instance not heard from for this long no longer counts towards the
+/// breaker state and gauges (the same bound as "stale" in the fleet view).
+pub const GAUGE_LIVE_MS: i64 = crate::routes::services::STALE_MS;
+/// Instances not heard from for a day are forgotten.
+const FORGET_INSTANCE_MS: i64 = 24 * 3600 * 1000;
+/// Bounds that keep a misbehaving fleet from exhausting memory. Past them,
+/// new names are still stored in the rollups but not tracked live.
+const MAX_DEPENDENCIES_PER_SERVICE: usize = 1024;
+const MAX_TENANTS_PER_SERVICE: usize = 10_000;
+const MAX_TRANSITIONS: usize = 20;
+/// Where tenants beyond [`MAX_TENANTS_PER_SERVICE`] are added up.
+pub const OTHER_TENANTS: &str = "(other)";
+
+/// One instance's latest view of one dependency.
+#[derive(Debug, Clone, Default)]
+struct Gauges {
+    /// The end of the window it came from (agent clock), to ignore reordering.
+    window_end_ms: i64,
+    /// When this replica received it.
+    seen_ms: i64,
+    breaker: Option<BreakerState>,
+    in_flight: u64,
+    queued: u64,
+}
+
+/// Cumulative figures since this replica started, for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    /// Every counter and latency bucket.
+    pub counts: Counts,
+    /// Failures by class.
+    pub failures_by_class: BTreeMap<ErrorClass, u64>,
+}
+
+#[derive(Debug, Default)]
+struct DependencyLiveState {
+    /// (second, counts), ascending by second, at most one entry per second.
+    ring: VecDeque<(i64, Counts)>,
+    instances: HashMap<String, Gauges>,
+    transitions: VecDeque<BreakerTransitionView>,
+    totals: Totals,
+}
+
+/// One service's live state.
+#[derive(Debug, Default)]
+pub struct ServiceLive {
+    /// Name.
+    pub name: String,
+    /// Environment.
+    pub environment: String,
+    dependencies: BTreeMap<String, DependencyLiveState>,
+    tenants: BTreeMap<String, VecDeque<(i64, u64)>>,
+    /// Instance → when this replica last received a batch from it.
+    pub instances_seen: HashMap<String, i64>,
+}
+
+/// Every service's live state on this replica.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// By service id.
+    pub services: HashMap<i64, ServiceLive>,
+}
+
+/// How bad a breaker state is for traffic: open refuses calls, half-open
+/// admits a few, forced-closed has the breaker bypassed.
+pub fn severity(state: BreakerState) -> u8 {
+    match state {
+        BreakerState::Closed => 0,
+        BreakerState::ForcedClosed => 1,
+        BreakerState::HalfOpen => 2,
+        BreakerState::Open => 3,
+        BreakerState::ForcedOpen => 4,
+    }
+}
+
+fn ratio(n: u64, d: u64) -> f64 {
+    if d == 0 { 0.0 } else { n as f64 / d as f64 }
+}
+
+impl Live {
+    /// Adds an accepted batch. `now_ms` is this replica's clock: a batch
+    /// stamped in the future counts as now, and one older than the horizon
+    /// adds to the totals but not to the rings.
+    pub fn apply(
+        &mut self,
+        service_id: i64,
+        name: &str,
+        environment: &str,
+        batch: &TelemetryBatch,
+        now_ms: i64,
+    ) {
+        let service = self
+            .services
+            .entry(service_id)
+            .or_insert_with(|| ServiceLive {
+                name: name.to_owned(),
+                environment: environment.to_owned(),
+                ..ServiceLive::default()
+            });
+        let now_sec = now_ms.div_euclid(1000);
+        let sec = batch.window_end_ms.min(now_ms).div_euclid(1000);
+        let in_horizon = sec > now_sec - HORIZON_SECS;
+        service
+            .instances_seen
+            .insert(batch.instance_id.clone(), now_ms);
+        service
+            .instances_seen
+            .retain(|_, seen| now_ms - *seen <= FORGET_INSTANCE_MS);
+
+        for (dep_name, dep) in &batch.dependencies {
+            if !service.dependencies.contains_key(dep_name)
+                && service.dependencies.len() >= MAX_DEPENDENCIES_PER_SERVICE
+            {
+                continue;
+            }
+            let state = service.dependencies.entry(dep_name.clone()).or_default();
+            let counts = Counts::from_dependency(dep);
+            state.totals.counts.add(&counts);
+            for (class, n) in &dep.failures {
+                *state.totals.failures_by_class.entry(*class).or_default() += n;
+            }
+            if in_horizon {
+                add_to_ring(&mut state.ring, sec, &counts);
+            }
+            prune_ring(&mut state.ring, now_sec);
+            let gauges = state
+                .instances
+                .entry(batch.instance_id.clone())
+                .or_default();
+            if batch.window_end_ms >= gauges.window_end_ms {
+                *gauges = Gauges {
+                    window_end_ms: batch.window_end_ms,
+                    seen_ms: now_ms,
+                    breaker: dep.breaker.or(gauges.breaker),
+                    in_flight: dep.in_flight,
+                    queued: dep.queued,
+                };
+            }
+            state
+                .instances
+                .retain(|_, g| now_ms - g.seen_ms <= FORGET_INSTANCE_MS);
+            for t in &dep.breaker_transitions {
+                state.transitions.push_back(BreakerTransitionView {
+                    instance_id: batch.instance_id.clone(),
+                    at_ms: t.at_ms,
+                    from: t.from,
+                    to: t.to,
+                });
+            }
+            while state.transitions.len() > MAX_TRANSITIONS {
+                state.transitions.pop_front();
+            }
+        }
+
+        if in_horizon {
+            for (tenant, cost) in &batch.tenant_cost_usd_micros {
+                let key = if service.tenants.contains_key(tenant)
+                    || service.tenants.len() < MAX_TENANTS_PER_SERVICE
+                {
+                    tenant.as_str()
+                } else {
+                    OTHER_TENANTS
+                };
+                let ring = service.tenants.entry(key.to_owned()).or_default();
+                match ring.back_mut() {
+                    Some((s, c)) if *s == sec => *c = c.saturating_add(*cost),
+                    _ => ring.push_back((sec, *cost)),
+                }
+            }
+        }
+        service.tenants.retain(|_, ring| {
+            while ring
+                .front()
+                .is_some_and(|(s, _)| *s <= now_sec - HORIZON_SECS)
+            {
+                ring.pop_front();
+            }
+            !ring.is_empty()
+        });
+    }
+}
+
+fn add_to_ring(ring: &mut VecDeque<(i64, Counts)>, sec: i64, counts: &Counts) {
+    // Batches arrive nearly in order, so the slot is almost always the last.
+    match ring.back_mut() {
+        Some((s, c)) if *s == sec => return c.add(counts),
+        Some((s, _)) if *s < sec => return ring.push_back((sec, *counts)),
+        None => return ring.push_back((sec, *counts)),
+        _ => {}
+    }
+    match ring.binary_search_by_key(&sec, |(s, _)| *s) {
+        Ok(i) => ring[i].1.add(counts),
+        Err(i) => ring.insert(i, (sec, *counts)),
+    }
+}
+
+fn prune_ring(ring: &mut VecDeque<(i64, Counts)>, now_sec: i64) {
+    while ring
+        .front()
+        .is_some_and(|(s, _)| *s <= now_sec - HORIZON_SECS)
+    {
+        ring.pop_front();
+    }
+}
+
+impl ServiceLive {
+    /// Every dependency's summary over the last `window_secs`.
+    pub fn dependencies(&self, now_ms: i64, window_secs: i64) -> Vec<DependencyLive> {
+        self.dependencies
+            .iter()
+            .map(|(name, state)| summarise(name, state, now_ms, window_secs))
+            .collect()
+    }
+
+    /// Every dependency's time series over the last `window_secs`, in steps
+    /// of `step_secs`.
+    pub fn series(&self, now_ms: i64, window_secs: i64, step_secs: i64) -> Vec<DependencySeries> {
+        let now_sec = now_ms.div_euclid(1000);
+        // Steps are aligned to multiples of the step so that a chart's points
+        // do not shift as time passes; the last step may be partial.
+        let last_start = now_sec - now_sec.rem_euclid(step_secs);
+        let steps = (window_secs + step_secs - 1) / step_secs;
+        let first_start = last_start - (steps - 1) * step_secs;
+        self.dependencies
+            .iter()
+            .map(|(name, state)| {
+                let mut sums = vec![Counts::default(); steps as usize];
+                for (sec, counts) in &state.ring {
+                    if *sec >= first_start && *sec <= now_sec {
+                        sums[((sec - first_start) / step_secs) as usize].add(counts);
+                    }
+                }
+                let points = sums
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| TelemetryPoint {
+                        at_ms: (first_start + i as i64 * step_secs) * 1000,
+                        calls: c.get(col::CALLS),
+                        failures: c.get(col::FAILURES),
+                        timeouts: c.get(col::TIMEOUTS),
+                        retries: c.get(col::RETRIES),
+                        fallbacks: c.get(col::FALLBACKS),
+                        degraded: c.get(col::DEGRADED),
+                        shed: c.get(col::SHED),
+                        rejections: c.get(col::BREAKER_REJECTIONS)
+                            + c.get(col::BULKHEAD_REJECTIONS)
+                            + c.get(col::RATE_LIMITED),
+                        p95_ms: quantile_ms(c.buckets(), 0.95),
+                    })
+                    .collect();
+                DependencySeries {
+                    dependency: name.clone(),
+                    points,
+                }
+            })
+            .collect()
+    }
+
+    /// Cost by tenant over the last `window_secs`.
+    pub fn tenant_costs(&self, now_ms: i64, window_secs: i64) -> BTreeMap<String, u64> {
+        let now_sec = now_ms.div_euclid(1000);
+        self.tenants
+            .iter()
+            .filter_map(|(tenant, ring)| {
+                let sum: u64 = ring
+                    .iter()
+                    .filter(|(s, _)| *s > now_sec - window_secs && *s <= now_sec)
+                    .map(|(_, c)| *c)
+                    .sum();
+                (sum > 0).then(|| (tenant.clone(), sum))
+            })
+            .collect()
+    }
+
+    /// Cumulative totals per dependency, for `/metrics`.
+    pub fn totals(&self) -> impl Iterator<Item = (&str, &Totals)> {
+        self.dependencies
+            .iter()
+            .map(|(name, s)| (name.as_str(), &s.totals))
+    }
+
+    /// The worst breaker state and summed gauges of live instances, per
+    /// dependency, for `/metrics`.
+    pub fn gauges(
+        &self,
+        now_ms: i64,
+    ) -> impl Iterator<Item = (&str, Option<BreakerState>, u64, u64)> {
+        self.dependencies.iter().map(move |(name, s)| {
+            let (breaker, _, in_flight, queued) = live_gauges(s, now_ms);
+            (name.as_str(), breaker, in_flight, queued)
+        })
+    }
+}
+
+type LiveGauges = (
+    Option<BreakerState>,
+    BTreeMap<String, BreakerState>,
+    u64,
+    u64,
+);
+
+fn live_gauges(state: &DependencyLiveState, now_ms: i64) -> LiveGauges {
+    let mut worst: Option<BreakerState> = None;
+    let mut by_instance = BTreeMap::new();
+    let (mut in_flight, mut queued) = (0u64, 0u64);
+    for (instance, g) in &state.instances {
+        if now_ms - g.seen_ms > GAUGE_LIVE_MS {
+            continue;
+        }
+        in_flight = in_flight.saturating_add(g.in_flight);
+        queued = queued.saturating_add(g.queued);
+        if let Some(b) = g.breaker {
+            by_instance.insert(instance.clone(), b);
+            if worst.is_none_or(|w| severity(b) > severity(w)) {
+                worst = Some(b);
+            }
+        }
+    }
+    (worst, by_instance, in_flight, queued)
+}
+
+fn summarise(
+    name: &str,
+    state: &DependencyLiveState,
+    now_ms: i64,
+    window_secs: i64,
+) -> DependencyLive {
+    let now_sec = now_ms.div_euclid(1000);
+    let mut c = Counts::default();
+    for (sec, counts) in &state.ring {
+        if *sec > now_sec - window_secs && *sec <= now_sec {
+            c.add(counts);
+        }
+    }
+    let calls = c.get(col::CALLS);
+    let completed = c.latency_count();
+    let (breaker, breakers, in_flight, queued) = live_gauges(state, now_ms);
+    let horizon_ms = now_ms - HORIZON_SECS * 1000;
+    DependencyLive {
+        dependency: name.to_owned(),
+        calls,
+        successes: c.get(col::SUCCESSES),
+        failures: c.get(col::FAILURES),
+        timeouts: c.get(col::TIMEOUTS),
+        retries: c.get(col::RETRIES),
+        retry_budget_exhausted: c.get(col::RETRY_BUDGET_EXHAUSTED),
+        breaker_rejections: c.get(col::BREAKER_REJECTIONS),
+        bulkhead_rejections: c.get(col::BULKHEAD_REJECTIONS),
+        rate_limited: c.get(col::RATE_LIMITED),
+        shed: c.get(col::SHED),
+        fallbacks: c.get(col::FALLBACKS),
+        degraded: c.get(col::DEGRADED),
+        tokens: c.get(col::TOKENS),
+        cost_usd_micros: c.get(col::COST_USD_MICROS),
+        error_rate: ratio(c.get(col::FAILURES), calls),
+        timeout_rate: ratio(c.get(col::TIMEOUTS), calls),
+        fallback_rate: ratio(c.get(col::FALLBACKS), calls),
+        degraded_rate: ratio(c.get(col::DEGRADED), calls),
+        retry_amplification: if calls == 0 {
+            1.0
+        } else {
+            (calls + c.get(col::RETRIES)) as f64 / calls as f64
+        },
+        p50_ms: quantile_ms(c.buckets(), 0.50),
+        p95_ms: quantile_ms(c.buckets(), 0.95),
+        p99_ms: quantile_ms(c.buckets(), 0.99),
+        mean_ms: (completed > 0).then(|| c.get(col::LATENCY_SUM_MS) as f64 / completed as f64),
+        breaker,
+        breakers,
+        recent_transitions: state
+            .transitions
+            .iter()
+            .rev()
+            .filter(|t| t.at_ms >= horizon_ms)
+            .cloned()
+            .collect(),
+        in_flight,
+        queued,
+    }
+}

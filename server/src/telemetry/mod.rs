@@ -1,0 +1,632 @@
+//! Telemetry: ingest of agents' batches, the live view and `/metrics`.
+//!
+//! A batch is checked first (a bad one is refused whole and touches nothing),
+//! then written durably — its receipt and its one-minute rollups in one
+//! transaction, shared with whatever other batches are waiting ([`writer`]) —
+//! and only then added to this replica's in-memory [`live`] aggregation and
+//! acknowledged. A resent batch finds its receipt and adds nothing anywhere.
+//!
+//! Browsers follow along on `GET /api/v1/live`: one task per replica
+//! recomputes the fleet summary when a batch arrives (at most once a second)
+//! and once a second anyway, and every stream sends it when it changed.
+
+pub mod live;
+pub mod metrics;
+pub mod writer;
+
+use crate::app::App;
+use crate::clock::Clock;
+use crate::error::{ApiError, ApiResult};
+use crate::policy_hub::Snapshot;
+use crate::routes::services::{STALE_MS, UP_MS};
+use crate::store::{
+    BatchWrite, InstanceRow, ROLLUP_FIRST_BUCKET, ROLLUP_WIDTH, ReceiptKey, RollupRow, ServiceRow,
+    Store,
+};
+use live::Live;
+use shared::api::{FleetLive, InstanceCounts, ServiceLiveSummary, ServiceTelemetry};
+use shared::policy::DegradedStatus;
+use shared::protocol::{DependencyTelemetry, LATENCY_BUCKETS_MS, TelemetryBatch};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// Indices into [`Counts`], in the order of the rollup columns.
+pub mod col {
+    #![allow(missing_docs)]
+    pub const CALLS: usize = 0;
+    pub const SUCCESSES: usize = 1;
+    pub const FAILURES: usize = 2;
+    pub const TIMEOUTS: usize = 3;
+    pub const RETRIES: usize = 4;
+    pub const RETRY_BUDGET_EXHAUSTED: usize = 5;
+    pub const BREAKER_REJECTIONS: usize = 6;
+    pub const BULKHEAD_REJECTIONS: usize = 7;
+    pub const RATE_LIMITED: usize = 8;
+    pub const SHED: usize = 9;
+    pub const FALLBACKS: usize = 10;
+    pub const DEGRADED: usize = 11;
+    pub const REPAIRS: usize = 12;
+    pub const TOKENS: usize = 13;
+    pub const COST_USD_MICROS: usize = 14;
+    pub const LATENCY_SUM_MS: usize = 15;
+}
+
+/// Additive counts in rollup column order: counters, then latency buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts(pub [u64; ROLLUP_WIDTH]);
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts([0; ROLLUP_WIDTH])
+    }
+}
+
+impl Counts {
+    /// One dependency's window, flattened. Failures and fallbacks are summed
+    /// over their keys; degraded counts every status but normal.
+    pub fn from_dependency(d: &DependencyTelemetry) -> Counts {
+        let mut c = Counts::default();
+        let v = &mut c.0;
+        v[col::CALLS] = d.calls;
+        v[col::SUCCESSES] = d.successes;
+        v[col::FAILURES] = d.failures.values().fold(0u64, |a, n| a.saturating_add(*n));
+        v[col::TIMEOUTS] = d.timeouts;
+        v[col::RETRIES] = d.retries;
+        v[col::RETRY_BUDGET_EXHAUSTED] = d.retry_budget_exhausted;
+        v[col::BREAKER_REJECTIONS] = d.breaker_rejections;
+        v[col::BULKHEAD_REJECTIONS] = d.bulkhead_rejections;
+        v[col::RATE_LIMITED] = d.rate_limited;
+        v[col::SHED] = d.shed;
+        v[col::FALLBACKS] = d.fallbacks.values().fold(0u64, |a, n| a.saturating_add(*n));
+        v[col::DEGRADED] = d
+            .degraded
+            .iter()
+            .filter(|(s, _)| **s != DegradedStatus::Normal)
+            .fold(0u64, |a, (_, n)| a.saturating_add(*n));
+        v[col::REPAIRS] = d.repairs;
+        v[col::TOKENS] = d.tokens;
+        v[col::COST_USD_MICROS] = d.cost_usd_micros;
+        v[col::LATENCY_SUM_MS] = d.latency_sum_ms;
+        for (i, n) in d.latency_buckets.iter().enumerate() {
+            v[ROLLUP_FIRST_BUCKET + i] = *n;
+        }
+        c
+    }
+
+    /// Counts read back from a stored rollup.
+    pub fn from_rollup(r: &RollupRow) -> Counts {
+        Counts(r.values.map(|v| v.max(0) as u64))
+    }
+
+    /// Adds `other` in place.
+    pub fn add(&mut self, other: &Counts) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a = a.saturating_add(b);
+        }
+    }
+
+    /// One column.
+    pub fn get(&self, column: usize) -> u64 {
+        self.0[column]
+    }
+
+    /// The latency histogram, per [`LATENCY_BUCKETS_MS`] bucket.
+    pub fn buckets(&self) -> &[u64] {
+        &self.0[ROLLUP_FIRST_BUCKET..]
+    }
+
+    /// Completed calls: the histogram's total.
+    pub fn latency_count(&self) -> u64 {
+        self.buckets()
+            .iter()
+            .fold(0u64, |a, n| a.saturating_add(*n))
+    }
+}
+
+/// The `q` quantile (0–1) of a fixed-bucket histogram: the upper bound of the
+/// bucket holding it, in milliseconds; the open-ended last bucket reads as
+/// its lower bound (60 000). None for an empty histogram.
+pub fn quantile_ms(buckets: &[u64], q: f64) -> Option<u64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0u64;
+    for (i, n) in buckets.iter().enumerate() {
+        seen += n;
+        if seen >= rank {
+            let bound = LATENCY_BUCKETS_MS[i];
+            return Some(if bound == u64::MAX {
+                LATENCY_BUCKETS_MS[LATENCY_BUCKETS_MS.len() - 2]
+            } else {
+                bound
+            });
+        }
+    }
+    None
+}
+
+/// Limits on a batch. An agent flushes about once a second, so these are far
+/// above what a healthy one sends and bound what a broken one can cost.
+pub mod limits {
+    /// Dependencies in one batch.
+    pub const MAX_DEPENDENCIES: usize = 256;
+    /// Tenants in one batch.
+    pub const MAX_TENANTS: usize = 1000;
+    /// Bytes in a dependency, tenant or fallback name.
+    pub const MAX_NAME_BYTES: usize = 128;
+    /// Fallback rows in one dependency.
+    pub const MAX_FALLBACK_KEYS: usize = 64;
+    /// Breaker transitions in one dependency's window.
+    pub const MAX_TRANSITIONS: usize = 64;
+    /// Any one counter in one window: a trillion, so that sums over a
+    /// minute of a large fleet stay far from overflowing 63 bits.
+    pub const MAX_COUNT: u64 = 1_000_000_000_000;
+    /// The longest window a batch may cover.
+    pub const MAX_WINDOW_MS: i64 = 3600 * 1000;
+    /// How far ahead of the server's clock a window may end (clock skew).
+    pub const MAX_FUTURE_MS: i64 = 5 * 60 * 1000;
+    /// How old a batch may be. Receipts are kept a day; a batch older than
+    /// that could no longer be recognised as a resend, so it is refused.
+    pub const MAX_AGE_MS: i64 = 23 * 3600 * 1000;
+}
+
+/// Receipts are kept this long, which bounds how late a resend is recognised.
+pub const RECEIPT_RETENTION_MS: i64 = 24 * 3600 * 1000;
+/// The fleet overview's window.
+pub const FLEET_WINDOW_SECS: u64 = 60;
+/// Instances silent for longer than this drop out of the counts.
+const FORGET_MS: i64 = 24 * 3600 * 1000;
+/// How often the live feed recomputes at most (and at least, while watched).
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How often old receipts and rollups are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+fn check_name(field: String, name: &str) -> ApiResult<()> {
+    if name.is_empty() || name.len() > limits::MAX_NAME_BYTES || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "names must be 1 to {} bytes without control characters",
+                limits::MAX_NAME_BYTES
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_count(field: impl FnOnce() -> String, n: u64) -> ApiResult<()> {
+    if n > limits::MAX_COUNT {
+        return Err(ApiError::invalid(
+            field(),
+            format!("at most {} per window", limits::MAX_COUNT),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a batch against the protocol's bounds; the error names the first
+/// field at fault.
+pub fn validate(batch: &TelemetryBatch, now_ms: i64) -> ApiResult<()> {
+    crate::routes::agent::check_instance_id(&batch.instance_id)?;
+    if batch.sequence == 0 || batch.sequence > i64::MAX as u64 {
+        return Err(ApiError::invalid(
+            "sequence",
+            "sequence must be between 1 and 2^63-1",
+        ));
+    }
+    if batch.window_start_ms < 0 {
+        return Err(ApiError::invalid(
+            "window_start_ms",
+            "window_start_ms must be a Unix time in milliseconds",
+        ));
+    }
+    if batch.window_end_ms < batch.window_start_ms {
+        return Err(ApiError::invalid(
+            "window_end_ms",
+            "window_end_ms must not be before window_start_ms",
+        ));
+    }
+    if batch.window_end_ms - batch.window_start_ms > limits::MAX_WINDOW_MS {
+        return Err(ApiError::invalid(
+            "window_start_ms",
+            "a window may cover at most an hour",
+        ));
+    }
+    if batch.window_end_ms > now_ms + limits::MAX_FUTURE_MS {
+        return Err(ApiError::invalid(
+            "window_end_ms",
+            "window_end_ms is more than 5 minutes ahead of the server's clock",
+        ));
+    }
+    if batch.window_end_ms < now_ms - limits::MAX_AGE_MS {
+        return Err(ApiError::invalid(
+            "window_end_ms",
+            "the batch is older than 23 hours; it can no longer be told from a resend",
+        ));
+    }
+    if batch.policy_version.is_some_and(|v| v > i64::MAX as u64) {
+        return Err(ApiError::invalid("policy_version", "out of range"));
+    }
+    if batch.dependencies.len() > limits::MAX_DEPENDENCIES {
+        return Err(ApiError::invalid(
+            "dependencies",
+            format!(
+                "at most {} dependencies per batch",
+                limits::MAX_DEPENDENCIES
+            ),
+        ));
+    }
+    for (name, d) in &batch.dependencies {
+        let at = |f: &str| format!("dependencies.{name}.{f}");
+        check_name(format!("dependencies.{name}"), name)?;
+        if !d.latency_buckets.is_empty() && d.latency_buckets.len() != LATENCY_BUCKETS_MS.len() {
+            return Err(ApiError::invalid(
+                at("latency_buckets"),
+                format!(
+                    "latency_buckets must be empty or have exactly {} counts, one per bucket of LATENCY_BUCKETS_MS",
+                    LATENCY_BUCKETS_MS.len()
+                ),
+            ));
+        }
+        for (i, n) in d.latency_buckets.iter().enumerate() {
+            check_count(|| format!("{}[{i}]", at("latency_buckets")), *n)?;
+        }
+        for (field, n) in [
+            ("calls", d.calls),
+            ("successes", d.successes),
+            ("timeouts", d.timeouts),
+            ("retries", d.retries),
+            ("retry_budget_exhausted", d.retry_budget_exhausted),
+            ("breaker_rejections", d.breaker_rejections),
+            ("bulkhead_rejections", d.bulkhead_rejections),
+            ("rate_limited", d.rate_limited),
+            ("shed", d.shed),
+            ("repairs", d.repairs),
+            ("tokens", d.tokens),
+            ("cost_usd_micros", d.cost_usd_micros),
+            ("latency_sum_ms", d.latency_sum_ms),
+            ("in_flight", d.in_flight),
+            ("queued", d.queued),
+        ] {
+            check_count(|| at(field), n)?;
+        }
+        for n in d.failures.values() {
+            check_count(|| at("failures"), *n)?;
+        }
+        for n in d.degraded.values() {
+            check_count(|| at("degraded"), *n)?;
+        }
+        if d.fallbacks.len() > limits::MAX_FALLBACK_KEYS {
+            return Err(ApiError::invalid(
+                at("fallbacks"),
+                format!("at most {} fallback rows", limits::MAX_FALLBACK_KEYS),
+            ));
+        }
+        for (key, n) in &d.fallbacks {
+            check_name(at("fallbacks"), key)?;
+            check_count(|| at("fallbacks"), *n)?;
+        }
+        if d.breaker_transitions.len() > limits::MAX_TRANSITIONS {
+            return Err(ApiError::invalid(
+                at("breaker_transitions"),
+                format!("at most {} transitions per window", limits::MAX_TRANSITIONS),
+            ));
+        }
+    }
+    if batch.tenant_cost_usd_micros.len() > limits::MAX_TENANTS {
+        return Err(ApiError::invalid(
+            "tenant_cost_usd_micros",
+            format!("at most {} tenants per batch", limits::MAX_TENANTS),
+        ));
+    }
+    for (tenant, n) in &batch.tenant_cost_usd_micros {
+        check_name("tenant_cost_usd_micros".into(), tenant)?;
+        check_count(|| "tenant_cost_usd_micros".into(), *n)?;
+    }
+    check_count(|| "dropped_batches".into(), batch.dropped_batches)?;
+    Ok(())
+}
+
+/// The rollup deltas of a batch: one per dependency, in the minute in which
+/// its window ended.
+pub fn rollups_of(service_id: i64, batch: &TelemetryBatch) -> Vec<RollupRow> {
+    let minute_ms = batch.window_end_ms.div_euclid(60_000) * 60_000;
+    batch
+        .dependencies
+        .iter()
+        .map(|(name, d)| RollupRow {
+            service_id,
+            dependency: name.clone(),
+            minute_ms,
+            // Validation bounds every value far below i64::MAX.
+            values: Counts::from_dependency(d)
+                .0
+                .map(|v| v.min(i64::MAX as u64) as i64),
+        })
+        .collect()
+}
+
+/// The telemetry side of the application state.
+#[derive(Debug)]
+pub struct Telemetry {
+    /// What this replica has heard recently.
+    pub live: Arc<Mutex<Live>>,
+    /// The `/metrics` registry.
+    pub metrics: metrics::Metrics,
+    writer: writer::Writer,
+    changed: Arc<Notify>,
+    fleet: watch::Sender<Arc<str>>,
+}
+
+impl Telemetry {
+    /// Starts the writer task.
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Telemetry {
+        let live = Arc::new(Mutex::new(Live::default()));
+        Telemetry {
+            metrics: metrics::Metrics::new(live.clone(), clock.clone()),
+            live,
+            writer: writer::Writer::spawn(store, clock),
+            changed: Arc::new(Notify::new()),
+            fleet: watch::channel(Arc::from("")).0,
+        }
+    }
+
+    /// Records a checked batch durably, then (if it was new) adds it to the
+    /// live view. Returns whether it was new.
+    pub async fn ingest(
+        &self,
+        service_id: i64,
+        name: &str,
+        environment: &str,
+        batch: &TelemetryBatch,
+        now_ms: i64,
+    ) -> ApiResult<bool> {
+        let write = BatchWrite {
+            receipt: ReceiptKey {
+                service_id,
+                instance_id: batch.instance_id.clone(),
+                sequence: batch.sequence as i64,
+            },
+            rollups: rollups_of(service_id, batch),
+        };
+        let new = self.writer.write(write).await?;
+        if new {
+            self.live.lock().expect("live telemetry lock").apply(
+                service_id,
+                name,
+                environment,
+                batch,
+                now_ms,
+            );
+            self.changed.notify_one();
+        }
+        self.metrics
+            .batch(if new { "accepted" } else { "duplicate" });
+        Ok(new)
+    }
+
+    /// Subscribes to the serialised fleet summary; empty until first computed.
+    pub fn subscribe_fleet(&self) -> watch::Receiver<Arc<str>> {
+        self.fleet.subscribe()
+    }
+}
+
+fn instance_counts(
+    now_ms: i64,
+    heartbeats: &[InstanceRow],
+    telemetry_seen: Option<&HashMap<String, i64>>,
+    snapshot: &Snapshot,
+) -> InstanceCounts {
+    let mut last: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut lagging = Vec::new();
+    for row in heartbeats {
+        last.insert(&row.instance_id, row.last_seen_at);
+        let desired = snapshot.for_instance(&row.instance_id).map(|p| p.version);
+        if desired.is_some() && row.policy_version.map(|v| v as u64) != desired {
+            lagging.push(row.instance_id.clone());
+        }
+    }
+    for (id, seen) in telemetry_seen.into_iter().flatten() {
+        let e = last.entry(id).or_insert(*seen);
+        *e = (*e).max(*seen);
+    }
+    let mut counts = InstanceCounts {
+        lagging,
+        ..InstanceCounts::default()
+    };
+    for seen in last.values() {
+        let age = now_ms - seen;
+        if age <= UP_MS {
+            counts.up += 1;
+        } else if age <= STALE_MS {
+            counts.stale += 1;
+        } else if age <= FORGET_MS {
+            counts.down += 1;
+        }
+    }
+    counts
+}
+
+/// One service's live figures over the last `window_secs` seconds (1–900),
+/// with a time series of at most 300 points.
+pub async fn service_view(
+    app: &App,
+    service: &ServiceRow,
+    window_secs: u64,
+) -> ApiResult<ServiceTelemetry> {
+    let now_ms = app.clock.now_ms();
+    let window = window_secs as i64;
+    let step = ((window + 299) / 300).max(1);
+    let heartbeats = app.store.instances(service.id, now_ms - FORGET_MS).await?;
+    let snapshot = app.hub.snapshot(service.id).await?;
+    let live = app.telemetry.live.lock().expect("live telemetry lock");
+    let s = live.services.get(&service.id);
+    Ok(ServiceTelemetry {
+        service: service.name.clone(),
+        environment: service.environment.clone(),
+        as_of_ms: now_ms,
+        window_secs,
+        step_secs: step as u64,
+        instances: instance_counts(now_ms, &heartbeats, s.map(|s| &s.instances_seen), &snapshot),
+        dependencies: s
+            .map(|s| s.dependencies(now_ms, window))
+            .unwrap_or_default(),
+        series: s
+            .map(|s| s.series(now_ms, window, step))
+            .unwrap_or_default(),
+        tenant_cost_usd_micros: s
+            .map(|s| s.tenant_costs(now_ms, window))
+            .unwrap_or_default(),
+    })
+}
+
+/// Every registered service's summary over the last minute.
+pub async fn fleet_view(app: &App) -> ApiResult<FleetLive> {
+    let now_ms = app.clock.now_ms();
+    let services = app.store.list_services().await?;
+    let mut heartbeats: HashMap<i64, Vec<InstanceRow>> = HashMap::new();
+    for row in app.store.all_instances(now_ms - FORGET_MS).await? {
+        heartbeats
+            .entry(row.service_id)
+            .or_default()
+            .push(row.instance);
+    }
+    let mut snapshots = HashMap::new();
+    for s in &services {
+        snapshots.insert(s.id, app.hub.snapshot(s.id).await?);
+    }
+    let live = app.telemetry.live.lock().expect("live telemetry lock");
+    let summaries = services
+        .iter()
+        .map(|s| {
+            let l = live.services.get(&s.id);
+            let dependencies = l
+                .map(|l| l.dependencies(now_ms, FLEET_WINDOW_SECS as i64))
+                .unwrap_or_default();
+            let worst_breaker = dependencies
+                .iter()
+                .filter_map(|d| d.breaker)
+                .max_by_key(|b| live::severity(*b));
+            ServiceLiveSummary {
+                service: s.name.clone(),
+                environment: s.environment.clone(),
+                instances: instance_counts(
+                    now_ms,
+                    heartbeats.get(&s.id).map(Vec::as_slice).unwrap_or(&[]),
+                    l.map(|l| &l.instances_seen),
+                    &snapshots[&s.id],
+                ),
+                worst_breaker,
+                dependencies,
+            }
+        })
+        .collect();
+    Ok(FleetLive {
+        as_of_ms: now_ms,
+        window_secs: FLEET_WINDOW_SECS,
+        services: summaries,
+    })
+}
+
+/// Deletes receipts older than a day and rollups older than the configured
+/// retention, as of the app's clock. Returns (receipts, rollups) deleted.
+pub async fn prune(app: &App) -> ApiResult<(u64, u64)> {
+    let now_ms = app.clock.now_ms();
+    let retention_ms = i64::from(app.settings.rollup_retention_days) * 24 * 3600 * 1000;
+    Ok(app
+        .store
+        .prune_telemetry(now_ms - RECEIPT_RETENTION_MS, now_ms - retention_ms)
+        .await?)
+}
+
+/// Starts the background tasks that need the whole app: pruning, and the
+/// live feed. Both hold the app weakly and end when it is dropped.
+pub fn start(app: &Arc<App>) {
+    let weak = Arc::downgrade(app);
+    tokio::spawn(async move {
+        // The first run waits a period too: start-up stays quick, and a test
+        // that prunes by hand does not race this task.
+        let first = tokio::time::Instant::now() + PRUNE_EVERY;
+        let mut every = tokio::time::interval_at(first, PRUNE_EVERY);
+        loop {
+            every.tick().await;
+            let Some(app) = weak.upgrade() else { return };
+            match prune(&app).await {
+                Ok((0, 0)) => {}
+                Ok((receipts, rollups)) => {
+                    tracing::info!(receipts, rollups, "pruned old telemetry")
+                }
+                Err(e) => tracing::warn!(error = %e.message, "could not prune telemetry"),
+            }
+        }
+    });
+    let weak = Arc::downgrade(app);
+    let changed = app.telemetry.changed.clone();
+    tokio::spawn(publish_fleet(weak, changed));
+}
+
+/// Recomputes the fleet summary when a batch arrives or a second passes, at
+/// most once a second and only while someone watches, and wakes the streams
+/// when it differs from the last one.
+async fn publish_fleet(weak: Weak<App>, changed: Arc<Notify>) {
+    let mut every = tokio::time::interval(PUBLISH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = changed.notified() => {}
+            _ = every.tick() => {}
+        }
+        if let Some(at) = last {
+            let due = at + PUBLISH_EVERY;
+            if tokio::time::Instant::now() < due {
+                tokio::time::sleep_until(due).await;
+            }
+        }
+        let Some(app) = weak.upgrade() else { return };
+        if app.telemetry.fleet.receiver_count() == 0 {
+            continue;
+        }
+        last = Some(tokio::time::Instant::now());
+        match fleet_view(&app).await.map(|f| serde_json::to_string(&f)) {
+            Ok(Ok(json)) => {
+                app.telemetry.fleet.send_if_modified(|current| {
+                    if **current == *json {
+                        false
+                    } else {
+                        *current = Arc::from(json);
+                        true
+                    }
+                });
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not serialise the fleet summary"),
+            Err(e) => tracing::warn!(error = %e.message, "could not compute the fleet summary"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_read_bucket_upper_bounds() {
+        let mut b = [0u64; 16];
+        b[3] = 90; // ≤ 10 ms
+        b[6] = 6; // ≤ 100 ms
+        b[9] = 4; // ≤ 1 s
+        assert_eq!(quantile_ms(&b, 0.50), Some(10));
+        assert_eq!(quantile_ms(&b, 0.90), Some(10));
+        assert_eq!(quantile_ms(&b, 0.95), Some(100));
+        assert_eq!(quantile_ms(&b, 0.99), Some(1000));
+        assert_eq!(quantile_ms(&[0; 16], 0.5), None);
+        let mut slow = [0u64; 16];
+        slow[15] = 1;
+        assert_eq!(quantile_ms(&slow, 0.5), Some(60_000));
+    }
+}

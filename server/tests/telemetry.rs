@@ -1,0 +1,651 @@
+//! Telemetry on both databases: idempotent ingest, bounds, scoping to the
+//! token's service, derived figures, durable rollups and their pruning, the
+//! live stream, and `/metrics`.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use common::{NowForTests, T0_MS, TestApp};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use server::config::Secret;
+use server::telemetry::{Counts, quantile_ms};
+use shared::role::Role;
+use std::time::Duration;
+
+on_both_backends!(
+    a_resent_batch_counts_once,
+    bad_batches_are_refused_naming_the_field_and_store_nothing,
+    batches_land_under_the_tokens_service_only,
+    derived_figures_follow_from_known_batches,
+    rollups_are_stored_and_pruned_by_age,
+    the_live_stream_sends_a_summary_after_an_ingest,
+    metrics_need_their_token_and_pass_promtool,
+);
+
+struct Setup {
+    admin: String,
+    viewer: String,
+}
+
+async fn setup(app: &TestApp) -> Setup {
+    let admin = app.login_as("ada", Role::Admin).await;
+    let viewer = app.login_as("vic", Role::Viewer).await;
+    for name in ["rag-answer", "billing"] {
+        let r = app
+            .call(
+                Method::POST,
+                "/api/v1/services",
+                Some(json!({ "name": name, "environment": "prod", "owner": "team" })),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    Setup { admin, viewer }
+}
+
+async fn agent_token(app: &TestApp, admin: &str, service: &str) -> String {
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({ "service": service, "environment": "prod" })),
+            Some(admin),
+        )
+        .await;
+    r.body["token"].as_str().unwrap().to_owned()
+}
+
+async fn service_id(app: &TestApp, name: &str) -> i64 {
+    app.store().service(name, "prod").await.unwrap().unwrap().id
+}
+
+/// A batch from `instance` ending now: `calls` model calls, with latencies
+/// 90% ≤ 10 ms, 6% ≤ 100 ms, 4% ≤ 1 s when `calls` is 100.
+fn batch(app: &TestApp, instance: &str, sequence: u64, calls: u64) -> Value {
+    let now = app.clock.now_ms_for_tests();
+    let mut buckets = vec![0u64; 16];
+    buckets[3] = calls * 90 / 100;
+    buckets[6] = calls * 6 / 100;
+    buckets[9] = calls - buckets[3] - buckets[6];
+    json!({
+        "instance_id": instance,
+        "sequence": sequence,
+        "window_start_ms": now - 1000,
+        "window_end_ms": now,
+        "policy_version": 1,
+        "dependencies": {
+            "model": {
+                "calls": calls,
+                "successes": calls - calls / 10,
+                "failures": { "timeout": calls / 20, "unavailable": calls / 20 },
+                "timeouts": calls / 20,
+                "retries": calls / 4,
+                "shed": 3,
+                "bulkhead_rejections": 2,
+                "fallbacks": { "model/timeout": calls / 5 },
+                "degraded": { "degraded": calls / 10, "normal": 7 },
+                "tokens": 1000,
+                "cost_usd_micros": 500,
+                "latency_buckets": buckets,
+                "latency_sum_ms": calls * 20,
+                "breaker": "closed",
+                "in_flight": 4,
+                "queued": 1
+            }
+        },
+        "tenant_cost_usd_micros": { "acme": 300, "globex": 200 }
+    })
+}
+
+async fn post(app: &TestApp, token: &str, body: Value) -> common::Response {
+    app.call(
+        Method::POST,
+        "/api/v1/agent/telemetry",
+        Some(body),
+        Some(token),
+    )
+    .await
+}
+
+async fn rollup_calls(app: &TestApp, service: &str) -> i64 {
+    let id = service_id(app, service).await;
+    app.store()
+        .rollups(id, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.values[0])
+        .sum()
+}
+
+async fn a_resent_batch_counts_once(app: TestApp) {
+    let s = setup(&app).await;
+    let agent = agent_token(&app, &s.admin, "rag-answer").await;
+    let b = batch(&app, "pod-1", 1, 100);
+    let r = post(&app, &agent, b.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body, json!({ "accepted": true }));
+    // The answer was lost; the agent sends the same batch again, twice.
+    for _ in 0..2 {
+        let r = post(&app, &agent, b.clone()).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body, json!({ "accepted": false }));
+    }
+    assert_eq!(rollup_calls(&app, "rag-answer").await, 100);
+    let id = service_id(&app, "rag-answer").await;
+    assert_eq!(app.store().telemetry_receipt_count(id).await.unwrap(), 1);
+    let live = app
+        .call(
+            Method::GET,
+            "/api/v1/services/rag-answer/prod/telemetry?window_secs=60",
+            None,
+            Some(&s.viewer),
+        )
+        .await;
+    assert_eq!(live.status, StatusCode::OK, "{}", live.text);
+    assert_eq!(live.body["dependencies"][0]["calls"], 100);
+    // The same sequence from another instance is another batch.
+    let r = post(&app, &agent, batch(&app, "pod-2", 1, 100)).await;
+    assert_eq!(r.body["accepted"], true);
+    assert_eq!(rollup_calls(&app, "rag-answer").await, 200);
+}
+
+/// A change that makes a good batch bad.
+type Mutation = Box<dyn Fn(&mut Value)>;
+
+async fn bad_batches_are_refused_naming_the_field_and_store_nothing(app: TestApp) {
+    let s = setup(&app).await;
+    let agent = agent_token(&app, &s.admin, "rag-answer").await;
+    let now = app.clock.now_ms_for_tests();
+    let good = batch(&app, "pod-1", 1, 100);
+    let long = "x".repeat(129);
+    let many_deps: serde_json::Map<String, Value> =
+        (0..257).map(|i| (format!("d{i}"), json!({}))).collect();
+    let many_tenants: serde_json::Map<String, Value> =
+        (0..1001).map(|i| (format!("t{i}"), json!(1))).collect();
+    let cases: Vec<(Mutation, &str)> = vec![
+        (
+            Box::new(|b| b["dependencies"]["model"]["latency_buckets"] = json!([1, 2, 3])),
+            "dependencies.model.latency_buckets",
+        ),
+        (
+            Box::new(move |b| b["window_end_ms"] = json!(now - 5000)),
+            "window_end_ms",
+        ),
+        (
+            Box::new(move |b| {
+                b["window_start_ms"] = json!(now + 3_600_000);
+                b["window_end_ms"] = json!(now + 3_600_000);
+            }),
+            "window_end_ms",
+        ),
+        (
+            Box::new(move |b| {
+                b["window_start_ms"] = json!(now - 2 * 86_400_000);
+                b["window_end_ms"] = json!(now - 2 * 86_400_000);
+            }),
+            "window_end_ms",
+        ),
+        (Box::new(|b| b["sequence"] = json!(0)), "sequence"),
+        (Box::new(|b| b["instance_id"] = json!("")), "instance_id"),
+        (
+            Box::new(move |b| b["dependencies"] = json!({ long.clone(): {} })),
+            "dependencies",
+        ),
+        (
+            Box::new(move |b| b["dependencies"] = Value::Object(many_deps.clone())),
+            "dependencies",
+        ),
+        (
+            Box::new(move |b| b["tenant_cost_usd_micros"] = Value::Object(many_tenants.clone())),
+            "tenant_cost_usd_micros",
+        ),
+        (
+            Box::new(|b| b["dependencies"]["model"]["calls"] = json!(-1)),
+            "dependencies.model.calls",
+        ),
+        (
+            Box::new(|b| b["dependencies"]["model"]["calls"] = json!(u64::MAX)),
+            "dependencies.model.calls",
+        ),
+        (
+            Box::new(|b| b["dependencies"]["model"]["surprise"] = json!(1)),
+            "dependencies.model",
+        ),
+        (
+            Box::new(|b| b["dependencies"]["model"]["breaker"] = json!("ajar")),
+            "dependencies.model.breaker",
+        ),
+    ];
+    for (mutate, field) in cases {
+        let mut bad = good.clone();
+        mutate(&mut bad);
+        let r = post(&app, &agent, bad).await;
+        assert!(
+            r.status.is_client_error(),
+            "{field}: {} {}",
+            r.status,
+            r.text
+        );
+        let got = r.body["error"]["field"].as_str().unwrap_or_default();
+        assert!(
+            got.starts_with(field),
+            "expected field {field}, got {got:?}: {}",
+            r.text
+        );
+    }
+    let r = app
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/api/v1/agent/telemetry")
+                .header(header::AUTHORIZATION, format!("Bearer {agent}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{\"instance_id\": "))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Nothing of any of them was stored: no receipt, no rollup, and the
+    // good batch with the same sequence is still new.
+    let id = service_id(&app, "rag-answer").await;
+    assert_eq!(app.store().telemetry_receipt_count(id).await.unwrap(), 0);
+    assert!(app.store().rollups(id, 0).await.unwrap().is_empty());
+    let r = post(&app, &agent, good).await;
+    assert_eq!(r.body["accepted"], true, "{}", r.text);
+}
+
+async fn batches_land_under_the_tokens_service_only(app: TestApp) {
+    let s = setup(&app).await;
+    let billing = agent_token(&app, &s.admin, "billing").await;
+    let r = post(&app, &billing, batch(&app, "pod-1", 1, 40)).await;
+    assert_eq!(r.body["accepted"], true, "{}", r.text);
+    // The body cannot name another service: the protocol has no such field.
+    let mut sneaky = batch(&app, "pod-1", 2, 40);
+    sneaky["service"] = json!("rag-answer");
+    let r = post(&app, &billing, sneaky).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(rollup_calls(&app, "billing").await, 40);
+    assert_eq!(rollup_calls(&app, "rag-answer").await, 0);
+    let rag_live = app
+        .call(
+            Method::GET,
+            "/api/v1/services/rag-answer/prod/telemetry",
+            None,
+            Some(&s.viewer),
+        )
+        .await;
+    assert_eq!(rag_live.body["dependencies"], json!([]));
+    // People cannot post telemetry, whatever their role; nobody can anonymously.
+    for token in [&s.admin, &s.viewer] {
+        let r = post(&app, token, batch(&app, "pod-1", 3, 1)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    }
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/agent/telemetry",
+            Some(batch(&app, "pod-1", 3, 1)),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // A token for a service that was never registered has nowhere to post.
+    let ghost = agent_token(&app, &s.admin, "ghost").await;
+    let r = post(&app, &ghost, batch(&app, "pod-1", 1, 1)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    // And service tokens cannot read the live views.
+    for path in [
+        "/api/v1/services/billing/prod/telemetry",
+        "/api/v1/fleet/live",
+        "/api/v1/live",
+    ] {
+        let r = app.call(Method::GET, path, None, Some(&billing)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+        let r = app.call(Method::GET, path, None, None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+}
+
+fn close(a: &Value, b: f64) -> bool {
+    (a.as_f64().unwrap() - b).abs() < 1e-9
+}
+
+async fn derived_figures_follow_from_known_batches(app: TestApp) {
+    let s = setup(&app).await;
+    let agent = agent_token(&app, &s.admin, "rag-answer").await;
+    // An old batch that a 60 s window leaves out but a 300 s one includes.
+    post(&app, &agent, batch(&app, "pod-1", 1, 100)).await;
+    app.clock.advance_ms(120_000);
+    // Two instances, 100 calls each, now; pod-2's breaker opened.
+    let mut b2 = batch(&app, "pod-2", 1, 100);
+    b2["dependencies"]["model"]["breaker"] = json!("open");
+    let now = app.clock.now_ms_for_tests();
+    b2["dependencies"]["model"]["breaker_transitions"] =
+        json!([{ "at_ms": now - 500, "from": "closed", "to": "open" }]);
+    assert_eq!(
+        post(&app, &agent, batch(&app, "pod-1", 2, 100)).await.body["accepted"],
+        true
+    );
+    assert_eq!(post(&app, &agent, b2).await.body["accepted"], true);
+
+    let r = app
+        .call(
+            Method::GET,
+            "/api/v1/services/rag-answer/prod/telemetry?window_secs=60",
+            None,
+            Some(&s.viewer),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let m = &r.body["dependencies"][0];
+    assert_eq!(m["dependency"], "model");
+    assert_eq!(m["calls"], 200);
+    assert_eq!(m["failures"], 20);
+    assert!(close(&m["error_rate"], 0.10), "{m}");
+    assert!(close(&m["timeout_rate"], 0.05), "{m}");
+    assert!(close(&m["fallback_rate"], 0.20), "{m}");
+    // "normal" is not a degradation.
+    assert!(close(&m["degraded_rate"], 0.10), "{m}");
+    assert!(close(&m["retry_amplification"], 1.25), "{m}");
+    assert_eq!(m["shed"], 6);
+    assert_eq!(m["bulkhead_rejections"], 4);
+    assert_eq!(
+        (
+            m["p50_ms"].clone(),
+            m["p95_ms"].clone(),
+            m["p99_ms"].clone()
+        ),
+        (json!(10), json!(100), json!(1000))
+    );
+    assert!(close(&m["mean_ms"], 20.0), "{m}");
+    assert_eq!(m["breaker"], "open", "the worst instance decides");
+    assert_eq!(m["breakers"], json!({ "pod-1": "closed", "pod-2": "open" }));
+    assert_eq!(m["recent_transitions"][0]["instance_id"], "pod-2");
+    assert_eq!(m["in_flight"], 8);
+    assert_eq!(m["queued"], 2);
+    assert_eq!(
+        r.body["tenant_cost_usd_micros"],
+        json!({ "acme": 600, "globex": 400 })
+    );
+    assert_eq!(r.body["instances"]["up"], 2);
+    let points = r.body["series"][0]["points"].as_array().unwrap();
+    assert_eq!(points.len(), 60);
+    assert_eq!(points.last().unwrap()["calls"], 200);
+    assert_eq!(points.last().unwrap()["p95_ms"], 100);
+    assert_eq!(
+        points
+            .iter()
+            .map(|p| p["calls"].as_u64().unwrap())
+            .sum::<u64>(),
+        200
+    );
+
+    let r = app
+        .call(
+            Method::GET,
+            "/api/v1/services/rag-answer/prod/telemetry?window_secs=300",
+            None,
+            Some(&s.viewer),
+        )
+        .await;
+    assert_eq!(r.body["dependencies"][0]["calls"], 300);
+    for bad in ["0", "901", "soon"] {
+        let r = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/services/rag-answer/prod/telemetry?window_secs={bad}"),
+                None,
+                Some(&s.viewer),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert_eq!(r.body["error"]["field"], "window_secs");
+    }
+
+    let fleet = app
+        .call(Method::GET, "/api/v1/fleet/live", None, Some(&s.viewer))
+        .await;
+    assert_eq!(fleet.status, StatusCode::OK, "{}", fleet.text);
+    let services = fleet.body["services"].as_array().unwrap();
+    let rag = services
+        .iter()
+        .find(|s| s["service"] == "rag-answer")
+        .unwrap();
+    assert_eq!(rag["worst_breaker"], "open");
+    assert!(close(&rag["dependencies"][0]["retry_amplification"], 1.25));
+    let billing = services.iter().find(|s| s["service"] == "billing").unwrap();
+    assert_eq!(billing["dependencies"], json!([]));
+
+    // Two minutes later pod-1 and pod-2 are stale; the breaker state of
+    // instances silent for over a minute no longer counts.
+    app.clock.advance_ms(61_000);
+    let r = app
+        .call(
+            Method::GET,
+            "/api/v1/services/rag-answer/prod/telemetry?window_secs=60",
+            None,
+            Some(&s.viewer),
+        )
+        .await;
+    assert_eq!(r.body["instances"]["stale"], 0);
+    assert_eq!(r.body["instances"]["down"], 2);
+    assert_eq!(r.body["dependencies"][0]["breaker"], Value::Null);
+    assert_eq!(r.body["dependencies"][0]["calls"], 0);
+}
+
+async fn rollups_are_stored_and_pruned_by_age(app: TestApp) {
+    let s = setup(&app).await;
+    let agent = agent_token(&app, &s.admin, "rag-answer").await;
+    let id = service_id(&app, "rag-answer").await;
+    // Two batches in one minute add up into one row.
+    post(&app, &agent, batch(&app, "pod-1", 1, 100)).await;
+    post(&app, &agent, batch(&app, "pod-2", 1, 100)).await;
+    let rows = app.store().rollups(id, 0).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].minute_ms, T0_MS);
+    let counts = Counts::from_rollup(&rows[0]);
+    assert_eq!(counts.get(0), 200);
+    // Percentiles can be computed from what is stored.
+    assert_eq!(quantile_ms(counts.buckets(), 0.95), Some(100));
+    assert_eq!(quantile_ms(counts.buckets(), 0.99), Some(1000));
+
+    // Ten days later, another minute.
+    app.clock.advance_ms(10 * 86_400_000);
+    post(&app, &agent, batch(&app, "pod-1", 2, 10)).await;
+    assert_eq!(app.store().rollups(id, 0).await.unwrap().len(), 2);
+    // On day 15 the first minute is past the 14-day retention; the second is
+    // not. Receipts older than a day go too.
+    app.clock.advance_ms(5 * 86_400_000);
+    let (receipts, rollups) = server::telemetry::prune(&app.state).await.unwrap();
+    assert_eq!((receipts, rollups), (3, 1));
+    let rows = app.store().rollups(id, 0).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].values[0], 10);
+    assert_eq!(app.store().telemetry_receipt_count(id).await.unwrap(), 0);
+
+    // A shorter retention, configured, prunes sooner.
+    let short = app.replica_with(|s| s.rollup_retention_days = 1).await;
+    let (_, rollups) = server::telemetry::prune(&short.state).await.unwrap();
+    assert_eq!(rollups, 1);
+    assert!(app.store().rollups(id, 0).await.unwrap().is_empty());
+}
+
+async fn next_fleet_event(body: &mut Body, buffer: &mut String) -> Value {
+    let read = async {
+        loop {
+            if let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                if event.lines().any(|l| l == "event: fleet") {
+                    let data: String = event
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("data: "))
+                        .collect();
+                    return serde_json::from_str(&data).unwrap();
+                }
+                continue;
+            }
+            let frame = body.frame().await.expect("stream ended").unwrap();
+            if let Ok(bytes) = frame.into_data() {
+                buffer.push_str(std::str::from_utf8(&bytes).unwrap());
+            }
+        }
+    };
+    // A bound, not a wait: the feed publishes within a second of a batch.
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("no fleet event within 5 s")
+}
+
+async fn the_live_stream_sends_a_summary_after_an_ingest(app: TestApp) {
+    let s = setup(&app).await;
+    let agent = agent_token(&app, &s.admin, "rag-answer").await;
+    // Browsers authenticate with the session cookie.
+    let response = tower::ServiceExt::oneshot(
+        app.router.clone(),
+        Request::builder()
+            .uri("/api/v1/live")
+            .header(header::COOKIE, format!("ballast_session={}", s.viewer))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers().get(header::CONTENT_TYPE).unwrap(),
+        "text/event-stream"
+    );
+    let mut body = response.into_body();
+    let mut buffer = String::new();
+    let first = next_fleet_event(&mut body, &mut buffer).await;
+    let names: Vec<&str> = first["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["billing", "rag-answer"]);
+    assert_eq!(first["services"][1]["dependencies"], json!([]));
+
+    assert_eq!(
+        post(&app, &agent, batch(&app, "pod-1", 1, 100)).await.body["accepted"],
+        true
+    );
+    let next = next_fleet_event(&mut body, &mut buffer).await;
+    let rag = &next["services"][1];
+    assert_eq!(rag["dependencies"][0]["dependency"], "model");
+    assert_eq!(rag["dependencies"][0]["calls"], 100);
+    assert_eq!(rag["instances"]["up"], 1);
+}
+
+async fn metrics_need_their_token_and_pass_promtool(app: TestApp) {
+    let r = app.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.body["error"]["code"], "metrics_disabled");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("BALLAST_METRICS_TOKEN")
+    );
+
+    const TOKEN: &str = "scrape-token-0123456789";
+    let app = app
+        .replica_with(|s| s.metrics_token = Some(Secret::new(TOKEN)))
+        .await;
+    let s = setup(&app).await;
+    let agent = agent_token(&app, &s.admin, "rag-answer").await;
+    let mut b = batch(&app, "pod-1", 1, 100);
+    // Agents name dependencies; the exposition must escape what they choose.
+    b["dependencies"]["vector \"db\" \\ v2"] = b["dependencies"]["model"].clone();
+    assert_eq!(post(&app, &agent, b.clone()).await.body["accepted"], true);
+    assert_eq!(post(&app, &agent, b).await.body["accepted"], false);
+    let mut bad = batch(&app, "pod-1", 2, 1);
+    bad["sequence"] = json!(0);
+    post(&app, &agent, bad).await;
+
+    for token in [None, Some("wrong"), Some(s.admin.as_str())] {
+        let r = app.call(Method::GET, "/metrics", None, token).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{token:?}");
+        assert_eq!(r.body["error"]["field"], "authorization");
+    }
+    let r = app.call(Method::GET, "/metrics", None, Some(TOKEN)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.headers.get(header::CONTENT_TYPE).unwrap(),
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = r.text;
+    for needle in [
+        "# TYPE ballast_dependency_calls_total counter",
+        "ballast_dependency_cost_dollars_total{service=\"rag-answer\",environment=\"prod\",dependency=\"model\"} 0.0005",
+        "ballast_dependency_calls_total{service=\"rag-answer\",environment=\"prod\",dependency=\"model\"} 100",
+        "ballast_dependency_failures_total{service=\"rag-answer\",environment=\"prod\",dependency=\"model\",class=\"timeout\"} 5",
+        "ballast_dependency_latency_seconds_bucket{le=\"0.01\",service=\"rag-answer\",environment=\"prod\",dependency=\"model\"} 90",
+        "ballast_dependency_breaker_state{service=\"rag-answer\",environment=\"prod\",dependency=\"model\",state=\"closed\"} 1",
+        "dependency=\"vector \\\"db\\\" \\\\ v2\"",
+        "ballast_telemetry_batches_total{outcome=\"accepted\"} 1",
+        "ballast_telemetry_batches_total{outcome=\"duplicate\"} 1",
+        "ballast_telemetry_batches_total{outcome=\"rejected\"} 1",
+        "ballast_http_requests_total{class=\"2xx\"}",
+        "ballast_live_subscribers 0",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    promtool_check(&text);
+    // Prometheus itself asks for OpenMetrics and gets it.
+    let r = app
+        .send(
+            Request::builder()
+                .uri("/metrics")
+                .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+                .header(
+                    header::ACCEPT,
+                    "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+                )
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(r.text.ends_with("# EOF\n"));
+    assert!(r.text.contains("# TYPE ballast_dependency_calls counter"));
+}
+
+/// Runs `promtool check metrics` on the exposition. Skipped only outside CI
+/// when promtool is not installed.
+fn promtool_check(text: &str) {
+    let promtool = std::path::Path::new("/usr/bin/promtool");
+    if !promtool.exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but /usr/bin/promtool is missing"
+        );
+        eprintln!("skipping promtool check: /usr/bin/promtool is not installed");
+        return;
+    }
+    use std::io::Write;
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n---\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
