@@ -1,18 +1,26 @@
-//! The overhead of one guarded call with every layer on, in nanoseconds.
-//!
-//! A tiny harness (no criterion: it would double the build on two cores):
-//! warm up, then time batches of calls whose dependency answers at once,
-//! and report the median batch's cost per call minus the same loop without
-//! the guard.
+//! The success-path cost of one guarded call with every pattern on
+//! (deadline and stage budget, rate limit, token and cost reservation,
+//! retry budget, breaker, bulkhead, telemetry), next to tower's own
+//! `LoadShed` + `ConcurrencyLimit` + `RateLimit` + `Timeout` stack around
+//! the same immediate dependency, and a bare call for the floor. Each is
+//! measured on one thread and with two threads calling at once.
 //!
 //! `cargo bench -p ballast-agent --bench guard_overhead`
+//!
+//! Criterion runs without its default features (plotters, rayon): the
+//! statistics are what the comparison needs.
 
 use agent::{Call, CompiledPolicy, DependencyError, Guard, SplitMix64, Usage, policy_channel};
+use criterion::{Criterion, criterion_group, criterion_main};
 use shared::policy::Policy;
 use shared::protocol::PolicySource;
+use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
 const POLICY: &str = r#"
 service:
@@ -57,71 +65,156 @@ limits:
       tokens_per_minute: 1000000000000
 "#;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn main() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    let policy = Policy::from_yaml(POLICY).unwrap();
-    let (_tx, rx) = policy_channel(CompiledPolicy::compile(
+fn guard() -> Guard {
+    let policy = Policy::from_yaml(POLICY).expect("the bench policy parses");
+    let (tx, rx) = policy_channel(CompiledPolicy::compile(
         policy,
         Some(1),
         PolicySource::Server,
     ));
-    let guard = Guard::builder(rx)
+    // The channel stays open for the bench's life.
+    std::mem::forget(tx);
+    Guard::builder(rx)
         .random(Arc::new(SplitMix64::seeded(7)))
-        .build();
-    const BATCH: u32 = 20_000;
-    const BATCHES: usize = 15;
-    rt.block_on(async {
-        let guarded = || async {
-            let out = guard
-                .call(
-                    Call::new("model_provider", "generate")
-                        .tenant("acme")
-                        .estimate(Usage {
-                            tokens: 10,
-                            cost_usd_micros: 1,
-                        }),
-                    |_| async { Ok::<_, DependencyError>(black_box(1u64)) },
-                )
-                .await;
-            black_box(out.result.is_ok());
-        };
-        let bare = || async {
+        .build()
+}
+
+async fn guarded(guard: &Guard) {
+    let out = guard
+        .call(
+            Call::new("model_provider", "generate")
+                .tenant("acme")
+                .estimate(Usage {
+                    tokens: 10,
+                    cost_usd_micros: 1,
+                }),
+            |_| async { Ok::<_, DependencyError>(black_box(1u64)) },
+        )
+        .await;
+    black_box(out.result.is_ok());
+}
+
+/// tower's equivalent stack: shed when not ready, at most 1000 in flight
+/// (shared by all threads, like the guard's bulkhead), a rate limit as
+/// generous as the policy's, and the dependency's 40 s timeout.
+fn tower_stack(
+    limit: Arc<Semaphore>,
+) -> impl Service<u64, Response = u64, Error = tower::BoxError, Future: Send> + Send {
+    ServiceBuilder::new()
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::with_semaphore(limit))
+        .rate_limit(1_000_000_000, Duration::from_secs(1))
+        .timeout(Duration::from_secs(40))
+        .service(service_fn(|x: u64| async move {
+            Ok::<_, Infallible>(black_box(x))
+        }))
+}
+
+async fn towered<S>(svc: &mut S)
+where
+    S: Service<u64, Response = u64, Error = tower::BoxError>,
+{
+    let r = svc.ready().await;
+    let out = match r {
+        Ok(s) => s.call(black_box(1)).await,
+        Err(e) => Err(e),
+    };
+    black_box(out.is_ok());
+}
+
+fn single_thread(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let mut group = c.benchmark_group("1 thread");
+    let g = guard();
+    group.bench_function("bare call", |b| {
+        b.to_async(&rt).iter(|| async {
             let r: Result<u64, DependencyError> = async { Ok(black_box(1u64)) }.await;
             black_box(r.is_ok());
-        };
-        for _ in 0..BATCH {
-            guarded().await;
-        }
-        let mut with = Vec::new();
-        let mut without = Vec::new();
-        for _ in 0..BATCHES {
-            let t = Instant::now();
-            for _ in 0..BATCH {
-                guarded().await;
-            }
-            with.push(t.elapsed().as_nanos() as f64 / f64::from(BATCH));
-            let t = Instant::now();
-            for _ in 0..BATCH {
-                bare().await;
-            }
-            without.push(t.elapsed().as_nanos() as f64 / f64::from(BATCH));
-        }
-        let (w, b) = (median(with), median(without));
-        println!(
-            "guarded call, all layers on (deadline, rate limit, token+cost reservation, \
-             retry budget, breaker, bulkhead, telemetry): {:.0} ns/call; bare: {:.0} ns/call; \
-             overhead: {:.0} ns/call",
-            w,
-            b,
-            w - b
-        );
+        })
     });
+    group.bench_function("ballast guard", |b| b.to_async(&rt).iter(|| guarded(&g)));
+    group.bench_function("tower stack", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut svc = tower_stack(Arc::new(Semaphore::new(1000)));
+                let t = Instant::now();
+                for _ in 0..iters {
+                    towered(&mut svc).await;
+                }
+                t.elapsed()
+            })
+        })
+    });
+    group.finish();
 }
+
+/// Two tasks on a two-worker runtime share one guard (or one concurrency
+/// limit), each making half the calls; the figure is wall time per call,
+/// so contention on the shared state shows.
+fn two_threads(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let mut group = c.benchmark_group("2 threads");
+    let g = guard();
+    group.bench_function("ballast guard", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let t = Instant::now();
+                let tasks: Vec<_> = (0..2)
+                    .map(|_| {
+                        let g = g.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..iters / 2 {
+                                guarded(&g).await;
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("the bench task");
+                }
+                t.elapsed()
+            })
+        })
+    });
+    group.bench_function("tower stack", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let limit = Arc::new(Semaphore::new(1000));
+                let t = Instant::now();
+                // tower's rate limiter is not Clone: each thread has its
+                // own, the concurrency limit is shared.
+                let tasks: Vec<_> = (0..2)
+                    .map(|_| {
+                        let mut svc = tower_stack(limit.clone());
+                        tokio::spawn(async move {
+                            for _ in 0..iters / 2 {
+                                towered(&mut svc).await;
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("the bench task");
+                }
+                t.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = single_thread, two_threads
+}
+criterion_main!(benches);

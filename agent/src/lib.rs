@@ -103,12 +103,77 @@
 //! assert_eq!(out.user_message.as_deref(), Some("Results are ranked more coarsely than usual."));
 //! # }
 //! ```
+//!
+//! Wrapping a real HTTP call: here a hyper client asks a search service,
+//! sends each attempt's own deadline in the `ballast-deadline` header, and
+//! sorts what comes back into error classes, which decide retries, the
+//! breaker and the fallback. (`no_run`: it needs the service; it compiles.)
+//!
+//! ```no_run
+//! use shared::protocol::DEADLINE_HEADER;
+//! use agent::{Call, CompiledPolicy, DependencyError, Guard, policy_channel};
+//! use bytes::Bytes;
+//! use http_body_util::{BodyExt, Empty};
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use shared::policy::{Effect, ErrorClass};
+//!
+//! # #[tokio::main]
+//! # async fn main() {
+//! let (_publish, policy) = policy_channel(CompiledPolicy::conservative_default("rag", "prod"));
+//! let guard = Guard::builder(policy).build();
+//! let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+//!
+//! let out = guard
+//!     .call(
+//!         Call::new("search", "query").effect(Effect::Read),
+//!         |attempt| {
+//!             let client = client.clone();
+//!             async move {
+//!                 let mut req = http::Request::get("http://search.internal/query?q=refund");
+//!                 if let Some(deadline) = attempt.deadline {
+//!                     req = req.header(DEADLINE_HEADER, deadline.header_value());
+//!                 }
+//!                 let req = req.body(Empty::new()).expect("a valid request");
+//!                 let fail = |class, e: &dyn std::fmt::Display| {
+//!                     DependencyError::new(class, e.to_string())
+//!                 };
+//!                 let resp = client
+//!                     .request(req)
+//!                     .await
+//!                     .map_err(|e| fail(ErrorClass::Connection, &e))?;
+//!                 let status = resp.status();
+//!                 match status.as_u16() {
+//!                     200..=299 => {}
+//!                     429 => return Err(fail(ErrorClass::RateLimited, &status)),
+//!                     503 => return Err(fail(ErrorClass::Unavailable, &status)),
+//!                     500..=599 => return Err(fail(ErrorClass::Overloaded, &status)),
+//!                     _ => return Err(fail(ErrorClass::Permanent, &status)),
+//!                 }
+//!                 let body = resp
+//!                     .into_body()
+//!                     .collect()
+//!                     .await
+//!                     .map_err(|e| fail(ErrorClass::Connection, &e))?;
+//!                 Ok::<Bytes, DependencyError>(body.to_bytes())
+//!             }
+//!         },
+//!     )
+//!     .await;
+//! match out.result {
+//!     Ok(hits) => println!("{} bytes of hits", hits.len()),
+//!     // Not normal: tell the caller, in the policy's words.
+//!     Err(e) => println!("{e}: {:?} {:?}", out.status, out.user_message),
+//! }
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod backoff;
 pub mod breaker;
 pub mod bulkhead;
+pub mod cache;
 pub mod cache_key;
 pub mod client;
 pub mod clock;
@@ -125,6 +190,7 @@ pub mod repair;
 pub mod request;
 pub mod retry;
 pub mod retry_budget;
+pub mod steps;
 pub mod telemetry;
 
 pub use cache_key::{CacheKey, CacheKeyBuilder};

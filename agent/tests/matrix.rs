@@ -1,14 +1,21 @@
 //! The domain reference's reliability test matrix, one test per row, each
 //! on a paused clock so that every duration below is exact.
 
-use agent::idempotency::{Fingerprint, KeyBuilder, MemoryDedupStore, Once, OnceError, run_once};
+use agent::cache::{CacheEntry, Served};
+use agent::dlq::dead_letter;
+use agent::idempotency::{
+    DedupStore, Fingerprint, IdempotencyKey, KeyBuilder, MemoryDedupStore, Once, OnceError,
+    SqliteDedupStore, run_once,
+};
 use agent::repair::Repaired;
+use agent::steps::{StepBudget, StopAction};
 use agent::{
-    Call, CompiledPolicy, DependencyError, Guard, GuardError, Request, SplitMix64, Usage,
+    Attempt, Call, CompiledPolicy, DependencyError, Guard, GuardError, Request, SplitMix64, Usage,
     policy_channel,
 };
 use shared::policy::{
     AdmissionMode, DegradedStatus, Effect, ErrorClass, FallbackAction, Policy, PriorityClass,
+    RiskTier, Sensitivity,
 };
 use shared::protocol::{BreakerState, PolicySource};
 use std::sync::Arc;
@@ -30,6 +37,8 @@ service:
     ticket_tool: { kind: tool_api }
     approval_service: { kind: approval_service }
     flaky: { kind: other }
+    payments_tool: { kind: tool_api }
+    case_record: { kind: case_record }
 timeouts:
   total_ms: 8600
   stages:
@@ -37,6 +46,7 @@ timeouts:
     - { name: generation, budget_ms: 5000, dependencies: [model_provider] }
   dependencies:
     model_provider: 4000
+    payments_tool: 1000
 retry:
   model_provider:
     max_attempts: 2
@@ -64,6 +74,13 @@ retry:
     jitter: full
     retry_on: [unavailable]
     operations: { get: read }
+  payments_tool:
+    max_attempts: 3
+    base_delay_ms: 100
+    max_delay_ms: 1000
+    jitter: none
+    retry_on: [timeout, unavailable]
+    operations: { charge: write }
 retry_budget:
   ratio_percent: 10
   min_per_second: 1
@@ -138,6 +155,23 @@ idempotency:
       key: [workflow_run_id, node, operation]
       on_payload_mismatch: reject
       retention_ms: 86400000
+    charge:
+      dependency: payments_tool
+      key: [workflow_run_id, node, operation]
+      on_payload_mismatch: reject
+      retention_ms: 86400000
+agent_nodes:
+  plan_next_step:
+    required_for_completion: true
+    human_handoff_on_failure: true
+    runbook: https://runbooks.example/agent-loops
+  enrich_summary:
+    required_for_completion: false
+cache:
+  ttl_ms_by_sensitivity: { public: 60000, confidential: 5000 }
+  allow_stale: true
+  stale_caveat: Based on case data saved a few minutes ago; the case system is unavailable.
+  stale_for_high_risk: false
 invariants:
   must_fail_closed:
     - id: approval_service_unavailable
@@ -755,4 +789,369 @@ async fn a_policy_swap_does_not_disturb_a_call_in_flight() {
         .await;
     assert_eq!(next.result.unwrap_err(), GuardError::Timeout);
     assert_eq!(guard.policy().version(), Some(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_whose_reply_is_lost_without_an_idempotency_key_is_not_retried_and_is_dead_lettered_as_uncertain()
+ {
+    let guard = guard();
+    let charges = AtomicU32::new(0);
+    let start = Instant::now();
+    // The provider charges the card, then its reply never arrives.
+    let out = guard
+        .call(Call::new("payments_tool", "charge"), |_| {
+            charges.fetch_add(1, Ordering::SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok::<_, DependencyError>("CH-1")
+            }
+        })
+        .await;
+    assert_eq!(out.result.as_ref().unwrap_err(), &GuardError::Timeout);
+    assert_eq!(
+        (out.attempts, charges.load(Ordering::SeqCst)),
+        (1, 1),
+        "timeouts are retryable for this tool, but not a keyless write"
+    );
+    assert_eq!(start.elapsed(), Duration::from_millis(1000));
+    assert!(out.side_effect_uncertain, "the charge may have happened");
+    assert_eq!(out.status, DegradedStatus::Refused);
+
+    // Uncertain work goes to reconciliation, not to a blind repeat.
+    let payload = br#"{"amount_cents":1200}"#;
+    let report = dead_letter(
+        "run-3",
+        "case_review",
+        "charge_fee",
+        out.result.as_ref().unwrap_err().class(),
+        "reply lost after sending; the charge may have happened",
+        out.attempts - 1,
+        Some("open_ticket"),
+        0,
+        payload,
+    );
+    assert_eq!(report.error_type, ErrorClass::Timeout);
+    assert_eq!(report.retry_count, 0);
+    assert_eq!(report.last_checkpoint.as_deref(), Some("open_ticket"));
+    assert_eq!(report.payload_hash, Fingerprint::of(payload).as_str());
+
+    // A read whose reply is lost is simply retried, and is never uncertain.
+    let reads = AtomicU32::new(0);
+    let read = guard
+        .call(
+            Call::new("payments_tool", "get_charge").effect(Effect::Read),
+            |_| {
+                reads.fetch_add(1, Ordering::SeqCst);
+                async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    Ok::<_, DependencyError>("CH-1")
+                }
+            },
+        )
+        .await;
+    assert_eq!(reads.load(Ordering::SeqCst), 3);
+    assert!(!read.side_effect_uncertain);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_keyed_write_whose_reply_is_lost_is_retried_and_the_dedup_store_returns_the_first_outcome()
+ {
+    let guard = guard();
+    let policy = guard.policy();
+    let rule = policy.idempotent_operation("charge");
+    let key = KeyBuilder::new()
+        .run("run-4")
+        .node("charge_fee")
+        .operation("charge")
+        .build_for(rule.unwrap())
+        .unwrap();
+    let payload = Fingerprint::of(br#"{"amount_cents":1200}"#);
+    // The provider's side: it deduplicates on the key it is sent.
+    let provider_store = MemoryDedupStore::new();
+    let charges = AtomicU32::new(0);
+    let seen = std::sync::Mutex::new(Vec::new());
+    let start = Instant::now();
+    let out = guard
+        .call(
+            Call::new("payments_tool", "charge").idempotency_key(key.as_str()),
+            |a: Attempt| {
+                let (store, charges, seen, payload) = (&provider_store, &charges, &seen, &payload);
+                async move {
+                    let sent = IdempotencyKey::raw(a.idempotency_key.as_deref().unwrap());
+                    let once = run_once(store, &sent, payload, rule, || async {
+                        let n = charges.fetch_add(1, Ordering::SeqCst) + 1;
+                        Ok::<_, ()>(format!("CH-{n}"))
+                    })
+                    .await
+                    .map_err(|_: OnceError<()>| err(ErrorClass::Permanent))?;
+                    seen.lock().unwrap().push(once.clone());
+                    if a.number == 1 {
+                        // Charged and stored, but the reply is lost.
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                    }
+                    Ok::<_, DependencyError>(once.into_inner())
+                }
+            },
+        )
+        .await;
+    assert_eq!(out.result.unwrap(), "CH-1", "the first charge's outcome");
+    assert_eq!(out.attempts, 2);
+    assert_eq!(charges.load(Ordering::SeqCst), 1, "charged once");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![Once::Ran("CH-1".into()), Once::Replayed("CH-1".into())]
+    );
+    assert!(!out.side_effect_uncertain);
+    // The 1 s timeout, then the fixed 100 ms backoff.
+    assert_eq!(start.elapsed(), Duration::from_millis(1100));
+}
+
+/// One node of the case-review workflow: its side effect runs through the
+/// guard, at most once per (run, node, operation), with the durable store
+/// as the checkpoint.
+async fn run_node<S: DedupStore>(
+    guard: &Guard,
+    store: &S,
+    run: &str,
+    (node, operation): (&str, &str),
+    effects: &AtomicU32,
+) -> Once<String> {
+    let key = KeyBuilder::new()
+        .run(run)
+        .node(node)
+        .operation(operation)
+        .build();
+    let payload = Fingerprint::of(node.as_bytes());
+    run_once(store, &key, &payload, None, || async {
+        guard
+            .call(
+                Call::new("payments_tool", operation).idempotency_key(key.as_str()),
+                |_| {
+                    effects.fetch_add(1, Ordering::SeqCst);
+                    async move { Ok::<_, DependencyError>(format!("{node}: done")) }
+                },
+            )
+            .await
+            .result
+    })
+    .await
+    .expect("the node runs or replays")
+}
+
+// The one test on the real clock: sqlx's pool waits for SQLite's worker
+// thread under a timeout, and a paused clock, seeing the runtime idle,
+// would jump straight to that timeout. Nothing here waits on time, so the
+// test is as deterministic as the others.
+#[tokio::test]
+async fn a_crashed_worker_is_resumed_from_its_last_checkpoint_without_repeating_completed_side_effects()
+ {
+    const NODES: [(&str, &str); 3] = [
+        ("open_ticket", "create_ticket"),
+        ("charge_fee", "charge"),
+        ("notify_customer", "send_email"),
+    ];
+    let effects = [AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoints.db");
+    {
+        // The first worker completes two nodes, then its process dies: its
+        // guard, its store handle and all it held in memory are gone.
+        let guard = guard();
+        let store = SqliteDedupStore::open(&path).await.unwrap();
+        for (i, node) in NODES.iter().take(2).enumerate() {
+            let done = run_node(&guard, &store, "run-5", *node, &effects[i]).await;
+            assert!(matches!(done, Once::Ran(_)));
+        }
+    }
+    // A fresh worker with a fresh guard reopens the store and runs the
+    // workflow from the top.
+    let guard = guard();
+    let store = SqliteDedupStore::open(&path).await.unwrap();
+    let mut outcomes = Vec::new();
+    for (i, node) in NODES.iter().enumerate() {
+        outcomes.push(run_node(&guard, &store, "run-5", *node, &effects[i]).await);
+    }
+    assert_eq!(
+        outcomes,
+        vec![
+            Once::Replayed("open_ticket: done".into()),
+            Once::Replayed("charge_fee: done".into()),
+            Once::Ran("notify_customer: done".into()),
+        ],
+        "the checkpointed nodes replay their results; only the rest runs"
+    );
+    let counts: Vec<u32> = effects.iter().map(|e| e.load(Ordering::SeqCst)).collect();
+    assert_eq!(counts, vec![1, 1, 1], "no side effect ran twice");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_run_over_its_step_budget_stops_before_the_extra_step_and_hands_off_as_its_node_policy_says()
+ {
+    let guard = guard();
+    let mut budget = StepBudget::new(3);
+    let model_calls = AtomicU32::new(0);
+    // An agent that never converges: every step plans yet another.
+    let stop = loop {
+        match guard.step(&mut budget, "plan_next_step") {
+            Ok(_) => {
+                let out = guard
+                    .call(Call::new("model_provider", "generate"), |_| {
+                        model_calls.fetch_add(1, Ordering::SeqCst);
+                        async { Ok::<_, DependencyError>("search again") }
+                    })
+                    .await;
+                assert!(out.is_ok());
+            }
+            Err(stop) => break stop,
+        }
+    };
+    assert_eq!(
+        model_calls.load(Ordering::SeqCst),
+        3,
+        "the fourth step never ran"
+    );
+    assert_eq!(budget.taken(), 3);
+    assert_eq!(stop.action, StopAction::HandOff);
+    assert_eq!(stop.status, DegradedStatus::Paused);
+    assert_eq!(
+        stop.runbook.as_deref(),
+        Some("https://runbooks.example/agent-loops")
+    );
+    // A node whose failures are not handed to a person fails safe, and so
+    // does a node the policy does not know.
+    for node in ["enrich_summary", "unknown_node"] {
+        let stop = guard.step(&mut budget, node).unwrap_err();
+        assert_eq!(
+            (stop.action, stop.status),
+            (StopAction::FailSafe, DegradedStatus::Refused),
+            "{node}"
+        );
+    }
+    assert_eq!(budget.taken(), 3, "refused steps are not counted");
+    guard.seal_telemetry();
+    let batch = guard.recorder().next_batch().unwrap();
+    let node = &batch.dependencies["plan_next_step"];
+    assert_eq!(node.failures[&ErrorClass::BudgetExceeded], 1);
+    assert_eq!(node.degraded[&DegradedStatus::Paused], 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_cache_entry_is_never_used_for_a_high_risk_decision_but_may_serve_a_low_risk_one_with_a_caveat()
+ {
+    let guard = guard();
+    let entry = CacheEntry::new(
+        String::from("case 17: open, no escalation"),
+        Sensitivity::Confidential,
+    );
+    let sent = &AtomicU32::new(0);
+    let read = |risk, up: bool| {
+        guard.read_through(
+            Call::new("case_record", "get_case").effect(Effect::Read),
+            risk,
+            Some(&entry),
+            move |_| {
+                sent.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if up {
+                        Ok(String::from("case 17: escalated"))
+                    } else {
+                        Err(err(ErrorClass::Unavailable))
+                    }
+                }
+            },
+        )
+    };
+    // Fresh (confidential data lives 5 s): served without asking the source.
+    let out = read(RiskTier::High, true).await;
+    assert_eq!(
+        out.result.unwrap(),
+        Served::Cached("case 17: open, no escalation".into())
+    );
+    assert_eq!(sent.load(Ordering::SeqCst), 0);
+
+    tokio::time::advance(Duration::from_secs(5)).await;
+    // Stale, source up: the source answers, for any risk.
+    let out = read(RiskTier::High, true).await;
+    assert_eq!(
+        out.result.unwrap(),
+        Served::Source("case 17: escalated".into())
+    );
+    assert_eq!(sent.load(Ordering::SeqCst), 1);
+
+    // Stale, source down, high-risk: the failure stands; the stale value
+    // is never returned.
+    for risk in [RiskTier::High, RiskTier::Regulated] {
+        let out = read(risk, false).await;
+        assert!(
+            matches!(out.result, Err(GuardError::Dependency(_))),
+            "{risk:?}: {:?}",
+            out.result
+        );
+        assert_eq!(out.status, DegradedStatus::Refused);
+    }
+
+    // Stale, source down, low-risk: the stale entry, labelled.
+    let out = read(RiskTier::Low, false).await;
+    assert_eq!(
+        out.result.unwrap(),
+        Served::Stale("case 17: open, no escalation".into())
+    );
+    assert_eq!(out.status, DegradedStatus::Degraded);
+    assert_eq!(
+        out.user_message.as_deref(),
+        Some("Based on case data saved a few minutes ago; the case system is unavailable.")
+    );
+    assert_eq!(
+        sent.load(Ordering::SeqCst),
+        4,
+        "the source was always asked first"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_outage_opens_the_breaker_and_later_calls_fail_fast_without_reaching_the_provider()
+ {
+    let guard = guard();
+    let sent = AtomicU32::new(0);
+    let outage = || {
+        guard.call(Call::new("model_provider", "generate"), |_| {
+            sent.fetch_add(1, Ordering::SeqCst);
+            async { Err::<String, _>(err(ErrorClass::Unavailable)) }
+        })
+    };
+    // Three failures in a row open it: two attempts of the first call, the
+    // first attempt of the second (whose retry the open breaker refuses).
+    let first = outage().await;
+    assert_eq!(first.attempts, 2);
+    assert_eq!(
+        guard.breaker_state("model_provider"),
+        Some(BreakerState::Closed)
+    );
+    let second = outage().await;
+    assert_eq!(second.attempts, 1);
+    assert_eq!(second.result.unwrap_err(), GuardError::BreakerOpen);
+    assert_eq!(
+        guard.breaker_state("model_provider"),
+        Some(BreakerState::Open)
+    );
+    assert_eq!(sent.load(Ordering::SeqCst), 3);
+
+    let start = Instant::now();
+    for _ in 0..10 {
+        let out = outage().await;
+        assert_eq!(out.result.unwrap_err(), GuardError::BreakerOpen);
+        assert_eq!(out.attempts, 0);
+        // No allowed row covers an unavailable provider: fail safe.
+        assert_eq!(out.status, DegradedStatus::Refused);
+    }
+    assert_eq!(
+        sent.load(Ordering::SeqCst),
+        3,
+        "nothing reached the provider"
+    );
+    assert_eq!(start.elapsed(), Duration::ZERO, "refused without waiting");
+    guard.seal_telemetry();
+    let m = guard.recorder().next_batch().unwrap().dependencies["model_provider"].clone();
+    assert_eq!(m.breaker, Some(BreakerState::Open));
+    assert_eq!(m.breaker_rejections, 11);
 }

@@ -170,6 +170,11 @@ impl<'a> Call<'a> {
         self
     }
 
+    /// The dependency called, as named to [`Call::new`].
+    pub(crate) fn dependency_name(&self) -> &'a str {
+        self.dependency
+    }
+
     fn partition(&self, key: PartitionKey) -> &str {
         let value = match key {
             PartitionKey::Tenant => self.tenant,
@@ -199,12 +204,32 @@ pub struct Guarded<T, E> {
     pub fail_closed: Option<String>,
     /// Attempts made (0 when refused before calling).
     pub attempts: u32,
+    /// Whether the side effect may have happened although the call failed:
+    /// the operation changes something, and an attempt was sent whose reply
+    /// was lost (it timed out, or the connection broke after sending). The
+    /// guard never retries such a call without an idempotency key; the
+    /// caller must reconcile it (look the effect up at the target, or
+    /// report it with [`crate::dlq::dead_letter`]) rather than repeat it.
+    pub side_effect_uncertain: bool,
 }
 
 impl<T, E> Guarded<T, E> {
     /// Whether the call succeeded.
     pub fn is_ok(&self) -> bool {
         self.result.is_ok()
+    }
+
+    /// The same outcome with its value mapped by `f`; the labels stay.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Guarded<U, E> {
+        Guarded {
+            result: self.result.map(f),
+            status: self.status,
+            user_message: self.user_message,
+            fallback: self.fallback,
+            fail_closed: self.fail_closed,
+            attempts: self.attempts,
+            side_effect_uncertain: self.side_effect_uncertain,
+        }
     }
 }
 
@@ -794,6 +819,7 @@ impl Guard {
         };
         let usage = Arc::new(UsageCell::default());
         let mut attempts = 0u32;
+        let mut lost_reply = false;
         let result = self
             .run(
                 &policy,
@@ -801,7 +827,7 @@ impl Guard {
                 &stats,
                 call_deadline,
                 &usage,
-                &mut attempts,
+                (&mut attempts, &mut lost_reply),
                 &mut op,
             )
             .await;
@@ -830,9 +856,16 @@ impl Guard {
                     fallback: None,
                     fail_closed: None,
                     attempts,
+                    side_effect_uncertain: false,
                 }
             }
             Err((failure, reservation)) => {
+                // As the retry plan judged it, so that "not retried because
+                // it is a write" and "uncertain" agree.
+                let effect = call
+                    .effect
+                    .or_else(|| rules.map(|r| r.effect_of(call.operation)))
+                    .unwrap_or(Effect::Read);
                 if let Some(r) = reservation {
                     r.settle(used.tokens, used.cost_usd_micros);
                 }
@@ -875,6 +908,7 @@ impl Guard {
                     fallback,
                     fail_closed,
                     attempts,
+                    side_effect_uncertain: effect.has_side_effects() && lost_reply,
                 }
             }
         }
@@ -888,7 +922,7 @@ impl Guard {
         stats: &DependencyStats,
         deadline: Option<Deadline>,
         usage: &Arc<UsageCell>,
-        attempts: &mut u32,
+        (attempts, lost_reply): (&mut u32, &mut bool),
         op: &mut F,
     ) -> Result<(T, Reservation), (Failure<E>, Option<Reservation>)>
     where
@@ -1009,6 +1043,12 @@ impl Guard {
                 Err(None) => GuardError::Timeout,
             };
             let class = error.class();
+            // A timeout or a broken connection says nothing about whether
+            // the dependency acted: the request may have arrived.
+            *lost_reply |= matches!(
+                class,
+                shared::policy::ErrorClass::Timeout | shared::policy::ErrorClass::Connection
+            );
             if let (Some(b), Some(p), Some(t)) = (&breaker, breaker_policy, ticket) {
                 // Only errors that say the dependency is unwell trip it: a
                 // validation error comes from a healthy dependency.
