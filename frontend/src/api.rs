@@ -6,8 +6,12 @@
 //! which only run in the browser.
 
 use shared::api::{
-    AuditEntryView, CreateUserRequest, ErrorDetail, LoginRequest, LoginResponse, UserView,
+    AuditEntryView, CreateServiceRequest, CreateUserRequest, DecisionRequest, DiffView, DraftView,
+    ErrorDetail, InstanceView, LoginRequest, LoginResponse, PublishOutcome, PublishRequest,
+    PublishRequestView, RollbackRequest, RolloutAction, RolloutView, ServiceView, UserView,
+    VersionView,
 };
+use shared::policy::Policy;
 
 /// Why a call to the API did not give the expected answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,11 +140,162 @@ pub async fn recent_audit() -> Result<Vec<AuditEntryView>, ApiError> {
     transport::send(Method::Get, &url, None::<&()>).await
 }
 
+const SERVICES: &str = "/api/v1/services";
+const PUBLISH_REQUESTS: &str = "/api/v1/publish-requests";
+
+pub async fn list_services() -> Result<Vec<ServiceView>, ApiError> {
+    transport::send(Method::Get, SERVICES, None::<&()>).await
+}
+
+pub async fn create_service(request: &CreateServiceRequest) -> Result<ServiceView, ApiError> {
+    transport::send(Method::Post, SERVICES, Some(request)).await
+}
+
+/// A service's own URL under `/api/v1/services`. The server only accepts
+/// names of `[a-z0-9._-]`, but a name typed into the address bar may hold
+/// anything, so it is escaped rather than trusted.
+fn service_url(name: &str, env: &str, rest: &str) -> String {
+    format!(
+        "{SERVICES}/{}/{}{rest}",
+        escape_segment(name),
+        escape_segment(env)
+    )
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+pub fn escape_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+pub async fn get_service(name: &str, env: &str) -> Result<ServiceView, ApiError> {
+    transport::send(Method::Get, &service_url(name, env, ""), None::<&()>).await
+}
+
+/// The saved draft, or `None` when there is none (a 404 for a service that
+/// exists).
+pub async fn get_draft(name: &str, env: &str) -> Result<Option<DraftView>, ApiError> {
+    match transport::send(Method::Get, &service_url(name, env, "/draft"), None::<&()>).await {
+        Ok(draft) => Ok(Some(draft)),
+        Err(e) if e.status() == Some(404) && e.code() == Some("not_found") => {
+            // A missing service is also a 404; tell the two apart by asking.
+            get_service(name, env).await.map(|_| None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn save_draft(name: &str, env: &str, policy: &Policy) -> Result<DraftView, ApiError> {
+    transport::send(Method::Put, &service_url(name, env, "/draft"), Some(policy)).await
+}
+
+/// Publishes; the status tells a new version (201) from a request for
+/// approval (202), and the outcome says the same.
+pub async fn publish(
+    name: &str,
+    env: &str,
+    request: &PublishRequest,
+) -> Result<PublishOutcome, ApiError> {
+    transport::send(
+        Method::Post,
+        &service_url(name, env, "/publish"),
+        Some(request),
+    )
+    .await
+}
+
+pub async fn list_versions(name: &str, env: &str) -> Result<Vec<VersionView>, ApiError> {
+    transport::send(
+        Method::Get,
+        &service_url(name, env, "/versions"),
+        None::<&()>,
+    )
+    .await
+}
+
+pub async fn get_version(name: &str, env: &str, version: u64) -> Result<VersionView, ApiError> {
+    let url = service_url(name, env, &format!("/versions/{version}"));
+    transport::send(Method::Get, &url, None::<&()>).await
+}
+
+/// The changes from one side to another: a version number, `active` or
+/// `draft`.
+pub async fn diff(name: &str, env: &str, from: &str, to: &str) -> Result<DiffView, ApiError> {
+    let url = service_url(
+        name,
+        env,
+        &format!(
+            "/diff?from={}&to={}",
+            escape_segment(from),
+            escape_segment(to)
+        ),
+    );
+    transport::send(Method::Get, &url, None::<&()>).await
+}
+
+pub async fn rollback(
+    name: &str,
+    env: &str,
+    request: &RollbackRequest,
+) -> Result<PublishOutcome, ApiError> {
+    transport::send(
+        Method::Post,
+        &service_url(name, env, "/rollback"),
+        Some(request),
+    )
+    .await
+}
+
+pub async fn rollout(
+    name: &str,
+    env: &str,
+    action: &RolloutAction,
+) -> Result<RolloutView, ApiError> {
+    transport::send(
+        Method::Post,
+        &service_url(name, env, "/rollout"),
+        Some(action),
+    )
+    .await
+}
+
+pub async fn instances(name: &str, env: &str) -> Result<Vec<InstanceView>, ApiError> {
+    transport::send(
+        Method::Get,
+        &service_url(name, env, "/instances"),
+        None::<&()>,
+    )
+    .await
+}
+
+pub async fn pending_publish_requests() -> Result<Vec<PublishRequestView>, ApiError> {
+    let url = format!("{PUBLISH_REQUESTS}?status=pending");
+    transport::send(Method::Get, &url, None::<&()>).await
+}
+
+pub async fn decide_publish_request(
+    id: &str,
+    approve: bool,
+    request: &DecisionRequest,
+) -> Result<PublishRequestView, ApiError> {
+    let verb = if approve { "approve" } else { "reject" };
+    let url = format!("{PUBLISH_REQUESTS}/{}/{verb}", escape_segment(id));
+    transport::send(Method::Post, &url, Some(request)).await
+}
+
 #[derive(Clone, Copy)]
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 enum Method {
     Get,
     Post,
+    Put,
 }
 
 #[cfg(feature = "hydrate")]
@@ -154,6 +309,7 @@ mod transport {
         let builder = match method {
             Method::Get => Request::get(url),
             Method::Post => Request::post(url),
+            Method::Put => Request::put(url),
         };
         builder.header("accept", "application/json")
     }
@@ -269,6 +425,16 @@ mod tests {
         assert_eq!(
             status(409, " Already Capitalised", None).message(),
             "Already Capitalised"
+        );
+    }
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(escape_segment("rag-answer_v1.2"), "rag-answer_v1.2");
+        assert_eq!(escape_segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(
+            service_url("x", "prod", "/draft"),
+            "/api/v1/services/x/prod/draft"
         );
     }
 

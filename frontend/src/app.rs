@@ -1,5 +1,8 @@
 use crate::layout::Layout;
-use crate::pages::{AuditPage, LoginPage, NotFound, OverviewPage, UsersPage};
+use crate::pages::{
+    ApprovalsPage, AuditPage, LoginPage, NotFound, OverviewPage, ServicePage, ServicesPage,
+    UsersPage,
+};
 use crate::session::Session;
 use leptos::prelude::*;
 use leptos_meta::{Title, provide_meta_context};
@@ -28,6 +31,9 @@ pub fn App() -> impl IntoView {
                 // navigation, with or without JavaScript, and nothing moves.
                 <ParentRoute path=path!("") view=Layout ssr=SsrMode::Async>
                     <Route path=path!("") view=OverviewPage />
+                    <Route path=path!("/services") view=ServicesPage />
+                    <Route path=path!("/services/:name/:env") view=ServicePage />
+                    <Route path=path!("/approvals") view=ApprovalsPage />
                     <Route path=path!("/users") view=UsersPage />
                     <Route path=path!("/audit") view=AuditPage />
                 </ParentRoute>

@@ -50,6 +50,7 @@ pub fn Layout() -> impl IntoView {
 fn SignedIn(me: Me) -> impl IntoView {
     let can_manage_users = me.role.allows(Permission::ManageUsers);
     let can_read_audit = me.role.allows(Permission::ReadAudit);
+    let can_approve = me.role.allows(Permission::Approve);
     view! {
         <a class="skip-link" href="#main">
             "Skip to content"
@@ -67,6 +68,21 @@ fn SignedIn(me: Me) -> impl IntoView {
                                 "Overview"
                             </A>
                         </li>
+                        <li>
+                            <A href="/services" attr:data-test="nav-services">
+                                "Services"
+                            </A>
+                        </li>
+                        {can_approve
+                            .then(|| {
+                                view! {
+                                    <li>
+                                        <A href="/approvals" attr:data-test="nav-approvals">
+                                            "Approvals"
+                                        </A>
+                                    </li>
+                                }
+                            })}
                         {can_manage_users
                             .then(|| {
                                 view! {
@@ -277,6 +293,30 @@ pub fn LoadError(message: String, retry: Callback<()>) -> impl IntoView {
             <button type="button" class="button" on:click=move |_| retry.run(())>
                 "Try again"
             </button>
+        </div>
+    }
+}
+
+/// A label, the control, a hint, and the server's complaint about it, tied
+/// together by ids so that screen readers announce all of them.
+#[component]
+pub fn FieldBlock(
+    id: &'static str,
+    label: &'static str,
+    hint: &'static str,
+    error: Signal<Option<String>>,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            {children()}
+            <p class="field-hint" id=format!("{id}-hint")>
+                {hint}
+            </p>
+            <p class="field-error" id=format!("{id}-error") data-test=format!("{id}-error")>
+                {move || error.get()}
+            </p>
         </div>
     }
 }

@@ -7,6 +7,9 @@
 //! under `/api/v1`, except the signed-in user, which the server hands to the
 //! render through the request's extensions (see [`current_user`]).
 
+// Deep view types (the policy editor) need more than the default 128.
+#![recursion_limit = "256"]
+
 mod api;
 mod app;
 mod layout;

@@ -33,7 +33,10 @@ use tower::ServiceExt;
 const DEPENDENCIES: usize = 10;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         run("SQLite", &Store::sqlite_url_in(dir.path())).await;
@@ -41,7 +44,12 @@ fn main() {
             use sqlx::Connection;
             let name = format!("ballast_bench_{}", server::auth::random_hex(4));
             let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-            sqlx::Executor::execute(&mut admin, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+            sqlx::Executor::execute(
+                &mut admin,
+                sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+            )
+            .await
+            .unwrap();
             let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
             run("PostgreSQL", &url).await;
         }
@@ -49,16 +57,33 @@ fn main() {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
-async fn call(app: &axum::Router, method: Method, path: &str, token: Option<&str>, body: Value) -> Value {
-    let mut req = Request::builder().method(method).uri(path).header(header::CONTENT_TYPE, "application/json");
+async fn call(
+    app: &axum::Router,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> Value {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/json");
     if let Some(t) = token {
         req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
-    let res = app.clone().oneshot(req.body(Body::from(body.to_string())).unwrap()).await.unwrap();
-    serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap_or(Value::Null)
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes())
+        .unwrap_or(Value::Null)
 }
 
 /// One batch: every dependency reports one call, so `dep-0`'s call count in
@@ -96,7 +121,10 @@ async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
             let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
             let len: usize = head
                 .lines()
-                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
                 .unwrap_or(0);
             if buf.len() >= end + 4 + len {
                 buf.drain(..end + 4 + len);
@@ -110,20 +138,59 @@ async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
 }
 
 async fn run(backend: &str, url: &str) {
-    let seconds: u64 = std::env::var("INGEST_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
-    let agents: usize = std::env::var("INGEST_AGENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(32);
+    let seconds: u64 = std::env::var("INGEST_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let agents: usize = std::env::var("INGEST_AGENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
     let store = Store::open(url).await.unwrap();
     let hash = password::hash("bench-password-123".into()).await.unwrap();
     store
-        .create_user("bench-admin", &hash, Role::Admin, 0, &AuditRecord::new("bench", "user.create", "", json!({})))
+        .create_user(
+            "bench-admin",
+            &hash,
+            Role::Admin,
+            0,
+            &AuditRecord::new("bench", "user.create", "", json!({})),
+        )
         .await
         .unwrap();
-    let state = AppState::new(store, &Secret::new("b".repeat(48)), Arc::new(SystemClock), Settings::default()).unwrap();
+    let state = AppState::new(
+        store,
+        &Secret::new("b".repeat(48)),
+        Arc::new(SystemClock),
+        Settings::default(),
+    )
+    .unwrap();
     let app = router(state);
-    let login = call(&app, Method::POST, "/api/v1/auth/login", None, json!({ "username": "bench-admin", "password": "bench-password-123" })).await;
+    let login = call(
+        &app,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        json!({ "username": "bench-admin", "password": "bench-password-123" }),
+    )
+    .await;
     let admin = login["token"].as_str().unwrap().to_owned();
-    call(&app, Method::POST, "/api/v1/services", Some(&admin), json!({ "name": "bench", "environment": "prod", "owner": "bench" })).await;
-    let token = call(&app, Method::POST, "/api/v1/tokens", Some(&admin), json!({ "service": "bench", "environment": "prod" })).await;
+    call(
+        &app,
+        Method::POST,
+        "/api/v1/services",
+        Some(&admin),
+        json!({ "name": "bench", "environment": "prod", "owner": "bench" }),
+    )
+    .await;
+    let token = call(
+        &app,
+        Method::POST,
+        "/api/v1/tokens",
+        Some(&admin),
+        json!({ "service": "bench", "environment": "prod" }),
+    )
+    .await;
     let agent = token["token"].as_str().unwrap().to_owned();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -221,7 +288,9 @@ async fn run(backend: &str, url: &str) {
                 e += 1;
             }
             match seen.get(e) {
-                Some((received, _)) => worst = worst.max(received.saturating_duration_since(*acked_at)),
+                Some((received, _)) => {
+                    worst = worst.max(received.saturating_duration_since(*acked_at))
+                }
                 None => unreflected += 1,
             }
         }

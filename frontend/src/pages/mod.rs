@@ -1,13 +1,20 @@
 //! One module per route.
 
+mod approvals;
 mod audit;
 mod login;
 mod not_found;
 mod overview;
+mod policy_editor;
+mod service;
+mod services;
 mod users;
 
+pub use approvals::ApprovalsPage;
 pub use audit::AuditPage;
 pub use login::LoginPage;
 pub use not_found::NotFound;
 pub use overview::OverviewPage;
+pub use service::ServicePage;
+pub use services::ServicesPage;
 pub use users::UsersPage;

@@ -1,6 +1,6 @@
 use crate::api::{self, ApiError};
 use crate::app::Hydrated;
-use crate::layout::{LoadError, Loading, PageHeader, RequirePermission};
+use crate::layout::{FieldBlock, LoadError, Loading, PageHeader, RequirePermission};
 use crate::remote::Remote;
 use crate::time::Utc;
 use leptos::ev::SubmitEvent;
@@ -348,30 +348,6 @@ fn CreateUser(on_created: Callback<()>) -> impl IntoView {
                 </button>
             </form>
         </section>
-    }
-}
-
-/// A label, the control, a hint, and the server's complaint about it, tied
-/// together by ids so that screen readers announce all of them.
-#[component]
-fn FieldBlock(
-    id: &'static str,
-    label: &'static str,
-    hint: &'static str,
-    error: Signal<Option<String>>,
-    children: Children,
-) -> impl IntoView {
-    view! {
-        <div class="field">
-            <label for=id>{label}</label>
-            {children()}
-            <p class="field-hint" id=format!("{id}-hint")>
-                {hint}
-            </p>
-            <p class="field-error" id=format!("{id}-error") data-test=format!("{id}-error")>
-                {move || error.get()}
-            </p>
-        </div>
     }
 }
 
