@@ -65,6 +65,16 @@ async fn load_service(state: &AppState, name: &str, env: &str) -> ApiResult<Serv
         .ok_or_else(|| ApiError::not_found(format!("no service {name} in {env}")))
 }
 
+fn service_view(s: ServiceRow, rollout: RolloutView) -> ServiceView {
+    ServiceView {
+        name: s.name,
+        environment: s.environment,
+        owner: s.owner,
+        created_at_ms: s.created_at,
+        rollout,
+    }
+}
+
 fn rollout_view(r: &crate::store::RolloutRow) -> RolloutView {
     RolloutView {
         active_version: r.active_version.map(|v| v as u64),
@@ -343,13 +353,7 @@ pub async fn list_services(
     let mut out = Vec::new();
     for s in state.store.list_services().await? {
         let rollout = state.store.rollout(s.id).await?;
-        out.push(ServiceView {
-            name: s.name,
-            environment: s.environment,
-            owner: s.owner,
-            created_at_ms: s.created_at,
-            rollout: rollout_view(&rollout),
-        });
+        out.push(service_view(s, rollout_view(&rollout)));
     }
     Ok(axum::Json(out))
 }
@@ -396,13 +400,7 @@ pub async fn create_service(
         })?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(ServiceView {
-            name: row.name,
-            environment: row.environment,
-            owner: row.owner,
-            created_at_ms: row.created_at,
-            rollout: RolloutView::default(),
-        }),
+        axum::Json(service_view(row, RolloutView::default())),
     ))
 }
 
@@ -418,13 +416,7 @@ pub async fn get_service(
     user.require(Permission::Read)?;
     let s = load_service(&state, &name, &env).await?;
     let rollout = state.store.rollout(s.id).await?;
-    Ok(axum::Json(ServiceView {
-        name: s.name,
-        environment: s.environment,
-        owner: s.owner,
-        created_at_ms: s.created_at,
-        rollout: rollout_view(&rollout),
-    }))
+    Ok(axum::Json(service_view(s, rollout_view(&rollout))))
 }
 
 /// The working draft and what validation says about it.
