@@ -74,6 +74,10 @@ pub struct App {
     pub leptos: LeptosOptions,
     /// Policy snapshots and their live subscribers.
     pub hub: Arc<crate::policy_hub::PolicyHub>,
+    /// Set to true when the server is shutting down: long-lived streams end
+    /// so that graceful shutdown does not wait on them forever, and clients
+    /// reconnect to another replica.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
     /// Telemetry ingest, the live view and metrics.
     pub telemetry: crate::telemetry::Telemetry,
     /// Router settings.
@@ -98,6 +102,14 @@ impl FromRef<AppState> for LeptosOptions {
 }
 
 impl AppState {
+    /// Resolves once shutdown has begun; long-lived streams end on it.
+    pub fn shutting_down(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let mut rx = self.shutdown.subscribe();
+        async move {
+            let _ = rx.wait_for(|stopping| *stopping).await;
+        }
+    }
+
     /// Builds the state from its parts. Fails only for an empty JWT secret.
     pub fn new(
         store: Store,
@@ -116,6 +128,7 @@ impl AppState {
         hub.listen();
         let telemetry = crate::telemetry::Telemetry::new(store.clone(), clock.clone());
         let app = Arc::new(App {
+            shutdown: tokio::sync::watch::Sender::new(false),
             hub,
             store,
             auth,

@@ -340,7 +340,7 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
             .filter(|t| !t.expose().is_empty()),
     };
     let state = AppState::new(store.clone(), &secret, clock, settings)?;
-    let app = router(state);
+    let app = router(state.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| Failure(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -353,7 +353,15 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown({
+        let state = state.clone();
+        async move {
+            shutdown_signal().await;
+            // End the agents' and browsers' streams so that they reconnect
+            // elsewhere and the graceful shutdown below can finish.
+            state.shutdown.send_replace(true);
+        }
+    })
     .await?;
     store.close().await;
     tracing::info!("stopped");

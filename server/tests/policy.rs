@@ -808,6 +808,17 @@ async fn the_stream_sends_the_current_version_then_each_new_one(app: TestApp) {
         next_policy_event(&mut body, &mut buffer).await["version"],
         3
     );
+
+    // Shutting down ends the stream, so graceful shutdown is not held up by
+    // agents and they reconnect to another replica.
+    app.state.shutdown.send_replace(true);
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(frame) = body.frame().await {
+            frame.unwrap();
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream did not end on shutdown");
 }
 
 async fn the_fleet_view_shows_who_lags(app: TestApp) {

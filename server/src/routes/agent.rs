@@ -182,6 +182,7 @@ pub async fn stream(
             }
         },
     );
+    let events = futures_util::StreamExt::take_until(events, state.shutting_down());
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 

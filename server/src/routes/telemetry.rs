@@ -186,5 +186,6 @@ pub async fn live(
             }
         },
     );
+    let events = futures_util::StreamExt::take_until(events, state.shutting_down());
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
