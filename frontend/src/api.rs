@@ -7,9 +7,9 @@
 
 use shared::api::{
     AuditEntryView, CreateServiceRequest, CreateUserRequest, DecisionRequest, DiffView, DraftView,
-    ErrorDetail, InstanceView, LoginRequest, LoginResponse, PublishOutcome, PublishRequest,
-    PublishRequestView, RollbackRequest, RolloutAction, RolloutView, ServiceView, UserView,
-    VersionView,
+    ErrorDetail, FleetLive, InstanceView, LoginRequest, LoginResponse, PublishOutcome,
+    PublishRequest, PublishRequestView, RollbackRequest, RolloutAction, RolloutView,
+    ServiceTelemetry, ServiceView, UserView, VersionView,
 };
 use shared::policy::Policy;
 
@@ -273,6 +273,27 @@ pub async fn instances(name: &str, env: &str) -> Result<Vec<InstanceView>, ApiEr
         None::<&()>,
     )
     .await
+}
+
+/// Server-sent `fleet` events (a [`FleetLive`] each), for the overview.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub const LIVE: &str = "/api/v1/live";
+
+/// Every service's live summary, once; the overview asks when its stream
+/// fails, to tell an ended session from a server that is away.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub async fn fleet_live() -> Result<FleetLive, ApiError> {
+    transport::send(Method::Get, "/api/v1/fleet/live", None::<&()>).await
+}
+
+/// One service's live figures and time series over the last `window_secs`.
+pub async fn telemetry(
+    name: &str,
+    env: &str,
+    window_secs: u64,
+) -> Result<ServiceTelemetry, ApiError> {
+    let url = service_url(name, env, &format!("/telemetry?window_secs={window_secs}"));
+    transport::send(Method::Get, &url, None::<&()>).await
 }
 
 pub async fn pending_publish_requests() -> Result<Vec<PublishRequestView>, ApiError> {

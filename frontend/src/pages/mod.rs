@@ -8,6 +8,7 @@ mod overview;
 mod policy_editor;
 mod service;
 mod services;
+mod telemetry;
 mod users;
 
 pub use approvals::ApprovalsPage;

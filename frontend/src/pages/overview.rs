@@ -1,17 +1,330 @@
-use crate::layout::PageHeader;
+//! The fleet at a glance, live: every service by environment, what is broken
+//! first, updated in place from the server's `fleet` events.
+
+use crate::layout::{Loading, PageHeader};
+use crate::pages::telemetry::{BreakerChip, ms, pct};
 use leptos::prelude::*;
 use leptos_meta::Title;
+use shared::api::{DependencyLive, FleetLive, ServiceLiveSummary};
+use shared::protocol::BreakerState;
 
-/// The fleet at a glance. No agent reports to this server yet, so this says
-/// so plainly and says how that changes, rather than showing empty charts.
+/// Where the overview's event stream stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Only the browser follows the stream, so only it leaves `Connecting`.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+enum Link {
+    Connecting,
+    Connected,
+    Reconnecting,
+}
+
 #[component]
 pub fn OverviewPage() -> impl IntoView {
+    let fleet = RwSignal::new(None::<FleetLive>);
+    let link = RwSignal::new(Link::Connecting);
+    follow(fleet, link);
+    let any = Memo::new(move |_| fleet.with(|f| f.as_ref().map(|f| !f.services.is_empty())));
     view! {
         <Title text="Overview" />
         <PageHeader
             title="Overview"
             lede="Every service that runs the Ballast agent, with the policy it enforces and how it is holding up."
-        />
+        >
+            <span
+                class="live-status"
+                role="status"
+                data-test="live-status"
+                data-state=move || match link.get() {
+                    Link::Connecting => "connecting",
+                    Link::Connected => "connected",
+                    Link::Reconnecting => "reconnecting",
+                }
+            >
+                {move || match link.get() {
+                    Link::Connecting => "Connecting…",
+                    Link::Connected => "Live",
+                    Link::Reconnecting => "Reconnecting…",
+                }}
+            </span>
+        </PageHeader>
+        {move || match any.get() {
+            None => view! { <Loading label="Loading the fleet…" /> }.into_any(),
+            Some(false) => view! { <Empty /> }.into_any(),
+            Some(true) => view! { <Fleet fleet /> }.into_any(),
+        }}
+    }
+    .into_any()
+}
+
+/// Follows `/api/v1/live` while the page is mounted: the browser reconnects
+/// by itself after a dropped connection; a refused one (the server said no)
+/// is checked with a plain request, which signs out an ended session, and
+/// tried again a few seconds later.
+#[cfg(feature = "hydrate")]
+fn follow(fleet: RwSignal<Option<FleetLive>>, link: RwSignal<Link>) {
+    use crate::{api, session::Session};
+    use leptos::task::spawn_local;
+    use wasm_bindgen::{JsCast, closure::Closure};
+    use web_sys::{Event, EventSource, MessageEvent};
+
+    let session = Session::expect();
+    let attempt = RwSignal::new(0_u32);
+    Effect::new(move |_| {
+        attempt.track();
+        let Ok(source) = EventSource::new(api::LIVE) else {
+            link.set(Link::Reconnecting);
+            return;
+        };
+        let on_fleet = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+            let data = ev.data().as_string().unwrap_or_default();
+            if let Ok(f) = serde_json::from_str::<FleetLive>(&data) {
+                fleet.try_set(Some(f));
+                link.try_set(Link::Connected);
+            }
+        });
+        let watched = source.clone();
+        let on_error = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+            link.try_set(Link::Reconnecting);
+            if watched.ready_state() != EventSource::CLOSED {
+                return;
+            }
+            spawn_local(async move {
+                match api::fleet_live().await {
+                    // Nothing may be written after this: the page goes away.
+                    Err(e) if e.is_unauthenticated() => session.signed_out(),
+                    other => {
+                        if let Ok(f) = other {
+                            fleet.try_set(Some(f));
+                        }
+                        set_timeout(
+                            move || {
+                                attempt.try_update(|n| *n += 1);
+                            },
+                            std::time::Duration::from_secs(3),
+                        );
+                    }
+                }
+            });
+        });
+        let _ = source.add_event_listener_with_callback("fleet", on_fleet.as_ref().unchecked_ref());
+        source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        // The callbacks must live as long as the stream; both end together,
+        // when the page unmounts (sign-out included) or before a retry.
+        let held = StoredValue::new_local((source, on_fleet, on_error));
+        on_cleanup(move || {
+            held.try_with_value(|(source, _, _)| source.close());
+        });
+    });
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn follow(_: RwSignal<Option<FleetLive>>, _: RwSignal<Link>) {}
+
+/// 2: a breaker is open; 1: degraded answers, a probing breaker or no live
+/// instance; 0: fine.
+fn severity(s: &ServiceLiveSummary) -> u8 {
+    let down = s.instances.up == 0 && s.instances.stale + s.instances.down > 0;
+    s.dependencies
+        .iter()
+        .map(dependency_severity)
+        .max()
+        .unwrap_or(0)
+        .max(u8::from(down))
+}
+
+fn dependency_severity(d: &DependencyLive) -> u8 {
+    match d.breaker {
+        Some(BreakerState::Open | BreakerState::ForcedOpen) => 2,
+        Some(BreakerState::HalfOpen) => 1,
+        _ => u8::from(d.degraded_rate > 0.0),
+    }
+}
+
+#[component]
+fn Fleet(fleet: RwSignal<Option<FleetLive>>) -> impl IntoView {
+    // The most broken first, then by name: the first card answers "what is
+    // broken right now".
+    let order = Memo::new(move |_| {
+        fleet.with(|f| {
+            let mut keys: Vec<_> = f
+                .iter()
+                .flat_map(|f| &f.services)
+                .map(|s| (2 - severity(s), s.service.clone(), s.environment.clone()))
+                .collect();
+            keys.sort();
+            keys.into_iter().map(|(_, n, e)| (n, e)).collect::<Vec<_>>()
+        })
+    });
+    let attention = Memo::new(move |_| {
+        fleet.with(|f| {
+            f.iter()
+                .flat_map(|f| &f.services)
+                .filter(|s| severity(s) > 0)
+                .count()
+        })
+    });
+    view! {
+        <p class="fleet-summary" aria-live="polite" data-test="fleet-summary">
+            {move || match attention.get() {
+                0 => "Nothing is broken: every breaker is closed and no answer is degraded.".to_owned(),
+                1 => "1 service needs attention; it comes first.".to_owned(),
+                n => format!("{n} services need attention; they come first."),
+            }}
+            <span class="muted">" Figures cover the last minute."</span>
+        </p>
+        <div class="fleet" data-test="fleet-overview">
+            <For
+                each=move || order.get()
+                key=|k| k.clone()
+                children=move |(name, env)| view! { <ServiceCard fleet name env /> }
+            />
+        </div>
+    }
+    .into_any()
+}
+
+#[component]
+fn ServiceCard(fleet: RwSignal<Option<FleetLive>>, name: String, env: String) -> impl IntoView {
+    let (n, e) = (name.clone(), env.clone());
+    let s = Memo::new(move |_| {
+        fleet.with(|f| {
+            f.iter()
+                .flat_map(|f| &f.services)
+                .find(|s| s.service == n && s.environment == e)
+                .cloned()
+                .unwrap_or_default()
+        })
+    });
+    let level = Memo::new(move |_| s.with(severity));
+    let href = format!(
+        "/services/{}/{}?tab=telemetry",
+        crate::api::escape_segment(&name),
+        crate::api::escape_segment(&env)
+    );
+    let prefix = format!("{name}-{env}");
+    let card = format!("service-card-{prefix}");
+    view! {
+        <section
+            class=move || ["fleet-card", "fleet-card is-warn", "fleet-card is-bad"][level.get() as usize]
+            data-test=card
+            data-severity=move || level.get()
+        >
+            <header class="fleet-card-header">
+                <h2>
+                    <a href=href>{name}</a>
+                    " "
+                    <span class="env-badge">{env}</span>
+                </h2>
+                <span class=move || {
+                    ["badge badge-ok", "badge badge-warn", "badge badge-bad"][level.get() as usize]
+                }>{move || ["healthy", "needs attention", "breaker open"][level.get() as usize]}</span>
+                <dl class="fleet-facts">
+                    <div>
+                        <dt>"Instances"</dt>
+                        <dd class="numeric">
+                            <span class="status status-on">{move || s.with(|s| s.instances.up)} " up"</span>
+                            " "
+                            <span class="status status-warn">{move || s.with(|s| s.instances.stale)} " stale"</span>
+                            " "
+                            <span class="status status-bad">{move || s.with(|s| s.instances.down)} " down"</span>
+                        </dd>
+                    </div>
+                    <div>
+                        <dt>"Lagging"</dt>
+                        <dd>
+                            {move || {
+                                s.with(|s| match s.instances.lagging.as_slice() {
+                                    [] => "none".to_owned(),
+                                    ids => ids.join(", "),
+                                })
+                            }}
+                        </dd>
+                    </div>
+                    <div>
+                        <dt>"DLQ depth"</dt>
+                        <dd title="No dead-letter queue yet">"—"</dd>
+                    </div>
+                </dl>
+            </header>
+            {move || {
+                s.with(|s| s.dependencies.is_empty())
+                    .then(|| view! { <p class="muted fleet-quiet">"No calls reported in the last minute."</p> })
+            }}
+            <div class="table-scroll">
+                <table class="table live-table">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Dependency"</th>
+                            <th scope="col">"Breaker"</th>
+                            <th scope="col" class="num">"Calls"</th>
+                            <th scope="col" class="num">"Degraded"</th>
+                            <th scope="col" class="num">"Fallback"</th>
+                            <th scope="col" class="num">"Retry ×"</th>
+                            <th scope="col" class="num">"Shed"</th>
+                            <th scope="col" class="num">"p95"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        <For
+                            each=move || {
+                                s.with(|s| {
+                                    s.dependencies.iter().map(|d| d.dependency.clone()).collect::<Vec<_>>()
+                                })
+                            }
+                            key=|d| d.clone()
+                            children=move |dep| {
+                                view! { <DependencyRow s prefix=prefix.clone() dep /> }
+                            }
+                        />
+                    </tbody>
+                </table>
+            </div>
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn DependencyRow(s: Memo<ServiceLiveSummary>, prefix: String, dep: String) -> impl IntoView {
+    let name = dep.clone();
+    let d = Memo::new(move |_| {
+        s.with(|s| {
+            s.dependencies
+                .iter()
+                .find(|d| d.dependency == name)
+                .cloned()
+                .unwrap_or_default()
+        })
+    });
+    let id = format!("{prefix}-{dep}");
+    view! {
+        <tr class=move || if d.with(dependency_severity) == 2 { "row-bad" } else { "" }>
+            <th scope="row">{dep}</th>
+            <td>
+                <BreakerChip state=Signal::derive(move || d.with(|d| d.breaker)) test=format!("breaker-{id}") />
+            </td>
+            <td class="num">{move || d.with(|d| d.calls)}</td>
+            <td
+                class="num"
+                data-test=format!("degraded-{id}")
+                data-value=move || d.with(|d| d.degraded_rate.to_string())
+            >
+                {move || d.with(|d| pct(d.degraded_rate))}
+            </td>
+            <td class="num">{move || d.with(|d| pct(d.fallback_rate))}</td>
+            <td class="num">{move || d.with(|d| format!("{:.2}", d.retry_amplification))}</td>
+            <td class="num">{move || d.with(|d| d.shed)}</td>
+            <td class="num">{move || d.with(|d| ms(d.p95_ms))}</td>
+        </tr>
+    }
+    .into_any()
+}
+
+/// No services: say so plainly, and how that changes, rather than showing
+/// empty charts.
+#[component]
+fn Empty() -> impl IntoView {
+    view! {
         <section class="empty-state" data-test="overview-empty" aria-labelledby="overview-empty-title">
             <div class="empty-state-icon" aria-hidden="true"></div>
             <h2 id="overview-empty-title">"No services report yet."</h2>
@@ -29,5 +342,36 @@ pub fn OverviewPage() -> impl IntoView {
                 </li>
             </ol>
         </section>
+    }
+    .into_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_breakers_outrank_degraded_answers() {
+        let dep = |breaker, degraded_rate| DependencyLive {
+            breaker,
+            degraded_rate,
+            ..Default::default()
+        };
+        let service = |deps| ServiceLiveSummary {
+            dependencies: deps,
+            ..Default::default()
+        };
+        assert_eq!(
+            severity(&service(vec![dep(Some(BreakerState::Closed), 0.0)])),
+            0
+        );
+        assert_eq!(severity(&service(vec![dep(None, 0.2)])), 1);
+        assert_eq!(
+            severity(&service(vec![
+                dep(None, 0.2),
+                dep(Some(BreakerState::ForcedOpen), 0.0)
+            ])),
+            2
+        );
     }
 }

@@ -1,11 +1,12 @@
 //! One service in one environment: its rollout, and tabs for the policy
-//! editor, the published versions and the fleet of instances.
+//! editor, live telemetry, the published versions and the fleet of instances.
 
 use crate::api::{self, ApiError};
 use crate::app::Hydrated;
 use crate::layout::{LoadError, Loading};
 use crate::pages::policy_editor::PolicyEditor;
 use crate::pages::services::version_label;
+use crate::pages::telemetry::Telemetry;
 use crate::remote::Remote;
 use crate::session::Session;
 use crate::time::Utc;
@@ -22,6 +23,7 @@ use shared::role::{Permission, Role};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tab {
     Editor,
+    Telemetry,
     Versions,
     Instances,
 }
@@ -29,6 +31,7 @@ enum Tab {
 impl Tab {
     fn from_query(value: Option<&str>) -> Tab {
         match value {
+            Some("telemetry") => Tab::Telemetry,
             Some("versions") => Tab::Versions,
             Some("instances") => Tab::Instances,
             _ => Tab::Editor,
@@ -38,6 +41,7 @@ impl Tab {
     fn query(self) -> &'static str {
         match self {
             Tab::Editor => "editor",
+            Tab::Telemetry => "telemetry",
             Tab::Versions => "versions",
             Tab::Instances => "instances",
         }
@@ -46,6 +50,7 @@ impl Tab {
     fn label(self) -> &'static str {
         match self {
             Tab::Editor => "Policy editor",
+            Tab::Telemetry => "Telemetry",
             Tab::Versions => "Versions",
             Tab::Instances => "Instances",
         }
@@ -100,7 +105,7 @@ fn ServiceBody(name: String, env: String, role: Role) -> impl IntoView {
         api::escape_segment(&name),
         api::escape_segment(&env)
     );
-    let tabs = [Tab::Editor, Tab::Versions, Tab::Instances]
+    let tabs = [Tab::Editor, Tab::Telemetry, Tab::Versions, Tab::Instances]
         .into_iter()
         .map(|t| {
             let href = format!("{base}?tab={}", t.query());
@@ -187,6 +192,7 @@ fn ServiceBody(name: String, env: String, role: Role) -> impl IntoView {
                     view! { <Versions name env can_publish active_version on_changed=reload /> }
                         .into_any()
                 }
+                Tab::Telemetry => view! { <Telemetry name env /> }.into_any(),
                 Tab::Instances => view! { <Instances name env /> }.into_any(),
             }
         }}
@@ -799,6 +805,7 @@ mod tests {
     fn tabs_come_from_the_query() {
         assert_eq!(Tab::from_query(Some("versions")), Tab::Versions);
         assert_eq!(Tab::from_query(Some("instances")), Tab::Instances);
+        assert_eq!(Tab::from_query(Some("telemetry")), Tab::Telemetry);
         assert_eq!(Tab::from_query(None), Tab::Editor);
         assert_eq!(Tab::from_query(Some("junk")), Tab::Editor);
     }

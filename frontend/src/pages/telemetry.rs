@@ -1,0 +1,279 @@
+//! A service's live telemetry tab: per dependency, small charts of the last
+//! five minutes drawn as inline SVG, its breaker and recent transitions.
+//! Also the figures' formats, which the overview shares.
+
+use crate::api;
+use crate::layout::{LoadError, Loading};
+use crate::remote::Remote;
+use crate::time::Utc;
+use leptos::prelude::*;
+use shared::api::{DependencyLive, ServiceTelemetry, TelemetryPoint};
+use shared::protocol::BreakerState;
+
+/// A share as a percentage with one decimal.
+pub fn pct(rate: f64) -> String {
+    format!("{:.1} %", rate * 100.0)
+}
+
+/// A latency (a histogram bucket's upper bound), or a dash without one.
+pub fn ms(value: Option<u64>) -> String {
+    match value {
+        None => "—".to_owned(),
+        Some(v) if v >= 60_000 => "≥ 60 s".to_owned(),
+        Some(v) if v >= 10_000 => format!("{} s", v / 1000),
+        Some(v) => format!("{v} ms"),
+    }
+}
+
+fn breaker_key(state: Option<BreakerState>) -> (&'static str, &'static str) {
+    match state {
+        None => ("none", "no data"),
+        Some(BreakerState::Closed) => ("closed", "closed"),
+        Some(BreakerState::HalfOpen) => ("half_open", "half-open"),
+        Some(BreakerState::Open) => ("open", "open"),
+        Some(BreakerState::ForcedOpen) => ("forced_open", "forced open"),
+        Some(BreakerState::ForcedClosed) => ("forced_closed", "forced closed"),
+    }
+}
+
+/// A breaker's state in words and colour; `data-state` carries the wire name.
+#[component]
+pub fn BreakerChip(state: Signal<Option<BreakerState>>, test: String) -> impl IntoView {
+    let key = move || breaker_key(state.get());
+    view! {
+        <span class=move || format!("breaker breaker-{}", key().0) data-test=test data-state=move || key().0>
+            {move || key().1}
+        </span>
+    }
+    .into_any()
+}
+
+const W: f64 = 300.0;
+const H: f64 = 60.0;
+
+/// An SVG path through `values`, `None` leaving a gap, spread over the
+/// chart's width and scaled so that `max` touches the top.
+fn path(values: &[Option<f64>], max: f64) -> String {
+    let step = W / (values.len().max(2) - 1) as f64;
+    let mut d = String::new();
+    let mut pen = false;
+    for (i, v) in values.iter().enumerate() {
+        match v {
+            Some(v) => {
+                let y = H - (v / max).min(1.0) * H;
+                d.push_str(&format!(
+                    "{}{:.1} {y:.1}",
+                    if pen { 'L' } else { 'M' },
+                    i as f64 * step
+                ));
+                pen = true;
+            }
+            None => pen = false,
+        }
+    }
+    d
+}
+
+/// One small chart: lines as (class, legend, values), the top of the scale
+/// in words.
+fn chart(
+    title: &'static str,
+    top: String,
+    max: f64,
+    lines: Vec<(&'static str, &'static str, Vec<Option<f64>>)>,
+) -> impl IntoView {
+    let label = format!("{title} over the last 5 minutes; the top of the chart is {top}.");
+    let legend = lines
+        .iter()
+        .map(|(class, name, _)| view! { <li class=format!("legend {class}")>{*name}</li> })
+        .collect_view();
+    let paths = lines
+        .into_iter()
+        .map(|(class, _, values)| view! { <path class=format!("line {class}") d=path(&values, max) /> })
+        .collect_view();
+    view! {
+        <figure class="chart">
+            <figcaption>
+                <span>{title}</span>
+                <span class="muted numeric">{top}</span>
+            </figcaption>
+            <svg viewBox="0 0 300 60" preserveAspectRatio="none" role="img" aria-label=label>
+                <line class="chart-base" x1="0" y1="60" x2="300" y2="60" />
+                {paths}
+            </svg>
+            <div class="chart-axis muted small" aria-hidden="true">
+                <span>"−5 min"</span>
+                <span>"now"</span>
+            </div>
+            <ul class="chart-legend small">{legend}</ul>
+        </figure>
+    }
+    .into_any()
+}
+
+#[component]
+pub fn Telemetry(name: String, env: String) -> impl IntoView {
+    let target = StoredValue::new((name, env));
+    let data = Remote::new(move || {
+        let (n, e) = target.get_value();
+        async move { api::telemetry(&n, &e, 300).await }
+    });
+    Effect::new(move |_| {
+        if let Ok(handle) =
+            set_interval_with_handle(move || data.reload(), std::time::Duration::from_secs(5))
+        {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    view! {
+        <section class="panel" aria-labelledby="telemetry-title">
+            <div class="panel-header">
+                <h2 id="telemetry-title">"Telemetry"</h2>
+                <p class="muted">"Per dependency, the last 5 minutes. Refreshes every 5 s."</p>
+            </div>
+            {move || match data.get() {
+                None => view! { <Loading label="Loading telemetry…" /> }.into_any(),
+                Some(Err(e)) => {
+                    view! { <LoadError message=e.message() retry=Callback::new(move |()| data.reload()) /> }
+                        .into_any()
+                }
+                Some(Ok(t)) => body(t).into_any(),
+            }}
+        </section>
+    }
+    .into_any()
+}
+
+fn body(t: ServiceTelemetry) -> impl IntoView {
+    let i = &t.instances;
+    let counts = format!(
+        "{} up, {} stale, {} down{}",
+        i.up,
+        i.stale,
+        i.down,
+        if i.lagging.is_empty() {
+            String::new()
+        } else {
+            format!("; lagging: {}", i.lagging.join(", "))
+        }
+    );
+    let empty = t.dependencies.is_empty().then(|| {
+        view! {
+            <div class="empty-state empty-state-flat" data-test="telemetry-empty">
+                <h2>"No calls in the last 5 minutes."</h2>
+                <p>"Charts appear once an instance reports calls to a dependency."</p>
+            </div>
+        }
+    });
+    let mut series = t.series;
+    let deps = t
+        .dependencies
+        .into_iter()
+        .map(|d| {
+            let points = series
+                .iter()
+                .position(|s| s.dependency == d.dependency)
+                .map(|i| series.swap_remove(i).points)
+                .unwrap_or_default();
+            dependency(d, &points)
+        })
+        .collect_view();
+    view! {
+        <p class="panel-body telemetry-instances" data-test="telemetry-instances">
+            "Instances: " {counts}
+        </p>
+        {empty}
+        <div class="telemetry-grid">{deps}</div>
+    }
+    .into_any()
+}
+
+fn dependency(d: DependencyLive, points: &[TelemetryPoint]) -> impl IntoView + use<> {
+    let rate = |f: fn(&TelemetryPoint) -> u64| -> Vec<Option<f64>> {
+        points
+            .iter()
+            .map(|p| (p.calls > 0).then(|| f(p) as f64 / p.calls as f64))
+            .collect()
+    };
+    let (errors, timeouts, fallbacks) = (
+        rate(|p| p.failures),
+        rate(|p| p.timeouts),
+        rate(|p| p.fallbacks),
+    );
+    let top_rate = errors
+        .iter()
+        .chain(&timeouts)
+        .chain(&fallbacks)
+        .flatten()
+        .fold(0.05_f64, |a, &b| a.max(b))
+        .min(1.0);
+    let p95: Vec<_> = points
+        .iter()
+        .map(|p| p.p95_ms.map(|v| v.min(60_000) as f64))
+        .collect();
+    let top_ms = p95.iter().flatten().fold(10.0_f64, |a, &b| a.max(b));
+    let transitions = d
+        .recent_transitions
+        .iter()
+        .take(5)
+        .map(|t| {
+            let at = Utc::from_millis(t.at_ms);
+            view! {
+                <li>
+                    <time datetime=at.iso()>{at.display()}</time>
+                    " "
+                    <code>{t.instance_id.clone()}</code>
+                    {format!(" {} → {}", breaker_key(Some(t.from)).1, breaker_key(Some(t.to)).1)}
+                </li>
+            }
+        })
+        .collect_view();
+    let name = d.dependency.clone();
+    view! {
+        <article class="dep-telemetry" data-test=format!("telemetry-chart-{name}")>
+            <header class="dep-telemetry-header">
+                <h3>{name.clone()}</h3>
+                <BreakerChip state=Signal::stored(d.breaker) test=format!("telemetry-breaker-{name}") />
+            </header>
+            <dl class="dep-figures numeric">
+                <div><dt>"p50"</dt><dd>{ms(d.p50_ms)}</dd></div>
+                <div><dt>"p95"</dt><dd>{ms(d.p95_ms)}</dd></div>
+                <div><dt>"p99"</dt><dd>{ms(d.p99_ms)}</dd></div>
+                <div><dt>"errors"</dt><dd>{pct(d.error_rate)}</dd></div>
+                <div><dt>"timeouts"</dt><dd>{pct(d.timeout_rate)}</dd></div>
+                <div><dt>"fallbacks"</dt><dd>{pct(d.fallback_rate)}</dd></div>
+            </dl>
+            {chart("Latency p95", ms(Some(top_ms as u64)), top_ms, vec![("l-p95", "p95 per step", p95)])}
+            {chart(
+                "Error, timeout and fallback rates",
+                pct(top_rate),
+                top_rate,
+                vec![("l-error", "errors", errors), ("l-timeout", "timeouts", timeouts), ("l-fallback", "fallbacks", fallbacks)],
+            )}
+            <h4 class="small">"Recent breaker transitions"</h4>
+            {if d.recent_transitions.is_empty() {
+                view! { <p class="muted small">"None in the last 15 minutes."</p> }.into_any()
+            } else {
+                view! { <ul class="transitions small">{transitions}</ul> }.into_any()
+            }}
+        </article>
+    }
+    .into_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_leave_gaps_and_clamp() {
+        assert_eq!(path(&[Some(0.0), Some(1.0)], 1.0), "M0.0 60.0L300.0 0.0");
+        assert_eq!(
+            path(&[Some(2.0), None, Some(0.5)], 1.0),
+            "M0.0 0.0M300.0 30.0"
+        );
+        assert_eq!(ms(Some(120)), "120 ms");
+        assert_eq!(ms(Some(60_000)), "≥ 60 s");
+        assert_eq!(pct(0.125), "12.5 %");
+    }
+}
