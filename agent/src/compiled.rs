@@ -7,6 +7,7 @@
 //! starts and keeps it to the end, so a swap never changes the rules under a
 //! call in flight.
 
+use rustc_hash::FxHashMap;
 use shared::policy::{
     Admission, BreakerMode, BreakerPolicy, Bulkhead, CacheKeyPart, DependencyKind, Effect,
     ErrorClass, FailureType, FallbackRule, ForcedState, IdempotentOperation, Jitter, OutputRepair,
@@ -98,8 +99,10 @@ pub struct CompiledPolicy {
     source: PolicySource,
     policy: Arc<Policy>,
     total_budget: Option<Duration>,
-    stages: HashMap<String, Duration>,
-    dependencies: HashMap<String, DependencyRules>,
+    // Looked up on every call, by names the policy and the code choose:
+    // a fast hasher.
+    stages: FxHashMap<String, Duration>,
+    dependencies: FxHashMap<String, DependencyRules>,
     /// Rules for any dependency the policy does not name; only the
     /// conservative default has them.
     fallback_rules: Option<DependencyRules>,
@@ -114,11 +117,11 @@ pub struct CompiledPolicy {
 impl CompiledPolicy {
     /// Compiles `policy`, published as `version` and obtained from `source`.
     pub fn compile(policy: Policy, version: Option<u64>, source: PolicySource) -> CompiledPolicy {
-        let mut dependencies: HashMap<String, DependencyRules> = HashMap::new();
+        let mut dependencies: FxHashMap<String, DependencyRules> = FxHashMap::default();
         for (name, dep) in &policy.service.dependencies {
             dependencies.entry(name.clone()).or_default().kind = Some(dep.kind);
         }
-        let mut stages = HashMap::new();
+        let mut stages = FxHashMap::default();
         let mut total_budget = None;
         if let Some(t) = &policy.timeouts {
             total_budget = Some(Duration::from_millis(t.total_ms));

@@ -35,16 +35,15 @@ impl Bucket {
         }
     }
 
-    fn refill(&mut self, capacity: f64, per_second: f64) {
-        let now = Instant::now();
+    fn refill(&mut self, now: Instant, capacity: f64, per_second: f64) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.available = (self.available + elapsed * per_second).min(capacity);
     }
 
     /// Takes `amount` if the bucket holds that much.
-    fn take(&mut self, amount: f64, capacity: f64, per_second: f64) -> bool {
-        self.refill(capacity, per_second);
+    fn take(&mut self, now: Instant, amount: f64, capacity: f64, per_second: f64) -> bool {
+        self.refill(now, capacity, per_second);
         if self.available >= amount {
             self.available -= amount;
             true
@@ -56,8 +55,8 @@ impl Bucket {
     /// Gives back (or, negative, charges) the difference between a
     /// reservation and the actual use. A charge can take the bucket below
     /// zero: the overrun is paid back by refusing later calls.
-    fn adjust(&mut self, delta: f64, capacity: f64, per_second: f64) {
-        self.refill(capacity, per_second);
+    fn adjust(&mut self, now: Instant, delta: f64, capacity: f64, per_second: f64) {
+        self.refill(now, capacity, per_second);
         self.available = (self.available + delta).min(capacity);
     }
 }
@@ -98,19 +97,39 @@ fn get_or_make<V>(
         .clone()
 }
 
+/// Tokens taken from one bucket: the bucket, the amount, its capacity and
+/// its rate per second.
+type TokenHold = (Arc<Mutex<Bucket>>, f64, f64, f64);
+
 /// A usage reservation, settled when the actual use is known.
 #[derive(Debug, Default)]
 pub struct Reservation {
-    tokens: Vec<(Arc<Mutex<Bucket>>, f64, f64, f64)>,
+    // The service's and the dependency's budgets fit inline; a call should
+    // not allocate to reserve.
+    tokens: [Option<TokenHold>; 2],
+    more_tokens: Vec<TokenHold>,
     cost: Option<(Arc<Mutex<CostWindow>>, u64, u64)>,
 }
 
 impl Reservation {
+    fn hold(&mut self, hold: TokenHold) {
+        match self.tokens.iter_mut().find(|t| t.is_none()) {
+            Some(free) => *free = Some(hold),
+            None => self.more_tokens.push(hold),
+        }
+    }
+
     /// Replaces the estimates with the actual use.
-    pub fn settle(mut self, tokens: u64, cost_usd_micros: u64) {
-        for (bucket, reserved, capacity, rate) in self.tokens.drain(..) {
+    pub fn settle(self, tokens: u64, cost_usd_micros: u64) {
+        self.settle_at(Instant::now(), tokens, cost_usd_micros);
+    }
+
+    /// [`Reservation::settle`] with the time already read.
+    pub(crate) fn settle_at(mut self, now: Instant, tokens: u64, cost_usd_micros: u64) {
+        let held = self.tokens.iter_mut().filter_map(Option::take);
+        for (bucket, reserved, capacity, rate) in held.chain(self.more_tokens.drain(..)) {
             let delta = reserved - tokens as f64;
-            lock(&bucket).adjust(delta, capacity, rate);
+            lock(&bucket).adjust(now, delta, capacity, rate);
         }
         if let Some((w, window, reserved)) = self.cost.take() {
             let mut w = lock(&w);
@@ -163,17 +182,32 @@ impl Limiters {
 
     /// Takes one request from the bucket `key` limited by `limit`.
     pub fn try_request(&self, key: &str, limit: &RateLimit) -> bool {
-        let capacity = f64::from(limit.burst.max(1));
-        let rate = f64::from(limit.per_second);
-        let b = get_or_make(&self.buckets, key, || Bucket::new(capacity));
-        lock(&b).take(1.0, capacity, rate)
+        let b = self.request_bucket(key, limit);
+        Limiters::take_request(&b, limit, Instant::now())
     }
 
-    fn day(&self) -> u64 {
-        Instant::now()
-            .saturating_duration_since(self.epoch)
-            .as_secs()
-            / DAY.as_secs()
+    /// The bucket `key` of a request rate, made full on first use. The
+    /// guard resolves it once per dependency and keeps it.
+    pub(crate) fn request_bucket(&self, key: &str, limit: &RateLimit) -> Arc<Mutex<Bucket>> {
+        let capacity = f64::from(limit.burst.max(1));
+        get_or_make(&self.buckets, key, || Bucket::new(capacity))
+    }
+
+    /// The bucket `key` of a tokens-per-minute budget, made full on first
+    /// use.
+    pub(crate) fn token_bucket(&self, key: &str, per_minute: u64) -> Arc<Mutex<Bucket>> {
+        get_or_make(&self.buckets, key, || Bucket::new(per_minute as f64))
+    }
+
+    /// Takes one request from `bucket`, limited by `limit`, at `now`.
+    pub(crate) fn take_request(bucket: &Mutex<Bucket>, limit: &RateLimit, now: Instant) -> bool {
+        let capacity = f64::from(limit.burst.max(1));
+        let rate = f64::from(limit.per_second);
+        lock(bucket).take(now, 1.0, capacity, rate)
+    }
+
+    fn day(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_secs() / DAY.as_secs()
     }
 
     /// Reserves `tokens` from each `(key, per_minute)` budget and `cost`
@@ -184,22 +218,36 @@ impl Limiters {
         tokens: u64,
         cost: Option<(&str, u64, u64)>,
     ) -> Result<Reservation, BudgetRefusal> {
+        let buckets = token_budgets
+            .iter()
+            .map(|(key, per_minute)| (self.token_bucket(key, *per_minute), *per_minute));
+        self.reserve_at(Instant::now(), buckets, tokens, cost)
+    }
+
+    /// [`Limiters::reserve`] from buckets already resolved (they are only
+    /// read when `tokens` is not zero), at `now`.
+    pub(crate) fn reserve_at(
+        &self,
+        now: Instant,
+        token_budgets: impl IntoIterator<Item = (Arc<Mutex<Bucket>>, u64)>,
+        tokens: u64,
+        cost: Option<(&str, u64, u64)>,
+    ) -> Result<Reservation, BudgetRefusal> {
         let mut r = Reservation::default();
         if tokens > 0 {
-            for (key, per_minute) in token_budgets {
-                let capacity = *per_minute as f64;
+            for (b, per_minute) in token_budgets {
+                let capacity = per_minute as f64;
                 let rate = capacity / 60.0;
-                let b = get_or_make(&self.buckets, key, || Bucket::new(capacity));
-                if !lock(&b).take(tokens as f64, capacity, rate) {
+                if !lock(&b).take(now, tokens as f64, capacity, rate) {
                     // Give back what the earlier budgets reserved.
-                    r.settle(0, 0);
+                    r.settle_at(now, 0, 0);
                     return Err(BudgetRefusal::Tokens);
                 }
-                r.tokens.push((b, tokens as f64, capacity, rate));
+                r.hold((b, tokens as f64, capacity, rate));
             }
         }
         if let Some((tenant, limit, estimate)) = cost {
-            let day = self.day();
+            let day = self.day(now);
             let w = get_or_make(&self.costs, tenant, CostWindow::default);
             let mut g = lock(&w);
             if g.window != day {
@@ -214,7 +262,7 @@ impl Limiters {
                 || g.spent.saturating_add(g.reserved).saturating_add(estimate) > limit
             {
                 drop(g);
-                r.settle(0, 0);
+                r.settle_at(now, 0, 0);
                 return Err(BudgetRefusal::Cost);
             }
             g.reserved += estimate;
@@ -230,7 +278,7 @@ impl Limiters {
         if limit == 0 {
             return 100;
         }
-        let day = self.day();
+        let day = self.day(Instant::now());
         let Some(w) = self
             .costs
             .read()

@@ -51,14 +51,8 @@ impl RetryBudget {
         }
     }
 
-    fn second(&self) -> u64 {
-        Instant::now()
-            .saturating_duration_since(self.epoch)
-            .as_secs()
-    }
-
-    fn with_slots<R>(&self, f: impl FnOnce(&mut Slots, usize) -> R) -> R {
-        let now = self.second();
+    fn with_slots<R>(&self, now: Instant, f: impl FnOnce(&mut Slots, usize) -> R) -> R {
+        let now = now.saturating_duration_since(self.epoch).as_secs();
         let mut s = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         // Clear the slots that fell out of the window since the last write.
         let gap = now.saturating_sub(s.current).min(SLOTS as u64);
@@ -73,14 +67,19 @@ impl RetryBudget {
 
     /// Records a first attempt, which earns `ratio_percent` of a retry.
     pub fn deposit(&self, policy: &RetryBudgetPolicy) {
+        self.deposit_at(Instant::now(), policy);
+    }
+
+    /// [`RetryBudget::deposit`] with the time already read.
+    pub(crate) fn deposit_at(&self, now: Instant, policy: &RetryBudgetPolicy) {
         let units = i64::from(policy.ratio_percent) * UNIT / 100;
-        self.with_slots(|s, idx| s.net[idx] += units);
+        self.with_slots(now, |s, idx| s.net[idx] += units);
     }
 
     /// Takes one retry from the budget, or says there is none left.
     pub fn withdraw(&self, policy: &RetryBudgetPolicy) -> bool {
         let floor = i64::from(policy.min_per_second) * WINDOW.as_secs() as i64 * UNIT;
-        self.with_slots(|s, idx| {
+        self.with_slots(Instant::now(), |s, idx| {
             let balance: i64 = s.net.iter().sum::<i64>() + floor;
             if balance >= UNIT {
                 s.net[idx] -= UNIT;

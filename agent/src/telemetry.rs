@@ -11,11 +11,12 @@
 //! idempotent on the server.
 
 use crate::clock::WallClock;
+use rustc_hash::FxHashMap;
 use shared::policy::{DegradedStatus, ErrorClass};
 use shared::protocol::{
     BreakerState, BreakerTransition, DependencyTelemetry, LATENCY_BUCKETS_MS, TelemetryBatch,
 };
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -262,7 +263,7 @@ pub struct Recorder {
     instance_id: String,
     wall: WallClock,
     capacity: usize,
-    dependencies: RwLock<HashMap<String, Arc<DependencyStats>>>,
+    dependencies: RwLock<FxHashMap<String, Arc<DependencyStats>>>,
     tenant_cost: Mutex<BTreeMap<String, u64>>,
     ring: Mutex<Ring>,
 }
@@ -332,7 +333,13 @@ impl Recorder {
             return;
         }
         let mut t = self.tenant_cost.lock().unwrap_or_else(|e| e.into_inner());
-        *t.entry(tenant.to_owned()).or_default() += cost_usd_micros;
+        // Allocate the name only for a tenant new to this window.
+        match t.get_mut(tenant) {
+            Some(c) => *c += cost_usd_micros,
+            None => {
+                t.insert(tenant.to_owned(), cost_usd_micros);
+            }
+        }
     }
 
     /// Closes the current window into a batch at the back of the ring,

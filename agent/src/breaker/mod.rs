@@ -149,7 +149,16 @@ impl Breaker {
         policy: &BreakerPolicy,
         transitions: &mut Vec<Transition>,
     ) -> Result<Ticket, Refused> {
-        let now = Instant::now();
+        self.acquire_at(Instant::now(), policy, transitions)
+    }
+
+    /// [`Breaker::acquire`] with the time already read.
+    pub(crate) fn acquire_at(
+        self: &Arc<Self>,
+        now: Instant,
+        policy: &BreakerPolicy,
+        transitions: &mut Vec<Transition>,
+    ) -> Result<Ticket, Refused> {
         let mut inner = self.lock();
         let before = Breaker::reported(&inner);
         if inner.forced != policy.forced {
@@ -203,12 +212,23 @@ impl Breaker {
     pub fn record(
         &self,
         policy: &BreakerPolicy,
+        ticket: Ticket,
+        outcome: CallOutcome,
+        transitions: &mut Vec<Transition>,
+    ) {
+        self.record_at(Instant::now(), policy, ticket, outcome, transitions);
+    }
+
+    /// [`Breaker::record`] with the time already read.
+    pub(crate) fn record_at(
+        &self,
+        now: Instant,
+        policy: &BreakerPolicy,
         mut ticket: Ticket,
         outcome: CallOutcome,
         transitions: &mut Vec<Transition>,
     ) {
         let was_probe = ticket.probe.take().is_some();
-        let now = Instant::now();
         let mut inner = self.lock();
         if inner.forced != ForcedState::None {
             return;

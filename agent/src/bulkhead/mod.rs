@@ -17,6 +17,7 @@ pub use error::BulkheadRejected;
 pub use future::ResponseFuture;
 pub use layer::{BulkheadLayer, BulkheadService};
 
+use rustc_hash::FxHashMap;
 use shared::policy::Bulkhead;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,10 +64,11 @@ impl PartitionLimits {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Partition {
     counts: Mutex<Counts>,
     freed: Notify,
+    gauges: Arc<Gauges>,
 }
 
 #[derive(Debug, Default)]
@@ -79,7 +81,6 @@ struct Counts {
 #[derive(Debug)]
 pub struct Slot {
     partition: Arc<Partition>,
-    gauges: Arc<Gauges>,
 }
 
 impl Drop for Slot {
@@ -91,7 +92,10 @@ impl Drop for Slot {
             .unwrap_or_else(|e| e.into_inner());
         c.in_flight = c.in_flight.saturating_sub(1);
         drop(c);
-        self.gauges.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.partition
+            .gauges
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
         self.partition.freed.notify_one();
     }
 }
@@ -106,14 +110,24 @@ pub struct Gauges {
     pub queued: AtomicU64,
 }
 
-/// Partitions by (bulkhead name, partition value).
-type PartitionMap = HashMap<(Arc<str>, String), Arc<Partition>>;
+/// One bulkhead's partitions by partition value. The values come from
+/// requests (tenants, tools), so this map keeps std's keyed hasher.
+type PartitionMap = RwLock<HashMap<Box<str>, Arc<Partition>>>;
 
-/// Every partition of every bulkhead.
+/// Every partition of every bulkhead, by bulkhead name (from the policy,
+/// hence a fast hasher), then by partition value.
 #[derive(Debug, Default)]
 pub struct Bulkheads {
-    partitions: RwLock<PartitionMap>,
+    partitions: RwLock<FxHashMap<Arc<str>, PartitionMap>>,
     gauges: Arc<Gauges>,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Bulkheads {
@@ -128,20 +142,51 @@ impl Bulkheads {
     }
 
     fn partition(&self, bulkhead: &Arc<str>, key: &str) -> Arc<Partition> {
-        if let Some(p) = self
-            .partitions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(bulkhead.clone(), key.to_owned()))
         {
-            return p.clone();
+            let tables = read(&self.partitions);
+            if let Some(table) = tables.get(&**bulkhead) {
+                if let Some(p) = read(table).get(key) {
+                    return p.clone();
+                }
+                return write(table)
+                    .entry(Box::from(key))
+                    .or_insert_with(|| self.new_partition())
+                    .clone();
+            }
         }
-        self.partitions
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry((bulkhead.clone(), key.to_owned()))
-            .or_default()
+        let mut tables = write(&self.partitions);
+        let mut table = write(tables.entry(bulkhead.clone()).or_default());
+        table
+            .entry(Box::from(key))
+            .or_insert_with(|| self.new_partition())
             .clone()
+    }
+
+    fn new_partition(&self) -> Arc<Partition> {
+        Arc::new(Partition {
+            counts: Mutex::default(),
+            freed: Notify::new(),
+            gauges: self.gauges.clone(),
+        })
+    }
+
+    /// A slot in partition `key` of `bulkhead` if one is free now; never
+    /// waits. The guard tries this first and queues only when it fails.
+    pub(crate) fn try_acquire(
+        &self,
+        bulkhead: &Arc<str>,
+        key: &str,
+        limits: PartitionLimits,
+    ) -> Option<Slot> {
+        let partition = self.partition(bulkhead, key);
+        let mut c = partition.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if c.in_flight >= limits.max_concurrent {
+            return None;
+        }
+        c.in_flight += 1;
+        drop(c);
+        self.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
+        Some(Slot { partition })
     }
 
     /// Takes a slot in partition `key` of `bulkhead`, waiting in its queue
@@ -159,7 +204,6 @@ impl Bulkheads {
             self.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
             Slot {
                 partition: p.clone(),
-                gauges: self.gauges.clone(),
             }
         };
         {

@@ -29,22 +29,25 @@ use crate::backoff::Backoff;
 use crate::breaker::{Breaker, CallOutcome, Transition};
 use crate::bulkhead::{BulkheadRejection, Bulkheads, PartitionLimits, Slot};
 use crate::clock::WallClock;
-use crate::compiled::{BulkheadRule, CompiledPolicy, PolicyReceiver};
+use crate::compiled::{BulkheadRule, CompiledPolicy, DependencyRules, PolicyReceiver};
 use crate::deadline::Deadline;
 use crate::fallback::{FallbackDecision, Resolution, failure_type_of, resolve};
-use crate::limits::{BudgetRefusal, Limiters, Reservation};
+use crate::limits::{Bucket, BudgetRefusal, Limiters, Reservation};
 use crate::random::{RandomSource, SplitMix64};
 use crate::retry_budget::RetryBudget;
 use crate::telemetry::{DEFAULT_RING_CAPACITY, DependencyStats, Recorder};
+use rustc_hash::FxHashMap;
 use shared::policy::{
     AdmissionMode, DegradedStatus, Effect, PartitionKey, PriorityClass,
     RetryBudget as RetryBudgetPolicy, RetryPolicy, Signal,
 };
 use shared::protocol::{BreakerState, BreakerTransition};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::task::Poll;
 use tokio::time::Instant;
 
 /// The pseudo-dependency under which service-level events (admission,
@@ -65,6 +68,78 @@ struct UsageCell {
     tokens: AtomicU64,
     cost: AtomicU64,
     recorded: AtomicBool,
+}
+
+thread_local! {
+    /// A usage meter left over from an earlier call on this thread: most
+    /// calls give theirs back untouched, so a call need not allocate one.
+    static SPARE_USAGE: Cell<Option<Arc<UsageCell>>> = const { Cell::new(None) };
+}
+
+impl UsageCell {
+    fn fresh() -> Arc<UsageCell> {
+        SPARE_USAGE.with(Cell::take).unwrap_or_default()
+    }
+
+    /// Keeps `cell` for the next call, unless an attempt still holds it.
+    fn recycle(mut cell: Arc<UsageCell>) {
+        if let Some(c) = Arc::get_mut(&mut cell) {
+            *c = UsageCell::default();
+            SPARE_USAGE.with(|s| s.set(Some(cell)));
+        }
+    }
+}
+
+/// One dependency's share of the guard's state (its counters, request
+/// rate and token buckets, breaker), found by its name once per call
+/// rather than once per pattern. The buckets and the breaker are the same
+/// ones the layers find by key, made on first use as before.
+#[derive(Debug)]
+pub(crate) struct Lane {
+    name: Box<str>,
+    stats: Arc<DependencyStats>,
+    requests: OnceLock<Arc<Mutex<Bucket>>>,
+    tokens: OnceLock<Arc<Mutex<Bucket>>>,
+    breaker: OnceLock<Arc<Breaker>>,
+}
+
+/// The slots a call holds in its bulkheads, given back on drop. Most
+/// dependencies have one bulkhead: it is held without allocating.
+#[derive(Debug, Default)]
+pub(crate) struct Slots {
+    first: Option<Slot>,
+    rest: Vec<Slot>,
+    /// Whether a slot had to be waited for.
+    waited: bool,
+}
+
+impl Slots {
+    fn push(&mut self, slot: Slot) {
+        if self.first.is_none() {
+            self.first = Some(slot);
+        } else {
+            self.rest.push(slot);
+        }
+    }
+}
+
+/// Runs `fut` until `deadline`; `None` when the deadline came first. The
+/// future is polled once before any timer exists: a call that answers at
+/// once never touches the timer wheel, and one that waits gets the timer
+/// then, so it is still cut off at its deadline.
+async fn until_deadline<F: Future>(deadline: Instant, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let first = std::future::poll_fn(|cx| {
+        Poll::Ready(match fut.as_mut().poll(cx) {
+            Poll::Ready(v) => Some(v),
+            Poll::Pending => None,
+        })
+    })
+    .await;
+    match first {
+        Some(v) => Some(v),
+        None => tokio::time::timeout_at(deadline, fut).await.ok(),
+    }
 }
 
 /// What one attempt of a guarded call knows.
@@ -247,7 +322,7 @@ pub struct Admitted {
     pub trigger: Option<String>,
     /// The request's deadline.
     pub deadline: Option<Deadline>,
-    _slots: Vec<Slot>,
+    _slots: Slots,
 }
 
 /// Why a request was not admitted.
@@ -291,6 +366,9 @@ struct Inner {
     random: Arc<dyn RandomSource>,
     recorder: Arc<Recorder>,
     breakers: RwLock<HashMap<String, Arc<Breaker>>>,
+    lanes: RwLock<FxHashMap<Box<str>, Arc<Lane>>>,
+    /// The service-wide tokens-per-minute bucket, once made.
+    service_tokens: OnceLock<Arc<Mutex<Bucket>>>,
     bulkheads: Bulkheads,
     limiters: Limiters,
     retry_budget: RetryBudget,
@@ -353,6 +431,8 @@ impl GuardBuilder {
                     .unwrap_or_else(|| Arc::new(SplitMix64::from_entropy())),
                 recorder: Arc::new(Recorder::new(self.instance_id, wall, self.ring_capacity)),
                 breakers: RwLock::default(),
+                lanes: RwLock::default(),
+                service_tokens: OnceLock::new(),
                 bulkheads: Bulkheads::new(),
                 limiters: Limiters::new(),
                 retry_budget: RetryBudget::new(),
@@ -385,13 +465,35 @@ impl<'p> RetryPlan<'p> {
         keyed: bool,
     ) -> RetryPlan<'p> {
         let rules = policy.dependency(dependency);
+        RetryPlan::start_at(
+            guard,
+            policy,
+            rules,
+            operation,
+            effect,
+            keyed,
+            Instant::now(),
+        )
+    }
+
+    /// [`RetryPlan::start`] with the dependency's rules already found and
+    /// the time already read.
+    pub(crate) fn start_at(
+        guard: &Guard,
+        policy: &'p CompiledPolicy,
+        rules: Option<&'p DependencyRules>,
+        operation: &str,
+        effect: Option<Effect>,
+        keyed: bool,
+        now: Instant,
+    ) -> RetryPlan<'p> {
         let retry = rules.and_then(|r| r.retry.as_ref());
         let effect = effect
             .or_else(|| rules.map(|r| r.effect_of(operation)))
             .unwrap_or(Effect::Read);
         let budget = policy.retry_budget();
         if let Some(b) = budget {
-            guard.inner.retry_budget.deposit(b);
+            guard.inner.retry_budget.deposit_at(now, b);
         }
         RetryPlan {
             retry,
@@ -444,6 +546,14 @@ impl<'p> RetryPlan<'p> {
 
 struct Failure<E> {
     error: GuardError<E>,
+}
+
+/// What a call's run reports back besides its result: attempts made,
+/// whether a reply was lost, and the last reading of the clock.
+struct Progress {
+    attempts: u32,
+    lost_reply: bool,
+    now: Instant,
 }
 
 impl Guard {
@@ -522,6 +632,40 @@ impl Guard {
             .entry(dependency.to_owned())
             .or_insert_with(Breaker::new)
             .clone()
+    }
+
+    /// The lane of `dependency`, made on first use.
+    pub(crate) fn lane(&self, dependency: &str) -> Arc<Lane> {
+        if let Some(l) = self
+            .inner
+            .lanes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(dependency)
+        {
+            return l.clone();
+        }
+        let stats = self.inner.recorder.dependency(dependency);
+        self.inner
+            .lanes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(Box::from(dependency))
+            .or_insert_with(|| {
+                Arc::new(Lane {
+                    name: Box::from(dependency),
+                    stats,
+                    requests: OnceLock::new(),
+                    tokens: OnceLock::new(),
+                    breaker: OnceLock::new(),
+                })
+            })
+            .clone()
+    }
+
+    /// The breaker of a lane's dependency.
+    fn lane_breaker<'l>(&self, lane: &'l Lane) -> &'l Arc<Breaker> {
+        lane.breaker.get_or_init(|| self.breaker(&lane.name))
     }
 
     fn signal_fires(&self, policy: &CompiledPolicy, signal: &Signal, tenant: Option<&str>) -> bool {
@@ -668,15 +812,20 @@ impl Guard {
         call: &Call<'_>,
         deadline: Option<Deadline>,
         stats: &DependencyStats,
-    ) -> Result<Vec<Slot>, BulkheadRejection> {
-        let mut slots = Vec::with_capacity(rules.len());
+    ) -> Result<Slots, BulkheadRejection> {
+        let mut slots = Slots::default();
         for rule in rules {
             let key = call.partition(rule.bulkhead.partition);
             let limits = PartitionLimits::of(&rule.bulkhead, key);
-            slots.push(
-                self.acquire_slot(rule, key, limits, deadline, stats)
-                    .await?,
-            );
+            let slot = match self.inner.bulkheads.try_acquire(&rule.name, key, limits) {
+                Some(slot) => slot,
+                None => {
+                    slots.waited = true;
+                    self.acquire_slot(rule, key, limits, deadline, stats)
+                        .await?
+                }
+            };
+            slots.push(slot);
         }
         Ok(slots)
     }
@@ -691,6 +840,11 @@ impl Guard {
         deadline: Option<Deadline>,
         stats: &DependencyStats,
     ) -> Result<Slot, BulkheadRejection> {
+        // A free slot is taken at once; only a call that may wait shows in
+        // the queued gauge.
+        if let Some(slot) = self.inner.bulkheads.try_acquire(&rule.name, key, limits) {
+            return Ok(slot);
+        }
         stats.queued.fetch_add(1, Ordering::Relaxed);
         let slot = self
             .inner
@@ -709,14 +863,26 @@ impl Guard {
         dependency: &str,
         stats: &DependencyStats,
     ) -> bool {
-        let Some(limit) = policy
-            .dependency(dependency)
-            .and_then(|r| r.requests.as_ref())
-        else {
+        let lane = self.lane(dependency);
+        self.take_request(policy.dependency(dependency), &lane, stats, Instant::now())
+    }
+
+    /// [`Guard::check_request_rate`] on a lane, at `now`.
+    fn take_request(
+        &self,
+        rules: Option<&DependencyRules>,
+        lane: &Lane,
+        stats: &DependencyStats,
+        now: Instant,
+    ) -> bool {
+        let Some(limit) = rules.and_then(|r| r.requests.as_ref()) else {
             return true;
         };
-        let key = format!("dependency/{dependency}");
-        let ok = self.inner.limiters.try_request(&key, limit);
+        let bucket = lane.requests.get_or_init(|| {
+            let key = format!("dependency/{}", lane.name);
+            self.inner.limiters.request_bucket(&key, limit)
+        });
+        let ok = Limiters::take_request(bucket, limit, now);
         if !ok {
             stats.rate_limited();
         }
@@ -734,26 +900,59 @@ impl Guard {
         estimate: Usage,
         stats: &DependencyStats,
     ) -> Result<Reservation, BudgetRefusal> {
+        let lane = self.lane(dependency);
         let rules = policy.dependency(dependency);
-        let mut token_budgets: Vec<(&str, u64)> = Vec::new();
-        let dep_key;
-        if let Some(tpm) = policy.tokens_per_minute() {
-            token_budgets.push(("tokens", tpm));
-        }
-        if let Some(tpm) = rules.and_then(|r| r.tokens_per_minute) {
-            dep_key = format!("tokens/{dependency}");
-            token_budgets.push((&dep_key, tpm));
-        }
+        self.reserve_in_lane(
+            policy,
+            rules,
+            &lane,
+            tenant,
+            estimate,
+            stats,
+            Instant::now(),
+        )
+    }
+
+    /// [`Guard::reserve_usage`] on a lane, at `now`.
+    #[allow(clippy::too_many_arguments)]
+    fn reserve_in_lane(
+        &self,
+        policy: &CompiledPolicy,
+        rules: Option<&DependencyRules>,
+        lane: &Lane,
+        tenant: Option<&str>,
+        estimate: Usage,
+        stats: &DependencyStats,
+        now: Instant,
+    ) -> Result<Reservation, BudgetRefusal> {
+        let service = policy.tokens_per_minute().map(|tpm| {
+            let b = self
+                .inner
+                .service_tokens
+                .get_or_init(|| self.inner.limiters.token_bucket("tokens", tpm));
+            (b, tpm)
+        });
+        let own = rules.and_then(|r| r.tokens_per_minute).map(|tpm| {
+            let b = lane.tokens.get_or_init(|| {
+                let key = format!("tokens/{}", lane.name);
+                self.inner.limiters.token_bucket(&key, tpm)
+            });
+            (b, tpm)
+        });
         let cost = match (tenant, policy.cost_per_tenant_per_day()) {
             (Some(t), Some(limit)) => Some((t, limit, estimate.cost_usd_micros)),
             _ => None,
         };
-        if token_budgets.is_empty() && cost.is_none() {
+        if service.is_none() && own.is_none() && cost.is_none() {
             return Ok(Reservation::default());
         }
+        let budgets = service
+            .into_iter()
+            .chain(own)
+            .map(|(b, tpm)| (b.clone(), tpm));
         self.inner
             .limiters
-            .reserve(&token_budgets, estimate.tokens, cost)
+            .reserve_at(now, budgets, estimate.tokens, cost)
             .inspect_err(|_| stats.rate_limited())
     }
 
@@ -801,36 +1000,48 @@ impl Guard {
     {
         // The policy of the whole call: a swap mid-call changes nothing here.
         let policy = self.policy();
-        let stats = self.inner.recorder.dependency(call.dependency);
+        let lane = self.lane(call.dependency);
+        let stats = &*lane.stats;
         stats.call();
         let rules = policy.dependency(call.dependency);
-        let deadline = call
-            .deadline
-            .or_else(|| policy.total_budget().map(Deadline::after));
+        // The clock is read once here and once per attempt's end; every
+        // pattern decides on those readings.
+        let now = Instant::now();
+        let after = |budget| Deadline::at(now + budget);
+        let deadline = call.deadline.or_else(|| policy.total_budget().map(after));
         // The stage's budget bounds the call as a whole, retries included.
         let stage_budget = call
             .stage
             .and_then(|s| policy.stage_budget(s))
             .or(rules.and_then(|r| r.stage_budget));
         let call_deadline = match (deadline, stage_budget) {
-            (Some(d), Some(b)) => Some(d.stage(b)),
-            (None, Some(b)) => Some(Deadline::after(b)),
+            (Some(d), Some(b)) => Some(d.min(after(b))),
+            (None, Some(b)) => Some(after(b)),
             (d, None) => d,
         };
-        let usage = Arc::new(UsageCell::default());
-        let mut attempts = 0u32;
-        let mut lost_reply = false;
+        let usage = UsageCell::fresh();
+        let mut progress = Progress {
+            attempts: 0,
+            lost_reply: false,
+            now,
+        };
         let result = self
             .run(
                 &policy,
+                rules,
+                &lane,
                 &call,
-                &stats,
                 call_deadline,
                 &usage,
-                (&mut attempts, &mut lost_reply),
+                &mut progress,
                 &mut op,
             )
             .await;
+        let Progress {
+            attempts,
+            lost_reply,
+            now: end,
+        } = progress;
         let used = if usage.recorded.load(Ordering::Relaxed) {
             Usage {
                 tokens: usage.tokens.load(Ordering::Relaxed),
@@ -841,13 +1052,14 @@ impl Guard {
         } else {
             Usage::default()
         };
+        UsageCell::recycle(usage);
         stats.usage(used.tokens, used.cost_usd_micros);
         if let Some(t) = call.tenant {
             self.inner.recorder.tenant_cost(t, used.cost_usd_micros);
         }
         match result {
             Ok((value, reservation)) => {
-                reservation.settle(used.tokens, used.cost_usd_micros);
+                reservation.settle_at(end, used.tokens, used.cost_usd_micros);
                 stats.success();
                 Guarded {
                     result: Ok(value),
@@ -867,7 +1079,7 @@ impl Guard {
                     .or_else(|| rules.map(|r| r.effect_of(call.operation)))
                     .unwrap_or(Effect::Read);
                 if let Some(r) = reservation {
-                    r.settle(used.tokens, used.cost_usd_micros);
+                    r.settle_at(end, used.tokens, used.cost_usd_micros);
                 }
                 let class = failure.error.class();
                 stats.failure(class);
@@ -918,11 +1130,12 @@ impl Guard {
     async fn run<T, E, F, Fut>(
         &self,
         policy: &CompiledPolicy,
+        rules: Option<&DependencyRules>,
+        lane: &Lane,
         call: &Call<'_>,
-        stats: &DependencyStats,
         deadline: Option<Deadline>,
         usage: &Arc<UsageCell>,
-        (attempts, lost_reply): (&mut u32, &mut bool),
+        progress: &mut Progress,
         op: &mut F,
     ) -> Result<(T, Reservation), (Failure<E>, Option<Reservation>)>
     where
@@ -931,42 +1144,52 @@ impl Guard {
         Fut: Future<Output = Result<T, E>>,
     {
         let fail = |error| Err((Failure { error }, None));
-        if deadline.is_some_and(|d| d.is_expired()) {
+        let stats = &*lane.stats;
+        let now = progress.now;
+        if deadline.is_some_and(|d| d.instant() <= now) {
             return fail(GuardError::DeadlineExpired);
         }
-        let rules = policy.dependency(call.dependency);
-        if !self.check_request_rate(policy, call.dependency, stats) {
+        if !self.take_request(rules, lane, stats, now) {
             return fail(GuardError::RateLimited);
         }
         let reservation =
-            match self.reserve_usage(policy, call.dependency, call.tenant, call.estimate, stats) {
+            match self.reserve_in_lane(policy, rules, lane, call.tenant, call.estimate, stats, now)
+            {
                 Ok(r) => r,
                 Err(refusal) => return fail(GuardError::BudgetExhausted(refusal)),
             };
-        let mut plan = RetryPlan::start(
+        let mut plan = RetryPlan::start_at(
             self,
             policy,
-            call.dependency,
+            rules,
             call.operation,
             call.effect,
             call.idempotency_key.is_some(),
+            now,
         );
         let key: Option<Arc<str>> = call.idempotency_key.map(Arc::from);
         let breaker_policy = rules.and_then(|r| r.breaker.as_ref());
-        let breaker = breaker_policy.map(|_| self.breaker(call.dependency));
+        let breaker = breaker_policy.map(|_| self.lane_breaker(lane));
         let per_attempt = rules.and_then(|r| r.timeout);
         let mut transitions = Vec::new();
         loop {
-            *attempts += 1;
-            let ticket = match (&breaker, breaker_policy) {
+            progress.attempts += 1;
+            // The first attempt starts at the call's reading; a retry after
+            // its sleep reads the clock anew.
+            let start = if progress.attempts == 1 {
+                now
+            } else {
+                Instant::now()
+            };
+            let ticket = match (breaker, breaker_policy) {
                 (Some(b), Some(p)) => {
-                    let t = b.acquire(p, &mut transitions);
+                    let t = b.acquire_at(start, p, &mut transitions);
                     self.record_transitions(stats, &mut transitions);
                     match t {
                         Ok(t) => Some(t),
                         Err(_refused) => {
                             stats.breaker_rejection();
-                            *attempts -= 1;
+                            progress.attempts -= 1;
                             return Err((
                                 Failure {
                                     error: GuardError::BreakerOpen,
@@ -979,8 +1202,8 @@ impl Guard {
                 _ => None,
             };
             let attempt_deadline = match (deadline, per_attempt) {
-                (Some(d), Some(t)) => Some(d.stage(t)),
-                (None, Some(t)) => Some(Deadline::after(t)),
+                (Some(d), Some(t)) => Some(d.min(Deadline::at(start + t))),
+                (None, Some(t)) => Some(Deadline::at(start + t)),
                 (d, None) => d,
             };
             let slots = match rules {
@@ -992,7 +1215,7 @@ impl Guard {
                         Ok(s) => s,
                         Err(rejection) => {
                             stats.bulkhead_rejection();
-                            *attempts -= 1;
+                            progress.attempts -= 1;
                             return Err((
                                 Failure {
                                     error: GuardError::Bulkhead(rejection),
@@ -1002,31 +1225,35 @@ impl Guard {
                         }
                     }
                 }
-                _ => Vec::new(),
+                _ => Slots::default(),
             };
             let attempt = Attempt {
-                number: *attempts,
+                number: progress.attempts,
                 deadline: attempt_deadline,
                 idempotency_key: key.clone(),
                 usage: usage.clone(),
             };
-            let began = Instant::now();
+            // Waiting for a bulkhead slot is not the dependency's latency.
+            let began = if slots.waited { Instant::now() } else { start };
             stats.in_flight.fetch_add(1, Ordering::Relaxed);
             let outcome: Result<T, Option<E>> = match attempt_deadline {
-                Some(d) => match tokio::time::timeout_at(d.instant(), op(attempt)).await {
-                    Ok(r) => r.map_err(Some),
-                    Err(_) => Err(None),
+                Some(d) => match until_deadline(d.instant(), op(attempt)).await {
+                    Some(r) => r.map_err(Some),
+                    None => Err(None),
                 },
                 None => op(attempt).await.map_err(Some),
             };
             stats.in_flight.fetch_sub(1, Ordering::Relaxed);
             drop(slots);
-            let latency = began.elapsed();
+            let end = Instant::now();
+            progress.now = end;
+            let latency = end.saturating_duration_since(began);
             stats.latency(latency);
             let error = match outcome {
                 Ok(value) => {
-                    if let (Some(b), Some(p), Some(t)) = (&breaker, breaker_policy, ticket) {
-                        b.record(
+                    if let (Some(b), Some(p), Some(t)) = (breaker, breaker_policy, ticket) {
+                        b.record_at(
+                            end,
                             p,
                             t,
                             CallOutcome {
@@ -1045,14 +1272,15 @@ impl Guard {
             let class = error.class();
             // A timeout or a broken connection says nothing about whether
             // the dependency acted: the request may have arrived.
-            *lost_reply |= matches!(
+            progress.lost_reply |= matches!(
                 class,
                 shared::policy::ErrorClass::Timeout | shared::policy::ErrorClass::Connection
             );
-            if let (Some(b), Some(p), Some(t)) = (&breaker, breaker_policy, ticket) {
+            if let (Some(b), Some(p), Some(t)) = (breaker, breaker_policy, ticket) {
                 // Only errors that say the dependency is unwell trip it: a
                 // validation error comes from a healthy dependency.
-                b.record(
+                b.record_at(
+                    end,
                     p,
                     t,
                     CallOutcome {
@@ -1063,7 +1291,8 @@ impl Guard {
                 );
                 self.record_transitions(stats, &mut transitions);
             }
-            let Some(delay) = plan.next_delay(self, class, *attempts, deadline, stats) else {
+            let Some(delay) = plan.next_delay(self, class, progress.attempts, deadline, stats)
+            else {
                 return Err((Failure { error }, Some(reservation)));
             };
             tokio::time::sleep(delay).await;
