@@ -141,7 +141,9 @@ test('a reranker outage shows on the live overview within 5 s, in place', async 
 
   // The service's telemetry tab charts the reranker, breaker included.
   await page.click('[data-test="service-card-rag-answer-prod"] h2 a');
-  await page.waitForSelector('[data-test="telemetry-chart-reranker"] svg path.line', { timeout: 10_000 });
+  // `attached`, not visible: with one second of data a series is a flat line
+  // of zero height, which the browser reports as having no visible box.
+  await page.waitForSelector('[data-test="telemetry-chart-reranker"] svg path.line', { state: 'attached', timeout: 10_000 });
   await page.waitForSelector('[data-test="telemetry-breaker-reranker"][data-state="open"]', { timeout: 10_000 });
   assert.equal(new URL(page.url()).searchParams.get('tab'), 'telemetry');
 
