@@ -73,6 +73,9 @@ pub struct PolicyHub {
     /// (name, environment) → id. Services are never deleted or renamed, so
     /// a found id stays right; a miss is not cached.
     ids: Mutex<HashMap<(String, String), i64>>,
+    /// Names this replica in its NOTIFY payloads, so that it does not reload
+    /// a change twice when its own notification comes back.
+    origin: String,
 }
 
 impl PolicyHub {
@@ -82,6 +85,7 @@ impl PolicyHub {
             store,
             channels: Mutex::new(HashMap::new()),
             ids: Mutex::new(HashMap::new()),
+            origin: crate::auth::random_hex(8),
         }
     }
 
@@ -140,7 +144,7 @@ impl PolicyHub {
     /// Announces a change: reloads here and tells the other replicas.
     pub async fn changed(&self, service_id: i64) -> StoreResult<()> {
         self.store
-            .notify(NOTIFY_CHANNEL, &service_id.to_string())
+            .notify(NOTIFY_CHANNEL, &format!("{service_id}:{}", self.origin))
             .await?;
         self.refresh(service_id).await
     }
@@ -240,7 +244,14 @@ impl PolicyHub {
                     match listener.try_recv().await {
                         Ok(Some(notification)) => {
                             let Some(hub) = hub.upgrade() else { return };
-                            if let Ok(id) = notification.payload().parse::<i64>()
+                            // "service_id:origin"; this replica already
+                            // reloaded its own changes in `changed`.
+                            let (id, origin) = notification
+                                .payload()
+                                .split_once(':')
+                                .unwrap_or((notification.payload(), ""));
+                            if origin != hub.origin
+                                && let Ok(id) = id.parse::<i64>()
                                 && let Err(e) = hub.refresh(id).await
                             {
                                 tracing::warn!(service_id = id, error = %e, "could not reload after NOTIFY");

@@ -138,6 +138,22 @@ fn policy_from_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Policy> {
     Policy::parse(text, format).map_err(|e| parse_error(e, ""))
 }
 
+/// The service named by the path and the policy document in the body, which
+/// must describe that service.
+async fn service_and_document(
+    state: &AppState,
+    name: &str,
+    env: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<(ServiceRow, Policy)> {
+    let body = body.map_err(|r| body_rejection(r.status()))?;
+    let service = load_service(state, name, env).await?;
+    let policy = policy_from_body(headers, &body)?;
+    check_header(&policy, &service)?;
+    Ok((service, policy))
+}
+
 /// The document must describe the service it is stored under.
 fn check_header(policy: &Policy, service: &ServiceRow) -> ApiResult<()> {
     if policy.service.name != service.name {
@@ -459,10 +475,7 @@ pub async fn put_draft(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<axum::Json<DraftView>> {
     user.require(Permission::Edit)?;
-    let body = body.map_err(|r| body_rejection(r.status()))?;
-    let s = load_service(&state, &name, &env).await?;
-    let policy = policy_from_body(&headers, &body)?;
-    check_header(&policy, &s)?;
+    let (s, policy) = service_and_document(&state, &name, &env, &headers, body).await?;
     let document = to_json(&policy)?;
     let now = state.clock.now_ms();
     state
@@ -503,10 +516,7 @@ pub async fn validate_document(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<axum::Json<ValidationView>> {
     user.require(Permission::Read)?;
-    let body = body.map_err(|r| body_rejection(r.status()))?;
-    let s = load_service(&state, &name, &env).await?;
-    let policy = policy_from_body(&headers, &body)?;
-    check_header(&policy, &s)?;
+    let (s, policy) = service_and_document(&state, &name, &env, &headers, body).await?;
     let report = policy.validate(&validation_context());
     let active = active_policy(&state, s.id).await?;
     let changes = match &active {

@@ -369,34 +369,35 @@ impl Store {
         now_ms: i64,
         audit: &AuditRecord,
     ) -> StoreResult<RolloutRow> {
-        let sql = match change {
-            CanaryChange::Percent(_) => {
-                "UPDATE rollouts SET canary_percent = $2, updated_at = $3 \
+        // Each change binds only what it uses: (service, now[, percent]).
+        let (sql, percent) = match change {
+            CanaryChange::Percent(p) => (
+                "UPDATE rollouts SET canary_percent = $3, updated_at = $2 \
                  WHERE service_id = $1 AND canary_version IS NOT NULL \
-                 RETURNING active_version, canary_version, canary_percent"
-            }
-            CanaryChange::Promote => {
+                 RETURNING active_version, canary_version, canary_percent",
+                Some(p),
+            ),
+            CanaryChange::Promote => (
                 "UPDATE rollouts SET active_version = canary_version, canary_version = NULL, \
-                 canary_percent = NULL, updated_at = $3 \
-                 WHERE service_id = $1 AND canary_version IS NOT NULL AND $2 = $2 \
-                 RETURNING active_version, canary_version, canary_percent"
-            }
-            CanaryChange::Abort => {
-                "UPDATE rollouts SET canary_version = NULL, canary_percent = NULL, updated_at = $3 \
-                 WHERE service_id = $1 AND canary_version IS NOT NULL AND $2 = $2 \
-                 RETURNING active_version, canary_version, canary_percent"
-            }
-        };
-        let percent = match change {
-            CanaryChange::Percent(p) => p,
-            _ => 0,
+                 canary_percent = NULL, updated_at = $2 \
+                 WHERE service_id = $1 AND canary_version IS NOT NULL \
+                 RETURNING active_version, canary_version, canary_percent",
+                None,
+            ),
+            CanaryChange::Abort => (
+                "UPDATE rollouts SET canary_version = NULL, canary_percent = NULL, updated_at = $2 \
+                 WHERE service_id = $1 AND canary_version IS NOT NULL \
+                 RETURNING active_version, canary_version, canary_percent",
+                None,
+            ),
         };
         with_db!(self, pool => {
             let mut tx = pool.begin().await?;
-            let row = sqlx::query_as::<_, RolloutRow>(sql)
-                .bind(service_id)
-                .bind(percent)
-                .bind(now_ms)
+            let mut query = sqlx::query_as::<_, RolloutRow>(sql).bind(service_id).bind(now_ms);
+            if let Some(p) = percent {
+                query = query.bind(p);
+            }
+            let row = query
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(StoreError::NotFound)?;
