@@ -169,6 +169,22 @@ async fn a_published_version_is_immutable(app: TestApp) {
         )
         .await;
     assert_eq!(svc.body["rollout"]["active_version"], 2);
+    // The list carries each rollout, and an unpublished service has none.
+    app.call(
+        Method::POST,
+        "/api/v1/services",
+        Some(json!({ "name": "zeta", "environment": "prod", "owner": "x" })),
+        Some(&s.engineer),
+    )
+    .await;
+    let all = app
+        .call(Method::GET, "/api/v1/services", None, Some(&s.engineer))
+        .await;
+    assert_eq!(all.body[1]["name"], "zeta");
+    assert_eq!(all.body[1]["rollout"]["active_version"], Value::Null);
+    assert_eq!(all.body[0]["name"], "rag-answer");
+    assert_eq!(all.body[0]["rollout"]["active_version"], 2);
+    assert_eq!(all.body[0]["rollout"]["canary_version"], Value::Null);
 }
 
 async fn diff_and_rollback_work(app: TestApp) {

@@ -366,12 +366,13 @@ pub async fn list_services(
     user: UserPrincipal,
 ) -> ApiResult<axum::Json<Vec<ServiceView>>> {
     user.require(Permission::Read)?;
-    let mut out = Vec::new();
-    for s in state.store.list_services().await? {
-        let rollout = state.store.rollout(s.id).await?;
-        out.push(service_view(s, rollout_view(&rollout)));
-    }
-    Ok(axum::Json(out))
+    let services = state.store.list_services_with_rollouts().await?;
+    Ok(axum::Json(
+        services
+            .into_iter()
+            .map(|(s, rollout)| service_view(s, rollout_view(&rollout)))
+            .collect(),
+    ))
 }
 
 /// Registers a service in an environment.

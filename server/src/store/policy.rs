@@ -240,6 +240,30 @@ impl Store {
         })
     }
 
+    /// Every service with its rollout, in one query (a service never
+    /// published has an empty rollout).
+    pub async fn list_services_with_rollouts(&self) -> StoreResult<Vec<(ServiceRow, RolloutRow)>> {
+        #[derive(sqlx::FromRow)]
+        struct Joined {
+            #[sqlx(flatten)]
+            service: ServiceRow,
+            #[sqlx(flatten)]
+            rollout: RolloutRow,
+        }
+        with_db!(self, pool => {
+            Ok(sqlx::query_as::<_, Joined>(
+                "SELECT s.id, s.name, s.environment, s.owner, s.created_by, s.created_at, \
+                 r.active_version, r.canary_version, r.canary_percent \
+                 FROM services s LEFT JOIN rollouts r ON r.service_id = s.id ORDER BY s.name, s.environment",
+            )
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|j| (j.service, j.rollout))
+            .collect())
+        })
+    }
+
     /// One service by name and environment.
     pub async fn service(&self, name: &str, environment: &str) -> StoreResult<Option<ServiceRow>> {
         with_db!(self, pool => {
