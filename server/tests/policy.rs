@@ -79,18 +79,6 @@ async fn publish(
     .await
 }
 
-async fn agent_token(app: &TestApp, admin: &str, service: &str) -> String {
-    let r = app
-        .call(
-            Method::POST,
-            "/api/v1/tokens",
-            Some(json!({ "service": service, "environment": "prod" })),
-            Some(admin),
-        )
-        .await;
-    r.body["token"].as_str().unwrap().to_owned()
-}
-
 async fn a_published_version_is_immutable(app: TestApp) {
     let s = setup(&app).await;
     let v1 = rag_policy(RiskTier::Medium);
@@ -289,7 +277,7 @@ async fn get_policy(app: &TestApp, token: &str, instance: &str) -> common::Respo
 
 async fn canary_selection_is_stable_per_instance_and_promote_reaches_all(app: TestApp) {
     let s = setup(&app).await;
-    let agent = agent_token(&app, &s.admin, "rag-answer").await;
+    let agent = app.agent_token(&s.admin, "rag-answer").await;
     let v1 = rag_policy(RiskTier::Medium);
     publish(&app, &s.engineer, &v1, None).await;
     let mut v2 = v1.clone();
@@ -637,8 +625,8 @@ async fn service_tokens_reach_only_their_own_service(app: TestApp) {
     )
     .await;
     publish(&app, &s.engineer, &rag_policy(RiskTier::Medium), None).await;
-    let billing = agent_token(&app, &s.admin, "billing").await;
-    let rag = agent_token(&app, &s.admin, "rag-answer").await;
+    let billing = app.agent_token(&s.admin, "billing").await;
+    let rag = app.agent_token(&s.admin, "rag-answer").await;
 
     // The token names its service: billing's token gets billing's (absent) policy, never rag's.
     let r = get_policy(&app, &billing, "pod-1").await;
@@ -670,10 +658,10 @@ async fn service_tokens_reach_only_their_own_service(app: TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let mut body = open_stream(&app, &billing, "pod-1").await;
-    let first = next_policy_event(&mut body, &mut String::new()).await;
+    let first = common::next_sse_event(&mut body, &mut String::new(), "policy").await;
     assert_eq!(first["service"], "billing");
     // A token for a service that was never registered has nothing to stream.
-    let ghost = agent_token(&app, &s.admin, "ghost").await;
+    let ghost = app.agent_token(&s.admin, "ghost").await;
     let r = app
         .call(
             Method::GET,
@@ -714,7 +702,7 @@ async fn service_tokens_reach_only_their_own_service(app: TestApp) {
 
 async fn conditional_gets_answer_304(app: TestApp) {
     let s = setup(&app).await;
-    let agent = agent_token(&app, &s.admin, "rag-answer").await;
+    let agent = app.agent_token(&s.admin, "rag-answer").await;
     publish(&app, &s.engineer, &rag_policy(RiskTier::Medium), None).await;
     let r = get_policy(&app, &agent, "pod-1").await;
     let etag = r
@@ -750,33 +738,6 @@ async fn conditional_gets_answer_304(app: TestApp) {
     assert_eq!(r.body["version"], 2);
 }
 
-/// Reads SSE frames until a `policy` event arrives; returns its data.
-async fn next_policy_event(body: &mut Body, buffer: &mut String) -> Value {
-    let read = async {
-        loop {
-            if let Some(end) = buffer.find("\n\n") {
-                let event: String = buffer.drain(..end + 2).collect();
-                if event.lines().any(|l| l == "event: policy") {
-                    let data: String = event
-                        .lines()
-                        .filter_map(|l| l.strip_prefix("data: "))
-                        .collect();
-                    return serde_json::from_str(&data).unwrap();
-                }
-                continue;
-            }
-            let frame = body.frame().await.expect("stream ended").unwrap();
-            if let Ok(bytes) = frame.into_data() {
-                buffer.push_str(std::str::from_utf8(&bytes).unwrap());
-            }
-        }
-    };
-    // A bound, not a wait: the event is sent as soon as the publish commits.
-    tokio::time::timeout(Duration::from_secs(5), read)
-        .await
-        .expect("no policy event within 5 s")
-}
-
 async fn open_stream(app: &TestApp, token: &str, instance: &str) -> Body {
     let response = tower::ServiceExt::oneshot(
         app.router.clone(),
@@ -798,18 +759,18 @@ async fn open_stream(app: &TestApp, token: &str, instance: &str) -> Body {
 
 async fn the_stream_sends_the_current_version_then_each_new_one(app: TestApp) {
     let s = setup(&app).await;
-    let agent = agent_token(&app, &s.admin, "rag-answer").await;
+    let agent = app.agent_token(&s.admin, "rag-answer").await;
     publish(&app, &s.engineer, &rag_policy(RiskTier::Medium), None).await;
     let mut body = open_stream(&app, &agent, "pod-7").await;
     let mut buffer = String::new();
-    let first = next_policy_event(&mut body, &mut buffer).await;
+    let first = common::next_sse_event(&mut body, &mut buffer, "policy").await;
     assert_eq!(first["version"], 1);
     assert_eq!(first["policy"]["service"]["name"], "rag-answer");
 
     let mut v2 = rag_policy(RiskTier::Medium);
     v2.service.owner = "new-owner".into();
     publish(&app, &s.engineer, &v2, None).await;
-    let second = next_policy_event(&mut body, &mut buffer).await;
+    let second = common::next_sse_event(&mut body, &mut buffer, "policy").await;
     assert_eq!(second["version"], 2);
     assert_eq!(second["policy"]["service"]["owner"], "new-owner");
 
@@ -821,7 +782,7 @@ async fn the_stream_sends_the_current_version_then_each_new_one(app: TestApp) {
     )
     .await;
     assert_eq!(
-        next_policy_event(&mut body, &mut buffer).await["version"],
+        common::next_sse_event(&mut body, &mut buffer, "policy").await["version"],
         3
     );
 
@@ -839,7 +800,7 @@ async fn the_stream_sends_the_current_version_then_each_new_one(app: TestApp) {
 
 async fn the_fleet_view_shows_who_lags(app: TestApp) {
     let s = setup(&app).await;
-    let agent = agent_token(&app, &s.admin, "rag-answer").await;
+    let agent = app.agent_token(&s.admin, "rag-answer").await;
     publish(&app, &s.engineer, &rag_policy(RiskTier::Medium), None).await;
     let beat = |instance: &str, version: Option<u64>| {
         json!({ "instance_id": instance, "agent_version": "0.1.0", "policy_version": version,
@@ -916,12 +877,12 @@ async fn a_publish_on_one_replica_reaches_streams_on_another() {
     };
     let b = a.replica().await;
     let s = setup(&a).await;
-    let agent = agent_token(&a, &s.admin, "rag-answer").await;
+    let agent = a.agent_token(&s.admin, "rag-answer").await;
     publish(&a, &s.engineer, &rag_policy(RiskTier::Medium), None).await;
     let mut body = open_stream(&b, &agent, "pod-9").await;
     let mut buffer = String::new();
     assert_eq!(
-        next_policy_event(&mut body, &mut buffer).await["version"],
+        common::next_sse_event(&mut body, &mut buffer, "policy").await["version"],
         1
     );
 
@@ -931,7 +892,7 @@ async fn a_publish_on_one_replica_reaches_streams_on_another() {
     publish(&a, &s.engineer, &v2, None).await;
     let event = tokio::time::timeout(
         Duration::from_secs(1),
-        next_policy_event(&mut body, &mut buffer),
+        common::next_sse_event(&mut body, &mut buffer, "policy"),
     )
     .await
     .expect("replica B's stream did not get the publish within 1 s");

@@ -7,12 +7,10 @@ mod common;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use common::{NowForTests, T0_MS, TestApp};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use server::config::Secret;
 use server::telemetry::{Counts, quantile_ms};
 use shared::role::Role;
-use std::time::Duration;
 
 on_both_backends!(
     a_resent_batch_counts_once,
@@ -44,18 +42,6 @@ async fn setup(app: &TestApp) -> Setup {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     }
     Setup { admin, viewer }
-}
-
-async fn agent_token(app: &TestApp, admin: &str, service: &str) -> String {
-    let r = app
-        .call(
-            Method::POST,
-            "/api/v1/tokens",
-            Some(json!({ "service": service, "environment": "prod" })),
-            Some(admin),
-        )
-        .await;
-    r.body["token"].as_str().unwrap().to_owned()
 }
 
 async fn service_id(app: &TestApp, name: &str) -> i64 {
@@ -123,7 +109,7 @@ async fn rollup_calls(app: &TestApp, service: &str) -> i64 {
 
 async fn a_resent_batch_counts_once(app: TestApp) {
     let s = setup(&app).await;
-    let agent = agent_token(&app, &s.admin, "rag-answer").await;
+    let agent = app.agent_token(&s.admin, "rag-answer").await;
     let b = batch(&app, "pod-1", 1, 100);
     let r = post(&app, &agent, b.clone()).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -158,7 +144,7 @@ type Mutation = Box<dyn Fn(&mut Value)>;
 
 async fn bad_batches_are_refused_naming_the_field_and_store_nothing(app: TestApp) {
     let s = setup(&app).await;
-    let agent = agent_token(&app, &s.admin, "rag-answer").await;
+    let agent = app.agent_token(&s.admin, "rag-answer").await;
     let now = app.clock.now_ms_for_tests();
     let good = batch(&app, "pod-1", 1, 100);
     let long = "x".repeat(129);
@@ -260,7 +246,7 @@ async fn bad_batches_are_refused_naming_the_field_and_store_nothing(app: TestApp
 
 async fn batches_land_under_the_tokens_service_only(app: TestApp) {
     let s = setup(&app).await;
-    let billing = agent_token(&app, &s.admin, "billing").await;
+    let billing = app.agent_token(&s.admin, "billing").await;
     let r = post(&app, &billing, batch(&app, "pod-1", 1, 40)).await;
     assert_eq!(r.body["accepted"], true, "{}", r.text);
     // The body cannot name another service: the protocol has no such field.
@@ -294,7 +280,7 @@ async fn batches_land_under_the_tokens_service_only(app: TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // A token for a service that was never registered has nowhere to post.
-    let ghost = agent_token(&app, &s.admin, "ghost").await;
+    let ghost = app.agent_token(&s.admin, "ghost").await;
     let r = post(&app, &ghost, batch(&app, "pod-1", 1, 1)).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
     // And service tokens cannot read the live views.
@@ -316,7 +302,7 @@ fn close(a: &Value, b: f64) -> bool {
 
 async fn derived_figures_follow_from_known_batches(app: TestApp) {
     let s = setup(&app).await;
-    let agent = agent_token(&app, &s.admin, "rag-answer").await;
+    let agent = app.agent_token(&s.admin, "rag-answer").await;
     // An old batch that a 60 s window leaves out but a 300 s one includes.
     post(&app, &agent, batch(&app, "pod-1", 1, 100)).await;
     app.clock.advance_ms(120_000);
@@ -439,7 +425,7 @@ async fn derived_figures_follow_from_known_batches(app: TestApp) {
 
 async fn rollups_are_stored_and_pruned_by_age(app: TestApp) {
     let s = setup(&app).await;
-    let agent = agent_token(&app, &s.admin, "rag-answer").await;
+    let agent = app.agent_token(&s.admin, "rag-answer").await;
     let id = service_id(&app, "rag-answer").await;
     // Two batches in one minute add up into one row.
     post(&app, &agent, batch(&app, "pod-1", 1, 100)).await;
@@ -474,35 +460,9 @@ async fn rollups_are_stored_and_pruned_by_age(app: TestApp) {
     assert!(app.store().rollups(id, 0).await.unwrap().is_empty());
 }
 
-async fn next_fleet_event(body: &mut Body, buffer: &mut String) -> Value {
-    let read = async {
-        loop {
-            if let Some(end) = buffer.find("\n\n") {
-                let event: String = buffer.drain(..end + 2).collect();
-                if event.lines().any(|l| l == "event: fleet") {
-                    let data: String = event
-                        .lines()
-                        .filter_map(|l| l.strip_prefix("data: "))
-                        .collect();
-                    return serde_json::from_str(&data).unwrap();
-                }
-                continue;
-            }
-            let frame = body.frame().await.expect("stream ended").unwrap();
-            if let Ok(bytes) = frame.into_data() {
-                buffer.push_str(std::str::from_utf8(&bytes).unwrap());
-            }
-        }
-    };
-    // A bound, not a wait: the feed publishes within a second of a batch.
-    tokio::time::timeout(Duration::from_secs(5), read)
-        .await
-        .expect("no fleet event within 5 s")
-}
-
 async fn the_live_stream_sends_a_summary_after_an_ingest(app: TestApp) {
     let s = setup(&app).await;
-    let agent = agent_token(&app, &s.admin, "rag-answer").await;
+    let agent = app.agent_token(&s.admin, "rag-answer").await;
     // Browsers authenticate with the session cookie.
     let response = tower::ServiceExt::oneshot(
         app.router.clone(),
@@ -521,7 +481,7 @@ async fn the_live_stream_sends_a_summary_after_an_ingest(app: TestApp) {
     );
     let mut body = response.into_body();
     let mut buffer = String::new();
-    let first = next_fleet_event(&mut body, &mut buffer).await;
+    let first = common::next_sse_event(&mut body, &mut buffer, "fleet").await;
     let names: Vec<&str> = first["services"]
         .as_array()
         .unwrap()
@@ -535,7 +495,7 @@ async fn the_live_stream_sends_a_summary_after_an_ingest(app: TestApp) {
         post(&app, &agent, batch(&app, "pod-1", 1, 100)).await.body["accepted"],
         true
     );
-    let next = next_fleet_event(&mut body, &mut buffer).await;
+    let next = common::next_sse_event(&mut body, &mut buffer, "fleet").await;
     let rag = &next["services"][1];
     assert_eq!(rag["dependencies"][0]["dependency"], "model");
     assert_eq!(rag["dependencies"][0]["calls"], 100);
@@ -558,7 +518,7 @@ async fn metrics_need_their_token_and_pass_promtool(app: TestApp) {
         .replica_with(|s| s.metrics_token = Some(Secret::new(TOKEN)))
         .await;
     let s = setup(&app).await;
-    let agent = agent_token(&app, &s.admin, "rag-answer").await;
+    let agent = app.agent_token(&s.admin, "rag-answer").await;
     let mut b = batch(&app, "pod-1", 1, 100);
     // Agents name dependencies; the exposition must escape what they choose.
     b["dependencies"]["vector \"db\" \\ v2"] = b["dependencies"]["model"].clone();

@@ -206,6 +206,20 @@ impl TestApp {
         }
     }
 
+    /// Issues a service token for `service` in `prod` through the API.
+    pub async fn agent_token(&self, admin: &str, service: &str) -> String {
+        let r = self
+            .call(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(serde_json::json!({ "service": service, "environment": "prod" })),
+                Some(admin),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["token"].as_str().unwrap().to_owned()
+    }
+
     /// Runs raw SQL on the test database (for tampering and sabotage).
     pub async fn raw_sql(&self, sql: &str) {
         if self.database_url.starts_with("sqlite:") {
@@ -287,4 +301,34 @@ macro_rules! on_both_backends {
             }
         )*
     };
+}
+
+/// Reads server-sent events from `body` until one named `name` arrives and
+/// returns its data as JSON. `buffer` keeps what was read past that event.
+/// Bounded at 5 s: events are sent as soon as their cause commits, so the
+/// bound is a failure, not a wait.
+pub async fn next_sse_event(body: &mut Body, buffer: &mut String, name: &str) -> Value {
+    let marker = format!("event: {name}");
+    let read = async {
+        loop {
+            if let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                if event.lines().any(|l| l == marker) {
+                    let data: String = event
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("data: "))
+                        .collect();
+                    return serde_json::from_str(&data).unwrap();
+                }
+                continue;
+            }
+            let frame = body.frame().await.expect("stream ended").unwrap();
+            if let Ok(bytes) = frame.into_data() {
+                buffer.push_str(std::str::from_utf8(&bytes).unwrap());
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), read)
+        .await
+        .unwrap_or_else(|_| panic!("no {name} event within 5 s"))
 }
