@@ -275,6 +275,11 @@ pub async fn instances(name: &str, env: &str) -> Result<Vec<InstanceView>, ApiEr
     .await
 }
 
+/// Every instance of every service, the lagging first.
+pub async fn fleet_instances() -> Result<Vec<InstanceView>, ApiError> {
+    transport::send(Method::Get, "/api/v1/fleet/instances", None::<&()>).await
+}
+
 /// Server-sent `fleet` events (a [`FleetLive`] each), for the overview.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 pub const LIVE: &str = "/api/v1/live";

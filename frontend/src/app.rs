@@ -1,7 +1,7 @@
 use crate::layout::Layout;
 use crate::pages::{
-    ApprovalsPage, AuditPage, LoginPage, NotFound, OverviewPage, ServicePage, ServicesPage,
-    UsersPage,
+    ApprovalsPage, AuditPage, FleetPage, LoginPage, NotFound, OverviewPage, ServicePage,
+    ServicesPage, UsersPage,
 };
 use crate::session::Session;
 use leptos::prelude::*;
@@ -33,6 +33,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=OverviewPage />
                     <Route path=path!("/services") view=ServicesPage />
                     <Route path=path!("/services/:name/:env") view=ServicePage />
+                    <Route path=path!("/fleet") view=FleetPage />
                     <Route path=path!("/approvals") view=ApprovalsPage />
                     <Route path=path!("/users") view=UsersPage />
                     <Route path=path!("/audit") view=AuditPage />

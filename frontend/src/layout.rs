@@ -73,6 +73,11 @@ fn SignedIn(me: Me) -> impl IntoView {
                                 "Services"
                             </A>
                         </li>
+                        <li>
+                            <A href="/fleet" attr:data-test="nav-fleet">
+                                "Fleet"
+                            </A>
+                        </li>
                         {can_approve
                             .then(|| {
                                 view! {

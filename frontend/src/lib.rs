@@ -13,12 +13,15 @@
 mod api;
 mod app;
 mod layout;
+mod live;
 mod pages;
 mod remote;
 mod session;
 mod time;
 
 pub use app::App;
+#[cfg(feature = "ssr")]
+pub use live::{FleetFuture, FleetSource};
 pub use session::current_user;
 
 use leptos::prelude::*;

@@ -38,10 +38,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let options = state.leptos.clone();
     let shell_options = options.clone();
     let routes = generate_route_list(frontend::App);
+    let fleet = fleet_source(state.clone());
     let pages = Router::new()
-        .leptos_routes(state, routes, move || {
-            frontend::shell(shell_options.clone())
-        })
+        .leptos_routes_with_context(
+            state,
+            routes,
+            move || leptos::prelude::provide_context(fleet.clone()),
+            move || frontend::shell(shell_options.clone()),
+        )
         .fallback(not_found_page)
         .layer(middleware::from_fn_with_state(state.clone(), page_session));
 
@@ -55,6 +59,22 @@ pub fn router(state: &AppState) -> Router<AppState> {
             HeaderValue::from_static("no-cache"),
         ));
     pages.merge(assets)
+}
+
+/// The overview's first render reads the fleet straight from the live
+/// aggregation, as `GET /api/v1/fleet/live` does; the page then follows the
+/// stream. Server errors are logged here and reach the page only as a
+/// generic message, like any 5xx.
+fn fleet_source(state: AppState) -> frontend::FleetSource {
+    frontend::FleetSource(std::sync::Arc::new(move || {
+        let state = state.clone();
+        Box::pin(async move {
+            crate::telemetry::fleet_view(&state).await.map_err(|e| {
+                tracing::error!(error = %e.message, "rendering the fleet view failed");
+                "the fleet view is unavailable".to_owned()
+            })
+        })
+    }))
 }
 
 async fn not_found_page(State(state): State<AppState>, req: Request) -> Response {

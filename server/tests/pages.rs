@@ -4,7 +4,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use common::{PASSWORD, TestApp};
+use common::{NowForTests, PASSWORD, TestApp};
 use serde_json::json;
 use shared::role::Role;
 
@@ -88,6 +88,71 @@ async fn pages_need_a_session_and_render_on_the_server() {
         r.text.contains("data-test=\"nav-users\""),
         "admins see user admin"
     );
+}
+
+/// The overview's first HTML already shows the fleet: readable before the
+/// bundle loads (or without JavaScript), and hydration starts from it.
+#[tokio::test]
+async fn the_overview_renders_the_fleet_on_the_server() {
+    let app = TestApp::sqlite().await;
+    let cookie = session_cookie(&app, "vic", Role::Viewer).await;
+    let r = app.send(get("/", Some(&cookie))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.text.contains("data-test=\"overview-empty\""),
+        "{}",
+        r.text
+    );
+
+    let admin = app.login_as("ada", Role::Admin).await;
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/services",
+            Some(json!({ "name": "rag-answer", "environment": "prod", "owner": "kp" })),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let agent = app.agent_token(&admin, "rag-answer").await;
+    let now = app.clock.now_ms_for_tests();
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/agent/telemetry",
+            Some(json!({
+                "instance_id": "pod-1", "sequence": 1,
+                "window_start_ms": now - 1000, "window_end_ms": now, "policy_version": null,
+                "dependencies": { "reranker": {
+                    "calls": 10, "successes": 2, "failures": { "unavailable": 8 },
+                    "degraded": { "degraded": 8 }, "breaker": "open",
+                    "latency_buckets": [0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                    "latency_sum_ms": 30
+                } }
+            })),
+            Some(&agent),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    let r = app.send(get("/", Some(&cookie))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.text
+            .contains("data-test=\"service-card-rag-answer-prod\""),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text
+            .contains("data-test=\"breaker-rag-answer-prod-reranker\"")
+    );
+    assert!(!r.text.contains("data-test=\"overview-empty\""));
+
+    let r = app.send(get("/fleet", Some(&cookie))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text.contains("data-test=\"nav-fleet\""));
+    assert!(r.text.contains("<h1>Fleet</h1>"), "{}", r.text);
 }
 
 #[tokio::test]

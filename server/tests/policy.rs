@@ -857,6 +857,62 @@ async fn the_fleet_view_shows_who_lags(app: TestApp) {
     assert_eq!(find("pod-b")["lagging"], false);
     assert_eq!(find("pod-b")["status"], "up");
 
+    // The fleet page's view: every service's instances, the lagging first.
+    app.call(
+        Method::POST,
+        "/api/v1/services",
+        Some(json!({ "name": "billing", "environment": "prod", "owner": "payments" })),
+        Some(&s.engineer),
+    )
+    .await;
+    let billing = app.agent_token(&s.admin, "billing").await;
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/agent/heartbeat",
+            Some(beat("pay-1", None)),
+            Some(&billing),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let viewer = app.login_as("vera", Role::Viewer).await;
+    let r = app
+        .call(Method::GET, "/api/v1/fleet/instances", None, Some(&viewer))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let rows: Vec<(String, String, bool)> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["service"].as_str().unwrap().to_owned(),
+                i["instance_id"].as_str().unwrap().to_owned(),
+                i["lagging"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("rag-answer".to_owned(), "pod-a".to_owned(), true),
+            ("billing".to_owned(), "pay-1".to_owned(), false),
+            ("rag-answer".to_owned(), "pod-b".to_owned(), false),
+        ]
+    );
+    // A service without a policy has nothing to lag behind.
+    assert_eq!(r.body[1]["desired_version"], Value::Null);
+    // Service tokens never read the fleet; nobody does anonymously.
+    let r = app
+        .call(Method::GET, "/api/v1/fleet/instances", None, Some(&agent))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = app
+        .call(Method::GET, "/api/v1/fleet/instances", None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+
     let r = app
         .call(
             Method::POST,

@@ -2,6 +2,8 @@
 
 mod approvals;
 mod audit;
+mod fleet;
+mod instances;
 mod login;
 mod not_found;
 mod overview;
@@ -13,6 +15,7 @@ mod users;
 
 pub use approvals::ApprovalsPage;
 pub use audit::AuditPage;
+pub use fleet::FleetPage;
 pub use login::LoginPage;
 pub use not_found::NotFound;
 pub use overview::OverviewPage;

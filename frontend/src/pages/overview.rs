@@ -1,28 +1,19 @@
 //! The fleet at a glance, live: every service by environment, what is broken
-//! first, updated in place from the server's `fleet` events.
+//! first, rendered by the server and then updated in place from its `fleet`
+//! events.
 
 use crate::layout::{Loading, PageHeader};
+use crate::live::{LiveFleet, LiveStatus};
 use crate::pages::telemetry::{BreakerChip, ms, pct};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use shared::api::{DependencyLive, FleetLive, ServiceLiveSummary};
 use shared::protocol::BreakerState;
 
-/// Where the overview's event stream stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-// Only the browser follows the stream, so only it leaves `Connecting`.
-#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-enum Link {
-    Connecting,
-    Connected,
-    Reconnecting,
-}
-
 #[component]
 pub fn OverviewPage() -> impl IntoView {
-    let fleet = RwSignal::new(None::<FleetLive>);
-    let link = RwSignal::new(Link::Connecting);
-    follow(fleet, link);
+    let live = LiveFleet::rendered();
+    let fleet = live.fleet;
     let any = Memo::new(move |_| fleet.with(|f| f.as_ref().map(|f| !f.services.is_empty())));
     view! {
         <Title text="Overview" />
@@ -30,95 +21,21 @@ pub fn OverviewPage() -> impl IntoView {
             title="Overview"
             lede="Every service that runs the Ballast agent, with the policy it enforces and how it is holding up."
         >
-            <span
-                class="live-status"
-                role="status"
-                data-test="live-status"
-                data-state=move || match link.get() {
-                    Link::Connecting => "connecting",
-                    Link::Connected => "connected",
-                    Link::Reconnecting => "reconnecting",
-                }
-            >
-                {move || match link.get() {
-                    Link::Connecting => "Connecting…",
-                    Link::Connected => "Live",
-                    Link::Reconnecting => "Reconnecting…",
-                }}
-            </span>
+            <LiveStatus link=live.link />
         </PageHeader>
-        {move || match any.get() {
-            None => view! { <Loading label="Loading the fleet…" /> }.into_any(),
-            Some(false) => view! { <Empty /> }.into_any(),
-            Some(true) => view! { <Fleet fleet /> }.into_any(),
-        }}
+        <Suspense fallback=|| view! { <Loading label="Loading the fleet…" /> }>
+            {move || {
+                live.track_initial();
+                match any.get() {
+                    None => view! { <Loading label="Loading the fleet…" /> }.into_any(),
+                    Some(false) => view! { <Empty /> }.into_any(),
+                    Some(true) => view! { <Fleet fleet /> }.into_any(),
+                }
+            }}
+        </Suspense>
     }
     .into_any()
 }
-
-/// Follows `/api/v1/live` while the page is mounted: the browser reconnects
-/// by itself after a dropped connection; a refused one (the server said no)
-/// is checked with a plain request, which signs out an ended session, and
-/// tried again a few seconds later.
-#[cfg(feature = "hydrate")]
-fn follow(fleet: RwSignal<Option<FleetLive>>, link: RwSignal<Link>) {
-    use crate::{api, session::Session};
-    use leptos::task::spawn_local;
-    use wasm_bindgen::{JsCast, closure::Closure};
-    use web_sys::{Event, EventSource, MessageEvent};
-
-    let session = Session::expect();
-    let attempt = RwSignal::new(0_u32);
-    Effect::new(move |_| {
-        attempt.track();
-        let Ok(source) = EventSource::new(api::LIVE) else {
-            link.set(Link::Reconnecting);
-            return;
-        };
-        let on_fleet = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-            let data = ev.data().as_string().unwrap_or_default();
-            if let Ok(f) = serde_json::from_str::<FleetLive>(&data) {
-                fleet.try_set(Some(f));
-                link.try_set(Link::Connected);
-            }
-        });
-        let watched = source.clone();
-        let on_error = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
-            link.try_set(Link::Reconnecting);
-            if watched.ready_state() != EventSource::CLOSED {
-                return;
-            }
-            spawn_local(async move {
-                match api::fleet_live().await {
-                    // Nothing may be written after this: the page goes away.
-                    Err(e) if e.is_unauthenticated() => session.signed_out(),
-                    other => {
-                        if let Ok(f) = other {
-                            fleet.try_set(Some(f));
-                        }
-                        set_timeout(
-                            move || {
-                                attempt.try_update(|n| *n += 1);
-                            },
-                            std::time::Duration::from_secs(3),
-                        );
-                    }
-                }
-            });
-        });
-        let _ = source.add_event_listener_with_callback("fleet", on_fleet.as_ref().unchecked_ref());
-        source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        // The callbacks must live as long as the stream; both end together,
-        // when the page unmounts (sign-out included) or before a retry.
-        let held = StoredValue::new_local((source, on_fleet, on_error));
-        on_cleanup(move || {
-            held.try_with_value(|(source, _, _)| source.close());
-        });
-    });
-}
-
-#[cfg(not(feature = "hydrate"))]
-fn follow(_: RwSignal<Option<FleetLive>>, _: RwSignal<Link>) {}
 
 /// 2: a breaker is open; 1: degraded answers, a probing breaker or no live
 /// instance; 0: fine.
@@ -141,7 +58,7 @@ fn dependency_severity(d: &DependencyLive) -> u8 {
 }
 
 #[component]
-fn Fleet(fleet: RwSignal<Option<FleetLive>>) -> impl IntoView {
+fn Fleet(fleet: Memo<Option<FleetLive>>) -> impl IntoView {
     // The most broken first, then by name: the first card answers "what is
     // broken right now".
     let order = Memo::new(move |_| {
@@ -184,7 +101,7 @@ fn Fleet(fleet: RwSignal<Option<FleetLive>>) -> impl IntoView {
 }
 
 #[component]
-fn ServiceCard(fleet: RwSignal<Option<FleetLive>>, name: String, env: String) -> impl IntoView {
+fn ServiceCard(fleet: Memo<Option<FleetLive>>, name: String, env: String) -> impl IntoView {
     let (n, e) = (name.clone(), env.clone());
     let s = Memo::new(move |_| {
         fleet.with(|f| {

@@ -4,6 +4,7 @@
 use crate::api::{self, ApiError};
 use crate::app::Hydrated;
 use crate::layout::{LoadError, Loading};
+use crate::pages::instances::InstancesTable;
 use crate::pages::policy_editor::PolicyEditor;
 use crate::pages::services::version_label;
 use crate::pages::telemetry::Telemetry;
@@ -14,8 +15,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use shared::api::{
-    DiffView, InstanceStatus, InstanceView, PublishOutcome, RollbackRequest, RolloutAction,
-    ServiceView, VersionView,
+    DiffView, PublishOutcome, RollbackRequest, RolloutAction, ServiceView, VersionView,
 };
 use shared::policy::{Change, ChangeKind};
 use shared::role::{Permission, Role};
@@ -711,88 +711,9 @@ fn Instances(name: String, env: String) -> impl IntoView {
                     view! { <LoadError message=e.message() retry=Callback::new(move |()| instances.reload()) /> }
                         .into_any()
                 }
-                Some(Ok(list)) => view! { <InstancesTable instances=list /> }.into_any(),
+                Some(Ok(list)) => view! { <InstancesTable instances=list fleet=false /> }.into_any(),
             }}
         </section>
-    }
-    .into_any()
-}
-
-#[component]
-fn InstancesTable(instances: Vec<InstanceView>) -> impl IntoView {
-    if instances.is_empty() {
-        return view! {
-            <div class="empty-state empty-state-flat" data-test="instances-empty">
-                <h2>"No instance has reported."</h2>
-                <p>
-                    "Instances appear once their agent connects with a service token for this service and environment."
-                </p>
-            </div>
-        }
-        .into_any();
-    }
-    let rows = instances
-        .into_iter()
-        .map(|i| {
-            let seen = Utc::from_millis(i.last_seen_at_ms);
-            let (status, class) = match i.status {
-                InstanceStatus::Up => ("up", "status status-on"),
-                InstanceStatus::Stale => ("stale", "status status-warn"),
-                InstanceStatus::Down => ("down", "status status-bad"),
-            };
-            let test = format!("instance-row-{}", i.instance_id);
-            view! {
-                <tr data-test=test>
-                    <td class="wrap">
-                        <code>{i.instance_id}</code>
-                    </td>
-                    <td>
-                        <code>{i.agent_version}</code>
-                    </td>
-                    <td class="num">
-                        {version_label(i.policy_version)}
-                        <span class="muted small">{format!(" ({})", i.policy_source)}</span>
-                    </td>
-                    <td class="num">{version_label(i.desired_version)}</td>
-                    <td>
-                        {if i.lagging {
-                            view! {
-                                <span class="badge badge-warn" data-test="instance-lagging">
-                                    "lagging"
-                                </span>
-                            }
-                                .into_any()
-                        } else {
-                            view! { <span class="badge badge-ok">"in sync"</span> }.into_any()
-                        }}
-                    </td>
-                    <td>
-                        <span class=class>{status}</span>
-                    </td>
-                    <td class="nowrap">
-                        <time datetime=seen.iso()>{seen.display()}</time>
-                    </td>
-                </tr>
-            }
-        })
-        .collect_view();
-    view! {
-        <div class="table-scroll">
-            <table class="table" data-test="instances-table">
-                <thead>
-                    <tr>
-                        <th scope="col">"Instance"</th>
-                        <th scope="col">"Agent"</th>
-                        <th scope="col" class="num">"Applied"</th>
-                        <th scope="col" class="num">"Desired"</th>
-                        <th scope="col">"Drift"</th>
-                        <th scope="col">"Status"</th>
-                        <th scope="col">"Last seen"</th>
-                    </tr>
-                </thead>
-                <tbody>{rows}</tbody>
-            </table>
-        </div>
     }
     .into_any()
 }

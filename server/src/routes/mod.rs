@@ -36,7 +36,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         services::list_services, services::create_service, services::get_service,
         services::get_draft, services::put_draft, services::validate_document, services::publish,
         services::list_versions, services::get_version, services::diff, services::rollback, services::rollout,
-        services::service_instances, services::list_publish_requests, services::approve, services::reject,
+        services::service_instances, services::fleet_instances, services::list_publish_requests, services::approve, services::reject,
         agent::policy, agent::stream, agent::heartbeat,
         telemetry::ingest, telemetry::service_telemetry, telemetry::fleet_live, telemetry::live,
     ),

@@ -24,6 +24,8 @@ use shared::api::{
 };
 use shared::policy::{Format, ParseError, Policy, RiskTier, ValidationContext, ValidationReport};
 use shared::role::Permission;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -45,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/services/{name}/{env}/rollback", post(rollback))
         .route("/services/{name}/{env}/rollout", post(rollout))
         .route("/services/{name}/{env}/instances", get(service_instances))
+        .route("/fleet/instances", get(fleet_instances))
         .route("/publish-requests", get(list_publish_requests))
         .route("/publish-requests/{id}/approve", post(approve))
         .route("/publish-requests/{id}/reject", post(reject))
@@ -840,6 +843,55 @@ pub async fn service_instances(
             .map(|r| instance_view(&state, &s, &snapshot, r))
             .collect(),
     ))
+}
+
+/// Every instance of every service heard from in the last day: what each
+/// runs, what it should run, and whether it lags. Lagging instances come
+/// first, then by service, environment and instance id.
+#[utoipa::path(get, path = "/api/v1/fleet/instances", tag = "fleet",
+    responses((status = 200, body = Vec<InstanceView>)))]
+pub async fn fleet_instances(
+    State(state): State<AppState>,
+    user: UserPrincipal,
+) -> ApiResult<axum::Json<Vec<InstanceView>>> {
+    user.require(Permission::Read)?;
+    let services: HashMap<i64, ServiceRow> = state
+        .store
+        .list_services()
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let rows = state
+        .store
+        .all_instances(state.clock.now_ms() - FORGET_MS)
+        .await?;
+    let mut snapshots = HashMap::new();
+    let mut views = Vec::with_capacity(rows.len());
+    for row in rows {
+        // An instance of a service removed since is not part of the fleet.
+        let Some(service) = services.get(&row.service_id) else {
+            continue;
+        };
+        let snapshot = match snapshots.get(&row.service_id) {
+            Some(s) => Arc::clone(s),
+            None => {
+                let s = state.hub.snapshot(row.service_id).await?;
+                snapshots.insert(row.service_id, Arc::clone(&s));
+                s
+            }
+        };
+        views.push(instance_view(&state, service, &snapshot, row.instance));
+    }
+    views.sort_by(|a, b| {
+        (!a.lagging, &a.service, &a.environment, &a.instance_id).cmp(&(
+            !b.lagging,
+            &b.service,
+            &b.environment,
+            &b.instance_id,
+        ))
+    });
+    Ok(axum::Json(views))
 }
 
 /// Filter for publish requests.
