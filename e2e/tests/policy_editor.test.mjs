@@ -1,7 +1,7 @@
 // An engineer edits a retry policy in the dashboard's form: an invalid value
 // shows its error inline and blocks publishing, a valid change publishes, and
 // the demo service's instances (real agents, in the ballast-demo process)
-// report the new version on the service's instances view.
+// report the new version on the fleet page.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -88,17 +88,21 @@ test('an engineer edits a retry in the form; a bad value blocks publish; a good 
   await page.click('[data-test="publish-button"]');
   await page.waitForFunction(() => /v2/.test(document.querySelector('[data-test="publish-result"]')?.textContent ?? ''));
 
-  // The demo's agents receive it over their streams and say so in their heartbeats.
-  await page.goto(`${server.base}/services/rag-answer/prod?tab=instances`);
+  // The demo's agents receive it over their streams and say so in their
+  // heartbeats; the fleet page shows every instance's applied version.
+  await page.click('[data-test="nav-fleet"]');
   await page.waitForSelector('[data-test="instances-table"]', { timeout: 20_000 });
   await page.waitForFunction(
     () => {
-      const rows = [...document.querySelectorAll('[data-test^="instance-row-"]')].filter((r) => r.textContent.includes('rag-answer'));
-      return rows.length === 2 && rows.every((r) => /v2/.test(r.textContent) && !r.querySelector('[data-test="instance-lagging"]'));
+      const rows = [...document.querySelectorAll('[data-test^="instance-row-rag-answer-prod-"]')];
+      return rows.length === 2 && rows.every((r) =>
+        r.querySelector('[data-test="instance-applied"]')?.textContent.trim().startsWith('v2') &&
+        !r.querySelector('[data-test="instance-lagging"]'));
     },
     null,
     { timeout: 20_000 },
   );
+  assert.match(await page.textContent('[data-test="fleet-instances-summary"]'), /none lags/);
   const versions = (await api('GET', '/api/v1/services/rag-answer/prod/versions', (await api('POST', '/api/v1/auth/login', null, { username: 'erin', password: USER_PASSWORD })).body.token)).body;
   assert.equal(versions[0].version, 2);
   assert.equal(versions[0].author, 'user:erin');

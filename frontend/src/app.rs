@@ -1,4 +1,5 @@
 use crate::layout::Layout;
+use crate::live::FleetSeed;
 use crate::pages::{
     ApprovalsPage, AuditPage, FleetPage, LoginPage, NotFound, OverviewPage, ServicePage,
     ServicesPage, UsersPage,
@@ -17,6 +18,7 @@ use leptos_router::{
 pub fn App() -> impl IntoView {
     provide_meta_context();
     Session::provide();
+    FleetSeed::provide();
     mark_body_when_hydrated();
 
     view! {

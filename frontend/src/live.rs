@@ -37,14 +37,18 @@ impl Link {
     }
 }
 
-/// The fleet as the server knows it now, for the first render.
-#[server(prefix = "/_ballast/fn", endpoint = "fleet_now")]
-pub async fn fleet_now() -> Result<FleetLive, ServerFnError> {
+/// The fleet as the server knows it now, for the first render of the
+/// overview; `None` for every other page, which has no use for it.
+#[server(prefix = "/_ballast/fn", endpoint = "overview_seed")]
+pub async fn overview_seed() -> Result<Option<FleetLive>, ServerFnError> {
     use axum::http::request::Parts;
     use shared::api::Me;
     use shared::role::Permission;
     let parts = use_context::<Parts>()
-        .ok_or_else(|| ServerFnError::new("the request is not available to fleet_now"))?;
+        .ok_or_else(|| ServerFnError::new("the request is not available to overview_seed"))?;
+    if parts.uri.path() != OVERVIEW_PATH {
+        return Ok(None);
+    }
     // The same rule as `GET /api/v1/fleet/live`: reading is for every role.
     match parts.extensions.get::<Me>() {
         Some(me) if me.role.allows(Permission::Read) => {}
@@ -52,7 +56,40 @@ pub async fn fleet_now() -> Result<FleetLive, ServerFnError> {
     }
     let source = use_context::<FleetSource>()
         .ok_or_else(|| ServerFnError::new("the server gave the dashboard no fleet source"))?;
-    (source.0)().await.map_err(ServerFnError::new)
+    (source.0)().await.map(Some).map_err(ServerFnError::new)
+}
+
+/// Where the overview is routed (see `App`).
+pub const OVERVIEW_PATH: &str = "/";
+
+type SeedResource = Resource<Result<Option<FleetLive>, ServerFnError>>;
+
+/// The overview's first fleet, made once per page load at the app's root.
+/// Made inside the page, the resource would be made again each time the
+/// layout's `<Suspense>` renders the page on the server, and each copy
+/// would be computed and serialized into the HTML.
+#[derive(Clone, Copy)]
+pub struct FleetSeed(SeedResource);
+
+impl FleetSeed {
+    pub fn provide() {
+        provide_context(FleetSeed(Resource::new(|| (), |_| overview_seed())));
+    }
+
+    pub fn expect() -> Self {
+        expect_context::<FleetSeed>()
+    }
+
+    /// Forgets the seed once the page that used it goes away: coming back
+    /// later must not show a fleet minutes old, even for a moment.
+    fn spend_on_cleanup(self) {
+        // Only in the browser: on the server the page is rendered more
+        // than once from the same seed.
+        #[cfg(feature = "hydrate")]
+        on_cleanup(move || {
+            let _ = self.0.try_set(Some(Ok(None)));
+        });
+    }
 }
 
 /// How the server hands the dashboard its current fleet view: the same
@@ -73,18 +110,19 @@ pub struct LiveFleet {
     /// render. `None` only while neither has arrived (or the server could
     /// not tell).
     pub fleet: Memo<Option<FleetLive>>,
-    /// The server's render, read under a `<Suspense>` so that the server
-    /// waits for it before sending the page.
-    initial: Option<Resource<Result<FleetLive, ServerFnError>>>,
+    /// The server's render (see [`LiveFleet::ready`]).
+    initial: Option<SeedResource>,
     pub link: RwSignal<Link>,
 }
 
 impl LiveFleet {
     /// Starts from the server's view, rendered into the page (see
-    /// [`LiveFleet::track_initial`]), and follows the stream while the
-    /// calling page is mounted.
+    /// [`LiveFleet::ready`]), and follows the stream while the calling page
+    /// is mounted.
     pub fn rendered() -> LiveFleet {
-        LiveFleet::new(Some(Resource::new(|| (), |_| fleet_now())))
+        let seed = FleetSeed::expect();
+        seed.spend_on_cleanup();
+        LiveFleet::new(Some(seed.0))
     }
 
     /// Follows the stream only, for pages that use it as a change signal.
@@ -92,14 +130,14 @@ impl LiveFleet {
         LiveFleet::new(None)
     }
 
-    fn new(initial: Option<Resource<Result<FleetLive, ServerFnError>>>) -> LiveFleet {
+    fn new(initial: Option<SeedResource>) -> LiveFleet {
         let streamed = RwSignal::new(None::<FleetLive>);
         let link = RwSignal::new(Link::Connecting);
         follow_stream(streamed, link);
         let fleet = Memo::new(move |_| {
             streamed
                 .get()
-                .or_else(|| initial.and_then(|r| r.get()).and_then(Result::ok))
+                .or_else(|| initial.and_then(|r| r.get()).and_then(Result::ok).flatten())
         });
         LiveFleet {
             fleet,
@@ -108,11 +146,13 @@ impl LiveFleet {
         }
     }
 
-    /// Subscribes the caller to the server's render, so that a
-    /// `<Suspense>` around it holds the page until the fleet is known.
-    pub fn track_initial(self) {
+    /// Resolves once the server's view is known. Awaited in a `Suspend`,
+    /// it holds the page on the server until the fleet is in it; in the
+    /// hydrating browser the value is already there.
+    pub async fn ready(self) {
         if let Some(r) = self.initial {
-            r.track();
+            // A failure shows as "loading" until the stream answers.
+            let _ = r.await;
         }
     }
 }

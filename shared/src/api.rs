@@ -585,8 +585,25 @@ pub struct TelemetryPoint {
     pub shed: u64,
     /// Calls refused by breakers, bulkheads and rate limits together.
     pub rejections: u64,
+    /// Median latency in the step (bucket upper bound).
+    pub p50_ms: Option<u64>,
     /// 95th percentile latency in the step (bucket upper bound).
     pub p95_ms: Option<u64>,
+    /// 99th percentile latency in the step (bucket upper bound).
+    pub p99_ms: Option<u64>,
+    /// Model tokens used.
+    pub tokens: u64,
+    /// Spend in micro-dollars.
+    pub cost_usd_micros: u64,
+    /// Calls in flight in the step's busiest second, summed over instances.
+    pub in_flight: u64,
+    /// Calls queued for a bulkhead slot in the step's busiest second.
+    pub queued: u64,
+    /// Calls a bulkhead refused.
+    pub bulkhead_rejections: u64,
+    /// The worst breaker state any instance reported in the step; `None`
+    /// when none reported one.
+    pub breaker: Option<crate::protocol::BreakerState>,
 }
 
 /// A dependency's time series: one point per step, oldest first, with no gaps.

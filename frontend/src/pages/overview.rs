@@ -24,14 +24,14 @@ pub fn OverviewPage() -> impl IntoView {
             <LiveStatus link=live.link />
         </PageHeader>
         <Suspense fallback=|| view! { <Loading label="Loading the fleet…" /> }>
-            {move || {
-                live.track_initial();
-                match any.get() {
+            {move || Suspend::new(async move {
+                live.ready().await;
+                move || match any.get() {
                     None => view! { <Loading label="Loading the fleet…" /> }.into_any(),
                     Some(false) => view! { <Empty /> }.into_any(),
                     Some(true) => view! { <Fleet fleet /> }.into_any(),
                 }
-            }}
+            })}
         </Suspense>
     }
     .into_any()

@@ -207,11 +207,40 @@ fn dependency(d: DependencyLive, points: &[TelemetryPoint]) -> impl IntoView + u
         .flatten()
         .fold(0.05_f64, |a, &b| a.max(b))
         .min(1.0);
-    let p95: Vec<_> = points
+    let latency = |f: fn(&TelemetryPoint) -> Option<u64>| -> Vec<Option<f64>> {
+        points
+            .iter()
+            .map(|p| f(p).map(|v| v.min(60_000) as f64))
+            .collect()
+    };
+    let (p50, p95, p99) = (
+        latency(|p| p.p50_ms),
+        latency(|p| p.p95_ms),
+        latency(|p| p.p99_ms),
+    );
+    let top_ms = p99
         .iter()
-        .map(|p| p.p95_ms.map(|v| v.min(60_000) as f64))
-        .collect();
-    let top_ms = p95.iter().flatten().fold(10.0_f64, |a, &b| a.max(b));
+        .chain(&p95)
+        .flatten()
+        .fold(10.0_f64, |a, &b| a.max(b));
+    let gauge = |f: fn(&TelemetryPoint) -> u64| -> Vec<Option<f64>> {
+        points.iter().map(|p| Some(f(p) as f64)).collect()
+    };
+    let (in_flight, queued, rejected) = (
+        gauge(|p| p.in_flight),
+        gauge(|p| p.queued),
+        gauge(|p| p.bulkhead_rejections),
+    );
+    let top_load = in_flight
+        .iter()
+        .chain(&queued)
+        .chain(&rejected)
+        .flatten()
+        .fold(1.0_f64, |a, &b| a.max(b));
+    let cost = gauge(|p| p.cost_usd_micros);
+    let top_cost = cost.iter().flatten().fold(1.0_f64, |a, &b| a.max(b));
+    let spent: u64 = points.iter().map(|p| p.cost_usd_micros).sum();
+    let timeline = breaker_timeline(points);
     let transitions = d
         .recent_transitions
         .iter()
@@ -243,13 +272,38 @@ fn dependency(d: DependencyLive, points: &[TelemetryPoint]) -> impl IntoView + u
                 <div><dt>"timeouts"</dt><dd>{pct(d.timeout_rate)}</dd></div>
                 <div><dt>"fallbacks"</dt><dd>{pct(d.fallback_rate)}</dd></div>
             </dl>
-            {chart("Latency p95", ms(Some(top_ms as u64)), top_ms, vec![("l-p95", "p95 per step", p95)])}
+            {timeline}
+            {chart(
+                "Latency",
+                ms(Some(top_ms as u64)),
+                top_ms,
+                vec![("l-p50", "p50", p50), ("l-p95", "p95", p95), ("l-p99", "p99", p99)],
+            )}
             {chart(
                 "Error, timeout and fallback rates",
                 pct(top_rate),
                 top_rate,
                 vec![("l-error", "errors", errors), ("l-timeout", "timeouts", timeouts), ("l-fallback", "fallbacks", fallbacks)],
             )}
+            {chart(
+                "Bulkhead saturation",
+                format!("{top_load:.0} calls"),
+                top_load,
+                vec![
+                    ("l-inflight", "in flight (peak)", in_flight),
+                    ("l-queued", "queued (peak)", queued),
+                    ("l-rejected", "refused", rejected),
+                ],
+            )}
+            {chart(
+                "Cost per step",
+                usd(top_cost as u64),
+                top_cost,
+                vec![("l-cost", "spend", cost)],
+            )}
+            <p class="muted small numeric" data-test=format!("telemetry-cost-{name}")>
+                {format!("{} in the last 5 minutes", usd(spent))}
+            </p>
             <h4 class="small">"Recent breaker transitions"</h4>
             {if d.recent_transitions.is_empty() {
                 view! { <p class="muted small">"None in the last 15 minutes."</p> }.into_any()
@@ -259,6 +313,78 @@ fn dependency(d: DependencyLive, points: &[TelemetryPoint]) -> impl IntoView + u
         </article>
     }
     .into_any()
+}
+
+/// Micro-dollars as dollars, with cents below a thousand dollars.
+pub fn usd(micros: u64) -> String {
+    let dollars = micros as f64 / 1_000_000.0;
+    if dollars >= 1000.0 {
+        format!("${dollars:.0}")
+    } else if dollars >= 0.01 || micros == 0 {
+        format!("${dollars:.2}")
+    } else {
+        format!("${dollars:.4}")
+    }
+}
+
+/// Runs of equal breaker state over the window, as (first step, steps,
+/// state); steps without a report continue the run before them, since a
+/// breaker keeps its state until it reports another.
+fn breaker_runs(points: &[TelemetryPoint]) -> Vec<(usize, usize, Option<BreakerState>)> {
+    let mut runs: Vec<(usize, usize, Option<BreakerState>)> = Vec::new();
+    for (i, p) in points.iter().enumerate() {
+        match (runs.last_mut(), p.breaker) {
+            (Some((_, len, state)), b) if b.is_none() || b == *state => *len += 1,
+            _ => runs.push((i, 1, p.breaker)),
+        }
+    }
+    runs
+}
+
+/// The breaker's state over the window as a strip of coloured runs, with
+/// the same story in words for screen readers.
+fn breaker_timeline(points: &[TelemetryPoint]) -> impl IntoView + use<> {
+    let runs = breaker_runs(points);
+    let steps = points.len().max(1) as f64;
+    let words = runs
+        .iter()
+        .filter(|(_, _, state)| state.is_some())
+        .map(|(_, len, state)| format!("{} for {len} steps", breaker_key(*state).1))
+        .collect::<Vec<_>>();
+    let label = if words.is_empty() {
+        "No breaker state reported in the last 5 minutes.".to_owned()
+    } else {
+        format!(
+            "Breaker over the last 5 minutes, oldest first: {}.",
+            words.join(", then ")
+        )
+    };
+    let rects = runs
+        .into_iter()
+        .map(|(start, len, state)| {
+            let x = start as f64 / steps * W;
+            let width = len as f64 / steps * W;
+            view! {
+                <rect
+                    class=format!("run run-{}", breaker_key(state).0)
+                    x=format!("{x:.1}")
+                    y="0"
+                    width=format!("{width:.1}")
+                    height="12"
+                />
+            }
+        })
+        .collect_view();
+    view! {
+        <figure class="chart timeline" data-test="breaker-timeline">
+            <figcaption>
+                <span>"Breaker"</span>
+            </figcaption>
+            <svg viewBox="0 0 300 12" preserveAspectRatio="none" role="img" aria-label=label>
+                {rects}
+            </svg>
+        </figure>
+    }
 }
 
 #[cfg(test)]
@@ -275,5 +401,33 @@ mod tests {
         assert_eq!(ms(Some(120)), "120 ms");
         assert_eq!(ms(Some(60_000)), "≥ 60 s");
         assert_eq!(pct(0.125), "12.5 %");
+        assert_eq!(usd(1_234_567), "$1.23");
+        assert_eq!(usd(35), "$0.0000");
+        assert_eq!(usd(0), "$0.00");
+    }
+
+    #[test]
+    fn breaker_runs_carry_the_last_state_across_silent_steps() {
+        let at = |breaker| TelemetryPoint {
+            breaker,
+            ..TelemetryPoint::default()
+        };
+        let points = [
+            at(None),
+            at(Some(BreakerState::Closed)),
+            at(None),
+            at(Some(BreakerState::Open)),
+            at(Some(BreakerState::Open)),
+            at(Some(BreakerState::HalfOpen)),
+        ];
+        assert_eq!(
+            breaker_runs(&points),
+            [
+                (0, 1, None),
+                (1, 2, Some(BreakerState::Closed)),
+                (3, 2, Some(BreakerState::Open)),
+                (5, 1, Some(BreakerState::HalfOpen)),
+            ]
+        );
     }
 }

@@ -46,10 +46,46 @@ pub struct Totals {
     pub failures_by_class: BTreeMap<ErrorClass, u64>,
 }
 
+/// What the instances reported about a dependency's state in one second:
+/// gauges summed over the reports (each instance reports about once a
+/// second, so the sum is the fleet's figure), the worst breaker state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Moment {
+    in_flight: u64,
+    queued: u64,
+    breaker: Option<BreakerState>,
+}
+
+impl Moment {
+    fn add(&mut self, other: &Moment) {
+        self.in_flight = self.in_flight.saturating_add(other.in_flight);
+        self.queued = self.queued.saturating_add(other.queued);
+        self.breaker = worse(self.breaker, other.breaker);
+    }
+
+    /// A step of several seconds shows its busiest second and its worst
+    /// breaker state: a chart must not smooth an overload away.
+    fn peak(&mut self, other: &Moment) {
+        self.in_flight = self.in_flight.max(other.in_flight);
+        self.queued = self.queued.max(other.queued);
+        self.breaker = worse(self.breaker, other.breaker);
+    }
+}
+
+fn worse(a: Option<BreakerState>, b: Option<BreakerState>) -> Option<BreakerState> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if severity(y) > severity(x) { y } else { x }),
+        (x, y) => x.or(y),
+    }
+}
+
+/// One second of a dependency's ring.
+type Second = (i64, Counts, Moment);
+
 #[derive(Debug, Default)]
 struct DependencyLiveState {
-    /// (second, counts), ascending by second, at most one entry per second.
-    ring: VecDeque<(i64, Counts)>,
+    /// Ascending by second, at most one entry per second.
+    ring: VecDeque<Second>,
     instances: HashMap<String, Gauges>,
     transitions: VecDeque<BreakerTransitionView>,
     totals: Totals,
@@ -134,7 +170,12 @@ impl Live {
                 *state.totals.failures_by_class.entry(*class).or_default() += n;
             }
             if in_horizon {
-                add_to_ring(&mut state.ring, sec, &counts);
+                let moment = Moment {
+                    in_flight: dep.in_flight,
+                    queued: dep.queued,
+                    breaker: dep.breaker,
+                };
+                add_to_ring(&mut state.ring, sec, &counts, &moment);
             }
             prune_ring(&mut state.ring, now_sec);
             let gauges = state
@@ -194,24 +235,30 @@ impl Live {
     }
 }
 
-fn add_to_ring(ring: &mut VecDeque<(i64, Counts)>, sec: i64, counts: &Counts) {
+fn add_to_ring(ring: &mut VecDeque<Second>, sec: i64, counts: &Counts, moment: &Moment) {
     // Batches arrive nearly in order, so the slot is almost always the last.
     match ring.back_mut() {
-        Some((s, c)) if *s == sec => return c.add(counts),
-        Some((s, _)) if *s < sec => return ring.push_back((sec, *counts)),
-        None => return ring.push_back((sec, *counts)),
+        Some((s, c, m)) if *s == sec => {
+            c.add(counts);
+            return m.add(moment);
+        }
+        Some((s, _, _)) if *s < sec => return ring.push_back((sec, *counts, *moment)),
+        None => return ring.push_back((sec, *counts, *moment)),
         _ => {}
     }
-    match ring.binary_search_by_key(&sec, |(s, _)| *s) {
-        Ok(i) => ring[i].1.add(counts),
-        Err(i) => ring.insert(i, (sec, *counts)),
+    match ring.binary_search_by_key(&sec, |(s, _, _)| *s) {
+        Ok(i) => {
+            ring[i].1.add(counts);
+            ring[i].2.add(moment);
+        }
+        Err(i) => ring.insert(i, (sec, *counts, *moment)),
     }
 }
 
-fn prune_ring(ring: &mut VecDeque<(i64, Counts)>, now_sec: i64) {
+fn prune_ring(ring: &mut VecDeque<Second>, now_sec: i64) {
     while ring
         .front()
-        .is_some_and(|(s, _)| *s <= now_sec - HORIZON_SECS)
+        .is_some_and(|(s, _, _)| *s <= now_sec - HORIZON_SECS)
     {
         ring.pop_front();
     }
@@ -238,16 +285,18 @@ impl ServiceLive {
         self.dependencies
             .iter()
             .map(|(name, state)| {
-                let mut sums = vec![Counts::default(); steps as usize];
-                for (sec, counts) in &state.ring {
+                let mut sums = vec![(Counts::default(), Moment::default()); steps as usize];
+                for (sec, counts, moment) in &state.ring {
                     if *sec >= first_start && *sec <= now_sec {
-                        sums[((sec - first_start) / step_secs) as usize].add(counts);
+                        let (c, m) = &mut sums[((sec - first_start) / step_secs) as usize];
+                        c.add(counts);
+                        m.peak(moment);
                     }
                 }
                 let points = sums
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| TelemetryPoint {
+                    .map(|(i, (c, m))| TelemetryPoint {
                         at_ms: (first_start + i as i64 * step_secs) * 1000,
                         calls: c.get(col::CALLS),
                         failures: c.get(col::FAILURES),
@@ -259,7 +308,15 @@ impl ServiceLive {
                         rejections: c.get(col::BREAKER_REJECTIONS)
                             + c.get(col::BULKHEAD_REJECTIONS)
                             + c.get(col::RATE_LIMITED),
+                        p50_ms: quantile_ms(c.buckets(), 0.50),
                         p95_ms: quantile_ms(c.buckets(), 0.95),
+                        p99_ms: quantile_ms(c.buckets(), 0.99),
+                        tokens: c.get(col::TOKENS),
+                        cost_usd_micros: c.get(col::COST_USD_MICROS),
+                        in_flight: m.in_flight,
+                        queued: m.queued,
+                        bulkhead_rejections: c.get(col::BULKHEAD_REJECTIONS),
+                        breaker: m.breaker,
                     })
                     .collect();
                 DependencySeries {
@@ -341,7 +398,7 @@ fn summarise(
 ) -> DependencyLive {
     let now_sec = now_ms.div_euclid(1000);
     let mut c = Counts::default();
-    for (sec, counts) in &state.ring {
+    for (sec, counts, _) in &state.ring {
         if *sec > now_sec - window_secs && *sec <= now_sec {
             c.add(counts);
         }

@@ -1,0 +1,232 @@
+//! Server-side render time of the fleet overview with 100 services
+//! (issue: live view; target: median ≤ 5 ms).
+//!
+//! Run: `cargo bench -p ballast-server --bench overview_ssr`
+//! (`SSR_SERVICES`, `SSR_RENDERS` change the fleet size and the sample).
+//!
+//! Every service reports one telemetry batch with five dependencies (one
+//! breaker open in every tenth service, so cards of every severity are
+//! drawn) and three instances heartbeat. Then `GET /` is rendered through
+//! the whole router, session check and security headers included, one
+//! request at a time, and the body is read to its end: the time is what a
+//! browser waits for the complete first HTML. The bench checks that every
+//! service's card is in the HTML, so a render that skipped the fleet could
+//! not pass for a fast one.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use server::app::{AppState, Settings, router};
+use server::auth::password;
+use server::clock::SystemClock;
+use server::config::Secret;
+use server::store::{AuditRecord, Store};
+use shared::role::Role;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tower::ServiceExt;
+
+const DEPENDENCIES: [&str; 5] = ["model", "embedding", "vector", "reranker", "tool"];
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+async fn call(
+    app: &axum::Router,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn batch(service: usize, instance: &str) -> Value {
+    let end = now_ms();
+    let mut deps = serde_json::Map::new();
+    for (d, name) in DEPENDENCIES.iter().enumerate() {
+        let open = service % 10 == 0 && d == 3;
+        let mut buckets = vec![0u64; 16];
+        buckets[3 + d] = 100;
+        deps.insert(
+            (*name).to_owned(),
+            json!({
+                "calls": 100, "successes": if open { 20 } else { 98 },
+                "failures": { "unavailable": if open { 80 } else { 2 } },
+                "retries": 3, "shed": u64::from(open) * 5,
+                "fallbacks": { format!("{name}/unavailable"): if open { 80 } else { 0 } },
+                "degraded": { "degraded": if open { 80 } else { 0 } },
+                "latency_buckets": buckets, "latency_sum_ms": 100 * (d as u64 + 1) * 10,
+                "breaker": if open { "open" } else { "closed" }, "in_flight": 2, "queued": 0
+            }),
+        );
+    }
+    json!({
+        "instance_id": instance, "sequence": 1, "window_start_ms": end - 1000, "window_end_ms": end,
+        "policy_version": null, "dependencies": deps, "dropped_batches": 0
+    })
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let services = env_or("SSR_SERVICES", 100);
+    let renders = env_or("SSR_RENDERS", 300);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&Store::sqlite_url_in(dir.path()))
+        .await
+        .unwrap();
+    let hash = password::hash("bench-password-123".into()).await.unwrap();
+    store
+        .create_user(
+            "bench-admin",
+            &hash,
+            Role::Admin,
+            0,
+            &AuditRecord::new("bench", "user.create", "", json!({})),
+        )
+        .await
+        .unwrap();
+    let state = AppState::new(
+        store,
+        &Secret::new("b".repeat(48)),
+        Arc::new(SystemClock),
+        Settings::default(),
+    )
+    .unwrap();
+    let app = router(state);
+    let (_, login) = call(
+        &app,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        json!({ "username": "bench-admin", "password": "bench-password-123" }),
+    )
+    .await;
+    let admin = login["token"].as_str().unwrap().to_owned();
+
+    for i in 0..services {
+        let name = format!("service-{i:03}");
+        let (status, body) = call(
+            &app,
+            Method::POST,
+            "/api/v1/services",
+            Some(&admin),
+            json!({ "name": name, "environment": "prod", "owner": "bench" }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (_, token) = call(
+            &app,
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&admin),
+            json!({ "service": name, "environment": "prod" }),
+        )
+        .await;
+        let agent = token["token"].as_str().unwrap().to_owned();
+        for pod in 0..3 {
+            let instance = format!("pod-{pod}");
+            let (status, body) = call(
+                &app,
+                Method::POST,
+                "/api/v1/agent/heartbeat",
+                Some(&agent),
+                json!({ "instance_id": instance, "agent_version": "0.1.0", "policy_version": null,
+                        "policy_source": "default", "started_at_ms": now_ms() }),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        let (status, body) = call(
+            &app,
+            Method::POST,
+            "/api/v1/agent/telemetry",
+            Some(&agent),
+            batch(i, "pod-0"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    let page = || {
+        Request::builder()
+            .method(Method::GET)
+            .uri("/")
+            .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let render = || async {
+        let started = Instant::now();
+        let res = app.clone().oneshot(page()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let html = res.into_body().collect().await.unwrap().to_bytes();
+        (started.elapsed(), html)
+    };
+
+    let (_, html) = render().await;
+    let html = String::from_utf8_lossy(&html).into_owned();
+    if let Ok(path) = std::env::var("SSR_DUMP") {
+        std::fs::write(path, &html).unwrap();
+    }
+    for i in 0..services {
+        let card = format!("data-test=\"service-card-service-{i:03}-prod\"");
+        assert!(html.contains(&card), "the render lacks {card}:\n{html}");
+    }
+    for _ in 0..20 {
+        render().await;
+    }
+    let mut times: Vec<Duration> = Vec::with_capacity(renders);
+    for _ in 0..renders {
+        times.push(render().await.0);
+    }
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "overview SSR, {services} services ({} dependencies each, 3 instances each), {renders} renders: \
+         median {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; HTML {} KiB",
+        DEPENDENCIES.len(),
+        ms(at(0.5)),
+        ms(at(0.9)),
+        ms(at(0.99)),
+        ms(times[times.len() - 1]),
+        html.len() / 1024,
+    );
+}
