@@ -48,7 +48,9 @@ impl Rate {
         };
         Rate {
             ns_per_token,
-            tolerance_ns: (capacity.max(0.0) * ns_per_token) as u64,
+            // Rounded up like a take's cost, so a full bucket always gives
+            // its whole capacity at once.
+            tolerance_ns: (capacity.max(0.0) * ns_per_token).ceil() as u64,
         }
     }
 
@@ -519,5 +521,35 @@ mod tests {
         });
         assert_eq!(granted, 10_007 / 7);
         assert_eq!(w.amount_on(0), granted * 7);
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of takes and pauses, a bucket never grants
+        /// more than its capacity plus what its rate refilled, and after a
+        /// full refill time it grants a take of up to its capacity.
+        #[test]
+        fn a_bucket_never_grants_more_than_capacity_plus_refill(
+            capacity in 1u64..5_000,
+            per_second in 0u64..100_000,
+            steps in proptest::collection::vec((0u64..2_000, 1u64..500), 1..200),
+        ) {
+            let bucket = Bucket::new();
+            let rate = Rate::new(capacity as f64, per_second as f64);
+            let mut at = bucket.epoch;
+            let mut granted = 0u64;
+            for (pause_ms, amount) in steps {
+                at += Duration::from_millis(pause_ms);
+                if bucket.take(at, amount, rate) {
+                    granted += amount;
+                }
+                let elapsed = at.duration_since(bucket.epoch).as_secs_f64();
+                let bound = capacity as f64 + elapsed * per_second as f64;
+                proptest::prop_assert!(granted as f64 <= bound + 0.01, "{granted} > {bound}");
+            }
+            if per_second > 0 {
+                let refill = Duration::from_secs_f64(capacity as f64 / per_second as f64 + 0.001);
+                proptest::prop_assert!(bucket.take(at + refill, capacity, rate));
+            }
+        }
     }
 }

@@ -27,6 +27,7 @@ pub use error::BreakerOpen;
 pub use future::ResponseFuture;
 pub use layer::{BreakerLayer, BreakerService};
 
+use crate::telemetry::{OWN_SHARDS, shard_index};
 use shared::policy::{BreakerMode, BreakerPolicy, ForcedState};
 use shared::protocol::BreakerState;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
@@ -65,6 +66,7 @@ struct Inner {
     forced: ForcedState,
     consecutive: u32,
     buckets: [Bucket; BUCKETS as usize],
+    restart: Option<Restart>,
 }
 
 /// What [`Breaker::mode`] says: the breaker passes every call without
@@ -86,8 +88,23 @@ pub struct Breaker {
     epoch: Instant,
     mode: AtomicU8,
     streak: AtomicU32,
-    calls: [AtomicU64; BUCKETS as usize],
+    /// One set of bucket words per thread (see [`crate::telemetry`]), so
+    /// that successes on different threads never write one cache line.
+    calls: [CallWords; OWN_SHARDS + 1],
     inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct CallWords([AtomicU64; BUCKETS as usize]);
+
+/// Where the window restarted: the bucket, and each shard's count in it
+/// then. The words are only ever written by their own threads, so a
+/// restart is remembered rather than written into them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Restart {
+    id: u32,
+    counts: [u64; OWN_SHARDS + 1],
 }
 
 fn word_id(word: u64) -> u32 {
@@ -141,6 +158,7 @@ impl Breaker {
                 forced: ForcedState::None,
                 consecutive: 0,
                 buckets: [Bucket::default(); BUCKETS as usize],
+                restart: None,
             }),
         })
     }
@@ -176,9 +194,20 @@ impl Breaker {
 
     /// Counts one call in bucket `id` of the rate window.
     fn count_call(&self, id: u64) {
-        let slot = &self.calls[(id % BUCKETS) as usize];
+        let (shard, own) = shard_index();
+        let slot = &self.calls[shard].0[(id % BUCKETS) as usize];
         let id = id as u32;
         let word = slot.load(Ordering::Relaxed);
+        if own {
+            // Nobody else writes this word: a plain store.
+            let next = if word_id(word) == id {
+                word + 1
+            } else {
+                (u64::from(id) << 32) | 1
+            };
+            slot.store(next, Ordering::Relaxed);
+            return;
+        }
         if word_id(word) == id {
             slot.fetch_add(1, Ordering::Relaxed);
             return;
@@ -194,23 +223,62 @@ impl Breaker {
         }
     }
 
-    /// The calls counted in the window that ends with bucket `id`.
-    fn window_calls(&self, id: u64) -> u64 {
+    /// The calls counted in the window that ends with bucket `id`, since
+    /// the window last restarted.
+    fn window_calls(&self, inner: &Inner, id: u64) -> u64 {
         let id = id as u32;
-        self.calls
-            .iter()
-            .map(|w| w.load(Ordering::Relaxed))
-            .filter(|w| id.wrapping_sub(word_id(*w)) < BUCKETS as u32)
-            .map(|w| w & u64::from(u32::MAX))
-            .sum()
+        let mut calls = 0;
+        for (shard, words) in self.calls.iter().enumerate() {
+            for word in &words.0 {
+                let word = word.load(Ordering::Relaxed);
+                let bucket = word_id(word);
+                if id.wrapping_sub(bucket) >= BUCKETS as u32 {
+                    continue;
+                }
+                let mut n = word & u64::from(u32::MAX);
+                if let Some(r) = &inner.restart {
+                    if bucket == r.id {
+                        n = n.saturating_sub(r.counts[shard]);
+                    } else if r.id.wrapping_sub(bucket) < BUCKETS as u32 {
+                        // Counted before the restart.
+                        continue;
+                    }
+                }
+                calls += n;
+            }
+        }
+        calls
     }
 
-    fn reset_window(&self, inner: &mut Inner) {
+    /// Starts the counts afresh at `now`.
+    fn reset_window(&self, inner: &mut Inner, now: Instant, policy: &BreakerPolicy) {
         inner.consecutive = 0;
         inner.buckets = [Bucket::default(); BUCKETS as usize];
-        for w in &self.calls {
-            w.store(0, Ordering::Relaxed);
-        }
+        inner.restart = match policy.mode {
+            BreakerMode::FailureRate { window_ms, .. } => {
+                let id = self.bucket_id(now, window_ms);
+                let mut r = Restart {
+                    id: id as u32,
+                    ..Restart::default()
+                };
+                for (count, words) in r.counts.iter_mut().zip(&self.calls) {
+                    let word = words.0[(id % BUCKETS) as usize].load(Ordering::Relaxed);
+                    if word_id(word) == r.id {
+                        *count = word & u64::from(u32::MAX);
+                    }
+                }
+                Some(r)
+            }
+            // Consecutive mode counts no calls: every word is stale.
+            BreakerMode::Consecutive { .. } => {
+                for words in &self.calls {
+                    for w in &words.0 {
+                        w.store(0, Ordering::Relaxed);
+                    }
+                }
+                None
+            }
+        };
     }
 
     fn reported(inner: &Inner) -> BreakerState {
@@ -256,7 +324,7 @@ impl Breaker {
             // the override say nothing about the dependency now.
             if policy.forced == ForcedState::None {
                 inner.phase = Phase::Closed;
-                self.reset_window(&mut inner);
+                self.reset_window(&mut inner, now, policy);
             }
             inner.forced = policy.forced;
         }
@@ -355,7 +423,7 @@ impl Breaker {
                     };
                 } else if succeeded + 1 >= policy.half_open_probes.max(1) {
                     inner.phase = Phase::Closed;
-                    self.reset_window(&mut inner);
+                    self.reset_window(&mut inner, now, policy);
                 } else {
                     inner.phase = Phase::HalfOpen {
                         admitted: admitted.saturating_sub(1),
@@ -389,7 +457,7 @@ impl Breaker {
                         }
                         b.failures += u32::from(outcome.failed);
                         b.slow += u32::from(slow);
-                        let calls = self.window_calls(id);
+                        let calls = self.window_calls(&inner, id);
                         let (mut failures, mut slows) = (0u64, 0u64);
                         for b in inner.buckets.iter().filter(|b| id - b.id < BUCKETS) {
                             failures += u64::from(b.failures);
@@ -587,6 +655,37 @@ mod tests {
         assert_eq!(b.state(), BreakerState::Closed);
         let ticket = b.acquire(&p, &mut t).unwrap();
         b.record(&p, ticket, FAIL, &mut t);
+        assert_eq!(b.state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closing_after_the_probes_starts_the_rate_window_afresh() {
+        let mut p = consecutive(0);
+        p.mode = BreakerMode::FailureRate {
+            threshold_percent: 50,
+            window_ms: 10_000,
+            minimum_calls: 4,
+        };
+        let b = Breaker::new();
+        let mut t = Vec::new();
+        let ok = CallOutcome {
+            failed: false,
+            latency: Duration::ZERO,
+        };
+        let mut feed = |outcomes: &[CallOutcome]| {
+            for o in outcomes {
+                let ticket = b.acquire(&p, &mut t).unwrap();
+                b.record(&p, ticket, *o, &mut t);
+            }
+        };
+        feed(&[ok, ok, ok, FAIL, FAIL, FAIL]);
+        assert_eq!(b.state(), BreakerState::Open, "3 of 6");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        feed(&[ok, ok]);
+        assert_eq!(b.state(), BreakerState::Closed, "both probes passed");
+        // Only what came after the close counts: 3 failures in 5 calls.
+        // The 3 successes before it would have kept it closed (3 of 11).
+        feed(&[FAIL, FAIL, ok, ok, FAIL]);
         assert_eq!(b.state(), BreakerState::Open);
     }
 }
