@@ -27,6 +27,18 @@ use tokio::time::Instant;
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// The day (from the limiters' start) of `t` nanoseconds.
+fn day_of(t: u64) -> u64 {
+    t / DAY.as_nanos() as u64
+}
+
+/// `x` rounded up, by hand rather than with `f64::ceil` (a call into libm
+/// on the hot path).
+fn ceil(x: f64) -> u64 {
+    let floor = x as u64;
+    floor.saturating_add(u64::from((floor as f64) < x))
+}
+
 /// A bucket's shape in time: what one token costs and how much debt the
 /// burst allows, both in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,7 +62,7 @@ impl Rate {
             ns_per_token,
             // Rounded up like a take's cost, so a full bucket always gives
             // its whole capacity at once.
-            tolerance_ns: (capacity.max(0.0) * ns_per_token).ceil() as u64,
+            tolerance_ns: ceil(capacity.max(0.0) * ns_per_token),
         }
     }
 
@@ -67,7 +79,7 @@ impl Rate {
     /// What taking `amount` costs, rounded up, so rounding never hands out
     /// more than the rate.
     fn cost_up(&self, amount: u64) -> u64 {
-        (amount as f64 * self.ns_per_token).ceil() as u64
+        ceil(amount as f64 * self.ns_per_token)
     }
 
     /// What giving `amount` back returns, rounded down.
@@ -77,37 +89,25 @@ impl Rate {
 }
 
 /// A token bucket, kept as the generic cell rate algorithm: one word, the
-/// time (in nanoseconds from the bucket's epoch) at which the bucket would
-/// be full again. Taking moves that time forward by the tokens' cost and
+/// time (in nanoseconds from its [`Limiters`]' epoch) at which the bucket
+/// would be full again; 0, a time long past, is full. Taking moves that time forward by the tokens' cost and
 /// is refused when it would run further ahead of now than the burst
 /// allows; refill is the clock catching up, so nothing is computed for it.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Bucket {
-    epoch: Instant,
     full_at: AtomicU64,
 }
 
 impl Bucket {
-    fn new() -> Bucket {
-        Bucket {
-            epoch: Instant::now(),
-            full_at: AtomicU64::new(0),
-        }
-    }
-
-    fn ticks(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.epoch).as_nanos() as u64
-    }
-
     fn update(&self, mut f: impl FnMut(u64) -> Option<u64>) -> bool {
         self.full_at
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, &mut f)
             .is_ok()
     }
 
-    /// Takes `amount` if the bucket holds that much.
-    pub(crate) fn take(&self, now: Instant, amount: u64, rate: Rate) -> bool {
-        let t = self.ticks(now);
+    /// Takes `amount` at `t` (see [`Limiters::ticks`]) if the bucket holds
+    /// that much.
+    pub(crate) fn take(&self, t: u64, amount: u64, rate: Rate) -> bool {
         let cost = rate.cost_up(amount);
         self.update(|full_at| {
             let next = full_at.max(t).saturating_add(cost);
@@ -119,11 +119,10 @@ impl Bucket {
     /// between a reservation and the actual use. A give-back never fills
     /// the bucket past its capacity; a charge can take it below zero, and
     /// the overrun is paid back by refusing later calls.
-    fn adjust(&self, now: Instant, give: u64, charge: u64, rate: Rate) {
+    fn adjust(&self, t: u64, give: u64, charge: u64, rate: Rate) {
         if give == charge {
             return;
         }
-        let t = self.ticks(now);
         let (give, charge) = (rate.cost_down(give), rate.cost_up(charge));
         // Any time at or before now means full, and every step starts from
         // max(full_at, now), so a give-back past full is simply lost.
@@ -228,12 +227,6 @@ fn get_or_make<V: Default>(map: &RwLock<HashMap<String, Arc<V>>>, key: &str) -> 
         .clone()
 }
 
-impl Default for Bucket {
-    fn default() -> Self {
-        Bucket::new()
-    }
-}
-
 /// A usage reservation on buckets and a window held as `B` and `C` (owned
 /// `Arc`s, or references to handles the caller keeps for the call).
 #[derive(Debug)]
@@ -259,20 +252,19 @@ impl<B: Deref<Target = Bucket>, C: Deref<Target = CostWindow>> Hold<B, C> {
     /// Replaces the estimates with the actual use. An unsettled hold (its
     /// call was cancelled) leaves its estimates spent, since the provider
     /// may well have done the work: dropping it does nothing.
-    pub(crate) fn settle_at(self, limiters: &Limiters, now: Instant, tokens: u64, cost: u64) {
+    pub(crate) fn settle_at(self, t: u64, tokens: u64, cost: u64) {
         for (bucket, rate) in self.tokens.into_iter().flatten() {
-            bucket.adjust(now, self.amount, tokens, rate);
+            bucket.adjust(t, self.amount, tokens, rate);
         }
         if let Some((w, day, reserved)) = self.cost {
-            w.settle(day, limiters.day(now), reserved, cost);
+            w.settle(day, day_of(t), reserved, cost);
         }
     }
 
     /// Reserves `tokens` from each budget and `cost` (the window, its limit
     /// and the estimate) all or nothing.
     pub(crate) fn reserve(
-        limiters: &Limiters,
-        now: Instant,
+        t: u64,
         budgets: impl IntoIterator<Item = (B, Rate)>,
         tokens: u64,
         cost: Option<(C, u64, u64)>,
@@ -283,9 +275,9 @@ impl<B: Deref<Target = Bucket>, C: Deref<Target = CostWindow>> Hold<B, C> {
         };
         if tokens > 0 {
             for (i, (bucket, rate)) in budgets.into_iter().enumerate() {
-                if !bucket.take(now, tokens, rate) {
+                if !bucket.take(t, tokens, rate) {
                     // Give back what the earlier budgets reserved.
-                    hold.settle_at(limiters, now, 0, 0);
+                    hold.settle_at(t, 0, 0);
                     return Err(BudgetRefusal::Tokens);
                 }
                 // Callers pass at most two budgets: the service's and the
@@ -296,9 +288,9 @@ impl<B: Deref<Target = Bucket>, C: Deref<Target = CostWindow>> Hold<B, C> {
             }
         }
         if let Some((w, limit, estimate)) = cost {
-            let day = limiters.day(now);
+            let day = day_of(t);
             if !w.reserve(day, limit, estimate) {
-                hold.settle_at(limiters, now, 0, 0);
+                hold.settle_at(t, 0, 0);
                 return Err(BudgetRefusal::Cost);
             }
             hold.cost = Some((w, day, estimate));
@@ -330,7 +322,7 @@ impl Reservation {
     /// [`Reservation::settle`] with the time already read.
     pub(crate) fn settle_at(self, now: Instant, tokens: u64, cost_usd_micros: u64) {
         if let Some(l) = &self.limiters {
-            self.hold.settle_at(l, now, tokens, cost_usd_micros);
+            self.hold.settle_at(l.ticks(now), tokens, cost_usd_micros);
         }
     }
 }
@@ -357,7 +349,7 @@ impl Limiters {
     /// Takes one request from the bucket `key` limited by `limit`.
     pub fn try_request(&self, key: &str, limit: &RateLimit) -> bool {
         let b = self.bucket(key);
-        b.take(Instant::now(), 1, Rate::of_requests(limit))
+        b.take(self.ticks(Instant::now()), 1, Rate::of_requests(limit))
     }
 
     /// The bucket `key`, made full on first use. The guard resolves it once
@@ -371,8 +363,14 @@ impl Limiters {
         get_or_make(&self.costs, tenant)
     }
 
-    pub(crate) fn day(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.epoch).as_secs() / DAY.as_secs()
+    /// Nanoseconds from this limiter's start to `now`: the time every
+    /// bucket and window of it is kept in, so a call reads it once.
+    pub(crate) fn ticks(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    fn day(&self, now: Instant) -> u64 {
+        day_of(self.ticks(now))
     }
 
     /// Reserves `tokens` from each `(key, per_minute)` budget (at most two)
@@ -388,7 +386,7 @@ impl Limiters {
             .map(|(key, per_minute)| (self.bucket(key), Rate::of_tokens(*per_minute)));
         let cost =
             cost.map(|(tenant, limit, estimate)| (self.cost_window(tenant), limit, estimate));
-        let hold = Hold::reserve(self, Instant::now(), buckets, tokens, cost)?;
+        let hold = Hold::reserve(self.ticks(Instant::now()), buckets, tokens, cost)?;
         Ok(Reservation::new(hold, self.clone()))
     }
 
@@ -482,7 +480,8 @@ mod tests {
     #[test]
     fn concurrent_takers_never_get_more_than_the_burst_plus_the_refill() {
         for per_second in [0.0, 1_000.0, 1e9] {
-            let bucket = Bucket::new();
+            let bucket = Bucket::default();
+            let limiters = Limiters::new();
             let rate = Rate::new(100.0, per_second);
             let started = std::time::Instant::now();
             let granted: usize = std::thread::scope(|s| {
@@ -490,7 +489,7 @@ mod tests {
                     .map(|_| {
                         s.spawn(|| {
                             (0..20_000)
-                                .filter(|_| bucket.take(Instant::now(), 1, rate))
+                                .filter(|_| bucket.take(limiters.ticks(Instant::now()), 1, rate))
                                 .count()
                         })
                     })
@@ -533,22 +532,22 @@ mod tests {
             per_second in 0u64..100_000,
             steps in proptest::collection::vec((0u64..2_000, 1u64..500), 1..200),
         ) {
-            let bucket = Bucket::new();
+            let bucket = Bucket::default();
             let rate = Rate::new(capacity as f64, per_second as f64);
-            let mut at = bucket.epoch;
+            let mut at = 0u64;
             let mut granted = 0u64;
             for (pause_ms, amount) in steps {
-                at += Duration::from_millis(pause_ms);
+                at += pause_ms * 1_000_000;
                 if bucket.take(at, amount, rate) {
                     granted += amount;
                 }
-                let elapsed = at.duration_since(bucket.epoch).as_secs_f64();
+                let elapsed = at as f64 / 1e9;
                 let bound = capacity as f64 + elapsed * per_second as f64;
                 proptest::prop_assert!(granted as f64 <= bound + 0.01, "{granted} > {bound}");
             }
             if per_second > 0 {
-                let refill = Duration::from_secs_f64(capacity as f64 / per_second as f64 + 0.001);
-                proptest::prop_assert!(bucket.take(at + refill, capacity, rate));
+                let refill = (capacity as f64 / per_second as f64 + 0.001) * 1e9;
+                proptest::prop_assert!(bucket.take(at + refill as u64, capacity, rate));
             }
         }
     }

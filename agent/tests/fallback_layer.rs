@@ -142,8 +142,6 @@ async fn a_failure_after_the_retries_is_labelled_by_its_row_then_the_open_breake
     assert_eq!(err.status, DegradedStatus::Partial);
     assert_eq!(err.user_message.as_deref(), Some("Ranking is off for now."));
 
-    let seen = guard.recorder().dependency("reranker");
-    drop(seen);
     guard.seal_telemetry();
     let batch = guard.recorder().next_batch().unwrap();
     let reranker = &batch.dependencies["reranker"];

@@ -181,10 +181,10 @@ impl Breaker {
 
     /// Whether the breaker passes calls without its lock under `policy`.
     fn passes(&self, policy: &BreakerPolicy) -> bool {
-        match (self.mode.load(Ordering::Acquire), policy.forced) {
-            (CLOSED, ForcedState::None) | (FORCED_CLOSED, ForcedState::Closed) => true,
-            _ => false,
-        }
+        matches!(
+            (self.mode.load(Ordering::Acquire), policy.forced),
+            (CLOSED, ForcedState::None) | (FORCED_CLOSED, ForcedState::Closed)
+        )
     }
 
     fn bucket_id(&self, now: Instant, window_ms: u64) -> u64 {

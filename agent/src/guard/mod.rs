@@ -104,6 +104,8 @@ thread_local! {
     /// Handles left by earlier calls on this thread. A call takes its
     /// dependency's out for its whole length and puts them back at its
     /// end, so a call that runs while another holds them makes its own.
+    // Boxed, so that a call holds a pointer and its future stays small.
+    #[allow(clippy::vec_box)]
     static SPARE_HANDLES: RefCell<Vec<Box<Handles>>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -127,6 +129,12 @@ struct Handles {
     tenant: Option<TenantHandles>,
     /// One per bulkhead of the dependency, in the policy's order.
     partitions: Vec<PartitionHandle>,
+    /// Whether `partitions` and `rates` follow `policy` (else they are to
+    /// be found again).
+    partitions_current: bool,
+    /// The shapes of the dependency's request rate and token budget and of
+    /// the service's token budget under `policy`.
+    rates: [Option<Rate>; 3],
 }
 
 #[derive(Debug)]
@@ -138,6 +146,7 @@ struct TenantHandles {
 
 #[derive(Debug)]
 struct PartitionHandle {
+    rule: BulkheadRule,
     key: Box<str>,
     partition: Arc<Partition>,
     limits: PartitionLimits,
@@ -158,26 +167,39 @@ impl Handles {
                 });
             }
         }
-        let rules = self
-            .policy
-            .dependency(call.dependency)
-            .map_or(&[][..], |r| r.bulkheads.as_slice());
-        self.partitions.truncate(rules.len());
-        for (i, rule) in rules.iter().enumerate() {
-            let key = call.partition(rule.bulkhead.partition);
-            if self.partitions.get(i).is_some_and(|p| *p.key == *key) {
-                continue;
+        if !self.partitions_current {
+            let found = self.policy.dependency(call.dependency);
+            self.rates = [
+                found
+                    .and_then(|r| r.requests.as_ref())
+                    .map(Rate::of_requests),
+                found.and_then(|r| r.tokens_per_minute).map(Rate::of_tokens),
+                self.policy.tokens_per_minute().map(Rate::of_tokens),
+            ];
+            let rules = found.map_or(&[][..], |r| r.bulkheads.as_slice());
+            self.partitions = rules
+                .iter()
+                .map(|rule| PartitionHandle::find(guard, rule.clone(), call))
+                .collect();
+            self.partitions_current = true;
+            return;
+        }
+        for p in &mut self.partitions {
+            if *p.key != *call.partition(p.rule.bulkhead.partition) {
+                *p = PartitionHandle::find(guard, p.rule.clone(), call);
             }
-            let handle = PartitionHandle {
-                key: Box::from(key),
-                partition: guard.inner.bulkheads.partition(&rule.name, key),
-                limits: PartitionLimits::of(&rule.bulkhead, key),
-            };
-            if i < self.partitions.len() {
-                self.partitions[i] = handle;
-            } else {
-                self.partitions.push(handle);
-            }
+        }
+    }
+}
+
+impl PartitionHandle {
+    fn find(guard: &Guard, rule: BulkheadRule, call: &Call<'_>) -> PartitionHandle {
+        let key = call.partition(rule.bulkhead.partition);
+        PartitionHandle {
+            key: Box::from(key),
+            partition: guard.inner.bulkheads.partition(&rule.name, key),
+            limits: PartitionLimits::of(&rule.bulkhead, key),
+            rule,
         }
     }
 }
@@ -1022,7 +1044,7 @@ impl Guard {
             return true;
         };
         let bucket = self.request_bucket(lane);
-        let ok = bucket.take(now, 1, Rate::of_requests(limit));
+        let ok = bucket.take(self.inner.limiters.ticks(now), 1, Rate::of_requests(limit));
         if !ok {
             stats.rate_limited();
         }
@@ -1078,8 +1100,7 @@ impl Guard {
         };
         let limiters = &self.inner.limiters;
         Hold::reserve(
-            limiters,
-            Instant::now(),
+            limiters.ticks(Instant::now()),
             service.into_iter().chain(own),
             estimate.tokens,
             cost,
@@ -1092,17 +1113,12 @@ impl Guard {
     fn reserve_held<'h>(
         &'h self,
         policy: &CompiledPolicy,
-        rules: Option<&DependencyRules>,
         handles: &'h Handles,
         estimate: Usage,
-        now: Instant,
+        t: u64,
     ) -> Result<HeldUsage<'h>, BudgetRefusal> {
-        let service = policy
-            .tokens_per_minute()
-            .map(|tpm| (&**self.service_token_bucket(), Rate::of_tokens(tpm)));
-        let own = rules
-            .and_then(|r| r.tokens_per_minute)
-            .map(|tpm| (&**self.token_bucket(&handles.lane), Rate::of_tokens(tpm)));
+        let service = handles.rates[2].map(|rate| (&**self.service_token_bucket(), rate));
+        let own = handles.rates[1].map(|rate| (&**self.token_bucket(&handles.lane), rate));
         let cost = match (&handles.tenant, policy.cost_per_tenant_per_day()) {
             (Some(t), Some(limit)) => Some((&*t.cost, limit, estimate.cost_usd_micros)),
             _ => None,
@@ -1110,13 +1126,7 @@ impl Guard {
         if service.is_none() && own.is_none() && cost.is_none() {
             return Ok(Hold::default());
         }
-        let refused = Hold::reserve(
-            &self.inner.limiters,
-            now,
-            service.into_iter().chain(own),
-            estimate.tokens,
-            cost,
-        );
+        let refused = Hold::reserve(t, service.into_iter().chain(own), estimate.tokens, cost);
         if refused.is_err() {
             handles.lane.stats.rate_limited();
         }
@@ -1173,7 +1183,7 @@ impl Guard {
                         Ok(false) => {}
                         Ok(true) => {
                             h.policy = h.rx.borrow_and_update().clone();
-                            h.partitions.clear();
+                            h.partitions_current = false;
                         }
                         // The sender is gone, so the value it left is
                         // final: take it once and stop asking.
@@ -1181,7 +1191,7 @@ impl Guard {
                             let last = h.rx.borrow().clone();
                             if !Arc::ptr_eq(&last, &h.policy) {
                                 h.policy = last;
-                                h.partitions.clear();
+                                h.partitions_current = false;
                             }
                             h.closed = true;
                         }
@@ -1200,6 +1210,8 @@ impl Guard {
                     lane: self.lane(call.dependency),
                     tenant: None,
                     partitions: Vec::new(),
+                    partitions_current: false,
+                    rates: [None; 3],
                 })
             }
         };
@@ -1230,24 +1242,9 @@ impl Guard {
         Fut: Future<Output = Result<T, E>>,
     {
         // The policy of the whole call, in the handles the call owns until
-        // it ends: a swap mid-call changes nothing here.
+        // it ends: a swap mid-call changes nothing here. (One async fn
+        // rather than two: each level of nesting copies the whole future.)
         let handles = self.handles(&call);
-        let out = self.call_with(&handles, call, &mut op).await;
-        Guard::keep_handles(handles);
-        out
-    }
-
-    async fn call_with<T, E, F, Fut>(
-        &self,
-        handles: &Handles,
-        call: Call<'_>,
-        op: &mut F,
-    ) -> Guarded<T, E>
-    where
-        E: Classify,
-        F: FnMut(Attempt) -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
         let policy = &*handles.policy;
         let stats = &*handles.lane.stats;
         stats.call();
@@ -1277,12 +1274,12 @@ impl Guard {
             .run(
                 policy,
                 rules,
-                handles,
+                &handles,
                 &call,
                 call_deadline,
                 &usage,
                 &mut progress,
-                op,
+                &mut op,
             )
             .await;
         let Progress {
@@ -1306,9 +1303,13 @@ impl Guard {
         {
             t.spend.add(used.cost_usd_micros);
         }
-        match result {
+        let out = match result {
             Ok((value, reservation, latency)) => {
-                reservation.settle_at(&self.inner.limiters, end, used.tokens, used.cost_usd_micros);
+                reservation.settle_at(
+                    self.inner.limiters.ticks(end),
+                    used.tokens,
+                    used.cost_usd_micros,
+                );
                 stats.succeeded(latency, used.tokens, used.cost_usd_micros);
                 Guarded {
                     result: Ok(value),
@@ -1329,7 +1330,11 @@ impl Guard {
                     .or_else(|| rules.map(|r| r.effect_of(call.operation)))
                     .unwrap_or(Effect::Read);
                 if let Some(r) = reservation {
-                    r.settle_at(&self.inner.limiters, end, used.tokens, used.cost_usd_micros);
+                    r.settle_at(
+                        self.inner.limiters.ticks(end),
+                        used.tokens,
+                        used.cost_usd_micros,
+                    );
                 }
                 let class = failure.error.class();
                 stats.failure(class);
@@ -1358,7 +1363,9 @@ impl Guard {
                     side_effect_uncertain: effect.has_side_effects() && lost_reply,
                 }
             }
-        }
+        };
+        Guard::keep_handles(handles);
+        out
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1385,10 +1392,16 @@ impl Guard {
         if deadline.is_some_and(|d| d.instant() <= now) {
             return fail(GuardError::DeadlineExpired);
         }
-        if !self.take_request(rules, lane, stats, now) {
+        // Every bucket and window keeps time in the limiters' ticks: read
+        // once for all of them.
+        let t = self.inner.limiters.ticks(now);
+        if let Some(rate) = handles.rates[0]
+            && !self.request_bucket(lane).take(t, 1, rate)
+        {
+            stats.rate_limited();
             return fail(GuardError::RateLimited);
         }
-        let reservation = match self.reserve_held(policy, rules, handles, call.estimate, now) {
+        let reservation = match self.reserve_held(policy, handles, call.estimate, t) {
             Ok(r) => r,
             Err(refusal) => return fail(GuardError::BudgetExhausted(refusal)),
         };
