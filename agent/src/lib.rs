@@ -12,7 +12,8 @@
 //! Each pattern is also a tower layer of its own, for code that wants to
 //! choose and order them: [`rate_limit::RateLimitLayer`],
 //! [`bulkhead::BulkheadLayer`], [`breaker::BreakerLayer`] and
-//! [`retry::RetryLayer`]. They are made from a [`Guard`] and work on its
+//! [`retry::RetryLayer`], with [`fallback::FallbackLayer`] outermost to
+//! label what fails per the fallback matrix. They are made from a [`Guard`] and work on its
 //! state (one breaker per dependency, the bulkhead partitions, the rate and
 //! usage buckets, the retry budget, the telemetry recorder), so a call made
 //! through the layers and one made through [`Guard::call`] meet the same
@@ -107,9 +108,10 @@
 //! Wrapping a real HTTP call: here a hyper client asks a search service,
 //! sends each attempt's own deadline in the `ballast-deadline` header, and
 //! sorts what comes back into error classes, which decide retries, the
-//! breaker and the fallback. (`no_run`: it needs the service; it compiles.)
+//! breaker and the fallback. The search service is a small axum app on a
+//! loopback port, so that the example runs as it stands.
 //!
-//! ```no_run
+//! ```
 //! use shared::protocol::DEADLINE_HEADER;
 //! use agent::{Call, CompiledPolicy, DependencyError, Guard, policy_channel};
 //! use bytes::Bytes;
@@ -120,6 +122,18 @@
 //!
 //! # #[tokio::main]
 //! # async fn main() {
+//! // The search service: it answers with the deadline it was given.
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! let search_url = format!("http://{}/query?q=refund", listener.local_addr().unwrap());
+//! let search = axum::Router::new().route(
+//!     "/query",
+//!     axum::routing::get(|headers: http::HeaderMap| async move {
+//!         let ms = headers[DEADLINE_HEADER].to_str().unwrap().to_owned();
+//!         format!("hits within {ms} ms")
+//!     }),
+//! );
+//! tokio::spawn(async move { axum::serve(listener, search).await.unwrap() });
+//!
 //! let (_publish, policy) = policy_channel(CompiledPolicy::conservative_default("rag", "prod"));
 //! let guard = Guard::builder(policy).build();
 //! let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
@@ -129,8 +143,9 @@
 //!         Call::new("search", "query").effect(Effect::Read),
 //!         |attempt| {
 //!             let client = client.clone();
+//!             let url = search_url.clone();
 //!             async move {
-//!                 let mut req = http::Request::get("http://search.internal/query?q=refund");
+//!                 let mut req = http::Request::get(url);
 //!                 if let Some(deadline) = attempt.deadline {
 //!                     req = req.header(DEADLINE_HEADER, deadline.header_value());
 //!                 }
@@ -160,11 +175,17 @@
 //!         },
 //!     )
 //!     .await;
-//! match out.result {
-//!     Ok(hits) => println!("{} bytes of hits", hits.len()),
+//! match &out.result {
+//!     Ok(hits) => println!("{}", String::from_utf8_lossy(hits)),
 //!     // Not normal: tell the caller, in the policy's words.
 //!     Err(e) => println!("{e}: {:?} {:?}", out.status, out.user_message),
 //! }
+//! // The conservative default gives each dependency call at most 10 s.
+//! let hits = out.result.unwrap();
+//! assert!(hits.starts_with(b"hits within "), "{hits:?}");
+//! let ms: u64 = std::str::from_utf8(&hits[12..hits.len() - 3]).unwrap().parse().unwrap();
+//! assert!(ms <= 10_000);
+//! assert_eq!(out.status, shared::policy::DegradedStatus::Normal);
 //! # }
 //! ```
 #![forbid(unsafe_code)]

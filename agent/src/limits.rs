@@ -8,72 +8,206 @@
 //! while their results are still pending; a call that cannot reserve is
 //! refused and never sent.
 //!
+//! Every bucket and window is one atomic word changed by one
+//! compare-and-swap, so concurrent calls never wait on each other's locks:
+//! a bucket is kept as a GCRA (the time at which it would be full again),
+//! a spend window as its day and amount packed together.
+//!
 //! The day is counted in 24-hour windows from the agent's start on tokio's
 //! clock, not calendar days, so that it behaves on a paused clock; the
 //! control plane's daily reports are the calendar view.
 
 use shared::policy::RateLimit;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::time::Instant;
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// A token bucket with fractional refill.
-#[derive(Debug)]
+/// The day (from the limiters' start) of `t` nanoseconds.
+fn day_of(t: u64) -> u64 {
+    t / DAY.as_nanos() as u64
+}
+
+/// `x` rounded up, by hand rather than with `f64::ceil` (a call into libm
+/// on the hot path).
+fn ceil(x: f64) -> u64 {
+    let floor = x as u64;
+    floor.saturating_add(u64::from((floor as f64) < x))
+}
+
+/// A bucket's shape in time: what one token costs and how much debt the
+/// burst allows, both in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Rate {
+    ns_per_token: f64,
+    tolerance_ns: u64,
+}
+
+impl Rate {
+    /// A bucket of `capacity` tokens refilled at `per_second`.
+    pub(crate) fn new(capacity: f64, per_second: f64) -> Rate {
+        // A bucket that never refills still gives its burst once: its
+        // refill is made so slow that it never comes, without overflowing.
+        let slowest = (1u64 << 62) as f64 / capacity.max(1.0);
+        let ns_per_token = if per_second > 0.0 {
+            (1e9 / per_second).min(slowest)
+        } else {
+            slowest
+        };
+        Rate {
+            ns_per_token,
+            // Rounded up like a take's cost, so a full bucket always gives
+            // its whole capacity at once.
+            tolerance_ns: ceil(capacity.max(0.0) * ns_per_token),
+        }
+    }
+
+    /// The request rate `limit`.
+    pub(crate) fn of_requests(limit: &RateLimit) -> Rate {
+        Rate::new(f64::from(limit.burst.max(1)), f64::from(limit.per_second))
+    }
+
+    /// A tokens-per-minute budget: a minute's tokens, refilled over a minute.
+    pub(crate) fn of_tokens(per_minute: u64) -> Rate {
+        Rate::new(per_minute as f64, per_minute as f64 / 60.0)
+    }
+
+    /// What taking `amount` costs, rounded up, so rounding never hands out
+    /// more than the rate.
+    fn cost_up(&self, amount: u64) -> u64 {
+        ceil(amount as f64 * self.ns_per_token)
+    }
+
+    /// What giving `amount` back returns, rounded down.
+    fn cost_down(&self, amount: u64) -> u64 {
+        (amount as f64 * self.ns_per_token) as u64
+    }
+}
+
+/// A token bucket, kept as the generic cell rate algorithm: one word, the
+/// time (in nanoseconds from its [`Limiters`]' epoch) at which the bucket
+/// would be full again; 0, a time long past, is full. Taking moves that time forward by the tokens' cost and
+/// is refused when it would run further ahead of now than the burst
+/// allows; refill is the clock catching up, so nothing is computed for it.
+#[derive(Debug, Default)]
 pub struct Bucket {
-    available: f64,
-    last: Instant,
+    full_at: AtomicU64,
 }
 
 impl Bucket {
-    fn new(capacity: f64) -> Bucket {
-        Bucket {
-            available: capacity,
-            last: Instant::now(),
+    fn update(&self, mut f: impl FnMut(u64) -> Option<u64>) -> bool {
+        self.full_at
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, &mut f)
+            .is_ok()
+    }
+
+    /// Takes `amount` at `t` (see [`Limiters::ticks`]) if the bucket holds
+    /// that much.
+    pub(crate) fn take(&self, t: u64, amount: u64, rate: Rate) -> bool {
+        let cost = rate.cost_up(amount);
+        self.update(|full_at| {
+            let next = full_at.max(t).saturating_add(cost);
+            (next - t <= rate.tolerance_ns).then_some(next)
+        })
+    }
+
+    /// Gives back `give` tokens and charges `charge` more: the difference
+    /// between a reservation and the actual use. A give-back never fills
+    /// the bucket past its capacity; a charge can take it below zero, and
+    /// the overrun is paid back by refusing later calls.
+    fn adjust(&self, t: u64, give: u64, charge: u64, rate: Rate) {
+        if give == charge {
+            return;
         }
-    }
-
-    fn refill(&mut self, now: Instant, capacity: f64, per_second: f64) {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.available = (self.available + elapsed * per_second).min(capacity);
-    }
-
-    /// Takes `amount` if the bucket holds that much.
-    fn take(&mut self, now: Instant, amount: f64, capacity: f64, per_second: f64) -> bool {
-        self.refill(now, capacity, per_second);
-        if self.available >= amount {
-            self.available -= amount;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Gives back (or, negative, charges) the difference between a
-    /// reservation and the actual use. A charge can take the bucket below
-    /// zero: the overrun is paid back by refusing later calls.
-    fn adjust(&mut self, now: Instant, delta: f64, capacity: f64, per_second: f64) {
-        self.refill(now, capacity, per_second);
-        self.available = (self.available + delta).min(capacity);
+        let (give, charge) = (rate.cost_down(give), rate.cost_up(charge));
+        // Any time at or before now means full, and every step starts from
+        // max(full_at, now), so a give-back past full is simply lost.
+        self.update(|full_at| Some(full_at.max(t).saturating_add(charge).saturating_sub(give)));
     }
 }
 
+/// Bits of a spend window's word that hold its day; the rest hold the
+/// amount. 4096 days is longer than any process runs.
+const DAY_BITS: u32 = 12;
+const AMOUNT_BITS: u32 = 64 - DAY_BITS;
+/// The largest amount a window holds, about 4.5 billion dollars in
+/// micro-dollars; larger limits act as this one.
+const MAX_AMOUNT: u64 = (1 << AMOUNT_BITS) - 1;
+
+fn pack(day: u64, amount: u64) -> u64 {
+    ((day & ((1 << DAY_BITS) - 1)) << AMOUNT_BITS) | amount.min(MAX_AMOUNT)
+}
+
+fn unpack(word: u64) -> (u64, u64) {
+    (word >> AMOUNT_BITS, word & MAX_AMOUNT)
+}
+
+/// A tenant's spend today: what is spent plus what calls in flight have
+/// reserved, which is all a limit needs to be checked against, in one word
+/// with its day.
 #[derive(Debug, Default)]
-struct CostWindow {
-    window: u64,
-    spent: u64,
-    reserved: u64,
+pub struct CostWindow {
+    word: AtomicU64,
+}
+
+impl CostWindow {
+    fn amount_on(&self, day: u64) -> u64 {
+        match unpack(self.word.load(Ordering::Relaxed)) {
+            (d, amount) if d == day & ((1 << DAY_BITS) - 1) => amount,
+            _ => 0,
+        }
+    }
+
+    /// Reserves `estimate` within `limit` on `day`.
+    fn reserve(&self, day: u64, limit: u64, estimate: u64) -> bool {
+        let limit = limit.min(MAX_AMOUNT);
+        let today = day & ((1 << DAY_BITS) - 1);
+        self.word
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+                let (d, amount) = unpack(w);
+                let amount = if d == today { amount } else { 0 };
+                // Refused once the budget is spent, even for a zero
+                // estimate: an unknown cost is not a free one.
+                (amount < limit && amount.saturating_add(estimate) <= limit)
+                    .then(|| pack(day, amount + estimate))
+            })
+            .is_ok()
+    }
+
+    /// Replaces the estimate reserved on `reserved_day` with the spend,
+    /// now on `day`. Spend lands in the current window even if the call
+    /// straddled a boundary: it was spent now.
+    fn settle(&self, reserved_day: u64, day: u64, estimate: u64, spent: u64) {
+        if reserved_day == day && estimate == spent {
+            return;
+        }
+        let today = day & ((1 << DAY_BITS) - 1);
+        let _ = self
+            .word
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+                let (d, amount) = unpack(w);
+                let amount = if d != today {
+                    spent
+                } else if reserved_day == day {
+                    amount.saturating_sub(estimate).saturating_add(spent)
+                } else {
+                    amount.saturating_add(spent)
+                };
+                Some(pack(day, amount))
+            });
+    }
 }
 
 /// The buckets and windows, keyed by what they limit.
 #[derive(Debug)]
 pub struct Limiters {
     epoch: Instant,
-    buckets: RwLock<HashMap<String, Arc<Mutex<Bucket>>>>,
-    costs: RwLock<HashMap<String, Arc<Mutex<CostWindow>>>>,
+    buckets: RwLock<HashMap<String, Arc<Bucket>>>,
+    costs: RwLock<HashMap<String, Arc<CostWindow>>>,
 }
 
 impl Default for Limiters {
@@ -82,40 +216,101 @@ impl Default for Limiters {
     }
 }
 
-fn get_or_make<V>(
-    map: &RwLock<HashMap<String, Arc<Mutex<V>>>>,
-    key: &str,
-    make: impl FnOnce() -> V,
-) -> Arc<Mutex<V>> {
+fn get_or_make<V: Default>(map: &RwLock<HashMap<String, Arc<V>>>, key: &str) -> Arc<V> {
     if let Some(v) = map.read().unwrap_or_else(|e| e.into_inner()).get(key) {
         return v.clone();
     }
     map.write()
         .unwrap_or_else(|e| e.into_inner())
         .entry(key.to_owned())
-        .or_insert_with(|| Arc::new(Mutex::new(make())))
+        .or_default()
         .clone()
 }
 
-/// Tokens taken from one bucket: the bucket, the amount, its capacity and
-/// its rate per second.
-type TokenHold = (Arc<Mutex<Bucket>>, f64, f64, f64);
+/// A usage reservation on buckets and a window held as `B` and `C` (owned
+/// `Arc`s, or references to handles the caller keeps for the call).
+#[derive(Debug)]
+pub(crate) struct Hold<B, C> {
+    // The service's and the dependency's budgets: a call reserves from at
+    // most these two.
+    tokens: [Option<(B, Rate)>; 2],
+    amount: u64,
+    cost: Option<(C, u64, u64)>,
+}
+
+impl<B, C> Default for Hold<B, C> {
+    fn default() -> Self {
+        Hold {
+            tokens: [None, None],
+            amount: 0,
+            cost: None,
+        }
+    }
+}
+
+impl<B: Deref<Target = Bucket>, C: Deref<Target = CostWindow>> Hold<B, C> {
+    /// Replaces the estimates with the actual use. An unsettled hold (its
+    /// call was cancelled) leaves its estimates spent, since the provider
+    /// may well have done the work: dropping it does nothing.
+    pub(crate) fn settle_at(self, t: u64, tokens: u64, cost: u64) {
+        for (bucket, rate) in self.tokens.into_iter().flatten() {
+            bucket.adjust(t, self.amount, tokens, rate);
+        }
+        if let Some((w, day, reserved)) = self.cost {
+            w.settle(day, day_of(t), reserved, cost);
+        }
+    }
+
+    /// Reserves `tokens` from each budget and `cost` (the window, its limit
+    /// and the estimate) all or nothing.
+    pub(crate) fn reserve(
+        t: u64,
+        budgets: impl IntoIterator<Item = (B, Rate)>,
+        tokens: u64,
+        cost: Option<(C, u64, u64)>,
+    ) -> Result<Hold<B, C>, BudgetRefusal> {
+        let mut hold = Hold {
+            amount: tokens,
+            ..Hold::default()
+        };
+        if tokens > 0 {
+            for (i, (bucket, rate)) in budgets.into_iter().enumerate() {
+                if !bucket.take(t, tokens, rate) {
+                    // Give back what the earlier budgets reserved.
+                    hold.settle_at(t, 0, 0);
+                    return Err(BudgetRefusal::Tokens);
+                }
+                // Callers pass at most two budgets: the service's and the
+                // dependency's.
+                if let Some(slot) = hold.tokens.get_mut(i) {
+                    *slot = Some((bucket, rate));
+                }
+            }
+        }
+        if let Some((w, limit, estimate)) = cost {
+            let day = day_of(t);
+            if !w.reserve(day, limit, estimate) {
+                hold.settle_at(t, 0, 0);
+                return Err(BudgetRefusal::Cost);
+            }
+            hold.cost = Some((w, day, estimate));
+        }
+        Ok(hold)
+    }
+}
 
 /// A usage reservation, settled when the actual use is known.
 #[derive(Debug, Default)]
 pub struct Reservation {
-    // The service's and the dependency's budgets fit inline; a call should
-    // not allocate to reserve.
-    tokens: [Option<TokenHold>; 2],
-    more_tokens: Vec<TokenHold>,
-    cost: Option<(Arc<Mutex<CostWindow>>, u64, u64)>,
+    hold: Hold<Arc<Bucket>, Arc<CostWindow>>,
+    limiters: Option<Arc<Limiters>>,
 }
 
 impl Reservation {
-    fn hold(&mut self, hold: TokenHold) {
-        match self.tokens.iter_mut().find(|t| t.is_none()) {
-            Some(free) => *free = Some(hold),
-            None => self.more_tokens.push(hold),
+    pub(crate) fn new(hold: Hold<Arc<Bucket>, Arc<CostWindow>>, limiters: Arc<Limiters>) -> Self {
+        Reservation {
+            hold,
+            limiters: Some(limiters),
         }
     }
 
@@ -125,40 +320,11 @@ impl Reservation {
     }
 
     /// [`Reservation::settle`] with the time already read.
-    pub(crate) fn settle_at(mut self, now: Instant, tokens: u64, cost_usd_micros: u64) {
-        let held = self.tokens.iter_mut().filter_map(Option::take);
-        for (bucket, reserved, capacity, rate) in held.chain(self.more_tokens.drain(..)) {
-            let delta = reserved - tokens as f64;
-            lock(&bucket).adjust(now, delta, capacity, rate);
-        }
-        if let Some((w, window, reserved)) = self.cost.take() {
-            let mut w = lock(&w);
-            if w.window == window {
-                w.reserved = w.reserved.saturating_sub(reserved);
-            }
-            // Spend lands in the current window even if the call straddled
-            // a boundary: it was spent now.
-            w.spent = w.spent.saturating_add(cost_usd_micros);
+    pub(crate) fn settle_at(self, now: Instant, tokens: u64, cost_usd_micros: u64) {
+        if let Some(l) = &self.limiters {
+            self.hold.settle_at(l.ticks(now), tokens, cost_usd_micros);
         }
     }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        // Unsettled (the call was cancelled): the estimate stands as spent,
-        // since the provider may well have done the work.
-        if let Some((w, window, reserved)) = self.cost.take() {
-            let mut w = lock(&w);
-            if w.window == window {
-                w.reserved = w.reserved.saturating_sub(reserved);
-                w.spent = w.spent.saturating_add(reserved);
-            }
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Which budget refused a reservation.
@@ -182,94 +348,46 @@ impl Limiters {
 
     /// Takes one request from the bucket `key` limited by `limit`.
     pub fn try_request(&self, key: &str, limit: &RateLimit) -> bool {
-        let b = self.request_bucket(key, limit);
-        Limiters::take_request(&b, limit, Instant::now())
+        let b = self.bucket(key);
+        b.take(self.ticks(Instant::now()), 1, Rate::of_requests(limit))
     }
 
-    /// The bucket `key` of a request rate, made full on first use. The
-    /// guard resolves it once per dependency and keeps it.
-    pub(crate) fn request_bucket(&self, key: &str, limit: &RateLimit) -> Arc<Mutex<Bucket>> {
-        let capacity = f64::from(limit.burst.max(1));
-        get_or_make(&self.buckets, key, || Bucket::new(capacity))
+    /// The bucket `key`, made full on first use. The guard resolves it once
+    /// per dependency and keeps it.
+    pub(crate) fn bucket(&self, key: &str) -> Arc<Bucket> {
+        get_or_make(&self.buckets, key)
     }
 
-    /// The bucket `key` of a tokens-per-minute budget, made full on first
-    /// use.
-    pub(crate) fn token_bucket(&self, key: &str, per_minute: u64) -> Arc<Mutex<Bucket>> {
-        get_or_make(&self.buckets, key, || Bucket::new(per_minute as f64))
+    /// The spend window of `tenant`, made on first use.
+    pub(crate) fn cost_window(&self, tenant: &str) -> Arc<CostWindow> {
+        get_or_make(&self.costs, tenant)
     }
 
-    /// Takes one request from `bucket`, limited by `limit`, at `now`.
-    pub(crate) fn take_request(bucket: &Mutex<Bucket>, limit: &RateLimit, now: Instant) -> bool {
-        let capacity = f64::from(limit.burst.max(1));
-        let rate = f64::from(limit.per_second);
-        lock(bucket).take(now, 1.0, capacity, rate)
+    /// Nanoseconds from this limiter's start to `now`: the time every
+    /// bucket and window of it is kept in, so a call reads it once.
+    pub(crate) fn ticks(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_nanos() as u64
     }
 
     fn day(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.epoch).as_secs() / DAY.as_secs()
+        day_of(self.ticks(now))
     }
 
-    /// Reserves `tokens` from each `(key, per_minute)` budget and `cost`
-    /// from the tenant's daily `limit`, all or nothing.
+    /// Reserves `tokens` from each `(key, per_minute)` budget (at most two)
+    /// and `cost` from the tenant's daily `limit`, all or nothing.
     pub fn reserve(
-        &self,
+        self: &Arc<Self>,
         token_budgets: &[(&str, u64)],
         tokens: u64,
         cost: Option<(&str, u64, u64)>,
     ) -> Result<Reservation, BudgetRefusal> {
         let buckets = token_budgets
             .iter()
-            .map(|(key, per_minute)| (self.token_bucket(key, *per_minute), *per_minute));
-        self.reserve_at(Instant::now(), buckets, tokens, cost)
-    }
-
-    /// [`Limiters::reserve`] from buckets already resolved (they are only
-    /// read when `tokens` is not zero), at `now`.
-    pub(crate) fn reserve_at(
-        &self,
-        now: Instant,
-        token_budgets: impl IntoIterator<Item = (Arc<Mutex<Bucket>>, u64)>,
-        tokens: u64,
-        cost: Option<(&str, u64, u64)>,
-    ) -> Result<Reservation, BudgetRefusal> {
-        let mut r = Reservation::default();
-        if tokens > 0 {
-            for (b, per_minute) in token_budgets {
-                let capacity = per_minute as f64;
-                let rate = capacity / 60.0;
-                if !lock(&b).take(now, tokens as f64, capacity, rate) {
-                    // Give back what the earlier budgets reserved.
-                    r.settle_at(now, 0, 0);
-                    return Err(BudgetRefusal::Tokens);
-                }
-                r.hold((b, tokens as f64, capacity, rate));
-            }
-        }
-        if let Some((tenant, limit, estimate)) = cost {
-            let day = self.day(now);
-            let w = get_or_make(&self.costs, tenant, CostWindow::default);
-            let mut g = lock(&w);
-            if g.window != day {
-                *g = CostWindow {
-                    window: day,
-                    ..CostWindow::default()
-                };
-            }
-            // Refused once the budget is spent, even for a zero estimate:
-            // an unknown cost is not a free one.
-            if g.spent.saturating_add(g.reserved) >= limit
-                || g.spent.saturating_add(g.reserved).saturating_add(estimate) > limit
-            {
-                drop(g);
-                r.settle_at(now, 0, 0);
-                return Err(BudgetRefusal::Cost);
-            }
-            g.reserved += estimate;
-            drop(g);
-            r.cost = Some((w, day, estimate));
-        }
-        Ok(r)
+            .map(|(key, per_minute)| (self.bucket(key), Rate::of_tokens(*per_minute)));
+        let cost =
+            cost.map(|(tenant, limit, estimate)| (self.cost_window(tenant), limit, estimate));
+        let hold = Hold::reserve(self.ticks(Instant::now()), buckets, tokens, cost)?;
+        Ok(Reservation::new(hold, self.clone()))
     }
 
     /// The share of `limit` that `tenant` has spent or reserved today, in
@@ -288,11 +406,7 @@ impl Limiters {
         else {
             return 0;
         };
-        let g = lock(&w);
-        if g.window != day {
-            return 0;
-        }
-        g.spent.saturating_add(g.reserved).saturating_mul(100) / limit
+        w.amount_on(day).saturating_mul(100) / limit.min(MAX_AMOUNT)
     }
 }
 
@@ -314,7 +428,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn concurrent_reservations_cannot_overshoot_the_daily_cost() {
-        let l = Limiters::new();
+        let l = Arc::new(Limiters::new());
         let a = l.reserve(&[], 0, Some(("t", 100, 60))).unwrap();
         assert_eq!(
             l.reserve(&[], 0, Some(("t", 100, 60))).unwrap_err(),
@@ -328,10 +442,113 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn settling_gives_back_unused_tokens() {
-        let l = Limiters::new();
+        let l = Arc::new(Limiters::new());
         let r = l.reserve(&[("svc", 1000)], 800, None).unwrap();
         assert!(l.reserve(&[("svc", 1000)], 800, None).is_err());
         r.settle(100, 0);
         assert!(l.reserve(&[("svc", 1000)], 800, None).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_give_back_never_fills_past_capacity_and_a_charge_goes_below_zero() {
+        let l = Arc::new(Limiters::new());
+        // Reserve 100, use none: the bucket is full again, not 1100.
+        l.reserve(&[("b", 1000)], 100, None).unwrap().settle(0, 0);
+        assert!(l.reserve(&[("b", 1000)], 1001, None).is_err());
+        // Reserve 10, use 1500: 500 in debt, paid back by the refill.
+        l.reserve(&[("b", 1000)], 10, None).unwrap().settle(1500, 0);
+        assert!(l.reserve(&[("b", 1000)], 1, None).is_err());
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(
+            l.reserve(&[("b", 1000)], 1, None).is_err(),
+            "500 refilled pays the debt"
+        );
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(l.reserve(&[("b", 1000)], 90, None).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_day_starts_a_fresh_window_and_late_spend_lands_in_it() {
+        let l = Arc::new(Limiters::new());
+        let r = l.reserve(&[], 0, Some(("t", 100, 80))).unwrap();
+        tokio::time::advance(DAY).await;
+        assert_eq!(l.cost_percent("t", 100), 0);
+        r.settle(0, 30);
+        assert_eq!(l.cost_percent("t", 100), 30);
+    }
+
+    #[test]
+    fn concurrent_takers_never_get_more_than_the_burst_plus_the_refill() {
+        for per_second in [0.0, 1_000.0, 1e9] {
+            let bucket = Bucket::default();
+            let limiters = Limiters::new();
+            let rate = Rate::new(100.0, per_second);
+            let started = std::time::Instant::now();
+            let granted: usize = std::thread::scope(|s| {
+                let takers: Vec<_> = (0..4)
+                    .map(|_| {
+                        s.spawn(|| {
+                            (0..20_000)
+                                .filter(|_| bucket.take(limiters.ticks(Instant::now()), 1, rate))
+                                .count()
+                        })
+                    })
+                    .collect();
+                takers.into_iter().map(|t| t.join().unwrap()).sum()
+            });
+            let refill = started.elapsed().as_secs_f64() * per_second;
+            assert!(
+                granted as f64 <= 100.0 + refill + 1.0,
+                "{granted} granted at {per_second}/s, at most {}",
+                100.0 + refill
+            );
+            assert!(granted >= 100, "the burst is there to take");
+            if per_second == 0.0 {
+                assert_eq!(granted, 100, "no refill: exactly the burst");
+            }
+        }
+    }
+
+    #[test]
+    fn concurrent_reservations_never_exceed_the_daily_limit() {
+        let w = CostWindow::default();
+        let granted: u64 = std::thread::scope(|s| {
+            let callers: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| (0..1_000).filter(|_| w.reserve(0, 10_007, 7)).count() as u64))
+                .collect();
+            callers.into_iter().map(|c| c.join().unwrap()).sum()
+        });
+        assert_eq!(granted, 10_007 / 7);
+        assert_eq!(w.amount_on(0), granted * 7);
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of takes and pauses, a bucket never grants
+        /// more than its capacity plus what its rate refilled, and after a
+        /// full refill time it grants a take of up to its capacity.
+        #[test]
+        fn a_bucket_never_grants_more_than_capacity_plus_refill(
+            capacity in 1u64..5_000,
+            per_second in 0u64..100_000,
+            steps in proptest::collection::vec((0u64..2_000, 1u64..500), 1..200),
+        ) {
+            let bucket = Bucket::default();
+            let rate = Rate::new(capacity as f64, per_second as f64);
+            let mut at = 0u64;
+            let mut granted = 0u64;
+            for (pause_ms, amount) in steps {
+                at += pause_ms * 1_000_000;
+                if bucket.take(at, amount, rate) {
+                    granted += amount;
+                }
+                let elapsed = at as f64 / 1e9;
+                let bound = capacity as f64 + elapsed * per_second as f64;
+                proptest::prop_assert!(granted as f64 <= bound + 0.01, "{granted} > {bound}");
+            }
+            if per_second > 0 {
+                let refill = (capacity as f64 / per_second as f64 + 0.001) * 1e9;
+                proptest::prop_assert!(bucket.take(at + refill as u64, capacity, rate));
+            }
+        }
     }
 }

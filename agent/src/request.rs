@@ -284,7 +284,7 @@ impl CallCount {
     ) -> Option<CallCount> {
         let record = claim_call(req)?;
         stats.call();
-        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        stats.attempt_started();
         Some(CallCount {
             stats: stats.clone(),
             record,
@@ -308,7 +308,7 @@ impl CallCount {
 
 impl Drop for CallCount {
     fn drop(&mut self) {
-        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.stats.attempt_ended();
     }
 }
 

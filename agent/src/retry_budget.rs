@@ -6,8 +6,10 @@
 //! every call of the service, so the bound holds however many callers fail
 //! at once; amplification (attempts over first attempts) is reported.
 
+use crate::telemetry::{OWN_SHARDS, shard_index};
 use shared::policy::RetryBudget as RetryBudgetPolicy;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -18,19 +20,30 @@ const SLOTS: usize = 10;
 /// Fixed point: one retry costs this many units.
 const UNIT: i64 = 1_000;
 
-#[derive(Debug)]
-struct Slots {
-    /// Net units per second-slot: deposits minus withdrawals.
-    net: [i64; SLOTS],
-    /// The absolute second of the slot written last.
-    current: u64,
-}
+/// Bits of a deposit word holding its second; the rest hold the units.
+const ID_BITS: u32 = 24;
+const UNITS_BITS: u32 = 64 - ID_BITS;
+const UNITS_MASK: u64 = (1 << UNITS_BITS) - 1;
+const ID_MASK: u64 = (1 << ID_BITS) - 1;
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Deposits([AtomicU64; SLOTS]);
 
 /// A sliding-window retry budget shared by every guarded call.
+///
+/// Every first attempt deposits, so deposits are lock-free: one atomic
+/// word per second-slot holding the slot's second and its units, added to
+/// with one instruction. Withdrawals (a retry, on the failure path) take a
+/// lock, so that two retries never spend the same unit.
 #[derive(Debug)]
 pub struct RetryBudget {
     epoch: Instant,
-    slots: Mutex<Slots>,
+    /// One set of slots per thread (see [`crate::telemetry`]), so that
+    /// first attempts on different threads never write one cache line.
+    deposits: [Deposits; OWN_SHARDS + 1],
+    /// Units withdrawn per second-slot: (second, units).
+    withdrawals: Mutex<[(u64, i64); SLOTS]>,
 }
 
 impl Default for RetryBudget {
@@ -44,25 +57,13 @@ impl RetryBudget {
     pub fn new() -> RetryBudget {
         RetryBudget {
             epoch: Instant::now(),
-            slots: Mutex::new(Slots {
-                net: [0; SLOTS],
-                current: 0,
-            }),
+            deposits: Default::default(),
+            withdrawals: Mutex::new([(u64::MAX, 0); SLOTS]),
         }
     }
 
-    fn with_slots<R>(&self, now: Instant, f: impl FnOnce(&mut Slots, usize) -> R) -> R {
-        let now = now.saturating_duration_since(self.epoch).as_secs();
-        let mut s = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        // Clear the slots that fell out of the window since the last write.
-        let gap = now.saturating_sub(s.current).min(SLOTS as u64);
-        for i in 1..=gap {
-            let idx = ((s.current + i) % SLOTS as u64) as usize;
-            s.net[idx] = 0;
-        }
-        s.current = now.max(s.current);
-        let idx = (s.current % SLOTS as u64) as usize;
-        f(&mut s, idx)
+    fn second(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_secs()
     }
 
     /// Records a first attempt, which earns `ratio_percent` of a retry.
@@ -72,22 +73,71 @@ impl RetryBudget {
 
     /// [`RetryBudget::deposit`] with the time already read.
     pub(crate) fn deposit_at(&self, now: Instant, policy: &RetryBudgetPolicy) {
-        let units = i64::from(policy.ratio_percent) * UNIT / 100;
-        self.with_slots(now, |s, idx| s.net[idx] += units);
+        let units = u64::from(policy.ratio_percent) * UNIT as u64 / 100;
+        if units == 0 {
+            return;
+        }
+        let second = self.second(now);
+        let (shard, own) = shard_index();
+        let slot = &self.deposits[shard].0[(second % SLOTS as u64) as usize];
+        let id = second & ID_MASK;
+        let word = slot.load(Ordering::Relaxed);
+        let fits = (word & UNITS_MASK) + units <= UNITS_MASK;
+        if own {
+            // Nobody else writes this slot: a plain store.
+            let next = if word >> UNITS_BITS == id && fits {
+                word + units
+            } else if word >> UNITS_BITS == id {
+                word | UNITS_MASK
+            } else {
+                (id << UNITS_BITS) | units
+            };
+            slot.store(next, Ordering::Relaxed);
+            return;
+        }
+        if word >> UNITS_BITS == id && fits {
+            slot.fetch_add(units, Ordering::Relaxed);
+            return;
+        }
+        // A slot left from an earlier second starts afresh; whoever loses
+        // the race adds to the winner's fresh slot.
+        let _ = slot.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+            Some(if w >> UNITS_BITS == id {
+                (w & !UNITS_MASK) | ((w & UNITS_MASK) + units).min(UNITS_MASK)
+            } else {
+                (id << UNITS_BITS) | units
+            })
+        });
     }
 
     /// Takes one retry from the budget, or says there is none left.
     pub fn withdraw(&self, policy: &RetryBudgetPolicy) -> bool {
         let floor = i64::from(policy.min_per_second) * WINDOW.as_secs() as i64 * UNIT;
-        self.with_slots(Instant::now(), |s, idx| {
-            let balance: i64 = s.net.iter().sum::<i64>() + floor;
-            if balance >= UNIT {
-                s.net[idx] -= UNIT;
-                true
-            } else {
-                false
-            }
-        })
+        let second = self.second(Instant::now());
+        let id = second & ID_MASK;
+        let deposited: i64 = self
+            .deposits
+            .iter()
+            .flat_map(|d| &d.0)
+            .map(|w| w.load(Ordering::Relaxed))
+            .filter(|w| id.wrapping_sub(w >> UNITS_BITS) & ID_MASK < SLOTS as u64)
+            .map(|w| (w & UNITS_MASK) as i64)
+            .sum();
+        let mut withdrawn = self.withdrawals.lock().unwrap_or_else(|e| e.into_inner());
+        let spent: i64 = withdrawn
+            .iter()
+            .filter(|(s, _)| second.wrapping_sub(*s) < SLOTS as u64)
+            .map(|(_, u)| *u)
+            .sum();
+        if deposited + floor - spent < UNIT {
+            return false;
+        }
+        let slot = &mut withdrawn[(second % SLOTS as u64) as usize];
+        if slot.0 != second {
+            *slot = (second, 0);
+        }
+        slot.1 += UNIT;
+        true
     }
 }
 

@@ -2,8 +2,10 @@
 //! into sequenced batches about once a second, kept in a bounded ring until
 //! the control plane acknowledges them.
 //!
-//! Recording is a handful of relaxed atomic adds behind a read lock, so it
-//! never blocks a guarded call. The ring holds at most `capacity` sealed
+//! Recording never blocks a guarded call. The counters a successful call
+//! touches are kept per thread: a thread alone on its shard adds with a
+//! plain load and store, so two threads calling at once never write the
+//! same cache line, and the sealer takes differences of running totals. The ring holds at most `capacity` sealed
 //! batches: while the control plane is down the oldest batch is dropped to
 //! make room and the drop is counted on the batch that follows it, so
 //! memory stays bounded and the gap is visible. Each batch keeps its
@@ -16,8 +18,9 @@ use shared::policy::{DegradedStatus, ErrorClass};
 use shared::protocol::{
     BreakerState, BreakerTransition, DependencyTelemetry, LATENCY_BUCKETS_MS, TelemetryBatch,
 };
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -64,11 +67,109 @@ fn bucket_of(latency: Duration) -> usize {
         .unwrap_or(LATENCY_BUCKETS_MS.len() - 1)
 }
 
+/// Threads that get a shard of their own in every [`DependencyStats`];
+/// any further thread shares one more, with atomic adds.
+pub(crate) const OWN_SHARDS: usize = 8;
+
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's number, given on first use and never reused.
+    static THREAD: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// This thread's shard (of `OWN_SHARDS + 1`), and whether it is this
+/// thread's alone: then the thread may add to it with a plain load and
+/// store, since nobody else writes it.
+pub(crate) fn shard_index() -> (usize, bool) {
+    let n = THREAD.with(|t| {
+        let mut n = t.get();
+        if n == usize::MAX {
+            n = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+            t.set(n);
+        }
+        n
+    });
+    if n < OWN_SHARDS {
+        (n, true)
+    } else {
+        (OWN_SHARDS, false)
+    }
+}
+
+/// The counters every successful call touches, one set per thread. A
+/// thread alone on its shard adds with a plain load and store: no
+/// lock-prefixed instruction, and no cache line shared with the other
+/// threads. Only the sealer reads them, as running totals it takes
+/// differences of, so it never resets what a thread is writing.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard {
+    calls: AtomicU64,
+    successes: AtomicU64,
+    tokens: AtomicU64,
+    cost_usd_micros: AtomicU64,
+    latency_sum_ms: AtomicU64,
+    started: AtomicU64,
+    ended: AtomicU64,
+    latency: [AtomicU64; 16],
+}
+
+/// One counter per shard, each on its own cache line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Counter(AtomicU64);
+
+/// A tenant's spend, sharded like [`DependencyStats`]' counters, and what
+/// of it was sealed into batches already.
+#[derive(Debug, Default)]
+pub(crate) struct TenantSpend {
+    shards: [Counter; OWN_SHARDS + 1],
+    sealed: AtomicU64,
+}
+
+impl TenantSpend {
+    /// Spend of a call.
+    pub(crate) fn add(&self, cost_usd_micros: u64) {
+        let (i, own) = shard_index();
+        bump(&self.shards[i].0, cost_usd_micros, own);
+    }
+
+    /// The spend since the last take; only the sealer takes.
+    fn take(&self) -> u64 {
+        let total = self
+            .shards
+            .iter()
+            .fold(0u64, |sum, c| sum.wrapping_add(c.0.load(Ordering::Relaxed)));
+        total.wrapping_sub(self.sealed.swap(total, Ordering::Relaxed))
+    }
+}
+
+/// Running totals of the shards, as of one reading.
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    calls: u64,
+    successes: u64,
+    tokens: u64,
+    cost_usd_micros: u64,
+    latency_sum_ms: u64,
+    latency: [u64; 16],
+}
+
+/// What the sealer remembers between windows.
+#[derive(Debug, Default)]
+struct Sealed {
+    /// The totals when the current window began.
+    at_start: Totals,
+    /// The previous window's latency histogram, for the p95 signal.
+    previous_latency: [u64; 16],
+}
+
 /// One dependency's counters for the current window.
 #[derive(Debug, Default)]
 pub struct DependencyStats {
-    calls: AtomicU64,
-    successes: AtomicU64,
+    shards: [Shard; OWN_SHARDS + 1],
+    sealed: Mutex<Sealed>,
     failures: [AtomicU64; 11],
     timeouts: AtomicU64,
     retries: AtomicU64,
@@ -79,17 +180,20 @@ pub struct DependencyStats {
     shed: AtomicU64,
     degraded: [AtomicU64; 6],
     repairs: AtomicU64,
-    tokens: AtomicU64,
-    cost_usd_micros: AtomicU64,
-    latency: [AtomicU64; 16],
-    previous_latency: [AtomicU64; 16],
-    latency_sum_ms: AtomicU64,
-    /// Calls in flight now: a gauge, never reset.
-    pub(crate) in_flight: AtomicU64,
     /// Calls queued in this dependency's bulkheads now: a gauge.
     pub(crate) queued: AtomicU64,
     fallbacks: Mutex<BTreeMap<String, u64>>,
     transitions: Mutex<Vec<BreakerTransition>>,
+}
+
+/// Adds `n` to a shard's counter: plainly when the shard is this thread's
+/// alone, atomically when it is shared.
+pub(crate) fn bump(c: &AtomicU64, n: u64, own: bool) {
+    if own {
+        c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    } else {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -97,13 +201,71 @@ fn add(c: &AtomicU64, n: u64) {
 }
 
 impl DependencyStats {
+    fn shard(&self) -> (&Shard, bool) {
+        let (i, own) = shard_index();
+        (&self.shards[i], own)
+    }
+
+    fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        for s in &self.shards {
+            t.calls = t.calls.wrapping_add(get(&s.calls));
+            t.successes = t.successes.wrapping_add(get(&s.successes));
+            t.tokens = t.tokens.wrapping_add(get(&s.tokens));
+            t.cost_usd_micros = t.cost_usd_micros.wrapping_add(get(&s.cost_usd_micros));
+            t.latency_sum_ms = t.latency_sum_ms.wrapping_add(get(&s.latency_sum_ms));
+            for (sum, c) in t.latency.iter_mut().zip(&s.latency) {
+                *sum = sum.wrapping_add(get(c));
+            }
+        }
+        t
+    }
+
     /// A first attempt.
     pub fn call(&self) {
-        add(&self.calls, 1);
+        let (s, own) = self.shard();
+        bump(&s.calls, 1, own);
     }
     /// A call that succeeded, possibly after retries.
     pub fn success(&self) {
-        add(&self.successes, 1);
+        let (s, own) = self.shard();
+        bump(&s.successes, 1, own);
+    }
+    /// An attempt sent: the in-flight gauge goes up until
+    /// [`DependencyStats::attempt_ended`].
+    pub(crate) fn attempt_started(&self) {
+        let (s, own) = self.shard();
+        bump(&s.started, 1, own);
+    }
+    /// An attempt answered (on whichever thread it ends).
+    pub(crate) fn attempt_ended(&self) {
+        let (s, own) = self.shard();
+        bump(&s.ended, 1, own);
+    }
+    /// Calls in flight now.
+    pub(crate) fn in_flight(&self) -> u64 {
+        let (mut started, mut ended) = (0u64, 0u64);
+        for s in &self.shards {
+            started = started.wrapping_add(s.started.load(Ordering::Relaxed));
+            ended = ended.wrapping_add(s.ended.load(Ordering::Relaxed));
+        }
+        started.wrapping_sub(ended)
+    }
+    /// The counters a successful call with `latency` and `used` touches,
+    /// at once: one shard lookup.
+    pub(crate) fn succeeded(&self, latency: Duration, tokens: u64, cost_usd_micros: u64) {
+        let (s, own) = self.shard();
+        bump(&s.successes, 1, own);
+        bump(&s.ended, 1, own);
+        bump(&s.latency[bucket_of(latency)], 1, own);
+        bump(&s.latency_sum_ms, latency.as_millis() as u64, own);
+        if tokens > 0 {
+            bump(&s.tokens, tokens, own);
+        }
+        if cost_usd_micros > 0 {
+            bump(&s.cost_usd_micros, cost_usd_micros, own);
+        }
     }
     /// A call that failed for good with `class`.
     pub fn failure(&self, class: ErrorClass) {
@@ -153,13 +315,15 @@ impl DependencyStats {
     }
     /// Usage of a call.
     pub fn usage(&self, tokens: u64, cost_usd_micros: u64) {
-        add(&self.tokens, tokens);
-        add(&self.cost_usd_micros, cost_usd_micros);
+        let (s, own) = self.shard();
+        bump(&s.tokens, tokens, own);
+        bump(&s.cost_usd_micros, cost_usd_micros, own);
     }
     /// The latency of a completed attempt.
     pub fn latency(&self, latency: Duration) {
-        add(&self.latency[bucket_of(latency)], 1);
-        add(&self.latency_sum_ms, latency.as_millis() as u64);
+        let (s, own) = self.shard();
+        bump(&s.latency[bucket_of(latency)], 1, own);
+        bump(&s.latency_sum_ms, latency.as_millis() as u64, own);
     }
     /// A breaker state change.
     pub fn transition(&self, t: BreakerTransition) {
@@ -172,12 +336,12 @@ impl DependencyStats {
     /// The 95th percentile latency over this window and the previous one,
     /// as the upper bound of its histogram bucket; `None` without data.
     pub fn p95_ms(&self) -> Option<u64> {
+        let sealed = self.sealed.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.totals().latency;
         let counts: Vec<u64> = (0..16)
-            .map(|i| {
-                self.latency[i].load(Ordering::Relaxed)
-                    + self.previous_latency[i].load(Ordering::Relaxed)
-            })
+            .map(|i| now[i].wrapping_sub(sealed.at_start.latency[i]) + sealed.previous_latency[i])
             .collect();
+        drop(sealed);
         let total: u64 = counts.iter().sum();
         if total == 0 {
             return None;
@@ -209,19 +373,22 @@ impl DependencyStats {
                 degraded.insert(STATUSES[i], n);
             }
         }
-        let latency_buckets: Vec<u64> = self
+        let mut sealed = self.sealed.lock().unwrap_or_else(|e| e.into_inner());
+        let totals = self.totals();
+        let start = std::mem::replace(&mut sealed.at_start, totals);
+        let latency_buckets: Vec<u64> = totals
             .latency
             .iter()
-            .zip(&self.previous_latency)
-            .map(|(c, p)| {
-                let n = t(c);
-                p.store(n, Ordering::Relaxed);
-                n
-            })
+            .zip(&start.latency)
+            .map(|(now, then)| now.wrapping_sub(*then))
             .collect();
+        for (p, n) in sealed.previous_latency.iter_mut().zip(&latency_buckets) {
+            *p = *n;
+        }
+        drop(sealed);
         DependencyTelemetry {
-            calls: t(&self.calls),
-            successes: t(&self.successes),
+            calls: totals.calls.wrapping_sub(start.calls),
+            successes: totals.successes.wrapping_sub(start.successes),
             failures,
             timeouts: t(&self.timeouts),
             retries: t(&self.retries),
@@ -235,15 +402,15 @@ impl DependencyStats {
             ),
             degraded,
             repairs: t(&self.repairs),
-            tokens: t(&self.tokens),
-            cost_usd_micros: t(&self.cost_usd_micros),
+            tokens: totals.tokens.wrapping_sub(start.tokens),
+            cost_usd_micros: totals.cost_usd_micros.wrapping_sub(start.cost_usd_micros),
             latency_buckets,
-            latency_sum_ms: t(&self.latency_sum_ms),
+            latency_sum_ms: totals.latency_sum_ms.wrapping_sub(start.latency_sum_ms),
             breaker: None,
             breaker_transitions: std::mem::take(
                 &mut *self.transitions.lock().unwrap_or_else(|e| e.into_inner()),
             ),
-            in_flight: self.in_flight.load(Ordering::Relaxed),
+            in_flight: self.in_flight(),
             queued: self.queued.load(Ordering::Relaxed),
         }
     }
@@ -264,7 +431,8 @@ pub struct Recorder {
     wall: WallClock,
     capacity: usize,
     dependencies: RwLock<FxHashMap<String, Arc<DependencyStats>>>,
-    tenant_cost: Mutex<BTreeMap<String, u64>>,
+    /// Spend per tenant; a call keeps its tenant's counter.
+    tenant_cost: RwLock<HashMap<String, Arc<TenantSpend>>>,
     ring: Mutex<Ring>,
 }
 
@@ -280,7 +448,7 @@ impl Recorder {
             wall,
             capacity: capacity.max(1),
             dependencies: RwLock::default(),
-            tenant_cost: Mutex::default(),
+            tenant_cost: RwLock::default(),
             ring: Mutex::new(Ring {
                 batches: VecDeque::new(),
                 next_sequence: 1,
@@ -327,19 +495,31 @@ impl Recorder {
             .cloned()
     }
 
+    /// The spend counter of `tenant` for the current window, made on
+    /// first use.
+    pub(crate) fn tenant_spend(&self, tenant: &str) -> Arc<TenantSpend> {
+        if let Some(c) = self
+            .tenant_cost
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant)
+        {
+            return c.clone();
+        }
+        self.tenant_cost
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(tenant.to_owned())
+            .or_default()
+            .clone()
+    }
+
     /// Spend attributed to a tenant.
     pub fn tenant_cost(&self, tenant: &str, cost_usd_micros: u64) {
         if cost_usd_micros == 0 {
             return;
         }
-        let mut t = self.tenant_cost.lock().unwrap_or_else(|e| e.into_inner());
-        // Allocate the name only for a tenant new to this window.
-        match t.get_mut(tenant) {
-            Some(c) => *c += cost_usd_micros,
-            None => {
-                t.insert(tenant.to_owned(), cost_usd_micros);
-            }
-        }
+        self.tenant_spend(tenant).add(cost_usd_micros);
     }
 
     /// Closes the current window into a batch at the back of the ring,
@@ -362,8 +542,19 @@ impl Recorder {
                 (name.clone(), d)
             })
             .collect();
-        let tenant_cost_usd_micros =
-            std::mem::take(&mut *self.tenant_cost.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut tenant_cost_usd_micros = BTreeMap::new();
+        {
+            let mut tenants = self.tenant_cost.write().unwrap_or_else(|e| e.into_inner());
+            tenants.retain(|tenant, spend| {
+                let n = spend.take();
+                if n > 0 {
+                    tenant_cost_usd_micros.insert(tenant.clone(), n);
+                }
+                // A tenant nobody holds and nothing spent is forgotten, so
+                // the map holds only recent tenants.
+                n > 0 || Arc::strong_count(spend) > 1
+            });
+        }
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         let sequence = ring.next_sequence;
         ring.next_sequence += 1;
@@ -485,5 +676,41 @@ mod tests {
         assert_eq!(s.p95_ms(), Some(5));
         s.latency(Duration::from_millis(3_000));
         assert_eq!(s.p95_ms(), Some(5_000));
+    }
+
+    #[test]
+    fn counts_from_many_threads_add_up_in_the_batch() {
+        let r = Recorder::new("i-1", WallClock::anchored_at(0), 10);
+        let s = r.dependency("model");
+        // More threads than shards of their own: some share one.
+        std::thread::scope(|scope| {
+            for _ in 0..(OWN_SHARDS + 4) {
+                scope.spawn(|| {
+                    for _ in 0..1_000 {
+                        s.call();
+                        s.attempt_started();
+                        s.succeeded(Duration::from_millis(3), 2, 1);
+                    }
+                });
+            }
+        });
+        let threads = (OWN_SHARDS + 4) as u64;
+        r.seal(None, &|_| None);
+        let m = &r.next_batch().unwrap().dependencies["model"];
+        assert_eq!((m.calls, m.successes), (threads * 1_000, threads * 1_000));
+        assert_eq!(
+            (m.tokens, m.cost_usd_micros),
+            (threads * 2_000, threads * 1_000)
+        );
+        assert_eq!(m.latency_buckets[2], threads * 1_000);
+        assert_eq!(m.in_flight, 0);
+        r.acknowledge(1);
+        s.call();
+        r.seal(None, &|_| None);
+        assert_eq!(
+            r.next_batch().unwrap().dependencies["model"].calls,
+            1,
+            "a window holds its own calls only"
+        );
     }
 }

@@ -27,8 +27,10 @@ pub use error::BreakerOpen;
 pub use future::ResponseFuture;
 pub use layer::{BreakerLayer, BreakerService};
 
+use crate::telemetry::{OWN_SHARDS, shard_index};
 use shared::policy::{BreakerMode, BreakerPolicy, ForcedState};
 use shared::protocol::BreakerState;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -47,7 +49,6 @@ pub type Transition = (Instant, BreakerState, BreakerState);
 #[derive(Debug, Clone, Copy, Default)]
 struct Bucket {
     id: u64,
-    calls: u32,
     failures: u32,
     slow: u32,
 }
@@ -65,13 +66,49 @@ struct Inner {
     forced: ForcedState,
     consecutive: u32,
     buckets: [Bucket; BUCKETS as usize],
+    restart: Option<Restart>,
 }
 
+/// What [`Breaker::mode`] says: the breaker passes every call without
+/// its lock while the policy's forced state agrees.
+const CLOSED: u8 = 0;
+const FORCED_CLOSED: u8 = 1;
+const LOCKED: u8 = 2;
+
 /// One dependency's breaker.
+///
+/// The state machine lives under a lock; the success path of a closed
+/// breaker does not take it. `mode` mirrors whether the breaker is closed
+/// (written under the lock after each change), `streak` mirrors the
+/// consecutive failures, and the calls per window bucket are atomic words
+/// (the bucket's id and its count), so a closed breaker admits a call with
+/// one load and counts a success with one add.
 #[derive(Debug)]
 pub struct Breaker {
     epoch: Instant,
+    mode: AtomicU8,
+    streak: AtomicU32,
+    /// One set of bucket words per thread (see [`crate::telemetry`]), so
+    /// that successes on different threads never write one cache line.
+    calls: [CallWords; OWN_SHARDS + 1],
     inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct CallWords([AtomicU64; BUCKETS as usize]);
+
+/// Where the window restarted: the bucket, and each shard's count in it
+/// then. The words are only ever written by their own threads, so a
+/// restart is remembered rather than written into them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Restart {
+    id: u32,
+    counts: [u64; OWN_SHARDS + 1],
+}
+
+fn word_id(word: u64) -> u32 {
+    (word >> 32) as u32
 }
 
 /// Permission to make one call. A half-open probe that is dropped without
@@ -113,17 +150,135 @@ impl Breaker {
     pub fn new() -> Arc<Breaker> {
         Arc::new(Breaker {
             epoch: Instant::now(),
+            mode: AtomicU8::new(CLOSED),
+            streak: AtomicU32::new(0),
+            calls: Default::default(),
             inner: Mutex::new(Inner {
                 phase: Phase::Closed,
                 forced: ForcedState::None,
                 consecutive: 0,
                 buckets: [Bucket::default(); BUCKETS as usize],
+                restart: None,
             }),
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes the state for the lock-free paths; called under the lock
+    /// after every change.
+    fn publish(&self, inner: &Inner) {
+        let mode = match (inner.forced, inner.phase) {
+            (ForcedState::Closed, _) => FORCED_CLOSED,
+            (ForcedState::None, Phase::Closed) => CLOSED,
+            _ => LOCKED,
+        };
+        self.mode.store(mode, Ordering::Release);
+        self.streak.store(inner.consecutive, Ordering::Relaxed);
+    }
+
+    /// Whether the breaker passes calls without its lock under `policy`.
+    fn passes(&self, policy: &BreakerPolicy) -> bool {
+        matches!(
+            (self.mode.load(Ordering::Acquire), policy.forced),
+            (CLOSED, ForcedState::None) | (FORCED_CLOSED, ForcedState::Closed)
+        )
+    }
+
+    fn bucket_id(&self, now: Instant, window_ms: u64) -> u64 {
+        let bucket_ms = (window_ms / BUCKETS).max(1);
+        now.saturating_duration_since(self.epoch).as_millis() as u64 / bucket_ms
+    }
+
+    /// Counts one call in bucket `id` of the rate window.
+    fn count_call(&self, id: u64) {
+        let (shard, own) = shard_index();
+        let slot = &self.calls[shard].0[(id % BUCKETS) as usize];
+        let id = id as u32;
+        let word = slot.load(Ordering::Relaxed);
+        if own {
+            // Nobody else writes this word: a plain store.
+            let next = if word_id(word) == id {
+                word + 1
+            } else {
+                (u64::from(id) << 32) | 1
+            };
+            slot.store(next, Ordering::Relaxed);
+            return;
+        }
+        if word_id(word) == id {
+            slot.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // The slot still holds an older bucket: start it afresh (whoever
+        // loses the race counts into the winner's bucket).
+        let fresh = (u64::from(id) << 32) | 1;
+        if slot
+            .compare_exchange(word, fresh, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            slot.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The calls counted in the window that ends with bucket `id`, since
+    /// the window last restarted.
+    fn window_calls(&self, inner: &Inner, id: u64) -> u64 {
+        let id = id as u32;
+        let mut calls = 0;
+        for (shard, words) in self.calls.iter().enumerate() {
+            for word in &words.0 {
+                let word = word.load(Ordering::Relaxed);
+                let bucket = word_id(word);
+                if id.wrapping_sub(bucket) >= BUCKETS as u32 {
+                    continue;
+                }
+                let mut n = word & u64::from(u32::MAX);
+                if let Some(r) = &inner.restart {
+                    if bucket == r.id {
+                        n = n.saturating_sub(r.counts[shard]);
+                    } else if r.id.wrapping_sub(bucket) < BUCKETS as u32 {
+                        // Counted before the restart.
+                        continue;
+                    }
+                }
+                calls += n;
+            }
+        }
+        calls
+    }
+
+    /// Starts the counts afresh at `now`.
+    fn reset_window(&self, inner: &mut Inner, now: Instant, policy: &BreakerPolicy) {
+        inner.consecutive = 0;
+        inner.buckets = [Bucket::default(); BUCKETS as usize];
+        inner.restart = match policy.mode {
+            BreakerMode::FailureRate { window_ms, .. } => {
+                let id = self.bucket_id(now, window_ms);
+                let mut r = Restart {
+                    id: id as u32,
+                    ..Restart::default()
+                };
+                for (count, words) in r.counts.iter_mut().zip(&self.calls) {
+                    let word = words.0[(id % BUCKETS) as usize].load(Ordering::Relaxed);
+                    if word_id(word) == r.id {
+                        *count = word & u64::from(u32::MAX);
+                    }
+                }
+                Some(r)
+            }
+            // Consecutive mode counts no calls: every word is stale.
+            BreakerMode::Consecutive { .. } => {
+                for words in &self.calls {
+                    for w in &words.0 {
+                        w.store(0, Ordering::Relaxed);
+                    }
+                }
+                None
+            }
+        };
     }
 
     fn reported(inner: &Inner) -> BreakerState {
@@ -159,6 +314,9 @@ impl Breaker {
         policy: &BreakerPolicy,
         transitions: &mut Vec<Transition>,
     ) -> Result<Ticket, Refused> {
+        if self.passes(policy) {
+            return Ok(Ticket { probe: None });
+        }
         let mut inner = self.lock();
         let before = Breaker::reported(&inner);
         if inner.forced != policy.forced {
@@ -166,8 +324,7 @@ impl Breaker {
             // the override say nothing about the dependency now.
             if policy.forced == ForcedState::None {
                 inner.phase = Phase::Closed;
-                inner.consecutive = 0;
-                inner.buckets = [Bucket::default(); BUCKETS as usize];
+                self.reset_window(&mut inner, now, policy);
             }
             inner.forced = policy.forced;
         }
@@ -201,6 +358,7 @@ impl Breaker {
                 }
             },
         };
+        self.publish(&inner);
         let after = Breaker::reported(&inner);
         if before != after {
             transitions.push((now, before, after));
@@ -229,15 +387,30 @@ impl Breaker {
         transitions: &mut Vec<Transition>,
     ) {
         let was_probe = ticket.probe.take().is_some();
+        let slow = policy
+            .slow_call
+            .as_ref()
+            .is_some_and(|s| outcome.latency >= Duration::from_millis(s.threshold_ms));
+        // A success on a closed breaker cannot trip it: it is counted
+        // without the lock.
+        if !was_probe && !outcome.failed && !slow && self.passes(policy) {
+            match &policy.mode {
+                _ if policy.forced == ForcedState::Closed => return,
+                BreakerMode::Consecutive { .. } if self.streak.load(Ordering::Relaxed) == 0 => {
+                    return;
+                }
+                BreakerMode::FailureRate { window_ms, .. } => {
+                    self.count_call(self.bucket_id(now, *window_ms));
+                    return;
+                }
+                BreakerMode::Consecutive { .. } => {}
+            }
+        }
         let mut inner = self.lock();
         if inner.forced != ForcedState::None {
             return;
         }
         let before = Breaker::reported(&inner);
-        let slow = policy
-            .slow_call
-            .as_ref()
-            .is_some_and(|s| outcome.latency >= Duration::from_millis(s.threshold_ms));
         let cooldown = Duration::from_millis(policy.cooldown_ms);
         match inner.phase {
             Phase::HalfOpen {
@@ -250,8 +423,7 @@ impl Breaker {
                     };
                 } else if succeeded + 1 >= policy.half_open_probes.max(1) {
                     inner.phase = Phase::Closed;
-                    inner.consecutive = 0;
-                    inner.buckets = [Bucket::default(); BUCKETS as usize];
+                    self.reset_window(&mut inner, now, policy);
                 } else {
                     inner.phase = Phase::HalfOpen {
                         admitted: admitted.saturating_sub(1),
@@ -274,9 +446,8 @@ impl Breaker {
                         window_ms,
                         minimum_calls,
                     } => {
-                        let bucket_ms = (window_ms / BUCKETS).max(1);
-                        let id = now.saturating_duration_since(self.epoch).as_millis() as u64
-                            / bucket_ms;
+                        let id = self.bucket_id(now, *window_ms);
+                        self.count_call(id);
                         let b = &mut inner.buckets[(id % BUCKETS) as usize];
                         if b.id != id {
                             *b = Bucket {
@@ -284,12 +455,11 @@ impl Breaker {
                                 ..Bucket::default()
                             };
                         }
-                        b.calls += 1;
                         b.failures += u32::from(outcome.failed);
                         b.slow += u32::from(slow);
-                        let (mut calls, mut failures, mut slows) = (0u64, 0u64, 0u64);
+                        let calls = self.window_calls(&inner, id);
+                        let (mut failures, mut slows) = (0u64, 0u64);
                         for b in inner.buckets.iter().filter(|b| id - b.id < BUCKETS) {
-                            calls += u64::from(b.calls);
                             failures += u64::from(b.failures);
                             slows += u64::from(b.slow);
                         }
@@ -310,6 +480,7 @@ impl Breaker {
             // about the probes.
             _ => {}
         }
+        self.publish(&inner);
         let after = Breaker::reported(&inner);
         if before != after {
             transitions.push((now, before, after));
@@ -437,5 +608,84 @@ mod tests {
             "the dropped probe's slot is free"
         );
         drop(a);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn successes_counted_without_the_lock_still_weigh_in_the_failure_rate() {
+        let mut p = consecutive(0);
+        p.mode = BreakerMode::FailureRate {
+            threshold_percent: 50,
+            window_ms: 10_000,
+            minimum_calls: 20,
+        };
+        let b = Breaker::new();
+        let mut t = Vec::new();
+        let ok = CallOutcome {
+            failed: false,
+            latency: Duration::ZERO,
+        };
+        for outcome in std::iter::repeat_n(ok, 10).chain(std::iter::repeat_n(FAIL, 9)) {
+            let ticket = b.acquire(&p, &mut t).unwrap();
+            b.record(&p, ticket, outcome, &mut t);
+        }
+        assert_eq!(
+            b.state(),
+            BreakerState::Closed,
+            "9 of 19, below the minimum"
+        );
+        let ticket = b.acquire(&p, &mut t).unwrap();
+        b.record(&p, ticket, FAIL, &mut t);
+        assert_eq!(b.state(), BreakerState::Open, "10 of 20 is 50 %");
+        assert!(b.acquire(&p, &mut t).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_after_failures_resets_the_streak() {
+        let p = consecutive(3);
+        let b = Breaker::new();
+        let mut t = Vec::new();
+        let ok = CallOutcome {
+            failed: false,
+            latency: Duration::ZERO,
+        };
+        for outcome in [FAIL, FAIL, ok, FAIL, FAIL] {
+            let ticket = b.acquire(&p, &mut t).unwrap();
+            b.record(&p, ticket, outcome, &mut t);
+        }
+        assert_eq!(b.state(), BreakerState::Closed);
+        let ticket = b.acquire(&p, &mut t).unwrap();
+        b.record(&p, ticket, FAIL, &mut t);
+        assert_eq!(b.state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closing_after_the_probes_starts_the_rate_window_afresh() {
+        let mut p = consecutive(0);
+        p.mode = BreakerMode::FailureRate {
+            threshold_percent: 50,
+            window_ms: 10_000,
+            minimum_calls: 4,
+        };
+        let b = Breaker::new();
+        let mut t = Vec::new();
+        let ok = CallOutcome {
+            failed: false,
+            latency: Duration::ZERO,
+        };
+        let mut feed = |outcomes: &[CallOutcome]| {
+            for o in outcomes {
+                let ticket = b.acquire(&p, &mut t).unwrap();
+                b.record(&p, ticket, *o, &mut t);
+            }
+        };
+        feed(&[ok, ok, ok, FAIL, FAIL, FAIL]);
+        assert_eq!(b.state(), BreakerState::Open, "3 of 6");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        feed(&[ok, ok]);
+        assert_eq!(b.state(), BreakerState::Closed, "both probes passed");
+        // Only what came after the close counts: 3 failures in 5 calls.
+        // The 3 successes before it would have kept it closed (3 of 11).
+        feed(&[FAIL, FAIL, ok, ok, FAIL]);
+        assert_eq!(b.state(), BreakerState::Open);
     }
 }

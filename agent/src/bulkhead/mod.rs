@@ -20,8 +20,8 @@ pub use layer::{BulkheadLayer, BulkheadService};
 use rustc_hash::FxHashMap;
 use shared::policy::Bulkhead;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -64,17 +64,36 @@ impl PartitionLimits {
     }
 }
 
-#[derive(Debug)]
-struct Partition {
-    counts: Mutex<Counts>,
+/// One partition's counts. A slot is taken by a compare-and-swap on
+/// `in_flight` and given back by a decrement, so free slots never wait on
+/// a lock; only a call that has to queue touches `freed`.
+#[derive(Debug, Default)]
+pub(crate) struct Partition {
+    in_flight: AtomicU32,
+    queued: AtomicU32,
     freed: Notify,
-    gauges: Arc<Gauges>,
 }
 
-#[derive(Debug, Default)]
-struct Counts {
-    in_flight: u32,
-    queued: u32,
+impl Partition {
+    /// Takes a slot if fewer than `max` are held.
+    pub(crate) fn try_take(&self, max: u32) -> bool {
+        self.in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn release(&self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        // A waiter counts itself in `queued` before it looks at
+        // `in_flight`, and this looks at `queued` after giving the slot
+        // back (both sequentially consistent), so either the waiter sees
+        // the free slot or this sees the waiter and wakes it.
+        if self.queued.load(Ordering::SeqCst) > 0 {
+            self.freed.notify_one();
+        }
+    }
 }
 
 /// A slot in a partition, given back on drop.
@@ -85,28 +104,44 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut c = self
-            .partition
-            .counts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        c.in_flight = c.in_flight.saturating_sub(1);
-        drop(c);
-        self.partition
-            .gauges
-            .in_flight
-            .fetch_sub(1, Ordering::Relaxed);
-        self.partition.freed.notify_one();
+        self.partition.release();
     }
 }
 
-/// Calls in flight and waiting, across all partitions, for telemetry and
-/// the queue-depth admission signal.
+/// A slot in a partition the holder keeps alive itself (the guard's
+/// per-call handles), given back on drop without touching a reference
+/// count.
+#[derive(Debug)]
+pub(crate) struct SlotIn<'a>(&'a Partition);
+
+impl<'a> SlotIn<'a> {
+    /// The slot just taken in `partition` (by [`Partition::try_take`] or
+    /// [`Bulkheads::wait_in`]).
+    pub(crate) fn new(partition: &'a Partition) -> Self {
+        SlotIn(partition)
+    }
+}
+
+impl Drop for SlotIn<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+/// A slot, owned or borrowed.
+#[derive(Debug)]
+pub(crate) enum Held<'a> {
+    /// Holds its partition.
+    Owned(#[allow(dead_code)] Slot),
+    /// Borrows its partition.
+    In(#[allow(dead_code)] SlotIn<'a>),
+}
+
+/// Calls waiting, across all partitions, for telemetry and the
+/// queue-depth admission signal.
 #[derive(Debug, Default)]
 pub struct Gauges {
-    /// Calls holding a slot.
-    pub in_flight: AtomicU64,
-    /// Calls waiting for one.
+    /// Calls waiting for a slot.
     pub queued: AtomicU64,
 }
 
@@ -119,7 +154,7 @@ type PartitionMap = RwLock<HashMap<Box<str>, Arc<Partition>>>;
 #[derive(Debug, Default)]
 pub struct Bulkheads {
     partitions: RwLock<FxHashMap<Arc<str>, PartitionMap>>,
-    gauges: Arc<Gauges>,
+    gauges: Gauges,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -141,37 +176,25 @@ impl Bulkheads {
         &self.gauges
     }
 
-    fn partition(&self, bulkhead: &Arc<str>, key: &str) -> Arc<Partition> {
+    /// Partition `key` of `bulkhead`, made on first use. The guard keeps
+    /// the ones its calls use.
+    pub(crate) fn partition(&self, bulkhead: &Arc<str>, key: &str) -> Arc<Partition> {
         {
             let tables = read(&self.partitions);
             if let Some(table) = tables.get(&**bulkhead) {
                 if let Some(p) = read(table).get(key) {
                     return p.clone();
                 }
-                return write(table)
-                    .entry(Box::from(key))
-                    .or_insert_with(|| self.new_partition())
-                    .clone();
+                return write(table).entry(Box::from(key)).or_default().clone();
             }
         }
         let mut tables = write(&self.partitions);
         let mut table = write(tables.entry(bulkhead.clone()).or_default());
-        table
-            .entry(Box::from(key))
-            .or_insert_with(|| self.new_partition())
-            .clone()
-    }
-
-    fn new_partition(&self) -> Arc<Partition> {
-        Arc::new(Partition {
-            counts: Mutex::default(),
-            freed: Notify::new(),
-            gauges: self.gauges.clone(),
-        })
+        table.entry(Box::from(key)).or_default().clone()
     }
 
     /// A slot in partition `key` of `bulkhead` if one is free now; never
-    /// waits. The guard tries this first and queues only when it fails.
+    /// waits. The layer tries this first and queues only when it fails.
     pub(crate) fn try_acquire(
         &self,
         bulkhead: &Arc<str>,
@@ -179,14 +202,11 @@ impl Bulkheads {
         limits: PartitionLimits,
     ) -> Option<Slot> {
         let partition = self.partition(bulkhead, key);
-        let mut c = partition.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if c.in_flight >= limits.max_concurrent {
-            return None;
-        }
-        c.in_flight += 1;
-        drop(c);
-        self.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
-        Some(Slot { partition })
+        // Lazily: a `Slot` made and dropped would give back a slot that
+        // was never taken.
+        partition
+            .try_take(limits.max_concurrent)
+            .then(|| Slot { partition })
     }
 
     /// Takes a slot in partition `key` of `bulkhead`, waiting in its queue
@@ -200,23 +220,29 @@ impl Bulkheads {
         deadline: Option<Instant>,
     ) -> Result<Slot, BulkheadRejection> {
         let partition = self.partition(bulkhead, key);
-        let slot = |p: &Arc<Partition>| {
-            self.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
-            Slot {
-                partition: p.clone(),
-            }
-        };
-        {
-            let mut c = partition.counts.lock().unwrap_or_else(|e| e.into_inner());
-            if c.in_flight < limits.max_concurrent {
-                c.in_flight += 1;
-                drop(c);
-                return Ok(slot(&partition));
-            }
-            if c.queued >= limits.max_queued {
-                return Err(BulkheadRejection::Full);
-            }
-            c.queued += 1;
+        self.wait_in(&partition, limits, deadline).await?;
+        Ok(Slot { partition })
+    }
+
+    /// Takes a slot of `partition` (free now, or after a wait in its
+    /// queue); on `Ok` the caller holds it and must give it back.
+    pub(crate) async fn wait_in(
+        &self,
+        partition: &Partition,
+        limits: PartitionLimits,
+        deadline: Option<Instant>,
+    ) -> Result<(), BulkheadRejection> {
+        if partition.try_take(limits.max_concurrent) {
+            return Ok(());
+        }
+        let has_room = partition
+            .queued
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
+                (q < limits.max_queued).then_some(q + 1)
+            })
+            .is_ok();
+        if !has_room {
+            return Err(BulkheadRejection::Full);
         }
         self.gauges.queued.fetch_add(1, Ordering::Relaxed);
         let mut until = Instant::now() + limits.queue_timeout;
@@ -229,35 +255,28 @@ impl Bulkheads {
             // Registered before the check, so a slot freed in between still
             // wakes this waiter.
             notified.as_mut().enable();
-            {
-                let mut c = partition.counts.lock().unwrap_or_else(|e| e.into_inner());
-                if c.in_flight < limits.max_concurrent {
-                    c.in_flight += 1;
-                    c.queued -= 1;
-                    break Ok(());
-                }
+            if partition.try_take(limits.max_concurrent) {
+                break Ok(());
             }
             if tokio::time::timeout_at(until, notified).await.is_err() {
-                let mut c = partition.counts.lock().unwrap_or_else(|e| e.into_inner());
-                c.queued -= 1;
-                let free = c.in_flight < limits.max_concurrent;
-                drop(c);
-                if free {
-                    // This waiter may have swallowed a wake-up meant for a
-                    // slot; pass it on.
-                    partition.freed.notify_one();
-                }
                 break Err(BulkheadRejection::QueueTimeout);
             }
         };
+        partition.queued.fetch_sub(1, Ordering::SeqCst);
+        if result.is_err() && partition.in_flight.load(Ordering::SeqCst) < limits.max_concurrent {
+            // This waiter may have swallowed a wake-up meant for a slot;
+            // pass it on.
+            partition.freed.notify_one();
+        }
         self.gauges.queued.fetch_sub(1, Ordering::Relaxed);
-        result.map(|()| slot(&partition))
+        result
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicU32;
 
     fn limits(c: u32, q: u32, ms: u64) -> PartitionLimits {
         PartitionLimits {
@@ -325,5 +344,56 @@ mod tests {
         );
         assert_eq!(PartitionLimits::of(&bh, "big"), limits(60, 40, 1000));
         assert_eq!(PartitionLimits::of(&bh, "small"), limits(20, 40, 1000));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_calls_never_hold_more_slots_than_the_limit() {
+        let b = Arc::new(Bulkheads::new());
+        let name: Arc<str> = Arc::from("tools");
+        let l = limits(3, 1_000, 60_000);
+        let holding = Arc::new(AtomicU32::new(0));
+        let most = Arc::new(AtomicU32::new(0));
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (b, name, holding, most) =
+                    (b.clone(), name.clone(), holding.clone(), most.clone());
+                tokio::spawn(async move {
+                    for _ in 0..20 {
+                        let slot = b.acquire(&name, "search", l, None).await.unwrap();
+                        let now = holding.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                        holding.fetch_sub(1, Ordering::SeqCst);
+                        drop(slot);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert!(most.load(Ordering::SeqCst) <= 3, "{most:?}");
+        assert_eq!(most.load(Ordering::SeqCst), 3, "the limit was reached");
+        let p = b.partition(&name, "search");
+        assert_eq!(
+            p.in_flight.load(Ordering::SeqCst),
+            0,
+            "every slot came back"
+        );
+        assert_eq!(b.gauges().queued.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_try_gives_back_nothing() {
+        let b = Bulkheads::new();
+        let name: Arc<str> = Arc::from("tools");
+        let l = limits(1, 0, 100);
+        let held = b.try_acquire(&name, "x", l).unwrap();
+        for _ in 0..3 {
+            assert!(b.try_acquire(&name, "x", l).is_none());
+        }
+        assert_eq!(b.partition(&name, "x").in_flight.load(Ordering::SeqCst), 1);
+        drop(held);
+        assert!(b.try_acquire(&name, "x", l).is_some());
     }
 }

@@ -27,12 +27,14 @@ pub use layer::{GuardLayer, GuardService};
 
 use crate::backoff::Backoff;
 use crate::breaker::{Breaker, CallOutcome, Transition};
-use crate::bulkhead::{BulkheadRejection, Bulkheads, PartitionLimits, Slot};
+use crate::bulkhead::{
+    BulkheadRejection, Bulkheads, Held, Partition, PartitionLimits, Slot, SlotIn,
+};
 use crate::clock::WallClock;
 use crate::compiled::{BulkheadRule, CompiledPolicy, DependencyRules, PolicyReceiver};
 use crate::deadline::Deadline;
 use crate::fallback::{FallbackDecision, Resolution, failure_type_of, resolve};
-use crate::limits::{Bucket, BudgetRefusal, Limiters, Reservation};
+use crate::limits::{Bucket, BudgetRefusal, CostWindow, Hold, Limiters, Rate, Reservation};
 use crate::random::{RandomSource, SplitMix64};
 use crate::retry_budget::RetryBudget;
 use crate::telemetry::{DEFAULT_RING_CAPACITY, DependencyStats, Recorder};
@@ -42,11 +44,11 @@ use shared::policy::{
     RetryBudget as RetryBudgetPolicy, RetryPolicy, Signal,
 };
 use shared::protocol::{BreakerState, BreakerTransition};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::task::Poll;
 use tokio::time::Instant;
 
@@ -90,6 +92,141 @@ impl UsageCell {
     }
 }
 
+/// Numbers guards, so that per-thread handles are never taken for
+/// another guard's (an address could be reused, a number is not).
+static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
+
+/// Handles kept per thread: enough for a pipeline that calls a handful of
+/// dependencies in turn.
+const SPARE_HANDLES_PER_THREAD: usize = 8;
+
+thread_local! {
+    /// Handles left by earlier calls on this thread. A call takes its
+    /// dependency's out for its whole length and puts them back at its
+    /// end, so a call that runs while another holds them makes its own.
+    // Boxed, so that a call holds a pointer and its future stays small.
+    #[allow(clippy::vec_box)]
+    static SPARE_HANDLES: RefCell<Vec<Box<Handles>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A usage reservation on a call's handles.
+type HeldUsage<'h> = Hold<&'h Bucket, &'h CostWindow>;
+
+/// Everything a call of one dependency touches, found once and then kept
+/// from call to call on the thread: the policy version (with a receiver of
+/// its own, so that checking for a newer one is a single load), the
+/// dependency's lane, the tenant's spend window and counter, and the
+/// bulkhead partitions with their limits. A call owns them while it runs,
+/// so none of them is looked up, locked or reference-counted on its way.
+#[derive(Debug)]
+struct Handles {
+    guard: u64,
+    /// Whether the policy's sender is gone (the value is final).
+    closed: bool,
+    rx: PolicyReceiver,
+    policy: Arc<CompiledPolicy>,
+    lane: Arc<Lane>,
+    tenant: Option<TenantHandles>,
+    /// One per bulkhead of the dependency, in the policy's order.
+    partitions: Vec<PartitionHandle>,
+    /// Whether `partitions` and `rates` follow `policy` (else they are to
+    /// be found again).
+    partitions_current: bool,
+    /// The shapes of the dependency's request rate and token budget and of
+    /// the service's token budget under `policy`.
+    rates: [Option<Rate>; 3],
+}
+
+#[derive(Debug)]
+struct TenantHandles {
+    name: Box<str>,
+    cost: Arc<CostWindow>,
+    spend: Arc<crate::telemetry::TenantSpend>,
+}
+
+#[derive(Debug)]
+struct PartitionHandle {
+    rule: BulkheadRule,
+    key: Box<str>,
+    partition: Arc<Partition>,
+    limits: PartitionLimits,
+}
+
+impl Handles {
+    /// Points the handles at `call`'s tenant and partition values, looking
+    /// up only what differs from the previous call's.
+    fn update(&mut self, guard: &Guard, call: &Call<'_>) {
+        match (call.tenant, &self.tenant) {
+            (None, _) => self.tenant = None,
+            (Some(t), Some(held)) if *held.name == *t => {}
+            (Some(t), _) => {
+                self.tenant = Some(TenantHandles {
+                    name: Box::from(t),
+                    cost: guard.inner.limiters.cost_window(t),
+                    spend: guard.inner.recorder.tenant_spend(t),
+                });
+            }
+        }
+        if !self.partitions_current {
+            let found = self.policy.dependency(call.dependency);
+            self.rates = [
+                found
+                    .and_then(|r| r.requests.as_ref())
+                    .map(Rate::of_requests),
+                found.and_then(|r| r.tokens_per_minute).map(Rate::of_tokens),
+                self.policy.tokens_per_minute().map(Rate::of_tokens),
+            ];
+            let rules = found.map_or(&[][..], |r| r.bulkheads.as_slice());
+            self.partitions = rules
+                .iter()
+                .map(|rule| PartitionHandle::find(guard, rule.clone(), call))
+                .collect();
+            self.partitions_current = true;
+            return;
+        }
+        for p in &mut self.partitions {
+            if *p.key != *call.partition(p.rule.bulkhead.partition) {
+                *p = PartitionHandle::find(guard, p.rule.clone(), call);
+            }
+        }
+    }
+}
+
+impl PartitionHandle {
+    fn find(guard: &Guard, rule: BulkheadRule, call: &Call<'_>) -> PartitionHandle {
+        let key = call.partition(rule.bulkhead.partition);
+        PartitionHandle {
+            key: Box::from(key),
+            partition: guard.inner.bulkheads.partition(&rule.name, key),
+            limits: PartitionLimits::of(&rule.bulkhead, key),
+            rule,
+        }
+    }
+}
+
+/// Resolves a failure through the fallback matrix; a breaker-open row is
+/// specific, and without one the open breaker is an unavailable
+/// dependency.
+pub(crate) fn resolve_breaker_open(
+    policy: &CompiledPolicy,
+    dependency: &str,
+    failure_type: Option<shared::policy::FailureType>,
+) -> Resolution {
+    let r = resolve(policy, dependency, failure_type);
+    if r.fallback.is_none()
+        && r.fail_closed.is_none()
+        && failure_type == Some(shared::policy::FailureType::BreakerOpen)
+    {
+        resolve(
+            policy,
+            dependency,
+            Some(shared::policy::FailureType::Unavailable),
+        )
+    } else {
+        r
+    }
+}
+
 /// One dependency's share of the guard's state (its counters, request
 /// rate and token buckets, breaker), found by its name once per call
 /// rather than once per pattern. The buckets and the breaker are the same
@@ -98,23 +235,23 @@ impl UsageCell {
 pub(crate) struct Lane {
     name: Box<str>,
     stats: Arc<DependencyStats>,
-    requests: OnceLock<Arc<Mutex<Bucket>>>,
-    tokens: OnceLock<Arc<Mutex<Bucket>>>,
+    requests: OnceLock<Arc<Bucket>>,
+    tokens: OnceLock<Arc<Bucket>>,
     breaker: OnceLock<Arc<Breaker>>,
 }
 
 /// The slots a call holds in its bulkheads, given back on drop. Most
 /// dependencies have one bulkhead: it is held without allocating.
 #[derive(Debug, Default)]
-pub(crate) struct Slots {
-    first: Option<Slot>,
-    rest: Vec<Slot>,
+pub(crate) struct Slots<'a> {
+    first: Option<Held<'a>>,
+    rest: Vec<Held<'a>>,
     /// Whether a slot had to be waited for.
     waited: bool,
 }
 
-impl Slots {
-    fn push(&mut self, slot: Slot) {
+impl<'a> Slots<'a> {
+    fn push(&mut self, slot: Held<'a>) {
         if self.first.is_none() {
             self.first = Some(slot);
         } else {
@@ -322,7 +459,7 @@ pub struct Admitted {
     pub trigger: Option<String>,
     /// The request's deadline.
     pub deadline: Option<Deadline>,
-    _slots: Slots,
+    _slots: Slots<'static>,
 }
 
 /// Why a request was not admitted.
@@ -367,10 +504,12 @@ struct Inner {
     recorder: Arc<Recorder>,
     breakers: RwLock<HashMap<String, Arc<Breaker>>>,
     lanes: RwLock<FxHashMap<Box<str>, Arc<Lane>>>,
+    /// Tells this guard's per-thread handles from another's.
+    id: u64,
     /// The service-wide tokens-per-minute bucket, once made.
-    service_tokens: OnceLock<Arc<Mutex<Bucket>>>,
+    service_tokens: OnceLock<Arc<Bucket>>,
     bulkheads: Bulkheads,
-    limiters: Limiters,
+    limiters: Arc<Limiters>,
     retry_budget: RetryBudget,
     queue_depths: RwLock<HashMap<String, u64>>,
 }
@@ -432,9 +571,10 @@ impl GuardBuilder {
                 recorder: Arc::new(Recorder::new(self.instance_id, wall, self.ring_capacity)),
                 breakers: RwLock::default(),
                 lanes: RwLock::default(),
+                id: NEXT_GUARD.fetch_add(1, Ordering::Relaxed),
                 service_tokens: OnceLock::new(),
                 bulkheads: Bulkheads::new(),
-                limiters: Limiters::new(),
+                limiters: Arc::new(Limiters::new()),
                 retry_budget: RetryBudget::new(),
                 queue_depths: RwLock::default(),
             }),
@@ -812,7 +952,7 @@ impl Guard {
         call: &Call<'_>,
         deadline: Option<Deadline>,
         stats: &DependencyStats,
-    ) -> Result<Slots, BulkheadRejection> {
+    ) -> Result<Slots<'static>, BulkheadRejection> {
         let mut slots = Slots::default();
         for rule in rules {
             let key = call.partition(rule.bulkhead.partition);
@@ -825,7 +965,7 @@ impl Guard {
                         .await?
                 }
             };
-            slots.push(slot);
+            slots.push(Held::Owned(slot));
         }
         Ok(slots)
     }
@@ -855,6 +995,31 @@ impl Guard {
         slot
     }
 
+    /// Takes a slot in each of a call's partitions, kept in `handles`.
+    async fn acquire_partitions<'h>(
+        &self,
+        handles: &'h Handles,
+        deadline: Option<Deadline>,
+        stats: &DependencyStats,
+    ) -> Result<Slots<'h>, BulkheadRejection> {
+        let mut slots = Slots::default();
+        for p in &handles.partitions {
+            if !p.partition.try_take(p.limits.max_concurrent) {
+                slots.waited = true;
+                stats.queued.fetch_add(1, Ordering::Relaxed);
+                let waited = self
+                    .inner
+                    .bulkheads
+                    .wait_in(&p.partition, p.limits, deadline.map(|d| d.instant()))
+                    .await;
+                stats.queued.fetch_sub(1, Ordering::Relaxed);
+                waited?;
+            }
+            slots.push(Held::In(SlotIn::new(&p.partition)));
+        }
+        Ok(slots)
+    }
+
     /// Takes one request from `dependency`'s request rate, if the policy
     /// limits it; counts a refusal.
     pub(crate) fn check_request_rate(
@@ -878,15 +1043,32 @@ impl Guard {
         let Some(limit) = rules.and_then(|r| r.requests.as_ref()) else {
             return true;
         };
-        let bucket = lane.requests.get_or_init(|| {
-            let key = format!("dependency/{}", lane.name);
-            self.inner.limiters.request_bucket(&key, limit)
-        });
-        let ok = Limiters::take_request(bucket, limit, now);
+        let bucket = self.request_bucket(lane);
+        let ok = bucket.take(self.inner.limiters.ticks(now), 1, Rate::of_requests(limit));
         if !ok {
             stats.rate_limited();
         }
         ok
+    }
+
+    fn request_bucket<'l>(&self, lane: &'l Lane) -> &'l Bucket {
+        lane.requests.get_or_init(|| {
+            let key = format!("dependency/{}", lane.name);
+            self.inner.limiters.bucket(&key)
+        })
+    }
+
+    fn token_bucket<'l>(&self, lane: &'l Lane) -> &'l Arc<Bucket> {
+        lane.tokens.get_or_init(|| {
+            let key = format!("tokens/{}", lane.name);
+            self.inner.limiters.bucket(&key)
+        })
+    }
+
+    fn service_token_bucket(&self) -> &Arc<Bucket> {
+        self.inner
+            .service_tokens
+            .get_or_init(|| self.inner.limiters.bucket("tokens"))
     }
 
     /// Reserves `estimate` from the service's and the dependency's token
@@ -902,58 +1084,53 @@ impl Guard {
     ) -> Result<Reservation, BudgetRefusal> {
         let lane = self.lane(dependency);
         let rules = policy.dependency(dependency);
-        self.reserve_in_lane(
-            policy,
-            rules,
-            &lane,
-            tenant,
-            estimate,
-            stats,
-            Instant::now(),
+        let service = policy
+            .tokens_per_minute()
+            .map(|tpm| (self.service_token_bucket().clone(), Rate::of_tokens(tpm)));
+        let own = rules
+            .and_then(|r| r.tokens_per_minute)
+            .map(|tpm| (self.token_bucket(&lane).clone(), Rate::of_tokens(tpm)));
+        let cost = match (tenant, policy.cost_per_tenant_per_day()) {
+            (Some(t), Some(limit)) => Some((
+                self.inner.limiters.cost_window(t),
+                limit,
+                estimate.cost_usd_micros,
+            )),
+            _ => None,
+        };
+        let limiters = &self.inner.limiters;
+        Hold::reserve(
+            limiters.ticks(Instant::now()),
+            service.into_iter().chain(own),
+            estimate.tokens,
+            cost,
         )
+        .map(|hold| Reservation::new(hold, limiters.clone()))
+        .inspect_err(|_| stats.rate_limited())
     }
 
-    /// [`Guard::reserve_usage`] on a lane, at `now`.
-    #[allow(clippy::too_many_arguments)]
-    fn reserve_in_lane(
-        &self,
+    /// [`Guard::reserve_usage`] on a call's handles, at `now`.
+    fn reserve_held<'h>(
+        &'h self,
         policy: &CompiledPolicy,
-        rules: Option<&DependencyRules>,
-        lane: &Lane,
-        tenant: Option<&str>,
+        handles: &'h Handles,
         estimate: Usage,
-        stats: &DependencyStats,
-        now: Instant,
-    ) -> Result<Reservation, BudgetRefusal> {
-        let service = policy.tokens_per_minute().map(|tpm| {
-            let b = self
-                .inner
-                .service_tokens
-                .get_or_init(|| self.inner.limiters.token_bucket("tokens", tpm));
-            (b, tpm)
-        });
-        let own = rules.and_then(|r| r.tokens_per_minute).map(|tpm| {
-            let b = lane.tokens.get_or_init(|| {
-                let key = format!("tokens/{}", lane.name);
-                self.inner.limiters.token_bucket(&key, tpm)
-            });
-            (b, tpm)
-        });
-        let cost = match (tenant, policy.cost_per_tenant_per_day()) {
-            (Some(t), Some(limit)) => Some((t, limit, estimate.cost_usd_micros)),
+        t: u64,
+    ) -> Result<HeldUsage<'h>, BudgetRefusal> {
+        let service = handles.rates[2].map(|rate| (&**self.service_token_bucket(), rate));
+        let own = handles.rates[1].map(|rate| (&**self.token_bucket(&handles.lane), rate));
+        let cost = match (&handles.tenant, policy.cost_per_tenant_per_day()) {
+            (Some(t), Some(limit)) => Some((&*t.cost, limit, estimate.cost_usd_micros)),
             _ => None,
         };
         if service.is_none() && own.is_none() && cost.is_none() {
-            return Ok(Reservation::default());
+            return Ok(Hold::default());
         }
-        let budgets = service
-            .into_iter()
-            .chain(own)
-            .map(|(b, tpm)| (b.clone(), tpm));
-        self.inner
-            .limiters
-            .reserve_at(now, budgets, estimate.tokens, cost)
-            .inspect_err(|_| stats.rate_limited())
+        let refused = Hold::reserve(t, service.into_iter().chain(own), estimate.tokens, cost);
+        if refused.is_err() {
+            handles.lane.stats.rate_limited();
+        }
+        refused
     }
 
     /// Settles a call's reservation with what it used (the estimate when
@@ -987,6 +1164,72 @@ impl Guard {
         }
     }
 
+    /// The handles a call of `call`'s dependency needs under the policy in
+    /// force: this thread's from an earlier call when they are still
+    /// current (the same guard, dependency and policy version), brought up
+    /// to date for the call's tenant and partitions, else made.
+    fn handles(&self, call: &Call<'_>) -> Box<Handles> {
+        let reused = SPARE_HANDLES.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            let i = spare
+                .iter()
+                .position(|h| h.guard == self.inner.id && &*h.lane.name == call.dependency)?;
+            Some(spare.swap_remove(i))
+        });
+        let mut h = match reused {
+            Some(mut h) => {
+                if !h.closed {
+                    match h.rx.has_changed() {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            h.policy = h.rx.borrow_and_update().clone();
+                            h.partitions_current = false;
+                        }
+                        // The sender is gone, so the value it left is
+                        // final: take it once and stop asking.
+                        Err(_) => {
+                            let last = h.rx.borrow().clone();
+                            if !Arc::ptr_eq(&last, &h.policy) {
+                                h.policy = last;
+                                h.partitions_current = false;
+                            }
+                            h.closed = true;
+                        }
+                    }
+                }
+                h
+            }
+            None => {
+                let mut rx = self.inner.policy.clone();
+                let policy = rx.borrow_and_update().clone();
+                Box::new(Handles {
+                    guard: self.inner.id,
+                    closed: false,
+                    rx,
+                    policy,
+                    lane: self.lane(call.dependency),
+                    tenant: None,
+                    partitions: Vec::new(),
+                    partitions_current: false,
+                    rates: [None; 3],
+                })
+            }
+        };
+        h.update(self, call);
+        h
+    }
+
+    /// Keeps `handles` for this thread's next call.
+    fn keep_handles(handles: Box<Handles>) {
+        SPARE_HANDLES.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() >= SPARE_HANDLES_PER_THREAD {
+                spare.remove(0);
+            }
+            spare.push(handles);
+        });
+    }
+
     /// Runs `op` as a guarded call described by `call`.
     ///
     /// `op` is called once per attempt with what the attempt knows (its
@@ -998,10 +1241,12 @@ impl Guard {
         F: FnMut(Attempt) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        // The policy of the whole call: a swap mid-call changes nothing here.
-        let policy = self.policy();
-        let lane = self.lane(call.dependency);
-        let stats = &*lane.stats;
+        // The policy of the whole call, in the handles the call owns until
+        // it ends: a swap mid-call changes nothing here. (One async fn
+        // rather than two: each level of nesting copies the whole future.)
+        let handles = self.handles(&call);
+        let policy = &*handles.policy;
+        let stats = &*handles.lane.stats;
         stats.call();
         let rules = policy.dependency(call.dependency);
         // The clock is read once here and once per attempt's end; every
@@ -1027,9 +1272,9 @@ impl Guard {
         };
         let result = self
             .run(
-                &policy,
+                policy,
                 rules,
-                &lane,
+                &handles,
                 &call,
                 call_deadline,
                 &usage,
@@ -1053,14 +1298,19 @@ impl Guard {
             Usage::default()
         };
         UsageCell::recycle(usage);
-        stats.usage(used.tokens, used.cost_usd_micros);
-        if let Some(t) = call.tenant {
-            self.inner.recorder.tenant_cost(t, used.cost_usd_micros);
+        if let Some(t) = &handles.tenant
+            && used.cost_usd_micros > 0
+        {
+            t.spend.add(used.cost_usd_micros);
         }
-        match result {
-            Ok((value, reservation)) => {
-                reservation.settle_at(end, used.tokens, used.cost_usd_micros);
-                stats.success();
+        let out = match result {
+            Ok((value, reservation, latency)) => {
+                reservation.settle_at(
+                    self.inner.limiters.ticks(end),
+                    used.tokens,
+                    used.cost_usd_micros,
+                );
+                stats.succeeded(latency, used.tokens, used.cost_usd_micros);
                 Guarded {
                     result: Ok(value),
                     status: DegradedStatus::Normal,
@@ -1072,6 +1322,7 @@ impl Guard {
                 }
             }
             Err((failure, reservation)) => {
+                stats.usage(used.tokens, used.cost_usd_micros);
                 // As the retry plan judged it, so that "not retried because
                 // it is a write" and "uncertain" agree.
                 let effect = call
@@ -1079,7 +1330,11 @@ impl Guard {
                     .or_else(|| rules.map(|r| r.effect_of(call.operation)))
                     .unwrap_or(Effect::Read);
                 if let Some(r) = reservation {
-                    r.settle_at(end, used.tokens, used.cost_usd_micros);
+                    r.settle_at(
+                        self.inner.limiters.ticks(end),
+                        used.tokens,
+                        used.cost_usd_micros,
+                    );
                 }
                 let class = failure.error.class();
                 stats.failure(class);
@@ -1093,22 +1348,7 @@ impl Guard {
                     user_message,
                     fallback,
                     fail_closed,
-                } = resolve(&policy, call.dependency, failure_type);
-                // A breaker-open row is specific; without one the open
-                // breaker is an unavailable dependency.
-                let (status, user_message, fallback, fail_closed) = if fallback.is_none()
-                    && fail_closed.is_none()
-                    && failure_type == Some(shared::policy::FailureType::BreakerOpen)
-                {
-                    let r = resolve(
-                        &policy,
-                        call.dependency,
-                        Some(shared::policy::FailureType::Unavailable),
-                    );
-                    (r.status, r.user_message, r.fallback, r.fail_closed)
-                } else {
-                    (status, user_message, fallback, fail_closed)
-                };
+                } = resolve_breaker_open(policy, call.dependency, failure_type);
                 if let Some(f) = &fallback {
                     stats.fallback(&f.row);
                 }
@@ -1123,41 +1363,48 @@ impl Guard {
                     side_effect_uncertain: effect.has_side_effects() && lost_reply,
                 }
             }
-        }
+        };
+        Guard::keep_handles(handles);
+        out
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn run<T, E, F, Fut>(
-        &self,
+    async fn run<'h, T, E, F, Fut>(
+        &'h self,
         policy: &CompiledPolicy,
         rules: Option<&DependencyRules>,
-        lane: &Lane,
+        handles: &'h Handles,
         call: &Call<'_>,
         deadline: Option<Deadline>,
         usage: &Arc<UsageCell>,
         progress: &mut Progress,
         op: &mut F,
-    ) -> Result<(T, Reservation), (Failure<E>, Option<Reservation>)>
+    ) -> Result<(T, HeldUsage<'h>, std::time::Duration), (Failure<E>, Option<HeldUsage<'h>>)>
     where
         E: Classify,
         F: FnMut(Attempt) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
         let fail = |error| Err((Failure { error }, None));
+        let lane = &*handles.lane;
         let stats = &*lane.stats;
         let now = progress.now;
         if deadline.is_some_and(|d| d.instant() <= now) {
             return fail(GuardError::DeadlineExpired);
         }
-        if !self.take_request(rules, lane, stats, now) {
+        // Every bucket and window keeps time in the limiters' ticks: read
+        // once for all of them.
+        let t = self.inner.limiters.ticks(now);
+        if let Some(rate) = handles.rates[0]
+            && !self.request_bucket(lane).take(t, 1, rate)
+        {
+            stats.rate_limited();
             return fail(GuardError::RateLimited);
         }
-        let reservation =
-            match self.reserve_in_lane(policy, rules, lane, call.tenant, call.estimate, stats, now)
-            {
-                Ok(r) => r,
-                Err(refusal) => return fail(GuardError::BudgetExhausted(refusal)),
-            };
+        let reservation = match self.reserve_held(policy, handles, call.estimate, t) {
+            Ok(r) => r,
+            Err(refusal) => return fail(GuardError::BudgetExhausted(refusal)),
+        };
         let mut plan = RetryPlan::start_at(
             self,
             policy,
@@ -1206,26 +1453,21 @@ impl Guard {
                 (None, Some(t)) => Some(Deadline::at(start + t)),
                 (d, None) => d,
             };
-            let slots = match rules {
-                Some(r) if !r.bulkheads.is_empty() => {
-                    match self
-                        .acquire_bulkheads(&r.bulkheads, call, attempt_deadline, stats)
-                        .await
-                    {
-                        Ok(s) => s,
-                        Err(rejection) => {
-                            stats.bulkhead_rejection();
-                            progress.attempts -= 1;
-                            return Err((
-                                Failure {
-                                    error: GuardError::Bulkhead(rejection),
-                                },
-                                Some(reservation),
-                            ));
-                        }
-                    }
+            let slots = match self
+                .acquire_partitions(handles, attempt_deadline, stats)
+                .await
+            {
+                Ok(s) => s,
+                Err(rejection) => {
+                    stats.bulkhead_rejection();
+                    progress.attempts -= 1;
+                    return Err((
+                        Failure {
+                            error: GuardError::Bulkhead(rejection),
+                        },
+                        Some(reservation),
+                    ));
                 }
-                _ => Slots::default(),
             };
             let attempt = Attempt {
                 number: progress.attempts,
@@ -1235,7 +1477,7 @@ impl Guard {
             };
             // Waiting for a bulkhead slot is not the dependency's latency.
             let began = if slots.waited { Instant::now() } else { start };
-            stats.in_flight.fetch_add(1, Ordering::Relaxed);
+            stats.attempt_started();
             let outcome: Result<T, Option<E>> = match attempt_deadline {
                 Some(d) => match until_deadline(d.instant(), op(attempt)).await {
                     Some(r) => r.map_err(Some),
@@ -1243,12 +1485,10 @@ impl Guard {
                 },
                 None => op(attempt).await.map_err(Some),
             };
-            stats.in_flight.fetch_sub(1, Ordering::Relaxed);
             drop(slots);
             let end = Instant::now();
             progress.now = end;
             let latency = end.saturating_duration_since(began);
-            stats.latency(latency);
             let error = match outcome {
                 Ok(value) => {
                     if let (Some(b), Some(p), Some(t)) = (breaker, breaker_policy, ticket) {
@@ -1264,11 +1504,15 @@ impl Guard {
                         );
                         self.record_transitions(stats, &mut transitions);
                     }
-                    return Ok((value, reservation));
+                    // The attempt's end and latency are counted with the
+                    // call's success, in one go.
+                    return Ok((value, reservation, latency));
                 }
                 Err(Some(e)) => GuardError::Dependency(e),
                 Err(None) => GuardError::Timeout,
             };
+            stats.attempt_ended();
+            stats.latency(latency);
             let class = error.class();
             // A timeout or a broken connection says nothing about whether
             // the dependency acted: the request may have arrived.

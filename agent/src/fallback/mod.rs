@@ -6,6 +6,22 @@
 //! reads. Then the first row of the matrix that matches and is allowed is
 //! taken. A row marked not allowed is never taken, and when no allowed row
 //! remains the call fails safe (`refused`), never open.
+//!
+//! [`FallbackLayer`] gives a stack of tower layers the same labels
+//! [`crate::Guard::call`] gives its callers: it sits outermost, and turns
+//! every failure (an error, or a response its classifier calls a failure)
+//! into a [`Degraded`] error that carries the status, the user message, the
+//! fallback to take (never one the policy does not allow) and any
+//! must-fail-closed invariant, resolved under the policy in force when the
+//! call started. A success passes through unchanged: its status is normal.
+
+mod error;
+mod future;
+mod layer;
+
+pub use error::{Degraded, FailedResponse};
+pub use future::ResponseFuture;
+pub use layer::{FallbackLayer, FallbackService};
 
 use crate::compiled::CompiledPolicy;
 use shared::policy::{DegradedStatus, ErrorClass, FailureType, FallbackAction, FallbackRule};
