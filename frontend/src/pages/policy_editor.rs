@@ -3000,6 +3000,80 @@ fn DependencyLimitRow(ed: Ed, dep: String) -> impl IntoView {
 }
 
 // ----- YAML ---------------------------------------------------------------
+//
+// YAML is read and written by the server, through the two server functions
+// below, not in the browser: the YAML parser and emitter were the largest
+// single part of the wasm bundle (about 470 KiB before compression) and only
+// this view needs them. The server runs the very same `Policy::from_yaml`
+// and `to_yaml` that `ballast policy apply` and the REST API use, so the text
+// means the same everywhere. What comes back is the document as JSON, and
+// the browser validates it with `shared`'s own code, as it does for the
+// form. The price is a round trip per edit, and no YAML view without the
+// server; the form works offline as before.
+
+/// What the server made of a YAML text.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum YamlRead {
+    /// The text is a policy: here it is as JSON, and as canonical YAML.
+    Parsed { json: String, tidy: String },
+    /// The text is not a policy: the parse error as a sentence, and the
+    /// path of the field it blames.
+    Invalid {
+        message: String,
+        path: Option<String>,
+    },
+}
+
+/// Only a signed-in user may make the server parse documents.
+#[cfg(feature = "ssr")]
+fn require_user() -> Result<(), ServerFnError> {
+    use axum::http::request::Parts;
+    let signed_in = use_context::<Parts>()
+        .is_some_and(|parts| parts.extensions.get::<shared::api::Me>().is_some());
+    if signed_in {
+        Ok(())
+    } else {
+        Err(ServerFnError::new("your session has ended; sign in again"))
+    }
+}
+
+/// Reads a YAML text as a policy, exactly as the server reads policy files.
+#[server(prefix = "/_ballast/fn", endpoint = "policy_yaml_read")]
+pub async fn read_policy_yaml(text: String) -> Result<YamlRead, ServerFnError> {
+    require_user()?;
+    Ok(match Policy::from_yaml(&text) {
+        Ok(policy) => {
+            let json = serde_json::to_string(&policy).map_err(ServerFnError::new)?;
+            let tidy = policy.to_yaml().map_err(ServerFnError::new)?;
+            YamlRead::Parsed { json, tidy }
+        }
+        Err(e) => YamlRead::Invalid {
+            message: e.to_string(),
+            path: e.path().map(str::to_owned),
+        },
+    })
+}
+
+/// Writes a policy, given as JSON, in canonical YAML.
+#[server(prefix = "/_ballast/fn", endpoint = "policy_yaml_write")]
+pub async fn write_policy_yaml(json: String) -> Result<String, ServerFnError> {
+    require_user()?;
+    let policy = Policy::from_json(&json).map_err(ServerFnError::new)?;
+    policy.to_yaml().map_err(ServerFnError::new)
+}
+
+/// Where the YAML view stands.
+#[derive(Debug, Clone, PartialEq)]
+enum YamlStatus {
+    /// Waiting for the server to write the document out.
+    Rendering,
+    /// The text is the document (or the last good state of it).
+    Parses,
+    /// "Apply and tidy" worked.
+    Applied,
+    /// The text does not parse: the message and the path it blames.
+    Invalid(String, Option<String>),
+}
 
 /// The whole document as YAML. Whenever the text parses, it becomes the
 /// document (so validation follows the typing); when it does not, the parse
@@ -3007,42 +3081,88 @@ fn DependencyLimitRow(ed: Ed, dep: String) -> impl IntoView {
 /// rewrites the text in canonical form.
 #[component]
 fn YamlView(ed: Ed) -> impl IntoView {
-    let render = move || {
-        ed.policy
-            .with_untracked(|p| p.to_yaml().unwrap_or_else(|e| format!("# {e}")))
-    };
-    let text = RwSignal::new(render());
-    let error = RwSignal::new(None::<(String, Option<String>)>);
-    let applied = RwSignal::new(false);
+    let text = RwSignal::new(String::new());
+    let status = RwSignal::new(YamlStatus::Rendering);
     let textarea = NodeRef::<html::Textarea>::new();
-    let take = move |source: &str| match Policy::from_yaml(source) {
-        Ok(policy) => {
-            error.set(None);
-            if ed.policy.with_untracked(|p| *p != policy) {
-                ed.policy.set(policy);
+    // Answers can overtake each other; only the one to the newest request
+    // may change the document.
+    let latest = StoredValue::new(0_u64);
+    let next_request = move || {
+        let generation = latest.get_value() + 1;
+        latest.set_value(generation);
+        generation
+    };
+    let is_latest = move |generation| latest.try_get_value() == Some(generation);
+
+    let generation = next_request();
+    let json = ed
+        .policy
+        .with_untracked(serde_json::to_string)
+        .unwrap_or_default();
+    leptos::task::spawn_local(async move {
+        let answer = write_policy_yaml(json).await;
+        if !is_latest(generation) {
+            return;
+        }
+        match answer {
+            Ok(yaml) => {
+                text.try_set(yaml);
+                status.try_set(YamlStatus::Parses);
             }
-            true
+            Err(e) => {
+                status.try_set(YamlStatus::Invalid(yaml_call_failed(&e), None));
+            }
         }
-        Err(e) => {
-            error.set(Some((e.to_string(), e.path().map(str::to_owned))));
-            false
-        }
+    });
+
+    // Reads `source` on the server; with `tidy`, also replaces the text with
+    // the canonical form (or, on an error, takes the keyboard to the text).
+    let read = move |source: String, tidy: bool| {
+        let generation = next_request();
+        leptos::task::spawn_local(async move {
+            let answer = read_policy_yaml(source).await;
+            if !is_latest(generation) {
+                return;
+            }
+            match answer {
+                Ok(YamlRead::Parsed {
+                    json,
+                    tidy: canonical,
+                }) => match serde_json::from_str::<Policy>(&json) {
+                    Ok(policy) => {
+                        if ed.policy.with_untracked(|p| *p != policy) {
+                            ed.policy.try_set(policy);
+                        }
+                        if tidy {
+                            text.try_set(canonical);
+                            status.try_set(YamlStatus::Applied);
+                        } else {
+                            status.try_set(YamlStatus::Parses);
+                        }
+                    }
+                    Err(e) => {
+                        status.try_set(YamlStatus::Invalid(e.to_string(), None));
+                    }
+                },
+                Ok(YamlRead::Invalid { message, path }) => {
+                    status.try_set(YamlStatus::Invalid(message, path));
+                    if tidy && let Some(t) = textarea.get_untracked() {
+                        let _ = t.focus();
+                    }
+                }
+                Err(e) => {
+                    status.try_set(YamlStatus::Invalid(yaml_call_failed(&e), None));
+                }
+            }
+        });
     };
     let on_input = move |ev| {
         let value = event_target_value(&ev);
-        applied.set(false);
-        take(&value);
-        text.set(value);
+        text.set(value.clone());
+        read(value, false);
     };
-    let apply = move |_| {
-        let source = text.get_untracked();
-        if take(&source) {
-            text.set(render());
-            applied.set(true);
-        } else if let Some(t) = textarea.get_untracked() {
-            let _ = t.focus();
-        }
-    };
+    let apply = move |_| read(text.get_untracked(), true);
+    let rendering = move || status.with(|s| *s == YamlStatus::Rendering);
     view! {
         <section class="panel editor-section" aria-labelledby="yaml-title">
             <div class="panel-header">
@@ -3062,18 +3182,28 @@ fn YamlView(ed: Ed) -> impl IntoView {
                     autocapitalize="none"
                     rows="28"
                     aria-describedby="yaml-status"
-                    aria-invalid=move || error.with(Option::is_some).then_some("true")
+                    aria-invalid=move || {
+                        status.with(|s| matches!(s, YamlStatus::Invalid(..))).then_some("true")
+                    }
+                    aria-busy=move || rendering().then_some("true")
+                    readonly=rendering
                     prop:value=move || text.get()
                     node_ref=textarea
                     on:input=on_input
                 ></textarea>
                 <div class="yaml-actions">
-                    <button type="button" class="button" data-test="yaml-apply" on:click=apply>
+                    <button
+                        type="button"
+                        class="button"
+                        data-test="yaml-apply"
+                        disabled=rendering
+                        on:click=apply
+                    >
                         "Apply and tidy"
                     </button>
                     <div id="yaml-status" class="yaml-status" aria-live="polite">
-                        {move || match error.get() {
-                            Some((message, path)) => {
+                        {move || match status.get() {
+                            YamlStatus::Invalid(message, path) => {
                                 view! {
                                     <p class="issue issue-error" data-test="yaml-error" data-path=path>
                                         {message}
@@ -3081,7 +3211,7 @@ fn YamlView(ed: Ed) -> impl IntoView {
                                 }
                                     .into_any()
                             }
-                            None if applied.get() => {
+                            YamlStatus::Applied => {
                                 view! {
                                     <p class="muted" data-test="yaml-applied">
                                         "Applied."
@@ -3089,7 +3219,11 @@ fn YamlView(ed: Ed) -> impl IntoView {
                                 }
                                     .into_any()
                             }
-                            None => view! { <p class="muted">"Parses."</p> }.into_any(),
+                            YamlStatus::Rendering => {
+                                view! { <p class="muted">"Writing the document as YAML…"</p> }
+                                    .into_any()
+                            }
+                            YamlStatus::Parses => view! { <p class="muted">"Parses."</p> }.into_any(),
                         }}
                     </div>
                 </div>
@@ -3097,6 +3231,11 @@ fn YamlView(ed: Ed) -> impl IntoView {
         </section>
     }
     .into_any()
+}
+
+/// A failed server function call as a sentence; the document is unchanged.
+fn yaml_call_failed(error: &ServerFnError) -> String {
+    format!("Ballast could not read the YAML, so the document is unchanged: {error}")
 }
 
 // ----- Summary and actions ------------------------------------------------
