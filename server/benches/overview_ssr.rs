@@ -74,7 +74,7 @@ fn batch(service: usize, instance: &str) -> Value {
     let end = now_ms();
     let mut deps = serde_json::Map::new();
     for (d, name) in DEPENDENCIES.iter().enumerate() {
-        let open = service % 10 == 0 && d == 3;
+        let open = service.is_multiple_of(10) && d == 3;
         let mut buckets = vec![0u64; 16];
         buckets[3 + d] = 100;
         deps.insert(
