@@ -46,6 +46,8 @@ pub async fn overview_seed() -> Result<Option<FleetLive>, ServerFnError> {
     use shared::role::Permission;
     let parts = use_context::<Parts>()
         .ok_or_else(|| ServerFnError::new("the request is not available to overview_seed"))?;
+    // Where `App` routes the overview.
+    const OVERVIEW_PATH: &str = "/";
     if parts.uri.path() != OVERVIEW_PATH {
         return Ok(None);
     }
@@ -58,9 +60,6 @@ pub async fn overview_seed() -> Result<Option<FleetLive>, ServerFnError> {
         .ok_or_else(|| ServerFnError::new("the server gave the dashboard no fleet source"))?;
     (source.0)().await.map(Some).map_err(ServerFnError::new)
 }
-
-/// Where the overview is routed (see `App`).
-pub const OVERVIEW_PATH: &str = "/";
 
 type SeedResource = Resource<Result<Option<FleetLive>, ServerFnError>>;
 
