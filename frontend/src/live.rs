@@ -68,26 +68,40 @@ type SeedResource = Resource<Result<Option<FleetLive>, ServerFnError>>;
 /// layout's `<Suspense>` renders the page on the server, and each copy
 /// would be computed and serialized into the HTML.
 #[derive(Clone, Copy)]
-pub struct FleetSeed(SeedResource);
+pub struct FleetSeed {
+    resource: SeedResource,
+    /// Set when the page that used the seed goes away. Not a signal: it
+    /// is written while views are torn down (sign-out included), when a
+    /// reactive write would wake views that are going away.
+    spent: StoredValue<bool>,
+}
 
 impl FleetSeed {
     pub fn provide() {
-        provide_context(FleetSeed(Resource::new(|| (), |_| overview_seed())));
+        provide_context(FleetSeed {
+            resource: Resource::new(|| (), |_| overview_seed()),
+            spent: StoredValue::new(false),
+        });
     }
 
     pub fn expect() -> Self {
         expect_context::<FleetSeed>()
     }
 
-    /// Forgets the seed once the page that used it goes away: coming back
-    /// later must not show a fleet minutes old, even for a moment.
-    fn spend_on_cleanup(self) {
+    /// The seed for a page being mounted, unless an earlier page used it:
+    /// coming back later must not show a fleet minutes old, even for a
+    /// moment.
+    fn take(self) -> Option<SeedResource> {
+        if self.spent.try_get_value().unwrap_or(true) {
+            return None;
+        }
         // Only in the browser: on the server the page is rendered more
         // than once from the same seed.
         #[cfg(feature = "hydrate")]
         on_cleanup(move || {
-            let _ = self.0.try_set(Some(Ok(None)));
+            let _ = self.spent.try_set_value(true);
         });
+        Some(self.resource)
     }
 }
 
@@ -119,9 +133,7 @@ impl LiveFleet {
     /// [`LiveFleet::ready`]), and follows the stream while the calling page
     /// is mounted.
     pub fn rendered() -> LiveFleet {
-        let seed = FleetSeed::expect();
-        seed.spend_on_cleanup();
-        LiveFleet::new(Some(seed.0))
+        LiveFleet::new(FleetSeed::expect().take())
     }
 
     /// Follows the stream only, for pages that use it as a change signal.
