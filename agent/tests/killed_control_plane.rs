@@ -7,19 +7,17 @@
 //! real `ballast admin create-user`, `ballast token create` and
 //! `ballast serve`, in an OS process of its own that the test SIGKILLs.
 //! Cargo builds it with the tests, so a fresh clone needs nothing built
-//! first, and no nested cargo runs. Hence `harness = false`: a test binary
-//! whose `main` is libtest's could not become the server.
+//! first, and no nested cargo runs. Hence `harness = false` (libtest-mimic
+//! runs the tests): a test binary whose `main` is libtest's could not
+//! become the server.
 //!
 //! Every wait is bounded: the agent's own watch channels are awaited under
 //! a timeout, and the server's readiness is polled up to a hard deadline.
 
+mod support;
+
 use agent::client::{AgentConfig, LiveAgent, load_last_known_good};
-use agent::{Call, DependencyError, Guard, PolicyReceiver};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use serde_json::{Value, json};
+use agent::{Call, DependencyError, Guard};
 use shared::policy::{DegradedStatus, ErrorClass};
 use shared::protocol::PolicySource;
 use std::io::Write;
@@ -27,78 +25,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
+use support::{Admin, BOUND, ENV, PASSWORD, SERVICE, until_stream, until_version};
 
 /// Set in the environment of a child that is to be the server.
 const SERVER_CHILD: &str = "BALLAST_AGENT_TEST_BE_SERVER";
-/// Long enough for a loaded 2-core CI machine; nothing waits this long
-/// when it works.
-const BOUND: Duration = Duration::from_secs(20);
-const PASSWORD: &str = "a-long-enough-password";
-const SERVICE: &str = "rag-answer";
-const ENV: &str = "prod";
 
 fn main() -> ExitCode {
     if std::env::var_os(SERVER_CHILD).is_some() {
         return server::cli::main();
     }
-    let tests: [(&str, fn()); 2] = [
-        (
+    let trial = |name: &str, test: fn()| {
+        libtest_mimic::Trial::test(name, move || {
+            test();
+            Ok(())
+        })
+    };
+    let tests = vec![
+        trial(
             "killed_the_agent_keeps_enforcing_the_last_known_good_and_a_restart_loads_it_from_disk",
             killed,
         ),
-        (
+        trial(
             "never_started_the_agent_runs_the_default_then_takes_the_policy_once_the_server_is_up",
             never_started,
         ),
     ];
-    run_tests(&tests)
-}
-
-/// A small stand-in for libtest's runner: `--list`, name filters and
-/// `--skip`, one line per test, exit code 101 on failure.
-fn run_tests(tests: &[(&str, fn())]) -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--list") {
-        for (name, _) in tests {
-            println!("{name}: test");
-        }
-        return ExitCode::SUCCESS;
-    }
-    let mut filters = Vec::new();
-    let mut skips = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--skip" => skips.extend(it.next()),
-            a if a.starts_with('-') => {}
-            _ => filters.push(a),
-        }
-    }
-    let chosen: Vec<_> = tests
-        .iter()
-        .filter(|(n, _)| filters.is_empty() || filters.iter().any(|f| n.contains(f.as_str())))
-        .filter(|(n, _)| !skips.iter().any(|s| n.contains(s.as_str())))
-        .collect();
-    println!("\nrunning {} tests", chosen.len());
-    let mut failed = Vec::new();
-    for (name, test) in &chosen {
-        let ok = std::panic::catch_unwind(test).is_ok();
-        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        if !ok {
-            failed.push(*name);
-        }
-    }
-    let verdict = if failed.is_empty() { "ok" } else { "FAILED" };
-    println!(
-        "\ntest result: {verdict}. {} passed; {} failed\n",
-        chosen.len() - failed.len(),
-        failed.len()
-    );
-    if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(101)
-    }
+    libtest_mimic::run(&libtest_mimic::Arguments::from_args(), tests).exit_code()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -204,10 +156,8 @@ fn free_address() -> String {
 /// A `ballast serve` process, killed when dropped.
 struct Server {
     child: Child,
-    base: String,
     log: PathBuf,
-    admin: String,
-    http: Client<HttpConnector, Full<bytes::Bytes>>,
+    admin: Admin,
 }
 
 impl Drop for Server {
@@ -241,21 +191,11 @@ impl Server {
         .expect("the test binary runs as `ballast serve`");
         let mut server = Server {
             child,
-            base: format!("http://{address}"),
             log,
-            admin: String::new(),
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            admin: Admin::new(&format!("http://{address}")),
         };
         server.until_healthy().await;
-        let (status, body) = server
-            .call(
-                "POST",
-                "/api/v1/auth/login",
-                Some(json!({ "username": "admin", "password": PASSWORD })),
-            )
-            .await;
-        assert_eq!(status, 200, "login: {body}");
-        server.admin = body["token"].as_str().unwrap().to_owned();
+        server.admin.sign_in().await;
         server
     }
 
@@ -271,12 +211,7 @@ impl Server {
                 if let Some(status) = self.child.try_wait().unwrap() {
                     panic!("ballast serve exited with {status}:\n{}", self.log());
                 }
-                let req = http::Request::get(format!("{}/healthz", self.base))
-                    .body(Full::default())
-                    .unwrap();
-                if let Ok(resp) = self.http.request(req).await
-                    && resp.status() == 200
-                {
+                if self.admin.status_of("/healthz").await == Some(200) {
                     return;
                 }
             }
@@ -290,51 +225,14 @@ impl Server {
         }
     }
 
-    /// A JSON call as the admin; the status and the parsed body.
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {}", self.admin));
-        let body = match body {
-            Some(b) => {
-                req = req.header("content-type", "application/json");
-                Full::from(b.to_string())
-            }
-            None => Full::default(),
-        };
-        let resp = self.http.request(req.body(body).unwrap()).await.unwrap();
-        let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn create_service(&self) {
-        let (status, body) = self
-            .call(
-                "POST",
-                "/api/v1/services",
-                Some(json!({ "name": SERVICE, "environment": ENV, "owner": "knowledge-platform" })),
-            )
-            .await;
-        assert_eq!(status, 201, "create service: {body}");
-    }
-
     /// Publishes a policy whose fallback message names `mark`, which tells
     /// the versions apart in what a guarded call returns.
     async fn publish(&self, mark: &str) -> u64 {
-        let (status, body) = self
-            .call(
-                "POST",
-                &format!("/api/v1/services/{SERVICE}/{ENV}/publish"),
-                Some(json!({ "message": mark, "document": policy(mark) })),
-            )
-            .await;
-        assert_eq!(status, 201, "publish: {body}");
-        body["version"].as_u64().unwrap()
+        // The breaker never opens: the fallback message alone shows the
+        // version.
+        let message = format!("Ranked coarsely under {mark}.");
+        let policy = support::reranker_policy(5000, 100, &message);
+        self.admin.publish(mark, policy).await
     }
 
     /// SIGKILL: no graceful shutdown, the stream just breaks.
@@ -343,29 +241,6 @@ impl Server {
         let status = self.child.wait().unwrap();
         assert!(!status.success(), "killed, not exited: {status}");
     }
-}
-
-fn policy(mark: &str) -> Value {
-    json!({
-        "service": {
-            "name": SERVICE, "environment": ENV, "owner": "knowledge-platform",
-            "risk_tier": "medium",
-            "dependencies": { "reranker": { "kind": "reranker", "required": false } }
-        },
-        "timeouts": { "total_ms": 5000, "dependencies": { "reranker": 300 } },
-        "breakers": { "reranker": {
-            "mode": { "kind": "consecutive", "failures": 100 },
-            "cooldown_ms": 1000, "half_open_probes": 1
-        } },
-        "fallbacks": [{
-            "component": "reranker", "failure": "any",
-            "fallback": { "kind": "skip_step" },
-            "degraded_status": "degraded",
-            "user_message": format!("Ranked coarsely under {mark}."),
-            "allowed": true,
-            "confidence_penalty_percent": 10
-        }]
-    })
 }
 
 /// The user message a failed reranker call gets under the policy in force:
@@ -398,30 +273,15 @@ async fn enforced_mark(guard: &Guard) -> Option<String> {
     }
 }
 
-async fn until_version(rx: &mut PolicyReceiver, version: u64) {
-    tokio::time::timeout(BOUND, rx.wait_for(|p| p.version() == Some(version)))
-        .await
-        .unwrap_or_else(|_| panic!("version {version} did not arrive within {BOUND:?}"))
-        .expect("the agent is alive");
-}
-
-async fn until_stream(live: &LiveAgent, open: bool) {
-    let mut connected = live.stream_connected();
-    tokio::time::timeout(BOUND, connected.wait_for(|c| *c == open))
-        .await
-        .unwrap_or_else(|_| panic!("the stream was not {open} within {BOUND:?}"))
-        .unwrap();
-}
-
 fn killed() {
     runtime().block_on(async {
         let data = DataDir::create();
         let address = free_address();
         let mut server = Server::start(&data, &address).await;
-        server.create_service().await;
+        server.admin.create_service().await;
         let v1 = server.publish("v1").await;
         let lkg = data.dir.path().join("agent/policy.json");
-        let config = data.agent_config(&server.base, &lkg, "rag-1");
+        let config = data.agent_config(&server.admin.base, &lkg, "rag-1");
 
         let live = Arc::new(LiveAgent::start(config.clone()).await);
         assert_eq!(live.applied(), (Some(v1), PolicySource::Server));
@@ -486,7 +346,7 @@ fn never_started() {
         // The control plane comes up for the first time and publishes:
         // the reconnecting agent takes it and keeps a disk copy.
         let server = Server::start(&data, &address).await;
-        server.create_service().await;
+        server.admin.create_service().await;
         let v1 = server.publish("first").await;
         until_version(&mut live.policy(), v1).await;
         assert_eq!(live.applied(), (Some(v1), PolicySource::Server));

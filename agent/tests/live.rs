@@ -7,13 +7,12 @@
 //! what has no event (the fleet view) is polled on a short interval up to a
 //! hard deadline.
 
+mod support;
+
+use agent::Guard;
 use agent::client::{AgentConfig, LiveAgent, Pulled, SseParser, load_last_known_good};
-use agent::{Guard, PolicyReceiver};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use serde_json::{Value, json};
+use http_body_util::BodyExt;
+use serde_json::json;
 use server::app::{AppState, Settings, router};
 use server::clock::{Clock, SystemClock};
 use server::config::Secret;
@@ -22,21 +21,13 @@ use shared::protocol::PolicySource;
 use shared::role::Role;
 use std::sync::Arc;
 use std::time::Duration;
+use support::{Admin, BOUND, ENV, PASSWORD, SERVICE, until_stream, until_version};
 use tokio::task::JoinHandle;
-
-/// Long enough for a loaded 2-core CI machine; nothing waits this long
-/// when it works.
-const BOUND: Duration = Duration::from_secs(10);
-const PASSWORD: &str = "a-long-enough-password";
-const SERVICE: &str = "rag-answer";
-const ENV: &str = "prod";
 
 /// A running `ballast` server with an admin session and a service token.
 struct Ballast {
-    base: String,
-    admin: String,
+    admin: Admin,
     token: String,
-    http: Client<HttpConnector, Full<bytes::Bytes>>,
     server: JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
@@ -84,71 +75,26 @@ impl Ballast {
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        let http = Client::builder(TokioExecutor::new()).build_http();
-        let mut plane = Ballast {
-            base,
-            admin: String::new(),
+        let mut admin = Admin::new(&base);
+        admin.sign_in().await;
+        admin.create_service().await;
+        Ballast {
+            admin,
             token,
-            http,
             server,
             _dir: dir,
-        };
-        let (status, body) = plane
-            .call(
-                "POST",
-                "/api/v1/auth/login",
-                Some(json!({ "username": "admin", "password": PASSWORD })),
-            )
-            .await;
-        assert_eq!(status, 200, "login: {body}");
-        plane.admin = body["token"].as_str().unwrap().to_owned();
-        let (status, body) = plane
-            .call(
-                "POST",
-                "/api/v1/services",
-                Some(json!({ "name": SERVICE, "environment": ENV, "owner": "knowledge-platform" })),
-            )
-            .await;
-        assert_eq!(status, 201, "create service: {body}");
-        plane
-    }
-
-    /// A JSON call as the admin; the status and the parsed body.
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {}", self.admin));
-        let body = match body {
-            Some(b) => {
-                req = req.header("content-type", "application/json");
-                Full::from(b.to_string())
-            }
-            None => Full::default(),
-        };
-        let resp = self.http.request(req.body(body).unwrap()).await.unwrap();
-        let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        }
     }
 
     /// Publishes a medium-tier policy (no approver needed) whose total
     /// budget is `total_ms`, which tells the versions apart; returns the
     /// version number.
     async fn publish(&self, total_ms: u64) -> u64 {
-        let (status, body) = self
-            .call(
-                "POST",
-                &format!("/api/v1/services/{SERVICE}/{ENV}/publish"),
-                Some(json!({ "message": format!("total {total_ms} ms"), "document": policy(total_ms) })),
-            )
-            .await;
-        assert_eq!(status, 201, "publish: {body}");
-        assert_eq!(body["status"], "published", "{body}");
-        body["version"].as_u64().unwrap()
+        let policy =
+            support::reranker_policy(total_ms, 3, "Results are ranked more coarsely than usual.");
+        self.admin
+            .publish(&format!("total {total_ms} ms"), policy)
+            .await
     }
 
     /// The agent's configuration: the real token, a last-known-good file
@@ -156,7 +102,7 @@ impl Ballast {
     /// heartbeat can only be the one sent on apply.
     fn agent_config(&self, dir: &std::path::Path, instance: &str) -> AgentConfig {
         let mut config = AgentConfig::new(
-            &self.base,
+            &self.admin.base,
             &self.token,
             instance,
             SERVICE,
@@ -166,46 +112,6 @@ impl Ballast {
         config.startup_wait = BOUND;
         config
     }
-}
-
-fn policy(total_ms: u64) -> Value {
-    json!({
-        "service": {
-            "name": SERVICE, "environment": ENV, "owner": "knowledge-platform",
-            "risk_tier": "medium",
-            "dependencies": { "reranker": { "kind": "reranker", "required": false } }
-        },
-        "timeouts": { "total_ms": total_ms, "dependencies": { "reranker": 300 } },
-        "breakers": { "reranker": {
-            "mode": { "kind": "consecutive", "failures": 3 },
-            "cooldown_ms": 1000, "half_open_probes": 1
-        } },
-        "fallbacks": [{
-            "component": "reranker", "failure": "any",
-            "fallback": { "kind": "skip_step" },
-            "degraded_status": "degraded",
-            "user_message": "Results are ranked more coarsely than usual.",
-            "allowed": true,
-            "confidence_penalty_percent": 10
-        }]
-    })
-}
-
-/// Waits, under [`BOUND`], until the channel shows `version`.
-async fn until_version(rx: &mut PolicyReceiver, version: u64) {
-    tokio::time::timeout(BOUND, rx.wait_for(|p| p.version() == Some(version)))
-        .await
-        .unwrap_or_else(|_| panic!("version {version} did not arrive within {BOUND:?}"))
-        .expect("the agent is alive");
-}
-
-/// Waits, under [`BOUND`], for the stream to be open.
-async fn until_connected(live: &LiveAgent) {
-    let mut connected = live.stream_connected();
-    tokio::time::timeout(BOUND, connected.wait_for(|c| *c))
-        .await
-        .expect("the policy stream opened")
-        .unwrap();
 }
 
 /// A port that refuses connections: bound, then released.
@@ -239,7 +145,7 @@ async fn the_agent_starts_on_the_published_policy_follows_the_stream_and_keeps_a
     // Publishing only after the stream is open, and seeing it still open
     // after the version arrives, shows the stream carried it: the agent
     // pulls only while the stream is down.
-    until_connected(&live).await;
+    until_stream(&live, true).await;
     let v2 = plane.publish(2000).await;
     assert_eq!(v2, v1 + 1);
     until_version(&mut rx, v2).await;
@@ -260,7 +166,7 @@ async fn the_agent_starts_on_the_published_policy_follows_the_stream_and_keeps_a
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         loop {
             tick.tick().await;
-            let (status, body) = plane.call("GET", &instances, None).await;
+            let (status, body) = plane.admin.call("GET", &instances, None).await;
             assert_eq!(status, 200, "{body}");
             if let Some(i) = body
                 .as_array()
@@ -345,7 +251,7 @@ async fn before_the_first_publish_the_default_runs_and_the_first_publish_arrives
     assert_eq!(live.applied(), (None, PolicySource::Default));
     let guard = Guard::builder(live.policy()).build();
     let tasks = live.spawn(guard);
-    until_connected(&live).await;
+    until_stream(&live, true).await;
     let v1 = plane.publish(1500).await;
     let mut rx = live.policy();
     until_version(&mut rx, v1).await;

@@ -13,62 +13,18 @@
 //! service's card is in the HTML, so a render that skipped the fleet could
 //! not pass for a fast one.
 
+mod support;
+
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use server::app::{AppState, Settings, router};
-use server::auth::password;
-use server::clock::SystemClock;
-use server::config::Secret;
-use server::store::{AuditRecord, Store};
-use shared::role::Role;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use server::store::Store;
+use std::time::{Duration, Instant};
+use support::{Bench, env_or, now_ms};
 use tower::ServiceExt;
 
 const DEPENDENCIES: [&str; 5] = ["model", "embedding", "vector", "reranker", "tool"];
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-async fn call(
-    app: &axum::Router,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Value,
-) -> (StatusCode, Value) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::CONTENT_TYPE, "application/json");
-    if let Some(t) = token {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-    }
-    let res = app
-        .clone()
-        .oneshot(req.body(Body::from(body.to_string())).unwrap())
-        .await
-        .unwrap();
-    let status = res.status();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
 
 fn batch(service: usize, instance: &str) -> Value {
     let end = now_ms();
@@ -108,82 +64,31 @@ async fn run() {
     let services = env_or("SSR_SERVICES", 100);
     let renders = env_or("SSR_RENDERS", 300);
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&Store::sqlite_url_in(dir.path()))
-        .await
-        .unwrap();
-    let hash = password::hash("bench-password-123".into()).await.unwrap();
-    store
-        .create_user(
-            "bench-admin",
-            &hash,
-            Role::Admin,
-            0,
-            &AuditRecord::new("bench", "user.create", "", json!({})),
-        )
-        .await
-        .unwrap();
-    let state = AppState::new(
-        store,
-        &Secret::new("b".repeat(48)),
-        Arc::new(SystemClock),
-        Settings::default(),
-    )
-    .unwrap();
-    let app = router(state);
-    let (_, login) = call(
-        &app,
-        Method::POST,
-        "/api/v1/auth/login",
-        None,
-        json!({ "username": "bench-admin", "password": "bench-password-123" }),
-    )
-    .await;
-    let admin = login["token"].as_str().unwrap().to_owned();
-
+    let bench = Bench::start(&Store::sqlite_url_in(dir.path())).await;
     for i in 0..services {
-        let name = format!("service-{i:03}");
-        let (status, body) = call(
-            &app,
-            Method::POST,
-            "/api/v1/services",
-            Some(&admin),
-            json!({ "name": name, "environment": "prod", "owner": "bench" }),
-        )
-        .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        let (_, token) = call(
-            &app,
-            Method::POST,
-            "/api/v1/tokens",
-            Some(&admin),
-            json!({ "service": name, "environment": "prod" }),
-        )
-        .await;
-        let agent = token["token"].as_str().unwrap().to_owned();
+        let agent = bench.register(&format!("service-{i:03}")).await;
         for pod in 0..3 {
-            let instance = format!("pod-{pod}");
-            let (status, body) = call(
-                &app,
+            bench
+                .ok(
+                    Method::POST,
+                    "/api/v1/agent/heartbeat",
+                    Some(&agent),
+                    Some(json!({ "instance_id": format!("pod-{pod}"), "agent_version": "0.1.0",
+                        "policy_version": null, "policy_source": "default", "started_at_ms": now_ms() })),
+                )
+                .await;
+        }
+        bench
+            .ok(
                 Method::POST,
-                "/api/v1/agent/heartbeat",
+                "/api/v1/agent/telemetry",
                 Some(&agent),
-                json!({ "instance_id": instance, "agent_version": "0.1.0", "policy_version": null,
-                        "policy_source": "default", "started_at_ms": now_ms() }),
+                Some(batch(i, "pod-0")),
             )
             .await;
-            assert_eq!(status, StatusCode::OK, "{body}");
-        }
-        let (status, body) = call(
-            &app,
-            Method::POST,
-            "/api/v1/agent/telemetry",
-            Some(&agent),
-            batch(i, "pod-0"),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
     }
 
+    let admin = &bench.admin;
     let page = || {
         Request::builder()
             .method(Method::GET)
@@ -194,7 +99,7 @@ async fn run() {
     };
     let render = || async {
         let started = Instant::now();
-        let res = app.clone().oneshot(page()).await.unwrap();
+        let res = bench.app.clone().oneshot(page()).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         let html = res.into_body().collect().await.unwrap().to_bytes();
         (started.elapsed(), html)

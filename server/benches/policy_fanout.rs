@@ -12,21 +12,15 @@
 //!
 //! Server and clients share this 2-core machine, so the figures are a floor.
 
-use axum::body::Body;
-use axum::http::{Method, Request, header};
-use http_body_util::BodyExt;
-use serde_json::{Value, json};
-use server::app::{AppState, Settings, router};
-use server::auth::password;
-use server::clock::SystemClock;
-use server::config::Secret;
-use server::store::{AuditRecord, Store};
-use shared::role::Role;
-use std::sync::Arc;
+mod support;
+
+use axum::http::Method;
+use serde_json::json;
+use server::store::Store;
 use std::time::{Duration, Instant};
+use support::{Bench, env_or};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tower::ServiceExt;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -36,85 +30,15 @@ fn main() {
     runtime.block_on(run());
 }
 
-async fn call(
-    app: &axum::Router,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> Value {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"));
-    let body = match body {
-        Some(b) => {
-            req = req.header(header::CONTENT_TYPE, "application/json");
-            Body::from(b.to_string())
-        }
-        None => Body::empty(),
-    };
-    let res = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-}
-
 async fn run() {
-    let subscribers: usize = std::env::var("FANOUT_SUBSCRIBERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let seconds: u64 = std::env::var("FANOUT_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let subscribers: usize = env_or("FANOUT_SUBSCRIBERS", 1000);
+    let seconds: u64 = env_or("FANOUT_SECONDS", 3);
 
+    // Sign in, register the service with its agent token, publish v1.
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&Store::sqlite_url_in(dir.path()))
-        .await
-        .unwrap();
-    let hash = password::hash("bench-password-123".into()).await.unwrap();
-    let audit = AuditRecord::new("bench", "user.create", "", json!({}));
-    store
-        .create_user("bench-admin", &hash, Role::Admin, 0, &audit)
-        .await
-        .unwrap();
-    let state = AppState::new(
-        store,
-        &Secret::new("b".repeat(48)),
-        Arc::new(SystemClock),
-        Settings::default(),
-    )
-    .unwrap();
-    let app = router(state);
-
-    // Sign in, register the service, publish v1, issue an agent token.
-    let login = app
-        .clone()
-        .oneshot(
-            Request::builder()
-                .method(Method::POST)
-                .uri("/api/v1/auth/login")
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(
-                    json!({ "username": "bench-admin", "password": "bench-password-123" })
-                        .to_string(),
-                ))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let login: Value =
-        serde_json::from_slice(&login.into_body().collect().await.unwrap().to_bytes()).unwrap();
-    let admin = login["token"].as_str().unwrap().to_owned();
-    call(
-        &app,
-        Method::POST,
-        "/api/v1/services",
-        &admin,
-        Some(json!({ "name": "rag-answer", "environment": "prod", "owner": "bench" })),
-    )
-    .await;
+    let bench = Bench::start(&Store::sqlite_url_in(dir.path())).await;
+    let agent = bench.register("rag-answer").await;
+    let admin = Some(bench.admin.as_str());
     let mut policy =
         shared::policy::Policy::from_yaml(include_str!("../../examples/policies/rag-answer.yaml"))
             .unwrap();
@@ -124,28 +48,19 @@ async fn run() {
         p.service.owner = owner.into();
         json!({ "message": "bench", "document": p })
     };
-    let r = call(
-        &app,
-        Method::POST,
-        "/api/v1/services/rag-answer/prod/publish",
-        &admin,
-        Some(publish("v1")),
-    )
-    .await;
+    let r = bench
+        .ok(
+            Method::POST,
+            "/api/v1/services/rag-answer/prod/publish",
+            admin,
+            Some(publish("v1")),
+        )
+        .await;
     assert_eq!(r["status"], "published", "{r}");
-    let token = call(
-        &app,
-        Method::POST,
-        "/api/v1/tokens",
-        &admin,
-        Some(json!({ "service": "rag-answer", "environment": "prod" })),
-    )
-    .await;
-    let agent = token["token"].as_str().unwrap().to_owned();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let served = app.clone();
+    let served = bench.app.clone();
     tokio::spawn(async move { axum::serve(listener, served).await.unwrap() });
 
     // 1. Fan-out.
@@ -187,14 +102,14 @@ async fn run() {
     }
     eprintln!("{subscribers} streams connected and on version 1; publishing version 2");
     let published = Instant::now();
-    let r = call(
-        &app,
-        Method::POST,
-        "/api/v1/services/rag-answer/prod/publish",
-        &admin,
-        Some(publish("v2")),
-    )
-    .await;
+    let r = bench
+        .ok(
+            Method::POST,
+            "/api/v1/services/rag-answer/prod/publish",
+            admin,
+            Some(publish("v2")),
+        )
+        .await;
     assert_eq!(r["version"], 2, "{r}");
     let mut latencies = Vec::with_capacity(subscribers);
     for _ in 0..subscribers {
@@ -212,14 +127,14 @@ async fn run() {
 
     // 2. Conditional GETs vs a trivial handler.
     let etag = {
-        let r = call(
-            &app,
-            Method::GET,
-            "/api/v1/agent/policy?instance_id=bench-0",
-            &agent,
-            None,
-        )
-        .await;
+        let r = bench
+            .ok(
+                Method::GET,
+                "/api/v1/agent/policy?instance_id=bench-0",
+                Some(&agent),
+                None,
+            )
+            .await;
         r["etag"].as_str().unwrap().to_owned()
     };
     let conditional = format!(

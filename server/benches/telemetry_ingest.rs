@@ -12,23 +12,17 @@
 //! from its acknowledgement until each stream first received an event that
 //! reflects it (the worst over batches and streams).
 
-use axum::body::Body;
-use axum::http::{Method, Request, header};
-use http_body_util::BodyExt;
+mod support;
+
 use serde_json::{Value, json};
-use server::app::{AppState, Settings, router};
-use server::auth::password;
-use server::clock::SystemClock;
-use server::config::Secret;
-use server::store::{AuditRecord, Store};
-use shared::role::Role;
+use server::store::Store;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+use support::{Bench, env_or, now_ms};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
-use tower::ServiceExt;
 
 const DEPENDENCIES: usize = 10;
 
@@ -54,36 +48,6 @@ fn main() {
             run("PostgreSQL", &url).await;
         }
     });
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-async fn call(
-    app: &axum::Router,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Value,
-) -> Value {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::CONTENT_TYPE, "application/json");
-    if let Some(t) = token {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-    }
-    let res = app
-        .clone()
-        .oneshot(req.body(Body::from(body.to_string())).unwrap())
-        .await
-        .unwrap();
-    serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes())
-        .unwrap_or(Value::Null)
 }
 
 /// One batch: every dependency reports one call, so `dep-0`'s call count in
@@ -138,60 +102,11 @@ async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
 }
 
 async fn run(backend: &str, url: &str) {
-    let seconds: u64 = std::env::var("INGEST_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
-    let agents: usize = std::env::var("INGEST_AGENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32);
-    let store = Store::open(url).await.unwrap();
-    let hash = password::hash("bench-password-123".into()).await.unwrap();
-    store
-        .create_user(
-            "bench-admin",
-            &hash,
-            Role::Admin,
-            0,
-            &AuditRecord::new("bench", "user.create", "", json!({})),
-        )
-        .await
-        .unwrap();
-    let state = AppState::new(
-        store,
-        &Secret::new("b".repeat(48)),
-        Arc::new(SystemClock),
-        Settings::default(),
-    )
-    .unwrap();
-    let app = router(state);
-    let login = call(
-        &app,
-        Method::POST,
-        "/api/v1/auth/login",
-        None,
-        json!({ "username": "bench-admin", "password": "bench-password-123" }),
-    )
-    .await;
-    let admin = login["token"].as_str().unwrap().to_owned();
-    call(
-        &app,
-        Method::POST,
-        "/api/v1/services",
-        Some(&admin),
-        json!({ "name": "bench", "environment": "prod", "owner": "bench" }),
-    )
-    .await;
-    let token = call(
-        &app,
-        Method::POST,
-        "/api/v1/tokens",
-        Some(&admin),
-        json!({ "service": "bench", "environment": "prod" }),
-    )
-    .await;
-    let agent = token["token"].as_str().unwrap().to_owned();
+    let seconds: u64 = env_or("INGEST_SECONDS", 10);
+    let agents: usize = env_or("INGEST_AGENTS", 32);
+    let bench = Bench::start(url).await;
+    let agent = bench.register("bench").await;
+    let (app, admin) = (bench.app, bench.admin);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -505,52 +505,63 @@ mod tests {
         }
     }
 
+    /// Opens at 50 % failures over 10 s, once `minimum_calls` were made.
+    fn failure_rate(minimum_calls: u32) -> BreakerPolicy {
+        BreakerPolicy {
+            mode: BreakerMode::FailureRate {
+                threshold_percent: 50,
+                window_ms: 10_000,
+                minimum_calls,
+            },
+            ..consecutive(0)
+        }
+    }
+
     const FAIL: CallOutcome = CallOutcome {
         failed: true,
         latency: Duration::ZERO,
     };
+    const OK: CallOutcome = CallOutcome {
+        failed: false,
+        latency: Duration::ZERO,
+    };
+
+    /// Makes one admitted call per outcome, in order.
+    fn feed(
+        b: &Arc<Breaker>,
+        p: &BreakerPolicy,
+        t: &mut Vec<Transition>,
+        outcomes: impl IntoIterator<Item = CallOutcome>,
+    ) {
+        for outcome in outcomes {
+            let ticket = b.acquire(p, t).unwrap();
+            b.record(p, ticket, outcome, t);
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn rate_mode_needs_the_minimum_number_of_calls_before_it_opens() {
-        let mut p = consecutive(0);
-        p.mode = BreakerMode::FailureRate {
-            threshold_percent: 50,
-            window_ms: 10_000,
-            minimum_calls: 4,
-        };
+        let p = failure_rate(4);
         let b = Breaker::new();
         let mut t = Vec::new();
-        for _ in 0..3 {
-            let ticket = b.acquire(&p, &mut t).unwrap();
-            b.record(&p, ticket, FAIL, &mut t);
-        }
+        feed(&b, &p, &mut t, [FAIL; 3]);
         assert_eq!(
             b.state(),
             BreakerState::Closed,
             "3 calls are below the minimum of 4"
         );
-        let ticket = b.acquire(&p, &mut t).unwrap();
-        b.record(&p, ticket, FAIL, &mut t);
+        feed(&b, &p, &mut t, [FAIL]);
         assert_eq!(b.state(), BreakerState::Open);
     }
 
     #[tokio::test(start_paused = true)]
     async fn old_failures_slide_out_of_the_rate_window() {
-        let mut p = consecutive(0);
-        p.mode = BreakerMode::FailureRate {
-            threshold_percent: 50,
-            window_ms: 10_000,
-            minimum_calls: 4,
-        };
+        let p = failure_rate(4);
         let b = Breaker::new();
         let mut t = Vec::new();
-        for _ in 0..3 {
-            let ticket = b.acquire(&p, &mut t).unwrap();
-            b.record(&p, ticket, FAIL, &mut t);
-        }
+        feed(&b, &p, &mut t, [FAIL; 3]);
         tokio::time::advance(Duration::from_secs(11)).await;
-        let ticket = b.acquire(&p, &mut t).unwrap();
-        b.record(&p, ticket, FAIL, &mut t);
+        feed(&b, &p, &mut t, [FAIL]);
         assert_eq!(b.state(), BreakerState::Closed);
     }
 
@@ -567,10 +578,7 @@ mod tests {
             failed: false,
             latency: Duration::from_millis(150),
         };
-        for _ in 0..2 {
-            let ticket = b.acquire(&p, &mut t).unwrap();
-            b.record(&p, ticket, slow_ok, &mut t);
-        }
+        feed(&b, &p, &mut t, [slow_ok; 2]);
         assert_eq!(b.state(), BreakerState::Open);
     }
 
@@ -583,10 +591,7 @@ mod tests {
         assert!(b.acquire(&p, &mut t).is_err());
         assert_eq!(b.state(), BreakerState::ForcedOpen);
         p.forced = ForcedState::Closed;
-        for _ in 0..10 {
-            let ticket = b.acquire(&p, &mut t).unwrap();
-            b.record(&p, ticket, FAIL, &mut t);
-        }
+        feed(&b, &p, &mut t, [FAIL; 10]);
         assert_eq!(b.state(), BreakerState::ForcedClosed);
         assert_eq!(t.len(), 2);
     }
@@ -596,8 +601,7 @@ mod tests {
         let p = consecutive(1);
         let b = Breaker::new();
         let mut t = Vec::new();
-        let ticket = b.acquire(&p, &mut t).unwrap();
-        b.record(&p, ticket, FAIL, &mut t);
+        feed(&b, &p, &mut t, [FAIL]);
         tokio::time::advance(Duration::from_secs(1)).await;
         let a = b.acquire(&p, &mut t).unwrap();
         let c = b.acquire(&p, &mut t).unwrap();
@@ -612,29 +616,16 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn successes_counted_without_the_lock_still_weigh_in_the_failure_rate() {
-        let mut p = consecutive(0);
-        p.mode = BreakerMode::FailureRate {
-            threshold_percent: 50,
-            window_ms: 10_000,
-            minimum_calls: 20,
-        };
+        let p = failure_rate(20);
         let b = Breaker::new();
         let mut t = Vec::new();
-        let ok = CallOutcome {
-            failed: false,
-            latency: Duration::ZERO,
-        };
-        for outcome in std::iter::repeat_n(ok, 10).chain(std::iter::repeat_n(FAIL, 9)) {
-            let ticket = b.acquire(&p, &mut t).unwrap();
-            b.record(&p, ticket, outcome, &mut t);
-        }
+        feed(&b, &p, &mut t, [OK; 10].into_iter().chain([FAIL; 9]));
         assert_eq!(
             b.state(),
             BreakerState::Closed,
             "9 of 19, below the minimum"
         );
-        let ticket = b.acquire(&p, &mut t).unwrap();
-        b.record(&p, ticket, FAIL, &mut t);
+        feed(&b, &p, &mut t, [FAIL]);
         assert_eq!(b.state(), BreakerState::Open, "10 of 20 is 50 %");
         assert!(b.acquire(&p, &mut t).is_err());
     }
@@ -644,48 +635,25 @@ mod tests {
         let p = consecutive(3);
         let b = Breaker::new();
         let mut t = Vec::new();
-        let ok = CallOutcome {
-            failed: false,
-            latency: Duration::ZERO,
-        };
-        for outcome in [FAIL, FAIL, ok, FAIL, FAIL] {
-            let ticket = b.acquire(&p, &mut t).unwrap();
-            b.record(&p, ticket, outcome, &mut t);
-        }
+        feed(&b, &p, &mut t, [FAIL, FAIL, OK, FAIL, FAIL]);
         assert_eq!(b.state(), BreakerState::Closed);
-        let ticket = b.acquire(&p, &mut t).unwrap();
-        b.record(&p, ticket, FAIL, &mut t);
+        feed(&b, &p, &mut t, [FAIL]);
         assert_eq!(b.state(), BreakerState::Open);
     }
 
     #[tokio::test(start_paused = true)]
     async fn closing_after_the_probes_starts_the_rate_window_afresh() {
-        let mut p = consecutive(0);
-        p.mode = BreakerMode::FailureRate {
-            threshold_percent: 50,
-            window_ms: 10_000,
-            minimum_calls: 4,
-        };
+        let p = failure_rate(4);
         let b = Breaker::new();
         let mut t = Vec::new();
-        let ok = CallOutcome {
-            failed: false,
-            latency: Duration::ZERO,
-        };
-        let mut feed = |outcomes: &[CallOutcome]| {
-            for o in outcomes {
-                let ticket = b.acquire(&p, &mut t).unwrap();
-                b.record(&p, ticket, *o, &mut t);
-            }
-        };
-        feed(&[ok, ok, ok, FAIL, FAIL, FAIL]);
+        feed(&b, &p, &mut t, [OK, OK, OK, FAIL, FAIL, FAIL]);
         assert_eq!(b.state(), BreakerState::Open, "3 of 6");
         tokio::time::advance(Duration::from_secs(1)).await;
-        feed(&[ok, ok]);
+        feed(&b, &p, &mut t, [OK, OK]);
         assert_eq!(b.state(), BreakerState::Closed, "both probes passed");
         // Only what came after the close counts: 3 failures in 5 calls.
         // The 3 successes before it would have kept it closed (3 of 11).
-        feed(&[FAIL, FAIL, ok, ok, FAIL]);
+        feed(&b, &p, &mut t, [FAIL, FAIL, OK, OK, FAIL]);
         assert_eq!(b.state(), BreakerState::Open);
     }
 }
