@@ -89,21 +89,23 @@ async fn run() {
     }
 
     let admin = &bench.admin;
-    let page = || {
+    let get = |uri: &'static str| {
         Request::builder()
             .method(Method::GET)
-            .uri("/")
+            .uri(uri)
             .header(header::AUTHORIZATION, format!("Bearer {admin}"))
             .body(Body::empty())
             .unwrap()
     };
-    let render = || async {
+    let page = || get("/");
+    let timed = |req: Request<Body>| async {
         let started = Instant::now();
-        let res = bench.app.clone().oneshot(page()).await.unwrap();
+        let res = bench.app.clone().oneshot(req).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         let html = res.into_body().collect().await.unwrap().to_bytes();
         (started.elapsed(), html)
     };
+    let render = || timed(page());
 
     let (_, html) = render().await;
     let html = String::from_utf8_lossy(&html).into_owned();
@@ -117,13 +119,22 @@ async fn run() {
     for _ in 0..20 {
         render().await;
     }
+    // The same fleet as JSON from the API, for what the data costs apart
+    // from drawing it: the part of the render that is not HTML.
+    let mut data: Vec<Duration> = Vec::with_capacity(renders);
     let mut times: Vec<Duration> = Vec::with_capacity(renders);
     for _ in 0..renders {
+        data.push(timed(get("/api/v1/fleet/live")).await.0);
         times.push(render().await.0);
     }
     times.sort();
+    data.sort();
     let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "GET /api/v1/fleet/live (the same fleet as JSON), {renders} requests: median {:.2} ms",
+        ms(data[data.len() / 2])
+    );
     println!(
         "overview SSR, {services} services ({} dependencies each, 3 instances each), {renders} renders: \
          median {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; HTML {} KiB",
