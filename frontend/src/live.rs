@@ -7,7 +7,9 @@
 //! stream takes over once the browser is live.
 
 use leptos::prelude::*;
-use shared::api::FleetLive;
+use serde::{Deserialize, Serialize};
+use shared::api::{DependencyLive, FleetLive, InstanceCounts, ServiceLiveSummary};
+use shared::protocol::BreakerState;
 
 /// Where the page's event stream stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,10 +39,128 @@ impl Link {
     }
 }
 
+/// What the overview draws of the fleet, for its first render. It goes into
+/// the HTML for hydration, so it carries only the figures the cards show,
+/// under one-letter names: the whole [`FleetLive`] of 100 services is about
+/// 290 KiB of JSON, nearly all field names and figures no card draws, and
+/// the server writes and escapes all of it on every page load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverviewFleet {
+    #[serde(rename = "t")]
+    as_of_ms: i64,
+    #[serde(rename = "w")]
+    window_secs: u64,
+    #[serde(rename = "s")]
+    services: Vec<SeedService>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SeedService {
+    #[serde(rename = "n")]
+    service: String,
+    #[serde(rename = "e")]
+    environment: String,
+    #[serde(rename = "i")]
+    instances: InstanceCounts,
+    #[serde(rename = "w")]
+    worst_breaker: Option<BreakerState>,
+    #[serde(rename = "d")]
+    dependencies: Vec<SeedDependency>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SeedDependency {
+    #[serde(rename = "n")]
+    dependency: String,
+    #[serde(rename = "b")]
+    breaker: Option<BreakerState>,
+    #[serde(rename = "c")]
+    calls: u64,
+    #[serde(rename = "d")]
+    degraded_rate: f64,
+    #[serde(rename = "f")]
+    fallback_rate: f64,
+    #[serde(rename = "r")]
+    retry_amplification: f64,
+    #[serde(rename = "s")]
+    shed: u64,
+    #[serde(rename = "p")]
+    p95_ms: Option<u64>,
+}
+
+impl From<&FleetLive> for OverviewFleet {
+    fn from(f: &FleetLive) -> Self {
+        OverviewFleet {
+            as_of_ms: f.as_of_ms,
+            window_secs: f.window_secs,
+            services: f
+                .services
+                .iter()
+                .map(|s| SeedService {
+                    service: s.service.clone(),
+                    environment: s.environment.clone(),
+                    instances: s.instances.clone(),
+                    worst_breaker: s.worst_breaker,
+                    dependencies: s
+                        .dependencies
+                        .iter()
+                        .map(|d| SeedDependency {
+                            dependency: d.dependency.clone(),
+                            breaker: d.breaker,
+                            calls: d.calls,
+                            degraded_rate: d.degraded_rate,
+                            fallback_rate: d.fallback_rate,
+                            retry_amplification: d.retry_amplification,
+                            shed: d.shed,
+                            p95_ms: d.p95_ms,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Back to the fleet the pages read, the figures the seed leaves out at
+/// their defaults; the stream's first event brings them all.
+impl From<OverviewFleet> for FleetLive {
+    fn from(seed: OverviewFleet) -> Self {
+        FleetLive {
+            as_of_ms: seed.as_of_ms,
+            window_secs: seed.window_secs,
+            services: seed
+                .services
+                .into_iter()
+                .map(|s| ServiceLiveSummary {
+                    worst_breaker: s.worst_breaker,
+                    service: s.service,
+                    environment: s.environment,
+                    instances: s.instances,
+                    dependencies: s
+                        .dependencies
+                        .into_iter()
+                        .map(|d| DependencyLive {
+                            dependency: d.dependency,
+                            breaker: d.breaker,
+                            calls: d.calls,
+                            degraded_rate: d.degraded_rate,
+                            fallback_rate: d.fallback_rate,
+                            retry_amplification: d.retry_amplification,
+                            shed: d.shed,
+                            p95_ms: d.p95_ms,
+                            ..Default::default()
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The fleet as the server knows it now, for the first render of the
 /// overview; `None` for every other page, which has no use for it.
 #[server(prefix = "/_ballast/fn", endpoint = "overview_seed")]
-pub async fn overview_seed() -> Result<Option<FleetLive>, ServerFnError> {
+pub async fn overview_seed() -> Result<Option<OverviewFleet>, ServerFnError> {
     use axum::http::request::Parts;
     use shared::api::Me;
     use shared::role::Permission;
@@ -58,10 +178,11 @@ pub async fn overview_seed() -> Result<Option<FleetLive>, ServerFnError> {
     }
     let source = use_context::<FleetSource>()
         .ok_or_else(|| ServerFnError::new("the server gave the dashboard no fleet source"))?;
-    (source.0)().await.map(Some).map_err(ServerFnError::new)
+    let fleet = (source.0)().await.map_err(ServerFnError::new)?;
+    Ok(Some(OverviewFleet::from(&fleet)))
 }
 
-type SeedResource = Resource<Result<Option<FleetLive>, ServerFnError>>;
+type SeedResource = Resource<Result<Option<OverviewFleet>, ServerFnError>>;
 
 /// The overview's first fleet, made once per page load at the app's root.
 /// Made inside the page, the resource would be made again each time the
@@ -146,9 +267,13 @@ impl LiveFleet {
         let link = RwSignal::new(Link::Connecting);
         follow_stream(streamed, link);
         let fleet = Memo::new(move |_| {
-            streamed
-                .get()
-                .or_else(|| initial.and_then(|r| r.get()).and_then(Result::ok).flatten())
+            streamed.get().or_else(|| {
+                initial
+                    .and_then(|r| r.get())
+                    .and_then(Result::ok)
+                    .flatten()
+                    .map(FleetLive::from)
+            })
         });
         LiveFleet {
             fleet,
@@ -246,3 +371,59 @@ fn follow_stream(fleet: RwSignal<Option<FleetLive>>, link: RwSignal<Link>) {
 
 #[cfg(not(feature = "hydrate"))]
 fn follow_stream(_: RwSignal<Option<FleetLive>>, _: RwSignal<Link>) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the cards draw survives the trip through the page; the rest is
+    /// left for the stream, and the seed is a fraction of the full fleet.
+    #[test]
+    fn the_seed_keeps_what_the_overview_draws() {
+        let dependency = DependencyLive {
+            dependency: "reranker".into(),
+            calls: 100,
+            failures: 80,
+            degraded_rate: 0.8,
+            fallback_rate: 0.75,
+            retry_amplification: 1.25,
+            shed: 4,
+            p95_ms: Some(250),
+            breaker: Some(BreakerState::Open),
+            breakers: [("pod-1".to_owned(), BreakerState::Open)].into(),
+            ..Default::default()
+        };
+        let fleet = FleetLive {
+            as_of_ms: 1_700_000_000_000,
+            window_secs: 60,
+            services: vec![ServiceLiveSummary {
+                service: "rag-answer".into(),
+                environment: "prod".into(),
+                instances: InstanceCounts {
+                    up: 2,
+                    stale: 1,
+                    down: 0,
+                    lagging: vec!["pod-3".into()],
+                },
+                worst_breaker: Some(BreakerState::Open),
+                dependencies: vec![dependency.clone()],
+            }],
+        };
+        let seed = OverviewFleet::from(&fleet);
+        let json = serde_json::to_string(&seed).unwrap();
+        let back = FleetLive::from(serde_json::from_str::<OverviewFleet>(&json).unwrap());
+        let (s, d) = (&back.services[0], &back.services[0].dependencies[0]);
+        assert_eq!((back.as_of_ms, back.window_secs), (fleet.as_of_ms, 60));
+        assert_eq!(s.instances, fleet.services[0].instances);
+        assert_eq!(s.worst_breaker, Some(BreakerState::Open));
+        assert_eq!(
+            (d.dependency.as_str(), d.breaker, d.calls, d.shed, d.p95_ms),
+            ("reranker", Some(BreakerState::Open), 100, 4, Some(250))
+        );
+        assert_eq!(
+            (d.degraded_rate, d.fallback_rate, d.retry_amplification),
+            (0.8, 0.75, 1.25)
+        );
+        assert!(json.len() * 3 < serde_json::to_string(&fleet).unwrap().len());
+    }
+}

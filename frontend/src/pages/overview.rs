@@ -4,11 +4,12 @@
 
 use crate::layout::{Loading, PageHeader};
 use crate::live::{LiveFleet, LiveStatus};
-use crate::pages::telemetry::{BreakerChip, ms, pct};
+use crate::pages::telemetry::{LiveBreakerChip, ms, pct};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use shared::api::{DependencyLive, FleetLive, ServiceLiveSummary};
 use shared::protocol::BreakerState;
+use std::sync::Arc;
 
 #[component]
 pub fn OverviewPage() -> impl IntoView {
@@ -26,6 +27,14 @@ pub fn OverviewPage() -> impl IntoView {
         <Suspense fallback=|| view! { <Loading label="Loading the fleet…" /> }>
             {move || Suspend::new(async move {
                 live.ready().await;
+                // On the server a Suspense walks its children twice before it
+                // renders them (dry runs that find the resources they read),
+                // and each walk of a ready Suspend builds what it returns:
+                // a hundred cards, three times a request. One tick leaves the
+                // dry runs a pending Suspend, which they skip, so the cards
+                // are built once. The browser gets the same HTML either way.
+                #[cfg(feature = "ssr")]
+                leptos::task::tick().await;
                 move || match any.get() {
                     None => view! { <Loading label="Loading the fleet…" /> }.into_any(),
                     Some(false) => view! { <Empty /> }.into_any(),
@@ -100,6 +109,12 @@ fn Fleet(fleet: Memo<Option<FleetLive>>) -> impl IntoView {
     .into_any()
 }
 
+/// One service. The name and its link never change, so they are drawn
+/// once (keyboard focus on the link survives live updates); everything else
+/// is redrawn from the card's summary when that summary changes, in a few
+/// closures rather than one per figure: a page load builds a hundred cards,
+/// and each reactive read costs more on the server than the markup it
+/// draws.
 #[component]
 fn ServiceCard(fleet: Memo<Option<FleetLive>>, name: String, env: String) -> impl IntoView {
     let (n, e) = (name.clone(), env.clone());
@@ -132,36 +147,15 @@ fn ServiceCard(fleet: Memo<Option<FleetLive>>, name: String, env: String) -> imp
                     " "
                     <span class="env-badge">{env}</span>
                 </h2>
-                <span class=move || {
-                    ["badge badge-ok", "badge badge-warn", "badge badge-bad"][level.get() as usize]
-                }>{move || ["healthy", "needs attention", "breaker open"][level.get() as usize]}</span>
-                <dl class="fleet-facts">
-                    <div>
-                        <dt>"Instances"</dt>
-                        <dd class="numeric">
-                            <span class="status status-on">{move || s.with(|s| s.instances.up)} " up"</span>
-                            " "
-                            <span class="status status-warn">{move || s.with(|s| s.instances.stale)} " stale"</span>
-                            " "
-                            <span class="status status-bad">{move || s.with(|s| s.instances.down)} " down"</span>
-                        </dd>
-                    </div>
-                    <div>
-                        <dt>"Lagging"</dt>
-                        <dd>
-                            {move || {
-                                s.with(|s| match s.instances.lagging.as_slice() {
-                                    [] => "none".to_owned(),
-                                    ids => ids.join(", "),
-                                })
-                            }}
-                        </dd>
-                    </div>
-                    <div>
-                        <dt>"DLQ depth"</dt>
-                        <dd title="No dead-letter queue yet">"—"</dd>
-                    </div>
-                </dl>
+                {move || {
+                    let l = level.get() as usize;
+                    view! {
+                        <span class=["badge badge-ok", "badge badge-warn", "badge badge-bad"][l]>
+                            {["healthy", "needs attention", "breaker open"][l]}
+                        </span>
+                    }
+                }}
+                {move || s.with(facts)}
             </header>
             {move || {
                 s.with(|s| s.dependencies.is_empty())
@@ -201,40 +195,88 @@ fn ServiceCard(fleet: Memo<Option<FleetLive>>, name: String, env: String) -> imp
     .into_any()
 }
 
+fn facts(s: &ServiceLiveSummary) -> impl IntoView + use<> {
+    let i = &s.instances;
+    let lagging = match i.lagging.as_slice() {
+        [] => "none".to_owned(),
+        ids => ids.join(", "),
+    };
+    view! {
+        <dl class="fleet-facts">
+            <div>
+                <dt>"Instances"</dt>
+                <dd class="numeric">
+                    <span class="status status-on">{i.up} " up"</span>
+                    " "
+                    <span class="status status-warn">{i.stale} " stale"</span>
+                    " "
+                    <span class="status status-bad">{i.down} " down"</span>
+                </dd>
+            </div>
+            <div>
+                <dt>"Lagging"</dt>
+                <dd>{lagging}</dd>
+            </div>
+            <div>
+                <dt>"DLQ depth"</dt>
+                <dd title="No dead-letter queue yet">"—"</dd>
+            </div>
+        </dl>
+    }
+}
+
+/// One dependency. The row and its breaker chip stay in place as the
+/// figures change (the chip is what an engineer watches); the figures are
+/// one closure, redrawn together, since a reactive read per figure costs
+/// more on every page load than the six cells it redraws.
 #[component]
 fn DependencyRow(s: Memo<ServiceLiveSummary>, prefix: String, dep: String) -> impl IntoView {
-    let name = dep.clone();
-    let d = Memo::new(move |_| {
-        s.with(|s| {
-            s.dependencies
-                .iter()
-                .find(|d| d.dependency == name)
-                .cloned()
-                .unwrap_or_default()
-        })
-    });
     let id = format!("{prefix}-{dep}");
+    let name: Arc<str> = dep.as_str().into();
+    let level = reader(s, &name, dependency_severity);
+    let breaker = reader(s, &name, |d| d.breaker);
+    let row = reader(s, &name, Clone::clone);
     view! {
-        <tr class=move || if d.with(dependency_severity) == 2 { "row-bad" } else { "" }>
+        <tr class=move || if level() == Some(2) { "row-bad" } else { "" }>
             <th scope="row">{dep}</th>
             <td>
-                <BreakerChip state=Signal::derive(move || d.with(|d| d.breaker)) test=format!("breaker-{id}") />
+                <LiveBreakerChip state=move || breaker().flatten() test=format!("breaker-{id}") />
             </td>
-            <td class="num">{move || d.with(|d| d.calls)}</td>
-            <td
-                class="num"
-                data-test=format!("degraded-{id}")
-                data-value=move || d.with(|d| d.degraded_rate.to_string())
-            >
-                {move || d.with(|d| pct(d.degraded_rate))}
-            </td>
-            <td class="num">{move || d.with(|d| pct(d.fallback_rate))}</td>
-            <td class="num">{move || d.with(|d| format!("{:.2}", d.retry_amplification))}</td>
-            <td class="num">{move || d.with(|d| d.shed)}</td>
-            <td class="num">{move || d.with(|d| ms(d.p95_ms))}</td>
+            {move || row().map(|d| figures(&id, &d))}
         </tr>
     }
     .into_any()
+}
+
+/// Reads `read` of the dependency called `name` in the card's summary;
+/// `None` once it has gone (its row is about to go too).
+fn reader<T: 'static>(
+    s: Memo<ServiceLiveSummary>,
+    name: &Arc<str>,
+    read: fn(&DependencyLive) -> T,
+) -> impl Fn() -> Option<T> + Clone + Send + Sync + 'static {
+    let name = Arc::clone(name);
+    move || {
+        s.with(|s| {
+            s.dependencies
+                .iter()
+                .find(|d| *d.dependency == *name)
+                .map(read)
+        })
+    }
+}
+
+fn figures(id: &str, d: &DependencyLive) -> impl IntoView + use<> {
+    view! {
+        <td class="num">{d.calls}</td>
+        <td class="num" data-test=format!("degraded-{id}") data-value=d.degraded_rate.to_string()>
+            {pct(d.degraded_rate)}
+        </td>
+        <td class="num">{pct(d.fallback_rate)}</td>
+        <td class="num">{format!("{:.2}", d.retry_amplification)}</td>
+        <td class="num">{d.shed}</td>
+        <td class="num">{ms(d.p95_ms)}</td>
+    }
 }
 
 /// No services: say so plainly, and how that changes, rather than showing

@@ -37,12 +37,32 @@ fn breaker_key(state: Option<BreakerState>) -> (&'static str, &'static str) {
 }
 
 /// A breaker's state in words and colour; `data-state` carries the wire name.
+/// Drawn as it is: the pages redraw the row or card it sits in when the
+/// state changes.
 #[component]
-pub fn BreakerChip(state: Signal<Option<BreakerState>>, test: String) -> impl IntoView {
-    let key = move || breaker_key(state.get());
+pub fn BreakerChip(state: Option<BreakerState>, test: String) -> impl IntoView {
+    let (key, label) = breaker_key(state);
     view! {
-        <span class=move || format!("breaker breaker-{}", key().0) data-test=test data-state=move || key().0>
-            {move || key().1}
+        <span class=format!("breaker breaker-{key}") data-test=test data-state=key>
+            {label}
+        </span>
+    }
+    .into_any()
+}
+
+/// [`BreakerChip`] that follows `state` in place: the overview's rows keep
+/// their chip while live updates change it.
+#[component]
+pub fn LiveBreakerChip<F>(state: F, test: String) -> impl IntoView
+where
+    F: Fn() -> Option<BreakerState> + Clone + Send + Sync + 'static,
+{
+    let key = move || breaker_key(state());
+    let k = key.clone();
+    let label = key.clone();
+    view! {
+        <span class=move || format!("breaker breaker-{}", k().0) data-test=test data-state=move || key().0>
+            {move || label().1}
         </span>
     }
     .into_any()
@@ -262,7 +282,7 @@ fn dependency(d: DependencyLive, points: &[TelemetryPoint]) -> impl IntoView + u
         <article class="dep-telemetry" data-test=format!("telemetry-chart-{name}")>
             <header class="dep-telemetry-header">
                 <h3>{name.clone()}</h3>
-                <BreakerChip state=Signal::stored(d.breaker) test=format!("telemetry-breaker-{name}") />
+                <BreakerChip state=d.breaker test=format!("telemetry-breaker-{name}") />
             </header>
             <dl class="dep-figures numeric">
                 <div><dt>"p50"</dt><dd>{ms(d.p50_ms)}</dd></div>
