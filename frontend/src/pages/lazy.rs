@@ -4,6 +4,13 @@
 //!
 //! None of them loads data before its module arrives: each page's own
 //! resources start when it renders, as they did before the split.
+//!
+//! On a lazy page loaded directly, the browser fetches the route's modules
+//! once the main bundle runs (in parallel, then hydrates). The server does
+//! not yet add `<link rel="preload">` for them: leptos_integration_utils
+//! 0.8.9 looks up the split manifest outside any reactive owner, so finds
+//! none (observed: no such links in the HTML). Preloading would save one
+//! round trip on such loads.
 
 use super::{ApprovalsPage, AuditPage, FleetPage, ServicePage, ServicesPage, UsersPage};
 use leptos::prelude::*;
