@@ -7,9 +7,10 @@
 //!
 //! On a lazy page loaded directly, the browser fetches the route's modules
 //! once the main bundle runs (in parallel, then hydrates). The server does
-//! not yet add `<link rel="preload">` for them: leptos_integration_utils
-//! 0.8.9 looks up the split manifest outside any reactive owner, so finds
-//! none (observed: no such links in the HTML). Preloading would save one
+//! not yet add `<link rel="preload">` for them (observed: no such links in
+//! the HTML). By our reading, leptos_integration_utils 0.8.9 looks up the
+//! split manifest outside any reactive owner and so never finds it; not
+//! verified further. Preloading would save one
 //! round trip on such loads.
 
 use super::{ApprovalsPage, AuditPage, FleetPage, ServicePage, ServicesPage, UsersPage};
