@@ -10,8 +10,7 @@
 //! not yet add `<link rel="preload">` for them (observed: no such links in
 //! the HTML). By our reading, leptos_integration_utils 0.8.9 looks up the
 //! split manifest outside any reactive owner and so never finds it; not
-//! verified further. Preloading would save one
-//! round trip on such loads.
+//! verified further. Preloading would save one round trip on such loads.
 
 use super::{ApprovalsPage, AuditPage, FleetPage, ServicePage, ServicesPage, UsersPage};
 use leptos::prelude::*;
