@@ -1,14 +1,14 @@
 use crate::layout::Layout;
 use crate::live::FleetSeed;
 use crate::pages::{
-    ApprovalsPage, AuditPage, FleetPage, LoginPage, NotFound, OverviewPage, ServicePage,
-    ServicesPage, UsersPage,
+    ApprovalsRoute, AuditRoute, FleetRoute, LoginPage, NotFound, OverviewPage, ServiceRoute,
+    ServicesRoute, UsersRoute,
 };
 use crate::session::Session;
 use leptos::prelude::*;
 use leptos_meta::{Title, provide_meta_context};
 use leptos_router::{
-    SsrMode,
+    Lazy, SsrMode,
     components::{ParentRoute, Route, Router, Routes},
     path,
 };
@@ -32,13 +32,16 @@ pub fn App() -> impl IntoView {
                 // anything, so the first HTML already has the right
                 // navigation, with or without JavaScript, and nothing moves.
                 <ParentRoute path=path!("") view=Layout ssr=SsrMode::Async>
+                    // The landing page is in the main bundle; every other
+                    // page is a lazy route, its code a module of its own that
+                    // the browser loads on the first visit (see pages::lazy).
                     <Route path=path!("") view=OverviewPage />
-                    <Route path=path!("/services") view=ServicesPage />
-                    <Route path=path!("/services/:name/:env") view=ServicePage />
-                    <Route path=path!("/fleet") view=FleetPage />
-                    <Route path=path!("/approvals") view=ApprovalsPage />
-                    <Route path=path!("/users") view=UsersPage />
-                    <Route path=path!("/audit") view=AuditPage />
+                    <Route path=path!("/services") view={Lazy::<ServicesRoute>::new()} />
+                    <Route path=path!("/services/:name/:env") view={Lazy::<ServiceRoute>::new()} />
+                    <Route path=path!("/fleet") view={Lazy::<FleetRoute>::new()} />
+                    <Route path=path!("/approvals") view={Lazy::<ApprovalsRoute>::new()} />
+                    <Route path=path!("/users") view={Lazy::<UsersRoute>::new()} />
+                    <Route path=path!("/audit") view={Lazy::<AuditRoute>::new()} />
                 </ParentRoute>
             </Routes>
         </Router>
@@ -61,20 +64,40 @@ impl Hydrated {
     }
 }
 
-/// Sets `data-hydrated="true"` on `<body>` once the app is live.
+/// Provides [`Hydrated`], which [`hydration_finished`] sets.
 ///
-/// Clicks before hydration are lost (or, on the login form, become a full
-/// page post), so browser tests wait for this. Effects never run on the
-/// server, so server-rendered HTML never carries the attribute; and this
-/// one first runs after `hydrate_body` has walked the whole page.
+/// Not an effect: hydration is asynchronous (a lazy route's module may
+/// still be loading), and effects run while it waits, before the page's
+/// controls have been hydrated; a control hydrated after the signal turned
+/// would never see it turn.
 fn mark_body_when_hydrated() {
     let (hydrated, set_hydrated) = signal(false);
     provide_context(Hydrated(hydrated));
-    Effect::new(move |_| {
-        if let Some(body) = document().body() {
-            // Failing to set an attribute on <body> has no useful recovery.
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
+    #[cfg(feature = "hydrate")]
+    MARK_HYDRATED.set(Some(set_hydrated));
+    #[cfg(not(feature = "hydrate"))]
+    let _ = set_hydrated;
+}
+
+#[cfg(feature = "hydrate")]
+thread_local! {
+    static MARK_HYDRATED: std::cell::Cell<Option<WriteSignal<bool>>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Called once hydration has walked the whole page: sets
+/// `data-hydrated="true"` on `<body>` and turns [`Hydrated`] on.
+///
+/// Clicks before hydration are lost (or, on the login form, become a full
+/// page post), so browser tests wait for the attribute. The server never
+/// calls this, so server-rendered HTML never carries it.
+#[cfg(feature = "hydrate")]
+pub(crate) fn hydration_finished() {
+    if let Some(body) = document().body() {
+        // Failing to set an attribute on <body> has no useful recovery.
+        let _ = body.set_attribute("data-hydrated", "true");
+    }
+    if let Some(set_hydrated) = MARK_HYDRATED.take() {
         set_hydrated.set(true);
-    });
+    }
 }

@@ -54,9 +54,20 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 
 /// The browser bundle's entry point, called by the script that
 /// [`HydrationScripts`] puts in the page.
+///
+/// Hydrates asynchronously, because most pages are lazy routes (see
+/// [`app`]) whose code is a separate module: on a page loaded directly, the
+/// walk over the server's HTML waits for that module. Only when the walk is
+/// over is the app marked as hydrated.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    wasm_bindgen_futures::spawn_local(async {
+        let body = document().body().expect("the page has a <body>");
+        let mounted = leptos::mount::hydrate_from_async(body, App).await;
+        app::hydration_finished();
+        // The app lives as long as the page.
+        mounted.forget();
+    });
 }
