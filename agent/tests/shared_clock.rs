@@ -21,9 +21,10 @@ service:
   name: clock
   environment: test
   owner: reliability
+  risk_tier: high
   dependencies:
     model_provider: { kind: model_provider }
-    search: { kind: vector_store }
+    search: { kind: vector_db }
 retry:
   search:
     max_attempts: 2
