@@ -164,6 +164,11 @@ struct PartitionHandle {
 }
 
 impl Handles {
+    /// Whether these are handles of guard `guard` for `dependency`.
+    fn fits(&self, guard: u64, dependency: &str) -> bool {
+        self.guard == guard && *self.lane.name == *dependency
+    }
+
     /// Points the handles at `call`'s tenant and partition values, looking
     /// up only what differs from the previous call's.
     fn update(&mut self, guard: &Guard, call: &Call<'_>) {
@@ -1072,7 +1077,6 @@ impl Guard {
 
     /// Takes a slot in each of a call's partitions if all are free now;
     /// else the slots taken so far and the first partition that was full.
-    #[allow(clippy::result_large_err)]
     fn take_partitions(handles: &Handles) -> Result<Slots<'_>, (Slots<'_>, usize)> {
         let mut slots = Slots::default();
         for (i, p) in handles.partitions.iter().enumerate() {
@@ -1267,14 +1271,13 @@ impl Guard {
     fn handles(&self, call: &Call<'_>) -> Box<Handles> {
         let reused = SPARE_HANDLES.with(|spare| {
             let mut spare = spare.borrow_mut();
-            let fits =
-                |h: &Box<Handles>| h.guard == self.inner.id && &*h.lane.name == call.dependency;
+            let (id, dependency) = (self.inner.id, call.dependency);
             // The last kept is the likeliest: a loop calling one
             // dependency finds its handles at once.
-            if spare.last().is_some_and(fits) {
+            if spare.last().is_some_and(|h| h.fits(id, dependency)) {
                 return spare.pop();
             }
-            let i = spare.iter().position(fits)?;
+            let i = spare.iter().position(|h| h.fits(id, dependency))?;
             Some(spare.swap_remove(i))
         });
         let mut h = match reused {
