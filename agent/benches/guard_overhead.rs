@@ -25,48 +25,9 @@ use tokio::sync::Semaphore;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
-const POLICY: &str = r#"
-service:
-  name: bench
-  environment: bench
-  owner: bench
-  risk_tier: high
-  dependencies:
-    model_provider: { kind: model_provider }
-timeouts:
-  total_ms: 60000
-  stages:
-    - { name: generation, budget_ms: 50000, dependencies: [model_provider] }
-  dependencies: { model_provider: 40000 }
-retry:
-  model_provider:
-    max_attempts: 3
-    base_delay_ms: 100
-    max_delay_ms: 1000
-    jitter: decorrelated
-    retry_on: [unavailable, connection]
-retry_budget: { ratio_percent: 10, min_per_second: 5 }
-breakers:
-  model_provider:
-    mode: { kind: failure_rate, threshold_percent: 50, window_ms: 30000, minimum_calls: 20 }
-    slow_call: { threshold_ms: 3000, rate_percent: 50 }
-    cooldown_ms: 30000
-    half_open_probes: 3
-bulkheads:
-  generation:
-    partition: tenant
-    dependency: model_provider
-    max_concurrent: 1000
-    max_queued: 1000
-    queue_timeout_ms: 1000
-limits:
-  tokens_per_minute: 1000000000000
-  cost_per_tenant_per_day_usd_micros: 1000000000000000
-  dependencies:
-    model_provider:
-      requests: { per_second: 1000000000, burst: 1000000000 }
-      tokens_per_minute: 1000000000000
-"#;
+/// The policy of every guarded call here (shared with
+/// `examples/guard_calls.rs`, which counts instructions).
+const POLICY: &str = include_str!("guard_policy.yaml");
 
 fn guard() -> Guard {
     let policy = Policy::from_yaml(POLICY).expect("the bench policy parses");

@@ -102,10 +102,12 @@ pub struct CompiledPolicy {
     // Looked up on every call, by names the policy and the code choose:
     // a fast hasher.
     stages: FxHashMap<String, Duration>,
-    dependencies: FxHashMap<String, DependencyRules>,
+    // Shared, so that the guard's per-thread call handles keep their
+    // dependency's rules and skip the lookup while the version stands.
+    dependencies: FxHashMap<String, Arc<DependencyRules>>,
     /// Rules for any dependency the policy does not name; only the
     /// conservative default has them.
-    fallback_rules: Option<DependencyRules>,
+    fallback_rules: Option<Arc<DependencyRules>>,
     retry_budget: Option<RetryBudget>,
     fallbacks: HashMap<String, Vec<FallbackRule>>,
     fail_closed: HashMap<String, Vec<FailClosedRule>>,
@@ -216,7 +218,10 @@ impl CompiledPolicy {
             source,
             total_budget,
             stages,
-            dependencies,
+            dependencies: dependencies
+                .into_iter()
+                .map(|(name, rules)| (name, Arc::new(rules)))
+                .collect(),
             fallback_rules: None,
             retry_budget: policy.retry_budget.clone(),
             fallbacks,
@@ -259,7 +264,7 @@ impl CompiledPolicy {
             ratio_percent: 10,
             min_per_second: 1,
         });
-        compiled.fallback_rules = Some(DependencyRules {
+        compiled.fallback_rules = Some(Arc::new(DependencyRules {
             kind: None,
             timeout: Some(Duration::from_secs(10)),
             stage_budget: None,
@@ -289,7 +294,7 @@ impl CompiledPolicy {
             requests: None,
             tokens_per_minute: None,
             bulkheads: Vec::new(),
-        });
+        }));
         compiled
     }
 
@@ -320,7 +325,19 @@ impl CompiledPolicy {
 
     /// The rules for one dependency, if the policy has any.
     pub fn dependency(&self, name: &str) -> Option<&DependencyRules> {
-        self.dependencies.get(name).or(self.fallback_rules.as_ref())
+        self.dependencies
+            .get(name)
+            .or(self.fallback_rules.as_ref())
+            .map(|r| &**r)
+    }
+
+    /// [`CompiledPolicy::dependency`], shared: the guard keeps it with a
+    /// call's handles for as long as this version is in force.
+    pub(crate) fn dependency_shared(&self, name: &str) -> Option<Arc<DependencyRules>> {
+        self.dependencies
+            .get(name)
+            .or(self.fallback_rules.as_ref())
+            .cloned()
     }
 
     /// The service-wide retry budget.

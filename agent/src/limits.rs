@@ -363,6 +363,12 @@ impl Limiters {
         get_or_make(&self.costs, tenant)
     }
 
+    /// When this limiter started: the guard's breakers and retry budget
+    /// keep time from it too.
+    pub(crate) fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
     /// Nanoseconds from this limiter's start to `now`: the time every
     /// bucket and window of it is kept in, so a call reads it once.
     pub(crate) fn ticks(&self, now: Instant) -> u64 {

@@ -55,8 +55,15 @@ impl Default for RetryBudget {
 impl RetryBudget {
     /// An empty budget.
     pub fn new() -> RetryBudget {
+        RetryBudget::with_epoch(Instant::now())
+    }
+
+    /// An empty budget keeping time from `epoch`: the guard gives it the
+    /// epoch of its limiters, so that one clock reading, turned into
+    /// nanoseconds once, serves both.
+    pub(crate) fn with_epoch(epoch: Instant) -> RetryBudget {
         RetryBudget {
-            epoch: Instant::now(),
+            epoch,
             deposits: Default::default(),
             withdrawals: Mutex::new([(u64::MAX, 0); SLOTS]),
         }
@@ -68,16 +75,20 @@ impl RetryBudget {
 
     /// Records a first attempt, which earns `ratio_percent` of a retry.
     pub fn deposit(&self, policy: &RetryBudgetPolicy) {
-        self.deposit_at(Instant::now(), policy);
+        let ticks = Instant::now()
+            .saturating_duration_since(self.epoch)
+            .as_nanos() as u64;
+        self.deposit_ticks(ticks, policy);
     }
 
-    /// [`RetryBudget::deposit`] with the time already read.
-    pub(crate) fn deposit_at(&self, now: Instant, policy: &RetryBudgetPolicy) {
+    /// [`RetryBudget::deposit`] at `ticks` nanoseconds from the budget's
+    /// epoch (the time already read).
+    pub(crate) fn deposit_ticks(&self, ticks: u64, policy: &RetryBudgetPolicy) {
         let units = u64::from(policy.ratio_percent) * UNIT as u64 / 100;
         if units == 0 {
             return;
         }
-        let second = self.second(now);
+        let second = ticks / 1_000_000_000;
         let (shard, own) = shard_index();
         let slot = &self.deposits[shard].0[(second % SLOTS as u64) as usize];
         let id = second & ID_MASK;

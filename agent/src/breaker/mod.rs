@@ -148,8 +148,15 @@ pub struct CallOutcome {
 impl Breaker {
     /// A closed breaker.
     pub fn new() -> Arc<Breaker> {
+        Breaker::with_epoch(Instant::now())
+    }
+
+    /// A closed breaker whose rate window keeps time from `epoch`: the
+    /// guard gives its breakers the epoch of its limiters, so that one
+    /// clock reading, turned into nanoseconds once, serves both.
+    pub(crate) fn with_epoch(epoch: Instant) -> Arc<Breaker> {
         Arc::new(Breaker {
-            epoch: Instant::now(),
+            epoch,
             mode: AtomicU8::new(CLOSED),
             streak: AtomicU32::new(0),
             calls: Default::default(),
@@ -187,9 +194,19 @@ impl Breaker {
         )
     }
 
+    /// Nanoseconds from the breaker's epoch to `now`.
+    pub(crate) fn ticks(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
     fn bucket_id(&self, now: Instant, window_ms: u64) -> u64 {
+        Breaker::bucket_of_ticks(self.ticks(now), window_ms)
+    }
+
+    /// The window bucket of `ticks` (see [`Breaker::ticks`]).
+    fn bucket_of_ticks(ticks: u64, window_ms: u64) -> u64 {
         let bucket_ms = (window_ms / BUCKETS).max(1);
-        now.saturating_duration_since(self.epoch).as_millis() as u64 / bucket_ms
+        ticks / 1_000_000 / bucket_ms
     }
 
     /// Counts one call in bucket `id` of the rate window.
@@ -374,13 +391,16 @@ impl Breaker {
         outcome: CallOutcome,
         transitions: &mut Vec<Transition>,
     ) {
-        self.record_at(Instant::now(), policy, ticket, outcome, transitions);
+        let now = Instant::now();
+        self.record_at(now, self.ticks(now), policy, ticket, outcome, transitions);
     }
 
-    /// [`Breaker::record`] with the time already read.
+    /// [`Breaker::record`] with the time already read: `now`, and `ticks`
+    /// the same reading as [`Breaker::ticks`] gives it.
     pub(crate) fn record_at(
         &self,
         now: Instant,
+        ticks: u64,
         policy: &BreakerPolicy,
         mut ticket: Ticket,
         outcome: CallOutcome,
@@ -400,7 +420,7 @@ impl Breaker {
                     return;
                 }
                 BreakerMode::FailureRate { window_ms, .. } => {
-                    self.count_call(self.bucket_id(now, *window_ms));
+                    self.count_call(Breaker::bucket_of_ticks(ticks, *window_ms));
                     return;
                 }
                 BreakerMode::Consecutive { .. } => {}
@@ -446,7 +466,7 @@ impl Breaker {
                         window_ms,
                         minimum_calls,
                     } => {
-                        let id = self.bucket_id(now, *window_ms);
+                        let id = Breaker::bucket_of_ticks(ticks, *window_ms);
                         self.count_call(id);
                         let b = &mut inner.buckets[(id % BUCKETS) as usize];
                         if b.id != id {

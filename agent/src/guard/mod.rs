@@ -50,6 +50,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::task::Poll;
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// The pseudo-dependency under which service-level events (admission,
@@ -84,9 +85,17 @@ impl UsageCell {
     }
 
     /// Keeps `cell` for the next call, unless an attempt still holds it.
-    fn recycle(mut cell: Arc<UsageCell>) {
-        if let Some(c) = Arc::get_mut(&mut cell) {
-            *c = UsageCell::default();
+    fn recycle(cell: Arc<UsageCell>) {
+        // No weak reference to a meter is ever made, so a strong count of
+        // one means nobody else holds it: a plain load, where
+        // `Arc::get_mut` would take a compare-and-swap. The fence orders
+        // the reset after whatever the last other holder wrote before
+        // letting go (its release decrement).
+        if Arc::strong_count(&cell) == 1 {
+            std::sync::atomic::fence(Ordering::Acquire);
+            cell.tokens.store(0, Ordering::Relaxed);
+            cell.cost.store(0, Ordering::Relaxed);
+            cell.recorded.store(false, Ordering::Relaxed);
             SPARE_USAGE.with(|s| s.set(Some(cell)));
         }
     }
@@ -125,6 +134,8 @@ struct Handles {
     closed: bool,
     rx: PolicyReceiver,
     policy: Arc<CompiledPolicy>,
+    /// The dependency's rules under `policy`, found with the partitions.
+    rules: Option<Arc<DependencyRules>>,
     lane: Arc<Lane>,
     tenant: Option<TenantHandles>,
     /// One per bulkhead of the dependency, in the policy's order.
@@ -153,6 +164,11 @@ struct PartitionHandle {
 }
 
 impl Handles {
+    /// Whether these are handles of guard `guard` for `dependency`.
+    fn fits(&self, guard: u64, dependency: &str) -> bool {
+        self.guard == guard && *self.lane.name == *dependency
+    }
+
     /// Points the handles at `call`'s tenant and partition values, looking
     /// up only what differs from the previous call's.
     fn update(&mut self, guard: &Guard, call: &Call<'_>) {
@@ -168,7 +184,8 @@ impl Handles {
             }
         }
         if !self.partitions_current {
-            let found = self.policy.dependency(call.dependency);
+            self.rules = self.policy.dependency_shared(call.dependency);
+            let found = self.rules.as_deref();
             self.rates = [
                 found
                     .and_then(|r| r.requests.as_ref())
@@ -275,7 +292,9 @@ async fn until_deadline<F: Future>(deadline: Instant, fut: F) -> Option<F::Outpu
     .await;
     match first {
         Some(v) => Some(v),
-        None => tokio::time::timeout_at(deadline, fut).await.ok(),
+        // Boxed: only a call that waits needs the timer, and it would
+        // otherwise enlarge every call's future.
+        None => Box::pin(tokio::time::timeout_at(deadline, fut)).await.ok(),
     }
 }
 
@@ -562,6 +581,10 @@ impl GuardBuilder {
     /// The guard.
     pub fn build(self) -> Guard {
         let wall = self.wall.unwrap_or_else(WallClock::system);
+        // One epoch for the limiters, the breakers and the retry budget, so
+        // that a call converts each clock reading into ticks once.
+        let limiters = Arc::new(Limiters::new());
+        let epoch = limiters.epoch();
         Guard {
             inner: Arc::new(Inner {
                 policy: self.policy,
@@ -574,8 +597,8 @@ impl GuardBuilder {
                 id: NEXT_GUARD.fetch_add(1, Ordering::Relaxed),
                 service_tokens: OnceLock::new(),
                 bulkheads: Bulkheads::new(),
-                limiters: Arc::new(Limiters::new()),
-                retry_budget: RetryBudget::new(),
+                limiters,
+                retry_budget: RetryBudget::with_epoch(epoch),
                 queue_depths: RwLock::default(),
             }),
         }
@@ -604,37 +627,34 @@ impl<'p> RetryPlan<'p> {
         effect: Option<Effect>,
         keyed: bool,
     ) -> RetryPlan<'p> {
-        let rules = policy.dependency(dependency);
-        RetryPlan::start_at(
-            guard,
+        if let Some(b) = policy.retry_budget() {
+            guard.inner.retry_budget.deposit(b);
+        }
+        RetryPlan::for_call(
             policy,
-            rules,
+            policy.dependency(dependency),
             operation,
             effect,
             keyed,
-            Instant::now(),
         )
     }
 
-    /// [`RetryPlan::start`] with the dependency's rules already found and
-    /// the time already read.
-    pub(crate) fn start_at(
-        guard: &Guard,
+    /// The plan for a call whose first attempt has already been deposited
+    /// into the retry budget, with the dependency's rules already found.
+    /// [`Guard::call`] makes it only once an attempt has failed: a call
+    /// that succeeds at once never needs it.
+    pub(crate) fn for_call(
         policy: &'p CompiledPolicy,
         rules: Option<&'p DependencyRules>,
         operation: &str,
         effect: Option<Effect>,
         keyed: bool,
-        now: Instant,
     ) -> RetryPlan<'p> {
         let retry = rules.and_then(|r| r.retry.as_ref());
         let effect = effect
             .or_else(|| rules.map(|r| r.effect_of(operation)))
             .unwrap_or(Effect::Read);
         let budget = policy.retry_budget();
-        if let Some(b) = budget {
-            guard.inner.retry_budget.deposit_at(now, b);
-        }
         RetryPlan {
             retry,
             max_attempts: retry.map_or(1, |r| r.max_attempts.max(1)),
@@ -694,6 +714,66 @@ struct Progress {
     attempts: u32,
     lost_reply: bool,
     now: Instant,
+    /// `now` in the limiters' ticks.
+    ticks: u64,
+}
+
+/// The smaller of two optional budgets.
+fn min_of(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<Deadline>, b: Option<Deadline>) -> Option<Deadline> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The bounds of a call: the deadline it was given, and the tightest of
+/// the budgets that started with it. Kept apart rather than added up at
+/// once: the first attempt's deadline needs one addition to the clock for
+/// the call's and its own budget together, and the call's own deadline is
+/// only needed again by a retry.
+#[derive(Debug, Clone, Copy)]
+struct Budgets {
+    start: Instant,
+    given: Option<Deadline>,
+    budget: Option<Duration>,
+}
+
+impl Budgets {
+    /// The call's deadline, retries included.
+    fn deadline(&self) -> Option<Deadline> {
+        earliest(
+            self.given,
+            self.budget.map(|b| Deadline::at(self.start + b)),
+        )
+    }
+
+    /// Whether the call's deadline has passed at its start (a budget of
+    /// zero has).
+    fn expired(&self) -> bool {
+        self.given.is_some_and(|d| d.instant() <= self.start) || self.budget == Some(Duration::ZERO)
+    }
+
+    /// The deadline of an attempt starting at `start` with its own
+    /// `per_attempt` budget: the earlier of the call's and its own.
+    fn for_attempt(&self, start: Instant, per_attempt: Option<Duration>) -> Option<Deadline> {
+        if start == self.start {
+            // Both budgets run from the same instant: add the smaller.
+            let own = min_of(self.budget, per_attempt).map(|b| Deadline::at(start + b));
+            return earliest(self.given, own);
+        }
+        earliest(
+            self.deadline(),
+            per_attempt.map(|b| Deadline::at(start + b)),
+        )
+    }
 }
 
 impl Guard {
@@ -770,7 +850,7 @@ impl Guard {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .entry(dependency.to_owned())
-            .or_insert_with(Breaker::new)
+            .or_insert_with(|| Breaker::with_epoch(self.inner.limiters.epoch()))
             .clone()
     }
 
@@ -995,15 +1075,31 @@ impl Guard {
         slot
     }
 
-    /// Takes a slot in each of a call's partitions, kept in `handles`.
+    /// Takes a slot in each of a call's partitions if all are free now;
+    /// else the slots taken so far and the first partition that was full.
+    fn take_partitions(handles: &Handles) -> Result<Slots<'_>, (Slots<'_>, usize)> {
+        let mut slots = Slots::default();
+        for (i, p) in handles.partitions.iter().enumerate() {
+            if !p.partition.try_take(p.limits.max_concurrent) {
+                return Err((slots, i));
+            }
+            slots.push(Held::In(SlotIn::new(&p.partition)));
+        }
+        Ok(slots)
+    }
+
+    /// Takes a slot in each of a call's partitions, kept in `handles`, from
+    /// partition `from` on (`slots` holds the ones before it), waiting in
+    /// their queues where full.
     async fn acquire_partitions<'h>(
         &self,
         handles: &'h Handles,
+        mut slots: Slots<'h>,
+        from: usize,
         deadline: Option<Deadline>,
         stats: &DependencyStats,
     ) -> Result<Slots<'h>, BulkheadRejection> {
-        let mut slots = Slots::default();
-        for p in &handles.partitions {
+        for p in &handles.partitions[from..] {
             if !p.partition.try_take(p.limits.max_concurrent) {
                 slots.waited = true;
                 stats.queued.fetch_add(1, Ordering::Relaxed);
@@ -1154,6 +1250,10 @@ impl Guard {
         stats: &DependencyStats,
         transitions: &mut Vec<Transition>,
     ) {
+        // Nearly every acquire and record changes nothing.
+        if transitions.is_empty() {
+            return;
+        }
         let wall = self.inner.recorder.wall();
         for (at, from, to) in transitions.drain(..) {
             stats.transition(BreakerTransition {
@@ -1171,9 +1271,13 @@ impl Guard {
     fn handles(&self, call: &Call<'_>) -> Box<Handles> {
         let reused = SPARE_HANDLES.with(|spare| {
             let mut spare = spare.borrow_mut();
-            let i = spare
-                .iter()
-                .position(|h| h.guard == self.inner.id && &*h.lane.name == call.dependency)?;
+            let (id, dependency) = (self.inner.id, call.dependency);
+            // The last kept is the likeliest: a loop calling one
+            // dependency finds its handles at once.
+            if spare.last().is_some_and(|h| h.fits(id, dependency)) {
+                return spare.pop();
+            }
+            let i = spare.iter().position(|h| h.fits(id, dependency))?;
             Some(spare.swap_remove(i))
         });
         let mut h = match reused {
@@ -1207,6 +1311,7 @@ impl Guard {
                     closed: false,
                     rx,
                     policy,
+                    rules: None,
                     lane: self.lane(call.dependency),
                     tenant: None,
                     partitions: Vec::new(),
@@ -1246,46 +1351,46 @@ impl Guard {
         // rather than two: each level of nesting copies the whole future.)
         let handles = self.handles(&call);
         let policy = &*handles.policy;
+        let rules = handles.rules.as_deref();
         let stats = &*handles.lane.stats;
         stats.call();
-        let rules = policy.dependency(call.dependency);
         // The clock is read once here and once per attempt's end; every
-        // pattern decides on those readings.
+        // pattern decides on those readings, the deadlines on the instant,
+        // the buckets, windows, breaker and retry budget on its nanoseconds
+        // from the guard's epoch (converted once).
         let now = Instant::now();
-        let after = |budget| Deadline::at(now + budget);
-        let deadline = call.deadline.or_else(|| policy.total_budget().map(after));
         // The stage's budget bounds the call as a whole, retries included.
         let stage_budget = call
             .stage
             .and_then(|s| policy.stage_budget(s))
             .or(rules.and_then(|r| r.stage_budget));
-        let call_deadline = match (deadline, stage_budget) {
-            (Some(d), Some(b)) => Some(d.min(after(b))),
-            (None, Some(b)) => Some(after(b)),
-            (d, None) => d,
+        let budgets = Budgets {
+            start: now,
+            given: call.deadline,
+            // The policy's total budget applies only without a deadline.
+            budget: min_of(
+                call.deadline
+                    .is_none()
+                    .then(|| policy.total_budget())
+                    .flatten(),
+                stage_budget,
+            ),
         };
         let usage = UsageCell::fresh();
         let mut progress = Progress {
             attempts: 0,
             lost_reply: false,
             now,
+            ticks: self.inner.limiters.ticks(now),
         };
         let result = self
-            .run(
-                policy,
-                rules,
-                &handles,
-                &call,
-                call_deadline,
-                &usage,
-                &mut progress,
-                &mut op,
-            )
+            .run(&handles, &call, budgets, &usage, &mut progress, &mut op)
             .await;
         let Progress {
             attempts,
             lost_reply,
-            now: end,
+            ticks: end,
+            ..
         } = progress;
         let used = if usage.recorded.load(Ordering::Relaxed) {
             Usage {
@@ -1305,11 +1410,7 @@ impl Guard {
         }
         let out = match result {
             Ok((value, reservation, latency)) => {
-                reservation.settle_at(
-                    self.inner.limiters.ticks(end),
-                    used.tokens,
-                    used.cost_usd_micros,
-                );
+                reservation.settle_at(end, used.tokens, used.cost_usd_micros);
                 stats.succeeded(latency, used.tokens, used.cost_usd_micros);
                 Guarded {
                     result: Ok(value),
@@ -1330,11 +1431,7 @@ impl Guard {
                     .or_else(|| rules.map(|r| r.effect_of(call.operation)))
                     .unwrap_or(Effect::Read);
                 if let Some(r) = reservation {
-                    r.settle_at(
-                        self.inner.limiters.ticks(end),
-                        used.tokens,
-                        used.cost_usd_micros,
-                    );
+                    r.settle_at(end, used.tokens, used.cost_usd_micros);
                 }
                 let class = failure.error.class();
                 stats.failure(class);
@@ -1368,14 +1465,11 @@ impl Guard {
         out
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn run<'h, T, E, F, Fut>(
         &'h self,
-        policy: &CompiledPolicy,
-        rules: Option<&DependencyRules>,
         handles: &'h Handles,
         call: &Call<'_>,
-        deadline: Option<Deadline>,
+        budgets: Budgets,
         usage: &Arc<UsageCell>,
         progress: &mut Progress,
         op: &mut F,
@@ -1386,15 +1480,14 @@ impl Guard {
         Fut: Future<Output = Result<T, E>>,
     {
         let fail = |error| Err((Failure { error }, None));
+        let policy = &*handles.policy;
+        let rules = handles.rules.as_deref();
         let lane = &*handles.lane;
         let stats = &*lane.stats;
-        let now = progress.now;
-        if deadline.is_some_and(|d| d.instant() <= now) {
+        let (now, t) = (progress.now, progress.ticks);
+        if budgets.expired() {
             return fail(GuardError::DeadlineExpired);
         }
-        // Every bucket and window keeps time in the limiters' ticks: read
-        // once for all of them.
-        let t = self.inner.limiters.ticks(now);
         if let Some(rate) = handles.rates[0]
             && !self.request_bucket(lane).take(t, 1, rate)
         {
@@ -1405,15 +1498,12 @@ impl Guard {
             Ok(r) => r,
             Err(refusal) => return fail(GuardError::BudgetExhausted(refusal)),
         };
-        let mut plan = RetryPlan::start_at(
-            self,
-            policy,
-            rules,
-            call.operation,
-            call.effect,
-            call.idempotency_key.is_some(),
-            now,
-        );
+        // The first attempt earns its share of retries now; how to retry is
+        // worked out only once an attempt has failed.
+        if let Some(b) = policy.retry_budget() {
+            self.inner.retry_budget.deposit_ticks(t, b);
+        }
+        let mut plan: Option<RetryPlan<'_>> = None;
         let key: Option<Arc<str>> = call.idempotency_key.map(Arc::from);
         let breaker_policy = rules.and_then(|r| r.breaker.as_ref());
         let breaker = breaker_policy.map(|_| self.lane_breaker(lane));
@@ -1423,10 +1513,11 @@ impl Guard {
             progress.attempts += 1;
             // The first attempt starts at the call's reading; a retry after
             // its sleep reads the clock anew.
-            let start = if progress.attempts == 1 {
-                now
+            let (start, start_ticks) = if progress.attempts == 1 {
+                (now, t)
             } else {
-                Instant::now()
+                let s = Instant::now();
+                (s, self.inner.limiters.ticks(s))
             };
             let ticket = match (breaker, breaker_policy) {
                 (Some(b), Some(p)) => {
@@ -1448,15 +1539,18 @@ impl Guard {
                 }
                 _ => None,
             };
-            let attempt_deadline = match (deadline, per_attempt) {
-                (Some(d), Some(t)) => Some(d.min(Deadline::at(start + t))),
-                (None, Some(t)) => Some(Deadline::at(start + t)),
-                (d, None) => d,
+            let attempt_deadline = budgets.for_attempt(start, per_attempt);
+            // Free slots are taken without a future; only a call that has
+            // to queue awaits one (boxed, so that the call's own future
+            // stays small).
+            let slots = match Guard::take_partitions(handles) {
+                Ok(s) => Ok(s),
+                Err((held, from)) => {
+                    Box::pin(self.acquire_partitions(handles, held, from, attempt_deadline, stats))
+                        .await
+                }
             };
-            let slots = match self
-                .acquire_partitions(handles, attempt_deadline, stats)
-                .await
-            {
+            let slots = match slots {
                 Ok(s) => s,
                 Err(rejection) => {
                     stats.bulkhead_rejection();
@@ -1476,7 +1570,11 @@ impl Guard {
                 usage: usage.clone(),
             };
             // Waiting for a bulkhead slot is not the dependency's latency.
-            let began = if slots.waited { Instant::now() } else { start };
+            let began = if slots.waited {
+                self.inner.limiters.ticks(Instant::now())
+            } else {
+                start_ticks
+            };
             stats.attempt_started();
             let outcome: Result<T, Option<E>> = match attempt_deadline {
                 Some(d) => match until_deadline(d.instant(), op(attempt)).await {
@@ -1487,13 +1585,16 @@ impl Guard {
             };
             drop(slots);
             let end = Instant::now();
+            let end_ticks = self.inner.limiters.ticks(end);
             progress.now = end;
-            let latency = end.saturating_duration_since(began);
+            progress.ticks = end_ticks;
+            let latency = std::time::Duration::from_nanos(end_ticks.saturating_sub(began));
             let error = match outcome {
                 Ok(value) => {
                     if let (Some(b), Some(p), Some(t)) = (breaker, breaker_policy, ticket) {
                         b.record_at(
                             end,
+                            end_ticks,
                             p,
                             t,
                             CallOutcome {
@@ -1525,6 +1626,7 @@ impl Guard {
                 // validation error comes from a healthy dependency.
                 b.record_at(
                     end,
+                    end_ticks,
                     p,
                     t,
                     CallOutcome {
@@ -1535,11 +1637,23 @@ impl Guard {
                 );
                 self.record_transitions(stats, &mut transitions);
             }
-            let Some(delay) = plan.next_delay(self, class, progress.attempts, deadline, stats)
+            let plan = plan.get_or_insert_with(|| {
+                RetryPlan::for_call(
+                    policy,
+                    rules,
+                    call.operation,
+                    call.effect,
+                    call.idempotency_key.is_some(),
+                )
+            });
+            let Some(delay) =
+                plan.next_delay(self, class, progress.attempts, budgets.deadline(), stats)
             else {
                 return Err((Failure { error }, Some(reservation)));
             };
-            tokio::time::sleep(delay).await;
+            // Boxed: a retry's timer is rare next to the calls that need
+            // none, and would otherwise make every call's future larger.
+            Box::pin(tokio::time::sleep(delay)).await;
             stats.retry();
         }
     }

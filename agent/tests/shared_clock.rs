@@ -1,0 +1,200 @@
+//! A guarded call reads the clock once at its start and once per attempt's
+//! end, and every pattern decides on those readings (the breaker's rate
+//! window, the request and token buckets, the spend window, the retry
+//! budget), in nanoseconds from one epoch the guard gives them all. These
+//! tests check, on a paused clock, that time still moves each of them as
+//! it should when it reaches them that way.
+
+use agent::breaker::BreakerLayer;
+use agent::{
+    Call, CallSpec, CompiledPolicy, DependencyError, Guard, GuardError, SplitMix64, Usage,
+    policy_channel,
+};
+use shared::policy::{ErrorClass, Policy};
+use shared::protocol::{BreakerState, PolicySource};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+const POLICY: &str = r#"
+service:
+  name: clock
+  environment: test
+  owner: reliability
+  risk_tier: high
+  dependencies:
+    model_provider: { kind: model_provider }
+    search: { kind: vector_db }
+retry:
+  search:
+    max_attempts: 2
+    base_delay_ms: 10
+    max_delay_ms: 10
+    jitter: none
+    retry_on: [unavailable]
+retry_budget: { ratio_percent: 100, min_per_second: 0 }
+breakers:
+  model_provider:
+    mode: { kind: failure_rate, threshold_percent: 50, window_ms: 10000, minimum_calls: 4 }
+    cooldown_ms: 1000
+    half_open_probes: 1
+limits:
+  tokens_per_minute: 600
+  dependencies:
+    model_provider:
+      requests: { per_second: 2, burst: 2 }
+"#;
+
+fn guard() -> Guard {
+    let policy = Policy::from_yaml(POLICY).expect("the test policy parses");
+    let (tx, rx) = policy_channel(CompiledPolicy::compile(
+        policy,
+        Some(1),
+        PolicySource::Server,
+    ));
+    // The channel stays open for the test's life; nothing is published.
+    std::mem::forget(tx);
+    Guard::builder(rx)
+        .random(Arc::new(SplitMix64::seeded(3)))
+        .build()
+}
+
+async fn model(guard: &Guard, fail: bool) -> Result<(), GuardError<DependencyError>> {
+    guard
+        .call(Call::new("model_provider", "generate"), |_| async move {
+            if fail {
+                Err(DependencyError::new(ErrorClass::Unavailable, "down"))
+            } else {
+                Ok(())
+            }
+        })
+        .await
+        .result
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_request_rate_refills_as_the_clock_moves() {
+    let guard = guard();
+    assert!(model(&guard, false).await.is_ok());
+    assert!(model(&guard, false).await.is_ok());
+    assert_eq!(
+        model(&guard, false).await,
+        Err(GuardError::RateLimited),
+        "the burst of two is spent"
+    );
+    tokio::time::advance(Duration::from_millis(499)).await;
+    assert_eq!(model(&guard, false).await, Err(GuardError::RateLimited));
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert!(model(&guard, false).await.is_ok(), "half a second at 2/s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_open_the_breaker_only_within_its_window_and_it_recovers_after_the_cooldown() {
+    let guard = guard();
+    // Two failures, then the window (10 s) slides past them.
+    for _ in 0..2 {
+        let _ = model(&guard, true).await;
+        tokio::time::advance(Duration::from_millis(500)).await;
+    }
+    tokio::time::advance(Duration::from_secs(11)).await;
+    // Two successes and a failure now: 3 calls in the window. Had the old
+    // two stayed in it, this would be 3 failures of 5 calls, and open.
+    let _ = model(&guard, false).await;
+    let _ = model(&guard, false).await;
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let _ = model(&guard, true).await;
+    assert_eq!(
+        guard.breaker_state("model_provider"),
+        Some(BreakerState::Closed),
+        "3 calls in the window, below the minimum of 4"
+    );
+    let _ = model(&guard, true).await;
+    assert_eq!(
+        guard.breaker_state("model_provider"),
+        Some(BreakerState::Open),
+        "2 failures of 4 calls within the window"
+    );
+    tokio::time::advance(Duration::from_millis(999)).await;
+    assert_eq!(model(&guard, false).await, Err(GuardError::BreakerOpen));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert!(model(&guard, false).await.is_ok(), "the probe after 1 s");
+    assert_eq!(
+        guard.breaker_state("model_provider"),
+        Some(BreakerState::Closed)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn successes_through_the_guard_and_the_breaker_layer_fall_in_the_same_window() {
+    // The layer makes the breaker 20 s after the guard started, longer
+    // than the window: a breaker keeps time from the guard's epoch
+    // whichever API made it, so both count into the same buckets.
+    let guard = guard();
+    tokio::time::advance(Duration::from_secs(20)).await;
+    let layered = ServiceBuilder::new()
+        .layer(BreakerLayer::new(&guard))
+        .service(service_fn(|req: http::Request<bool>| async move {
+            if *req.body() {
+                Err(DependencyError::new(ErrorClass::Unavailable, "down"))
+            } else {
+                Ok(())
+            }
+        }));
+    let through_layer = |fail: bool| {
+        let mut req = http::Request::new(fail);
+        req.extensions_mut()
+            .insert(CallSpec::new("model_provider", "generate"));
+        layered.clone().oneshot(req)
+    };
+    // Two successes through the layer, two failures through the guard:
+    // 2 of 4 opens it, which only holds if the layer's calls are counted
+    // in the window the guard reads.
+    assert!(through_layer(false).await.is_ok());
+    assert!(through_layer(false).await.is_ok());
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let _ = model(&guard, true).await;
+    assert_eq!(
+        guard.breaker_state("model_provider"),
+        Some(BreakerState::Closed)
+    );
+    let _ = model(&guard, true).await;
+    assert_eq!(
+        guard.breaker_state("model_provider"),
+        Some(BreakerState::Open)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_token_budget_refills_and_the_retry_budget_slides_with_the_clock() {
+    let guard = guard();
+    // 600 tokens a minute: 600 at once, then 10 a second.
+    let spend = |tokens: u64| {
+        guard.call(
+            Call::new("search", "query").estimate(Usage {
+                tokens,
+                cost_usd_micros: 0,
+            }),
+            |_| async { Ok::<_, DependencyError>(()) },
+        )
+    };
+    assert!(spend(600).await.is_ok());
+    assert!(matches!(
+        spend(10).await.result,
+        Err(GuardError::BudgetExhausted(_))
+    ));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert!(spend(10).await.is_ok(), "a second refills 10 tokens");
+
+    // Each first attempt earns a whole retry (ratio 100 %, no floor):
+    // the three calls above deposited three, over the 10 s window.
+    let failing = || {
+        guard.call(Call::new("search", "query"), |_| async {
+            Err::<(), _>(DependencyError::new(ErrorClass::Unavailable, "down"))
+        })
+    };
+    tokio::time::advance(Duration::from_secs(11)).await;
+    // The old deposits have left the window: this call's own deposit pays
+    // for its retry, and that is all.
+    assert_eq!(failing().await.attempts, 2);
+    assert_eq!(failing().await.attempts, 2);
+}
