@@ -12,11 +12,12 @@
 //! mean (slope); each benchmark also prints the median time per call over
 //! its samples, which is the figure the target is stated in.
 
-use agent::{Call, CompiledPolicy, DependencyError, Guard, SplitMix64, Usage, policy_channel};
+mod guard_support;
+
+use agent::DependencyError;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
-use shared::policy::Policy;
-use shared::protocol::PolicySource;
+use guard_support::{guard, guarded};
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -24,24 +25,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
-
-/// The policy of every guarded call here (shared with
-/// `examples/guard_calls.rs`, which counts instructions).
-const POLICY: &str = include_str!("guard_policy.yaml");
-
-fn guard() -> Guard {
-    let policy = Policy::from_yaml(POLICY).expect("the bench policy parses");
-    let (tx, rx) = policy_channel(CompiledPolicy::compile(
-        policy,
-        Some(1),
-        PolicySource::Server,
-    ));
-    // The channel stays open for the bench's life.
-    std::mem::forget(tx);
-    Guard::builder(rx)
-        .random(Arc::new(SplitMix64::seeded(7)))
-        .build()
-}
 
 /// Samples per benchmark; the median is taken over these.
 const SAMPLES: usize = 100;
@@ -69,21 +52,6 @@ fn bench_median(
         let median = (measured[SAMPLES / 2 - 1] + measured[SAMPLES / 2]) / 2.0;
         println!("median {group_name}/{name}: {median:.1} ns per call");
     }
-}
-
-async fn guarded(guard: &Guard) {
-    let out = guard
-        .call(
-            Call::new("model_provider", "generate")
-                .tenant("acme")
-                .estimate(Usage {
-                    tokens: 10,
-                    cost_usd_micros: 1,
-                }),
-            |_| async { Ok::<_, DependencyError>(black_box(1u64)) },
-        )
-        .await;
-    black_box(out.result.is_ok());
 }
 
 /// tower's equivalent stack: shed when not ready, at most 1000 in flight

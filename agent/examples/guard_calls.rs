@@ -11,29 +11,11 @@
 //! Instructions per call are the collected total divided by the count
 //! (the first calls, which make the handles, run before collection).
 
-use agent::{Call, CompiledPolicy, DependencyError, Guard, SplitMix64, Usage, policy_channel};
-use shared::policy::Policy;
-use shared::protocol::PolicySource;
-use std::hint::black_box;
-use std::sync::Arc;
+#[path = "../benches/guard_support/mod.rs"]
+mod guard_support;
 
-/// The bench's policy.
-const POLICY: &str = include_str!("../benches/guard_policy.yaml");
-
-async fn guarded(guard: &Guard) {
-    let out = guard
-        .call(
-            Call::new("model_provider", "generate")
-                .tenant("acme")
-                .estimate(Usage {
-                    tokens: 10,
-                    cost_usd_micros: 1,
-                }),
-            |_| async { Ok::<_, DependencyError>(black_box(1u64)) },
-        )
-        .await;
-    black_box(out.result.is_ok());
-}
+use agent::Guard;
+use guard_support::{guard, guarded};
 
 /// The calls counted; never inlined, so that callgrind can collect it alone.
 #[inline(never)]
@@ -48,15 +30,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
-    let policy = Policy::from_yaml(POLICY).expect("the bench policy parses");
-    let (_tx, rx) = policy_channel(CompiledPolicy::compile(
-        policy,
-        Some(1),
-        PolicySource::Server,
-    ));
-    let guard = Guard::builder(rx)
-        .random(Arc::new(SplitMix64::seeded(7)))
-        .build();
+    let guard = guard();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
