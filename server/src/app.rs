@@ -45,6 +45,10 @@ pub struct Settings {
     pub rollup_retention_days: u32,
     /// The bearer token `/metrics` requires; the endpoint is off without one.
     pub metrics_token: Option<Secret>,
+    /// How often the fleet roster is merged with the store, which is how
+    /// registrations and heartbeats handled by other replicas reach this
+    /// one's fleet view (see `telemetry::roster`).
+    pub fleet_refresh: Duration,
 }
 
 impl Default for Settings {
@@ -57,6 +61,7 @@ impl Default for Settings {
             cookie_secure: false,
             rollup_retention_days: 14,
             metrics_token: None,
+            fleet_refresh: Duration::from_secs(2),
         }
     }
 }

@@ -338,6 +338,7 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
             .metrics_token
             .clone()
             .filter(|t| !t.expose().is_empty()),
+        ..Settings::default()
     };
     let state = AppState::new(store.clone(), &secret, clock, settings)?;
     let app = router(state.clone());

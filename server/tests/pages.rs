@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use common::{NowForTests, PASSWORD, TestApp};
 use serde_json::json;
+use shared::policy::{Policy, RiskTier};
 use shared::role::Role;
 
 fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
@@ -199,4 +200,181 @@ async fn the_openapi_document_describes_the_api() {
     let docs = app.send(get("/api/v1/docs", None)).await;
     assert_eq!(docs.status, StatusCode::OK);
     assert!(docs.text.contains("POST /api/v1/auth/login"));
+}
+
+on_both_backends!(
+    the_overview_shows_each_change_on_the_next_render,
+    the_overview_shows_what_the_store_held_before_start,
+    the_overview_shows_what_another_replica_recorded,
+);
+
+/// The card of `service` in `prod` in a rendered overview, or `None`.
+fn card<'a>(html: &'a str, service: &str) -> Option<&'a str> {
+    let start = html.find(&format!("data-test=\"service-card-{service}-prod\""))?;
+    let end = start + html[start..].find("</section>")?;
+    Some(&html[start..end])
+}
+
+/// The text of a card's `<dd>` after the `<dt>` named `term`, markup and
+/// hydration markers left out.
+fn fact(card: &str, term: &str) -> String {
+    let at = card
+        .find(&format!("<dt>{term}</dt>"))
+        .unwrap_or_else(|| panic!("no {term} in {card}"));
+    let dd = &card[at..];
+    let dd = &dd[dd.find("<dd").unwrap()..dd.find("</dd>").unwrap()];
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in dd.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text
+}
+
+async fn overview(app: &TestApp, token: &str) -> String {
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri("/")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::OK);
+    r.text
+}
+
+async fn register(app: &TestApp, admin: &str, service: &str) {
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/services",
+            Some(json!({ "name": service, "environment": "prod", "owner": "kp" })),
+            Some(admin),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+async fn heartbeat(app: &TestApp, agent: &str, instance: &str, version: Option<u64>) {
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/agent/heartbeat",
+            Some(json!({ "instance_id": instance, "agent_version": "0.1.0",
+                "policy_version": version, "policy_source": "server",
+                "started_at_ms": app.clock.now_ms_for_tests() })),
+            Some(agent),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+/// The fleet view is kept in memory (the roster); a registration, a
+/// heartbeat and a publish handled here must each show on the very next
+/// render, not after some refresh.
+async fn the_overview_shows_each_change_on_the_next_render(app: TestApp) {
+    let admin = app.login_as("ada", Role::Admin).await;
+    let html = overview(&app, &admin).await;
+    assert!(html.contains("data-test=\"overview-empty\""), "{html}");
+
+    register(&app, &admin, "rag-answer").await;
+    let html = overview(&app, &admin).await;
+    let rag = card(&html, "rag-answer").expect("a registered service has a card");
+    assert_eq!(fact(rag, "Instances"), "0 up 0 stale 0 down");
+
+    let agent = app.agent_token(&admin, "rag-answer").await;
+    heartbeat(&app, &agent, "pod-1", None).await;
+    heartbeat(&app, &agent, "pod-2", None).await;
+    let html = overview(&app, &admin).await;
+    let rag = card(&html, "rag-answer").unwrap();
+    assert_eq!(fact(rag, "Instances"), "2 up 0 stale 0 down");
+    assert_eq!(fact(rag, "Lagging"), "none");
+
+    // After a publish both run an older policy than they should.
+    let mut policy =
+        Policy::from_yaml(include_str!("../../examples/policies/rag-answer.yaml")).unwrap();
+    policy.service.risk_tier = RiskTier::Medium;
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/services/rag-answer/prod/publish",
+            Some(json!({ "message": "v1", "document": serde_json::to_value(&policy).unwrap() })),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let html = overview(&app, &admin).await;
+    assert_eq!(
+        fact(card(&html, "rag-answer").unwrap(), "Lagging"),
+        "pod-1, pod-2"
+    );
+
+    // pod-1 catches up; pod-2 falls silent and turns stale.
+    app.clock.advance_ms(20_000);
+    heartbeat(&app, &agent, "pod-1", Some(1)).await;
+    let html = overview(&app, &admin).await;
+    let rag = card(&html, "rag-answer").unwrap();
+    assert_eq!(fact(rag, "Lagging"), "pod-2");
+    assert_eq!(fact(rag, "Instances"), "1 up 1 stale 0 down");
+}
+
+/// A server starting on a store that already holds a fleet shows it on its
+/// first render.
+async fn the_overview_shows_what_the_store_held_before_start(app: TestApp) {
+    let admin = app.login_as("ada", Role::Admin).await;
+    register(&app, &admin, "rag-answer").await;
+    register(&app, &admin, "billing").await;
+    let agent = app.agent_token(&admin, "rag-answer").await;
+    heartbeat(&app, &agent, "pod-1", None).await;
+
+    let restarted = app.replica().await;
+    let html = overview(&restarted, &admin).await;
+    assert_eq!(
+        fact(card(&html, "rag-answer").unwrap(), "Instances"),
+        "1 up 0 stale 0 down"
+    );
+    assert_eq!(
+        fact(card(&html, "billing").unwrap(), "Instances"),
+        "0 up 0 stale 0 down"
+    );
+}
+
+/// Two replicas on one store: what one records reaches the other's fleet
+/// view with its next refresh of the roster, at most `fleet_refresh` later.
+async fn the_overview_shows_what_another_replica_recorded(app: TestApp) {
+    let admin = app.login_as("ada", Role::Admin).await;
+    let other = app
+        .replica_with(|s| s.fleet_refresh = std::time::Duration::from_millis(50))
+        .await;
+    // Loaded (empty) before the changes, so that only a refresh can bring
+    // them.
+    let html = overview(&other, &admin).await;
+    assert!(html.contains("data-test=\"overview-empty\""), "{html}");
+    register(&app, &admin, "rag-answer").await;
+    let agent = app.agent_token(&admin, "rag-answer").await;
+    heartbeat(&app, &agent, "pod-1", None).await;
+    // Seen here at once; on the other replica within a few refreshes.
+    let html = overview(&app, &admin).await;
+    assert_eq!(
+        fact(card(&html, "rag-answer").unwrap(), "Instances"),
+        "1 up 0 stale 0 down"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let html = overview(&other, &admin).await;
+        if card(&html, "rag-answer").is_some_and(|c| fact(c, "Instances") == "1 up 0 stale 0 down")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other replica never showed the heartbeat: {html}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -207,26 +207,25 @@ pub async fn heartbeat(
         PolicySource::Disk => "disk",
         PolicySource::Default => "default",
     };
+    let row = InstanceRow {
+        instance_id: beat.instance_id.clone(),
+        agent_version: beat.agent_version,
+        policy_version: beat
+            .policy_version
+            .map(|v| {
+                i64::try_from(v).map_err(|_| ApiError::invalid("policy_version", "out of range"))
+            })
+            .transpose()?,
+        policy_source: source.into(),
+        started_at: beat.started_at_ms,
+        last_seen_at: state.clock.now_ms(),
+    };
+    state.store.upsert_instance(service_id, &row).await?;
+    // Stored first: the fleet view never shows a beat the store refused.
     state
-        .store
-        .upsert_instance(
-            service_id,
-            &InstanceRow {
-                instance_id: beat.instance_id.clone(),
-                agent_version: beat.agent_version,
-                policy_version: beat
-                    .policy_version
-                    .map(|v| {
-                        i64::try_from(v)
-                            .map_err(|_| ApiError::invalid("policy_version", "out of range"))
-                    })
-                    .transpose()?,
-                policy_source: source.into(),
-                started_at: beat.started_at_ms,
-                last_seen_at: state.clock.now_ms(),
-            },
-        )
-        .await?;
+        .telemetry
+        .roster
+        .heartbeat(service_id, &agent.service, &agent.environment, row);
     Ok(axum::Json(HeartbeatAck {
         desired_version: snapshot.for_instance(&beat.instance_id).map(|p| p.version),
     }))

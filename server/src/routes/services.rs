@@ -418,6 +418,10 @@ pub async fn create_service(
             ),
             other => other.into(),
         })?;
+    state
+        .telemetry
+        .roster
+        .service(row.id, &row.name, &row.environment);
     Ok((
         StatusCode::CREATED,
         axum::Json(service_view(row, RolloutView::default())),

@@ -12,6 +12,7 @@
 
 pub mod live;
 pub mod metrics;
+pub mod roster;
 pub mod writer;
 
 use crate::app::App;
@@ -179,7 +180,7 @@ pub const RECEIPT_RETENTION_MS: i64 = 24 * 3600 * 1000;
 /// The fleet overview's window.
 pub const FLEET_WINDOW_SECS: u64 = 60;
 /// Instances silent for longer than this drop out of the counts.
-const FORGET_MS: i64 = 24 * 3600 * 1000;
+const FORGET_MS: i64 = roster::FORGET_MS;
 /// How often the live feed recomputes at most (and at least, while watched).
 /// A quarter second keeps every dashboard well under a second behind the
 /// agents (measured: benches/telemetry_ingest.rs) at the cost of recomputing
@@ -361,6 +362,8 @@ pub struct Telemetry {
     pub live: Arc<Mutex<Live>>,
     /// The `/metrics` registry.
     pub metrics: metrics::Metrics,
+    /// Every service and its instances' heartbeats, for the fleet view.
+    pub roster: roster::Roster,
     writer: writer::Writer,
     changed: Arc<Notify>,
     fleet: watch::Sender<Arc<str>>,
@@ -373,6 +376,7 @@ impl Telemetry {
         Telemetry {
             metrics: metrics::Metrics::new(live.clone(), clock.clone()),
             live,
+            roster: roster::Roster::default(),
             writer: writer::Writer::spawn(store, clock),
             changed: Arc::new(Notify::new()),
             fleet: watch::channel(Arc::from("")).0,
@@ -406,6 +410,9 @@ impl Telemetry {
                 batch,
                 now_ms,
             );
+            // A service registered on another replica shows in the fleet
+            // view here from its first batch, not the next refresh.
+            self.roster.service(service_id, name, environment);
             self.changed.notify_one();
         }
         self.metrics
@@ -419,9 +426,9 @@ impl Telemetry {
     }
 }
 
-fn instance_counts(
+fn instance_counts<'a>(
     now_ms: i64,
-    heartbeats: &[InstanceRow],
+    heartbeats: impl IntoIterator<Item = &'a InstanceRow>,
     telemetry_seen: Option<&HashMap<String, i64>>,
     snapshot: &Snapshot,
 ) -> InstanceCounts {
@@ -438,6 +445,9 @@ fn instance_counts(
         let e = last.entry(id).or_insert(*seen);
         *e = (*e).max(*seen);
     }
+    // Sorted, so that equal fleets serialise alike: the live feed sends a
+    // view only when its JSON changed, and heartbeats come in no order.
+    lagging.sort_unstable();
     let mut counts = InstanceCounts {
         lagging,
         ..InstanceCounts::default()
@@ -488,52 +498,74 @@ pub async fn service_view(
     })
 }
 
-/// Every registered service's summary over the last minute.
+/// Every registered service's summary over the last minute. Reads no
+/// database once the roster is loaded and every service's policy snapshot
+/// is in the hub (see [`roster`]).
 pub async fn fleet_view(app: &App) -> ApiResult<FleetLive> {
     let now_ms = app.clock.now_ms();
-    let services = app.store.list_services().await?;
-    let mut heartbeats: HashMap<i64, Vec<InstanceRow>> = HashMap::new();
-    for row in app.store.all_instances(now_ms - FORGET_MS).await? {
-        heartbeats
-            .entry(row.service_id)
-            .or_default()
-            .push(row.instance);
+    let roster = &app.telemetry.roster;
+    roster.ensure_loaded(&app.store, now_ms).await?;
+    let ids = roster.read(i64::MIN, |services| {
+        services.map(|(s, _)| s.id).collect::<Vec<_>>()
+    });
+    let mut snapshots = HashMap::with_capacity(ids.len());
+    for id in ids {
+        snapshots.insert(id, app.hub.snapshot(id).await?);
     }
-    let mut snapshots = HashMap::new();
-    for s in &services {
-        snapshots.insert(s.id, app.hub.snapshot(s.id).await?);
-    }
-    let live = app.telemetry.live.lock().expect("live telemetry lock");
-    let summaries = services
-        .iter()
-        .map(|s| {
-            let l = live.services.get(&s.id);
-            let dependencies = l
-                .map(|l| l.dependencies(now_ms, FLEET_WINDOW_SECS as i64))
-                .unwrap_or_default();
-            let worst_breaker = dependencies
-                .iter()
-                .filter_map(|d| d.breaker)
-                .max_by_key(|b| live::severity(*b));
-            ServiceLiveSummary {
-                service: s.name.clone(),
-                environment: s.environment.clone(),
-                instances: instance_counts(
-                    now_ms,
-                    heartbeats.get(&s.id).map(Vec::as_slice).unwrap_or(&[]),
-                    l.map(|l| &l.instances_seen),
-                    &snapshots[&s.id],
-                ),
-                worst_breaker,
-                dependencies,
-            }
-        })
-        .collect();
+    let summaries = roster.read(now_ms - FORGET_MS, |services| {
+        let live = app.telemetry.live.lock().expect("live telemetry lock");
+        services
+            // A service registered since the snapshots were taken comes
+            // with the next view.
+            .filter_map(|(s, heartbeats)| {
+                let snapshot = snapshots.get(&s.id)?;
+                let l = live.services.get(&s.id);
+                let dependencies = l
+                    .map(|l| l.dependencies(now_ms, FLEET_WINDOW_SECS as i64))
+                    .unwrap_or_default();
+                let worst_breaker = dependencies
+                    .iter()
+                    .filter_map(|d| d.breaker)
+                    .max_by_key(|b| live::severity(*b));
+                Some(ServiceLiveSummary {
+                    service: s.name.to_owned(),
+                    environment: s.environment.to_owned(),
+                    instances: instance_counts(
+                        now_ms,
+                        heartbeats,
+                        l.map(|l| &l.instances_seen),
+                        snapshot,
+                    ),
+                    worst_breaker,
+                    dependencies,
+                })
+            })
+            .collect()
+    });
     Ok(FleetLive {
         as_of_ms: now_ms,
         window_secs: FLEET_WINDOW_SECS,
         services: summaries,
     })
+}
+
+/// Merges the store into the roster every `every`, and loads it at start,
+/// so that what other replicas recorded shows here (see [`roster`]).
+async fn refresh_roster(weak: Weak<App>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(app) = weak.upgrade() else { return };
+        if let Err(e) = app
+            .telemetry
+            .roster
+            .refresh(&app.store, app.clock.now_ms())
+            .await
+        {
+            tracing::warn!(error = %e, "could not refresh the fleet roster");
+        }
+    }
 }
 
 /// Deletes receipts older than a day and rollups older than the configured
@@ -547,8 +579,9 @@ pub async fn prune(app: &App) -> ApiResult<(u64, u64)> {
         .await?)
 }
 
-/// Starts the background tasks that need the whole app: pruning, and the
-/// live feed. Both hold the app weakly and end when it is dropped.
+/// Starts the background tasks that need the whole app: pruning, the live
+/// feed, and the roster's refresh. All hold the app weakly and end when it
+/// is dropped.
 pub fn start(app: &Arc<App>) {
     let weak = Arc::downgrade(app);
     tokio::spawn(async move {
@@ -571,6 +604,10 @@ pub fn start(app: &Arc<App>) {
     let weak = Arc::downgrade(app);
     let changed = app.telemetry.changed.clone();
     tokio::spawn(publish_fleet(weak, changed));
+    tokio::spawn(refresh_roster(
+        Arc::downgrade(app),
+        app.settings.fleet_refresh,
+    ));
 }
 
 /// Recomputes the fleet summary when a batch arrives or a second passes, at
