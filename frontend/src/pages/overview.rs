@@ -114,11 +114,14 @@ fn Fleet(fleet: Memo<Option<FleetLive>>) -> impl IntoView {
 /// is redrawn from the card's summary when that summary changes, in a few
 /// closures rather than one per figure: a page load builds a hundred cards,
 /// and each reactive read costs more on the server than the markup it
-/// draws.
+/// draws. The card's memos are `ArcMemo`s, read through their `Arc`: a
+/// `Memo` is looked up in the reactive arena on every read (a thread-local,
+/// a weak reference and a lock on the server), and the cards' closures read
+/// thousands of times per render.
 #[component]
 fn ServiceCard(fleet: Memo<Option<FleetLive>>, name: String, env: String) -> impl IntoView {
     let (n, e) = (name.clone(), env.clone());
-    let s = Memo::new(move |_| {
+    let s = ArcMemo::new(move |_| {
         fleet.with(|f| {
             f.iter()
                 .flat_map(|f| &f.services)
@@ -127,7 +130,10 @@ fn ServiceCard(fleet: Memo<Option<FleetLive>>, name: String, env: String) -> imp
                 .unwrap_or_default()
         })
     });
-    let level = Memo::new(move |_| s.with(severity));
+    let level = ArcMemo::new({
+        let s = s.clone();
+        move |_| s.with(severity)
+    });
     let href = format!(
         "/services/{}/{}?tab=telemetry",
         crate::api::escape_segment(&name),
@@ -135,9 +141,11 @@ fn ServiceCard(fleet: Memo<Option<FleetLive>>, name: String, env: String) -> imp
     );
     let prefix = format!("{name}-{env}");
     let card = format!("service-card-{prefix}");
+    let (class_level, badge_level) = (level.clone(), level.clone());
+    let (facts_of, quiet_of, rows_of) = (s.clone(), s.clone(), s.clone());
     view! {
         <section
-            class=move || ["fleet-card", "fleet-card is-warn", "fleet-card is-bad"][level.get() as usize]
+            class=move || ["fleet-card", "fleet-card is-warn", "fleet-card is-bad"][class_level.get() as usize]
             data-test=card
             data-severity=move || level.get()
         >
@@ -148,17 +156,18 @@ fn ServiceCard(fleet: Memo<Option<FleetLive>>, name: String, env: String) -> imp
                     <span class="env-badge">{env}</span>
                 </h2>
                 {move || {
-                    let l = level.get() as usize;
+                    let l = badge_level.get() as usize;
                     view! {
                         <span class=["badge badge-ok", "badge badge-warn", "badge badge-bad"][l]>
                             {["healthy", "needs attention", "breaker open"][l]}
                         </span>
                     }
                 }}
-                {move || s.with(facts)}
+                {move || facts_of.with(facts)}
             </header>
             {move || {
-                s.with(|s| s.dependencies.is_empty())
+                quiet_of
+                    .with(|s| s.dependencies.is_empty())
                     .then(|| view! { <p class="muted fleet-quiet">"No calls reported in the last minute."</p> })
             }}
             <div class="table-scroll">
@@ -178,13 +187,14 @@ fn ServiceCard(fleet: Memo<Option<FleetLive>>, name: String, env: String) -> imp
                     <tbody>
                         <For
                             each=move || {
-                                s.with(|s| {
-                                    s.dependencies.iter().map(|d| d.dependency.clone()).collect::<Vec<_>>()
-                                })
+                                rows_of
+                                    .with(|s| {
+                                        s.dependencies.iter().map(|d| d.dependency.clone()).collect::<Vec<_>>()
+                                    })
                             }
                             key=|d| d.clone()
                             children=move |dep| {
-                                view! { <DependencyRow s prefix=prefix.clone() dep /> }
+                                view! { <DependencyRow s=s.clone() prefix=prefix.clone() dep /> }
                             }
                         />
                     </tbody>
@@ -230,32 +240,40 @@ fn facts(s: &ServiceLiveSummary) -> impl IntoView + use<> {
 /// one closure, redrawn together, since a reactive read per figure costs
 /// more on every page load than the six cells it redraws.
 #[component]
-fn DependencyRow(s: Memo<ServiceLiveSummary>, prefix: String, dep: String) -> impl IntoView {
+fn DependencyRow(s: ArcMemo<ServiceLiveSummary>, prefix: String, dep: String) -> impl IntoView {
     let id = format!("{prefix}-{dep}");
     let name: Arc<str> = dep.as_str().into();
-    let level = reader(s, &name, dependency_severity);
-    let breaker = reader(s, &name, |d| d.breaker);
-    let row = reader(s, &name, Clone::clone);
+    let level = reader(&s, &name, dependency_severity);
+    let breaker = reader(&s, &name, |d| d.breaker);
+    let test = format!("breaker-{id}");
+    // Drawn from the summary in place, without copying the dependency out.
+    let row = move || {
+        s.with(|s| {
+            s.dependencies
+                .iter()
+                .find(|d| *d.dependency == *name)
+                .map(|d| figures(&id, d))
+        })
+    };
     view! {
         <tr class=move || if level() == Some(2) { "row-bad" } else { "" }>
             <th scope="row">{dep}</th>
             <td>
-                <LiveBreakerChip state=move || breaker().flatten() test=format!("breaker-{id}") />
+                <LiveBreakerChip state=move || breaker().flatten() test />
             </td>
-            {move || row().map(|d| figures(&id, &d))}
+            {row}
         </tr>
     }
-    .into_any()
 }
 
 /// Reads `read` of the dependency called `name` in the card's summary;
 /// `None` once it has gone (its row is about to go too).
 fn reader<T: 'static>(
-    s: Memo<ServiceLiveSummary>,
+    s: &ArcMemo<ServiceLiveSummary>,
     name: &Arc<str>,
     read: fn(&DependencyLive) -> T,
-) -> impl Fn() -> Option<T> + Clone + Send + Sync + 'static {
-    let name = Arc::clone(name);
+) -> impl Fn() -> Option<T> + Clone + Send + Sync + use<T> {
+    let (s, name) = (s.clone(), Arc::clone(name));
     move || {
         s.with(|s| {
             s.dependencies

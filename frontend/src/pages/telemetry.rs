@@ -65,7 +65,6 @@ where
             {move || label().1}
         </span>
     }
-    .into_any()
 }
 
 const W: f64 = 300.0;

@@ -185,7 +185,11 @@ mod tests {
         }
     }
 
-    fn seen(roster: &Roster, since: i64) -> Vec<(String, Vec<(String, i64, Option<i64>)>)> {
+    /// (instance, last seen, policy version), sorted.
+    type Seen = Vec<(String, i64, Option<i64>)>;
+
+    /// Each service as "name/environment" with its instances.
+    fn seen(roster: &Roster, since: i64) -> Vec<(String, Seen)> {
         roster.read(since, |services| {
             services
                 .map(|(s, rows)| {
