@@ -88,6 +88,9 @@ pub struct Breaker {
     epoch: Instant,
     mode: AtomicU8,
     streak: AtomicU32,
+    /// The last window bucket found and its width in milliseconds, packed
+    /// (id << 32 | width); see [`Breaker::bucket_at`].
+    last_bucket: AtomicU64,
     /// One set of bucket words per thread (see [`crate::telemetry`]), so
     /// that successes on different threads never write one cache line.
     calls: [CallWords; OWN_SHARDS + 1],
@@ -159,6 +162,7 @@ impl Breaker {
             epoch,
             mode: AtomicU8::new(CLOSED),
             streak: AtomicU32::new(0),
+            last_bucket: AtomicU64::new(0),
             calls: Default::default(),
             inner: Mutex::new(Inner {
                 phase: Phase::Closed,
@@ -207,6 +211,29 @@ impl Breaker {
     fn bucket_of_ticks(ticks: u64, window_ms: u64) -> u64 {
         let bucket_ms = (window_ms / BUCKETS).max(1);
         ticks / 1_000_000 / bucket_ms
+    }
+
+    /// [`Breaker::bucket_of_ticks`] through a one-word cache of the last
+    /// bucket found: the bucket changes every few seconds, and the division
+    /// it saves is the slowest instruction of a successful call's path.
+    /// Threads share the word, but write it only when the bucket moves on.
+    fn bucket_at(&self, ticks: u64, window_ms: u64) -> u64 {
+        let width = (window_ms / BUCKETS).max(1);
+        let ms = ticks / 1_000_000;
+        let cached = self.last_bucket.load(Ordering::Relaxed);
+        let (id, cached_width) = (cached >> 32, cached & u64::from(u32::MAX));
+        if cached_width == width
+            && let Some(into) = ms.checked_sub(id * width)
+            && into < width
+        {
+            return id;
+        }
+        let id = ms / width;
+        if id <= u64::from(u32::MAX) && width <= u64::from(u32::MAX) {
+            self.last_bucket
+                .store((id << 32) | width, Ordering::Relaxed);
+        }
+        id
     }
 
     /// Counts one call in bucket `id` of the rate window.
@@ -420,7 +447,7 @@ impl Breaker {
                     return;
                 }
                 BreakerMode::FailureRate { window_ms, .. } => {
-                    self.count_call(Breaker::bucket_of_ticks(ticks, *window_ms));
+                    self.count_call(self.bucket_at(ticks, *window_ms));
                     return;
                 }
                 BreakerMode::Consecutive { .. } => {}
@@ -466,7 +493,7 @@ impl Breaker {
                         window_ms,
                         minimum_calls,
                     } => {
-                        let id = Breaker::bucket_of_ticks(ticks, *window_ms);
+                        let id = self.bucket_at(ticks, *window_ms);
                         self.count_call(id);
                         let b = &mut inner.buckets[(id % BUCKETS) as usize];
                         if b.id != id {

@@ -34,7 +34,7 @@ use crate::clock::WallClock;
 use crate::compiled::{BulkheadRule, CompiledPolicy, DependencyRules, PolicyReceiver};
 use crate::deadline::Deadline;
 use crate::fallback::{FallbackDecision, Resolution, failure_type_of, resolve};
-use crate::limits::{Bucket, BudgetRefusal, CostWindow, Hold, Limiters, Rate, Reservation};
+use crate::limits::{Bucket, BudgetRefusal, Hold, Lease, Limiters, Rate, Reservation, day_of};
 use crate::random::{RandomSource, SplitMix64};
 use crate::retry_budget::RetryBudget;
 use crate::telemetry::{DEFAULT_RING_CAPACITY, DependencyStats, Recorder};
@@ -118,8 +118,37 @@ thread_local! {
     static SPARE_HANDLES: RefCell<Vec<Box<Handles>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A usage reservation on a call's handles.
-type HeldUsage<'h> = Hold<&'h Bucket, &'h CostWindow>;
+/// A call's usage reservation on the budgets in its handles: which of
+/// them it reserved from and how much, settled through the same handles
+/// (which the call owns throughout, so they cannot change under it).
+#[derive(Debug, Default, Clone, Copy)]
+struct HeldUsage {
+    /// The tokens reserved from each budget marked in `budgets`.
+    tokens: u64,
+    /// Bit `i`: reserved from `Handles::rates[i]` (1 the dependency's, 2
+    /// the service's token budget).
+    budgets: u8,
+    /// The day and the estimate reserved from the tenant's spend window.
+    cost: Option<(u64, u64)>,
+}
+
+impl HeldUsage {
+    /// Replaces the estimates with the actual use at `t`.
+    fn settle(self, handles: &Handles, t: u64, tokens: u64, cost: u64) {
+        for i in [2, 1] {
+            if self.budgets & (1 << i) != 0
+                && let Some((rate, bucket)) = &handles.rates[i]
+            {
+                handles.leases[i].adjust(bucket, t, self.tokens, tokens, *rate);
+            }
+        }
+        if let (Some((day, estimate)), Some(tenant)) = (self.cost, &handles.tenant) {
+            tenant
+                .lease
+                .settle(&tenant.cost, day, day_of(t), estimate, cost);
+        }
+    }
+}
 
 /// Everything a call of one dependency touches, found once and then kept
 /// from call to call on the thread: the policy version (with a receiver of
@@ -144,15 +173,42 @@ struct Handles {
     /// be found again).
     partitions_current: bool,
     /// The shapes of the dependency's request rate and token budget and of
-    /// the service's token budget under `policy`.
-    rates: [Option<Rate>; 3],
+    /// the service's token budget under `policy`, with their buckets and
+    /// this thread's advances on them.
+    rates: [Option<(Rate, Arc<Bucket>)>; 3],
+    leases: [Lease; 3],
+}
+
+impl Handles {
+    /// Gives this thread's advances back to their buckets.
+    fn give_back(&self) {
+        for (rate, lease) in self.rates.iter().zip(&self.leases) {
+            if let Some((rate, bucket)) = rate {
+                lease.give_back(bucket, *rate);
+            }
+        }
+    }
+}
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        self.give_back();
+    }
 }
 
 #[derive(Debug)]
 struct TenantHandles {
     name: Box<str>,
-    cost: Arc<CostWindow>,
+    cost: Arc<crate::limits::CostWindow>,
+    /// This thread's advance on the tenant's spend window.
+    lease: Lease,
     spend: Arc<crate::telemetry::TenantSpend>,
+}
+
+impl Drop for TenantHandles {
+    fn drop(&mut self) {
+        self.lease.give_back_window(&self.cost);
+    }
 }
 
 #[derive(Debug)]
@@ -179,6 +235,7 @@ impl Handles {
                 self.tenant = Some(TenantHandles {
                     name: Box::from(t),
                     cost: guard.inner.limiters.cost_window(t),
+                    lease: Lease::default(),
                     spend: guard.inner.recorder.tenant_spend(t),
                 });
             }
@@ -186,12 +243,21 @@ impl Handles {
         if !self.partitions_current {
             self.rules = self.policy.dependency_shared(call.dependency);
             let found = self.rules.as_deref();
+            // The advances were taken at the old rates: back they go first.
+            self.give_back();
             self.rates = [
+                found.and_then(|r| r.requests.as_ref()).map(|l| {
+                    (
+                        Rate::of_requests(l),
+                        guard.request_bucket(&self.lane).clone(),
+                    )
+                }),
                 found
-                    .and_then(|r| r.requests.as_ref())
-                    .map(Rate::of_requests),
-                found.and_then(|r| r.tokens_per_minute).map(Rate::of_tokens),
-                self.policy.tokens_per_minute().map(Rate::of_tokens),
+                    .and_then(|r| r.tokens_per_minute)
+                    .map(|tpm| (Rate::of_tokens(tpm), guard.token_bucket(&self.lane).clone())),
+                self.policy
+                    .tokens_per_minute()
+                    .map(|tpm| (Rate::of_tokens(tpm), guard.service_token_bucket().clone())),
             ];
             let rules = found.map_or(&[][..], |r| r.bulkheads.as_slice());
             self.partitions = rules
@@ -708,6 +774,10 @@ struct Failure<E> {
     error: GuardError<E>,
 }
 
+/// How a call's run ended: the value, its reservation and the last
+/// attempt's latency; or the failure, with the reservation if one was made.
+type RunResult<T, E> = Result<(T, HeldUsage, Duration), (Failure<E>, Option<HeldUsage>)>;
+
 /// What a call's run reports back besides its result: attempts made,
 /// whether a reply was lost, and the last reading of the clock.
 struct Progress {
@@ -1147,7 +1217,7 @@ impl Guard {
         ok
     }
 
-    fn request_bucket<'l>(&self, lane: &'l Lane) -> &'l Bucket {
+    fn request_bucket<'l>(&self, lane: &'l Lane) -> &'l Arc<Bucket> {
         lane.requests.get_or_init(|| {
             let key = format!("dependency/{}", lane.name);
             self.inner.limiters.bucket(&key)
@@ -1205,28 +1275,44 @@ impl Guard {
         .inspect_err(|_| stats.rate_limited())
     }
 
-    /// [`Guard::reserve_usage`] on a call's handles, at `now`.
-    fn reserve_held<'h>(
-        &'h self,
+    /// [`Guard::reserve_usage`] on a call's handles, at `t`: the service's
+    /// token budget, the dependency's, then the tenant's spend, all or
+    /// nothing.
+    fn reserve_held(
         policy: &CompiledPolicy,
-        handles: &'h Handles,
+        handles: &Handles,
         estimate: Usage,
         t: u64,
-    ) -> Result<HeldUsage<'h>, BudgetRefusal> {
-        let service = handles.rates[2].map(|rate| (&**self.service_token_bucket(), rate));
-        let own = handles.rates[1].map(|rate| (&**self.token_bucket(&handles.lane), rate));
-        let cost = match (&handles.tenant, policy.cost_per_tenant_per_day()) {
-            (Some(t), Some(limit)) => Some((&*t.cost, limit, estimate.cost_usd_micros)),
-            _ => None,
+    ) -> Result<HeldUsage, BudgetRefusal> {
+        let mut held = HeldUsage {
+            tokens: estimate.tokens,
+            ..HeldUsage::default()
         };
-        if service.is_none() && own.is_none() && cost.is_none() {
-            return Ok(Hold::default());
+        if estimate.tokens > 0 {
+            for i in [2, 1] {
+                if let Some((rate, bucket)) = &handles.rates[i] {
+                    if !handles.leases[i].take(bucket, t, estimate.tokens, *rate) {
+                        held.settle(handles, t, 0, 0);
+                        handles.lane.stats.rate_limited();
+                        return Err(BudgetRefusal::Tokens);
+                    }
+                    held.budgets |= 1 << i;
+                }
+            }
         }
-        let refused = Hold::reserve(t, service.into_iter().chain(own), estimate.tokens, cost);
-        if refused.is_err() {
-            handles.lane.stats.rate_limited();
+        if let (Some(tenant), Some(limit)) = (&handles.tenant, policy.cost_per_tenant_per_day()) {
+            let day = day_of(t);
+            if !tenant
+                .lease
+                .reserve(&tenant.cost, day, limit, estimate.cost_usd_micros)
+            {
+                held.settle(handles, t, 0, 0);
+                handles.lane.stats.rate_limited();
+                return Err(BudgetRefusal::Cost);
+            }
+            held.cost = Some((day, estimate.cost_usd_micros));
         }
-        refused
+        Ok(held)
     }
 
     /// Settles a call's reservation with what it used (the estimate when
@@ -1316,7 +1402,8 @@ impl Guard {
                     tenant: None,
                     partitions: Vec::new(),
                     partitions_current: false,
-                    rates: [None; 3],
+                    rates: [None, None, None],
+                    leases: Default::default(),
                 })
             }
         };
@@ -1383,9 +1470,198 @@ impl Guard {
             now,
             ticks: self.inner.limiters.ticks(now),
         };
-        let result = self
-            .run(&handles, &call, budgets, &usage, &mut progress, &mut op)
-            .await;
+        // The call's run, in this function's body rather than an async fn
+        // of its own: each level of nesting is a future moved whole into
+        // its parent's, about half a kilobyte copied per call.
+        let result: RunResult<T, E> = 'run: {
+            let handles: &Handles = &handles;
+            let call = &call;
+            let progress = &mut progress;
+            let usage = &usage;
+            let fail = |error| Err((Failure { error }, None));
+            let policy = &*handles.policy;
+            let rules = handles.rules.as_deref();
+            let lane = &*handles.lane;
+            let stats = &*lane.stats;
+            let (now, t) = (progress.now, progress.ticks);
+            if budgets.expired() {
+                break 'run fail(GuardError::DeadlineExpired);
+            }
+            if let Some((rate, bucket)) = &handles.rates[0]
+                && !handles.leases[0].take(bucket, t, 1, *rate)
+            {
+                stats.rate_limited();
+                break 'run fail(GuardError::RateLimited);
+            }
+            let reservation = match Guard::reserve_held(policy, handles, call.estimate, t) {
+                Ok(r) => r,
+                Err(refusal) => break 'run fail(GuardError::BudgetExhausted(refusal)),
+            };
+            // The first attempt earns its share of retries now; how to retry is
+            // worked out only once an attempt has failed.
+            if let Some(b) = policy.retry_budget() {
+                self.inner.retry_budget.deposit_ticks(t, b);
+            }
+            let mut plan: Option<RetryPlan<'_>> = None;
+            let key: Option<Arc<str>> = call.idempotency_key.map(Arc::from);
+            let breaker_policy = rules.and_then(|r| r.breaker.as_ref());
+            let breaker = breaker_policy.map(|_| self.lane_breaker(lane));
+            let per_attempt = rules.and_then(|r| r.timeout);
+            let mut transitions = Vec::new();
+            loop {
+                progress.attempts += 1;
+                // The first attempt starts at the call's reading; a retry after
+                // its sleep reads the clock anew.
+                let (start, start_ticks) = if progress.attempts == 1 {
+                    (now, t)
+                } else {
+                    let s = Instant::now();
+                    (s, self.inner.limiters.ticks(s))
+                };
+                let ticket = match (breaker, breaker_policy) {
+                    (Some(b), Some(p)) => {
+                        let t = b.acquire_at(start, p, &mut transitions);
+                        self.record_transitions(stats, &mut transitions);
+                        match t {
+                            Ok(t) => Some(t),
+                            Err(_refused) => {
+                                stats.breaker_rejection();
+                                progress.attempts -= 1;
+                                break 'run Err((
+                                    Failure {
+                                        error: GuardError::BreakerOpen,
+                                    },
+                                    Some(reservation),
+                                ));
+                            }
+                        }
+                    }
+                    _ => None,
+                };
+                let attempt_deadline = budgets.for_attempt(start, per_attempt);
+                // Free slots are taken without a future; only a call that has
+                // to queue awaits one (boxed, so that the call's own future
+                // stays small).
+                let slots = match Guard::take_partitions(handles) {
+                    Ok(s) => Ok(s),
+                    Err((held, from)) => {
+                        Box::pin(self.acquire_partitions(
+                            handles,
+                            held,
+                            from,
+                            attempt_deadline,
+                            stats,
+                        ))
+                        .await
+                    }
+                };
+                let slots = match slots {
+                    Ok(s) => s,
+                    Err(rejection) => {
+                        stats.bulkhead_rejection();
+                        progress.attempts -= 1;
+                        break 'run Err((
+                            Failure {
+                                error: GuardError::Bulkhead(rejection),
+                            },
+                            Some(reservation),
+                        ));
+                    }
+                };
+                let attempt = Attempt {
+                    number: progress.attempts,
+                    deadline: attempt_deadline,
+                    idempotency_key: key.clone(),
+                    usage: usage.clone(),
+                };
+                // Waiting for a bulkhead slot is not the dependency's latency.
+                let began = if slots.waited {
+                    self.inner.limiters.ticks(Instant::now())
+                } else {
+                    start_ticks
+                };
+                stats.attempt_started();
+                let outcome: Result<T, Option<E>> = match attempt_deadline {
+                    Some(d) => match until_deadline(d.instant(), op(attempt)).await {
+                        Some(r) => r.map_err(Some),
+                        None => Err(None),
+                    },
+                    None => op(attempt).await.map_err(Some),
+                };
+                drop(slots);
+                let end = Instant::now();
+                let end_ticks = self.inner.limiters.ticks(end);
+                progress.now = end;
+                progress.ticks = end_ticks;
+                let latency = std::time::Duration::from_nanos(end_ticks.saturating_sub(began));
+                let error = match outcome {
+                    Ok(value) => {
+                        if let (Some(b), Some(p), Some(t)) = (breaker, breaker_policy, ticket) {
+                            b.record_at(
+                                end,
+                                end_ticks,
+                                p,
+                                t,
+                                CallOutcome {
+                                    failed: false,
+                                    latency,
+                                },
+                                &mut transitions,
+                            );
+                            self.record_transitions(stats, &mut transitions);
+                        }
+                        // The attempt's end and latency are counted with the
+                        // call's success, in one go.
+                        break 'run Ok((value, reservation, latency));
+                    }
+                    Err(Some(e)) => GuardError::Dependency(e),
+                    Err(None) => GuardError::Timeout,
+                };
+                stats.attempt_ended();
+                stats.latency(latency);
+                let class = error.class();
+                // A timeout or a broken connection says nothing about whether
+                // the dependency acted: the request may have arrived.
+                progress.lost_reply |= matches!(
+                    class,
+                    shared::policy::ErrorClass::Timeout | shared::policy::ErrorClass::Connection
+                );
+                if let (Some(b), Some(p), Some(t)) = (breaker, breaker_policy, ticket) {
+                    // Only errors that say the dependency is unwell trip it: a
+                    // validation error comes from a healthy dependency.
+                    b.record_at(
+                        end,
+                        end_ticks,
+                        p,
+                        t,
+                        CallOutcome {
+                            failed: class.is_retryable(),
+                            latency,
+                        },
+                        &mut transitions,
+                    );
+                    self.record_transitions(stats, &mut transitions);
+                }
+                let plan = plan.get_or_insert_with(|| {
+                    RetryPlan::for_call(
+                        policy,
+                        rules,
+                        call.operation,
+                        call.effect,
+                        call.idempotency_key.is_some(),
+                    )
+                });
+                let Some(delay) =
+                    plan.next_delay(self, class, progress.attempts, budgets.deadline(), stats)
+                else {
+                    break 'run Err((Failure { error }, Some(reservation)));
+                };
+                // Boxed: a retry's timer is rare next to the calls that need
+                // none, and would otherwise make every call's future larger.
+                Box::pin(tokio::time::sleep(delay)).await;
+                stats.retry();
+            }
+        };
         let Progress {
             attempts,
             lost_reply,
@@ -1410,7 +1686,7 @@ impl Guard {
         }
         let out = match result {
             Ok((value, reservation, latency)) => {
-                reservation.settle_at(end, used.tokens, used.cost_usd_micros);
+                reservation.settle(&handles, end, used.tokens, used.cost_usd_micros);
                 stats.succeeded(latency, used.tokens, used.cost_usd_micros);
                 Guarded {
                     result: Ok(value),
@@ -1431,7 +1707,7 @@ impl Guard {
                     .or_else(|| rules.map(|r| r.effect_of(call.operation)))
                     .unwrap_or(Effect::Read);
                 if let Some(r) = reservation {
-                    r.settle_at(end, used.tokens, used.cost_usd_micros);
+                    r.settle(&handles, end, used.tokens, used.cost_usd_micros);
                 }
                 let class = failure.error.class();
                 stats.failure(class);
@@ -1463,199 +1739,6 @@ impl Guard {
         };
         Guard::keep_handles(handles);
         out
-    }
-
-    async fn run<'h, T, E, F, Fut>(
-        &'h self,
-        handles: &'h Handles,
-        call: &Call<'_>,
-        budgets: Budgets,
-        usage: &Arc<UsageCell>,
-        progress: &mut Progress,
-        op: &mut F,
-    ) -> Result<(T, HeldUsage<'h>, std::time::Duration), (Failure<E>, Option<HeldUsage<'h>>)>
-    where
-        E: Classify,
-        F: FnMut(Attempt) -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        let fail = |error| Err((Failure { error }, None));
-        let policy = &*handles.policy;
-        let rules = handles.rules.as_deref();
-        let lane = &*handles.lane;
-        let stats = &*lane.stats;
-        let (now, t) = (progress.now, progress.ticks);
-        if budgets.expired() {
-            return fail(GuardError::DeadlineExpired);
-        }
-        if let Some(rate) = handles.rates[0]
-            && !self.request_bucket(lane).take(t, 1, rate)
-        {
-            stats.rate_limited();
-            return fail(GuardError::RateLimited);
-        }
-        let reservation = match self.reserve_held(policy, handles, call.estimate, t) {
-            Ok(r) => r,
-            Err(refusal) => return fail(GuardError::BudgetExhausted(refusal)),
-        };
-        // The first attempt earns its share of retries now; how to retry is
-        // worked out only once an attempt has failed.
-        if let Some(b) = policy.retry_budget() {
-            self.inner.retry_budget.deposit_ticks(t, b);
-        }
-        let mut plan: Option<RetryPlan<'_>> = None;
-        let key: Option<Arc<str>> = call.idempotency_key.map(Arc::from);
-        let breaker_policy = rules.and_then(|r| r.breaker.as_ref());
-        let breaker = breaker_policy.map(|_| self.lane_breaker(lane));
-        let per_attempt = rules.and_then(|r| r.timeout);
-        let mut transitions = Vec::new();
-        loop {
-            progress.attempts += 1;
-            // The first attempt starts at the call's reading; a retry after
-            // its sleep reads the clock anew.
-            let (start, start_ticks) = if progress.attempts == 1 {
-                (now, t)
-            } else {
-                let s = Instant::now();
-                (s, self.inner.limiters.ticks(s))
-            };
-            let ticket = match (breaker, breaker_policy) {
-                (Some(b), Some(p)) => {
-                    let t = b.acquire_at(start, p, &mut transitions);
-                    self.record_transitions(stats, &mut transitions);
-                    match t {
-                        Ok(t) => Some(t),
-                        Err(_refused) => {
-                            stats.breaker_rejection();
-                            progress.attempts -= 1;
-                            return Err((
-                                Failure {
-                                    error: GuardError::BreakerOpen,
-                                },
-                                Some(reservation),
-                            ));
-                        }
-                    }
-                }
-                _ => None,
-            };
-            let attempt_deadline = budgets.for_attempt(start, per_attempt);
-            // Free slots are taken without a future; only a call that has
-            // to queue awaits one (boxed, so that the call's own future
-            // stays small).
-            let slots = match Guard::take_partitions(handles) {
-                Ok(s) => Ok(s),
-                Err((held, from)) => {
-                    Box::pin(self.acquire_partitions(handles, held, from, attempt_deadline, stats))
-                        .await
-                }
-            };
-            let slots = match slots {
-                Ok(s) => s,
-                Err(rejection) => {
-                    stats.bulkhead_rejection();
-                    progress.attempts -= 1;
-                    return Err((
-                        Failure {
-                            error: GuardError::Bulkhead(rejection),
-                        },
-                        Some(reservation),
-                    ));
-                }
-            };
-            let attempt = Attempt {
-                number: progress.attempts,
-                deadline: attempt_deadline,
-                idempotency_key: key.clone(),
-                usage: usage.clone(),
-            };
-            // Waiting for a bulkhead slot is not the dependency's latency.
-            let began = if slots.waited {
-                self.inner.limiters.ticks(Instant::now())
-            } else {
-                start_ticks
-            };
-            stats.attempt_started();
-            let outcome: Result<T, Option<E>> = match attempt_deadline {
-                Some(d) => match until_deadline(d.instant(), op(attempt)).await {
-                    Some(r) => r.map_err(Some),
-                    None => Err(None),
-                },
-                None => op(attempt).await.map_err(Some),
-            };
-            drop(slots);
-            let end = Instant::now();
-            let end_ticks = self.inner.limiters.ticks(end);
-            progress.now = end;
-            progress.ticks = end_ticks;
-            let latency = std::time::Duration::from_nanos(end_ticks.saturating_sub(began));
-            let error = match outcome {
-                Ok(value) => {
-                    if let (Some(b), Some(p), Some(t)) = (breaker, breaker_policy, ticket) {
-                        b.record_at(
-                            end,
-                            end_ticks,
-                            p,
-                            t,
-                            CallOutcome {
-                                failed: false,
-                                latency,
-                            },
-                            &mut transitions,
-                        );
-                        self.record_transitions(stats, &mut transitions);
-                    }
-                    // The attempt's end and latency are counted with the
-                    // call's success, in one go.
-                    return Ok((value, reservation, latency));
-                }
-                Err(Some(e)) => GuardError::Dependency(e),
-                Err(None) => GuardError::Timeout,
-            };
-            stats.attempt_ended();
-            stats.latency(latency);
-            let class = error.class();
-            // A timeout or a broken connection says nothing about whether
-            // the dependency acted: the request may have arrived.
-            progress.lost_reply |= matches!(
-                class,
-                shared::policy::ErrorClass::Timeout | shared::policy::ErrorClass::Connection
-            );
-            if let (Some(b), Some(p), Some(t)) = (breaker, breaker_policy, ticket) {
-                // Only errors that say the dependency is unwell trip it: a
-                // validation error comes from a healthy dependency.
-                b.record_at(
-                    end,
-                    end_ticks,
-                    p,
-                    t,
-                    CallOutcome {
-                        failed: class.is_retryable(),
-                        latency,
-                    },
-                    &mut transitions,
-                );
-                self.record_transitions(stats, &mut transitions);
-            }
-            let plan = plan.get_or_insert_with(|| {
-                RetryPlan::for_call(
-                    policy,
-                    rules,
-                    call.operation,
-                    call.effect,
-                    call.idempotency_key.is_some(),
-                )
-            });
-            let Some(delay) =
-                plan.next_delay(self, class, progress.attempts, budgets.deadline(), stats)
-            else {
-                return Err((Failure { error }, Some(reservation)));
-            };
-            // Boxed: a retry's timer is rare next to the calls that need
-            // none, and would otherwise make every call's future larger.
-            Box::pin(tokio::time::sleep(delay)).await;
-            stats.retry();
-        }
     }
 }
 
