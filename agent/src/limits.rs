@@ -13,6 +13,17 @@
 //! a bucket is kept as a GCRA (the time at which it would be full again),
 //! a spend window as its day and amount packed together.
 //!
+//! A guarded call does not touch those words on every call, though: each
+//! thread takes an advance (a `Lease`) from a large bucket or window and
+//! hands it out to its own calls, so that threads do not take turns on one
+//! cache line per budget per call. Lending never lets a limit be exceeded
+//! (the advance is taken from it first); it shifts when a bucket's tokens
+//! are used by at most an advance's life, which allows at most 1/64 of the
+//! burst more in a short stretch, and an advance a thread holds unused can
+//! make another thread's call be refused up to one advance early. Buckets
+//! under 4 096 tokens of burst or about 6 400 tokens a second, and spend
+//! windows under 65 536 micro-dollars a day, lend nothing and stay exact.
+//!
 //! The day is counted in 24-hour windows from the agent's start on tokio's
 //! clock, not calendar days, so that it behaves on a paused clock; the
 //! control plane's daily reports are the calendar view.
