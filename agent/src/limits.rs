@@ -51,6 +51,7 @@ const WINDOW_LEASE_SHARE: u64 = 1024;
 const LEASE_CALL_SHARE: u64 = 8;
 
 /// The day (from the limiters' start) of `t` nanoseconds.
+#[inline]
 pub(crate) fn day_of(t: u64) -> u64 {
     t / DAY.as_nanos() as u64
 }
@@ -292,10 +293,12 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
+    #[inline]
     fn left(&self) -> u64 {
         self.left.load(Ordering::Relaxed)
     }
 
+    #[inline]
     fn set_left(&self, left: u64) {
         self.left.store(left, Ordering::Relaxed);
     }
@@ -303,14 +306,26 @@ impl Lease {
     /// Takes `amount` from `bucket` at `t`, from this advance when it holds
     /// enough, else renewing it (or taking straight from the bucket when
     /// it cannot lend that much).
+    #[inline]
     pub(crate) fn take(&self, bucket: &Bucket, t: u64, amount: u64, rate: Rate) -> bool {
-        if rate.lease_tokens == 0 || amount > rate.lease_tokens / LEASE_CALL_SHARE {
-            return bucket.take(t, amount, rate);
-        }
         let left = self.left();
-        if left >= amount && t < self.until.load(Ordering::Relaxed) {
+        if rate.lease_tokens > 0
+            && amount <= rate.lease_tokens / LEASE_CALL_SHARE
+            && left >= amount
+            && t < self.until.load(Ordering::Relaxed)
+        {
             self.set_left(left - amount);
             return true;
+        }
+        self.take_renewing(bucket, t, amount, rate)
+    }
+
+    /// [`Lease::take`] when the advance cannot serve the call: out of line,
+    /// so that the call's own path stays short.
+    #[inline(never)]
+    fn take_renewing(&self, bucket: &Bucket, t: u64, amount: u64, rate: Rate) -> bool {
+        if rate.lease_tokens == 0 || amount > rate.lease_tokens / LEASE_CALL_SHARE {
+            return bucket.take(t, amount, rate);
         }
         self.give_back(bucket, rate);
         if bucket.take(t, rate.lease_tokens, rate) {
@@ -337,6 +352,7 @@ impl Lease {
 
     /// [`Bucket::adjust`] through the advance: a give-back joins it and a
     /// charge comes out of it while it is current and large enough.
+    #[inline]
     pub(crate) fn adjust(&self, bucket: &Bucket, t: u64, give: u64, charge: u64, rate: Rate) {
         if give == charge {
             return;
@@ -357,16 +373,34 @@ impl Lease {
 
     /// Reserves `estimate` within `limit` on `day` from `window`, through
     /// this advance like [`Lease::take`].
+    #[inline]
     pub(crate) fn reserve(&self, window: &CostWindow, day: u64, limit: u64, estimate: u64) -> bool {
         let lease = limit.min(MAX_AMOUNT) / WINDOW_LEASE_SHARE;
-        if lease < MIN_LEASE || estimate > lease / LEASE_CALL_SHARE {
-            return window.reserve(day, limit, estimate);
-        }
         let left = self.left();
-        let current = self.until.load(Ordering::Relaxed) == day + 1;
-        if current && left >= estimate && left > 0 {
+        if lease >= MIN_LEASE
+            && estimate <= lease / LEASE_CALL_SHARE
+            && left >= estimate
+            && left > 0
+            && self.until.load(Ordering::Relaxed) == day + 1
+        {
             self.set_left(left - estimate);
             return true;
+        }
+        self.reserve_renewing(window, day, limit, lease, estimate)
+    }
+
+    /// [`Lease::reserve`] when the advance cannot serve the call.
+    #[inline(never)]
+    fn reserve_renewing(
+        &self,
+        window: &CostWindow,
+        day: u64,
+        limit: u64,
+        lease: u64,
+        estimate: u64,
+    ) -> bool {
+        if lease < MIN_LEASE || estimate > lease / LEASE_CALL_SHARE {
+            return window.reserve(day, limit, estimate);
         }
         self.give_back_window(window);
         if window.reserve(day, limit, lease) {
@@ -390,6 +424,7 @@ impl Lease {
     }
 
     /// [`CostWindow::settle`] through the advance.
+    #[inline]
     pub(crate) fn settle(
         &self,
         window: &CostWindow,

@@ -83,6 +83,7 @@ impl RetryBudget {
 
     /// [`RetryBudget::deposit`] at `ticks` nanoseconds from the budget's
     /// epoch (the time already read).
+    #[inline]
     pub(crate) fn deposit_ticks(&self, ticks: u64, policy: &RetryBudgetPolicy) {
         let units = u64::from(policy.ratio_percent) * UNIT as u64 / 100;
         if units == 0 {

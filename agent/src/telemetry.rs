@@ -59,6 +59,7 @@ fn status_index(s: DegradedStatus) -> usize {
     STATUSES.iter().position(|x| *x == s).unwrap_or(0)
 }
 
+#[inline]
 fn bucket_of(latency: Duration) -> usize {
     let ms = latency.as_millis().min(u128::from(u64::MAX)) as u64;
     LATENCY_BUCKETS_MS
@@ -81,6 +82,7 @@ thread_local! {
 /// This thread's shard (of `OWN_SHARDS + 1`), and whether it is this
 /// thread's alone: then the thread may add to it with a plain load and
 /// store, since nobody else writes it.
+#[inline]
 pub(crate) fn shard_index() -> (usize, bool) {
     let n = THREAD.with(|t| {
         let mut n = t.get();
@@ -188,6 +190,7 @@ pub struct DependencyStats {
 
 /// Adds `n` to a shard's counter: plainly when the shard is this thread's
 /// alone, atomically when it is shared.
+#[inline]
 pub(crate) fn bump(c: &AtomicU64, n: u64, own: bool) {
     if own {
         c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
@@ -201,6 +204,7 @@ fn add(c: &AtomicU64, n: u64) {
 }
 
 impl DependencyStats {
+    #[inline]
     fn shard(&self) -> (&Shard, bool) {
         let (i, own) = shard_index();
         (&self.shards[i], own)
@@ -223,6 +227,7 @@ impl DependencyStats {
     }
 
     /// A first attempt.
+    #[inline]
     pub fn call(&self) {
         let (s, own) = self.shard();
         bump(&s.calls, 1, own);
@@ -234,6 +239,7 @@ impl DependencyStats {
     }
     /// An attempt sent: the in-flight gauge goes up until
     /// [`DependencyStats::attempt_ended`].
+    #[inline]
     pub(crate) fn attempt_started(&self) {
         let (s, own) = self.shard();
         bump(&s.started, 1, own);
@@ -254,6 +260,7 @@ impl DependencyStats {
     }
     /// The counters a successful call with `latency` and `used` touches,
     /// at once: one shard lookup.
+    #[inline]
     pub(crate) fn succeeded(&self, latency: Duration, tokens: u64, cost_usd_micros: u64) {
         let (s, own) = self.shard();
         bump(&s.successes, 1, own);

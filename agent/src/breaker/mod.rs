@@ -191,6 +191,7 @@ impl Breaker {
     }
 
     /// Whether the breaker passes calls without its lock under `policy`.
+    #[inline]
     fn passes(&self, policy: &BreakerPolicy) -> bool {
         matches!(
             (self.mode.load(Ordering::Acquire), policy.forced),
@@ -217,6 +218,7 @@ impl Breaker {
     /// bucket found: the bucket changes every few seconds, and the division
     /// it saves is the slowest instruction of a successful call's path.
     /// Threads share the word, but write it only when the bucket moves on.
+    #[inline]
     fn bucket_at(&self, ticks: u64, window_ms: u64) -> u64 {
         let width = (window_ms / BUCKETS).max(1);
         let ms = ticks / 1_000_000;
@@ -237,6 +239,7 @@ impl Breaker {
     }
 
     /// Counts one call in bucket `id` of the rate window.
+    #[inline]
     fn count_call(&self, id: u64) {
         let (shard, own) = shard_index();
         let slot = &self.calls[shard].0[(id % BUCKETS) as usize];
@@ -352,6 +355,7 @@ impl Breaker {
     }
 
     /// [`Breaker::acquire`] with the time already read.
+    #[inline]
     pub(crate) fn acquire_at(
         self: &Arc<Self>,
         now: Instant,
@@ -361,6 +365,18 @@ impl Breaker {
         if self.passes(policy) {
             return Ok(Ticket { probe: None });
         }
+        self.acquire_locked(now, policy, transitions)
+    }
+
+    /// [`Breaker::acquire_at`] past a closed breaker: under the lock, and
+    /// out of line so that a call through a closed one stays short.
+    #[inline(never)]
+    fn acquire_locked(
+        self: &Arc<Self>,
+        now: Instant,
+        policy: &BreakerPolicy,
+        transitions: &mut Vec<Transition>,
+    ) -> Result<Ticket, Refused> {
         let mut inner = self.lock();
         let before = Breaker::reported(&inner);
         if inner.forced != policy.forced {
@@ -424,6 +440,7 @@ impl Breaker {
 
     /// [`Breaker::record`] with the time already read: `now`, and `ticks`
     /// the same reading as [`Breaker::ticks`] gives it.
+    #[inline]
     pub(crate) fn record_at(
         &self,
         now: Instant,
@@ -453,6 +470,23 @@ impl Breaker {
                 BreakerMode::Consecutive { .. } => {}
             }
         }
+        self.record_locked(now, ticks, policy, was_probe, slow, outcome, transitions);
+    }
+
+    /// [`Breaker::record_at`] for an outcome that can change the state:
+    /// under the lock, out of line.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn record_locked(
+        &self,
+        now: Instant,
+        ticks: u64,
+        policy: &BreakerPolicy,
+        was_probe: bool,
+        slow: bool,
+        outcome: CallOutcome,
+        transitions: &mut Vec<Transition>,
+    ) {
         let mut inner = self.lock();
         if inner.forced != ForcedState::None {
             return;

@@ -76,6 +76,7 @@ pub(crate) struct Partition {
 
 impl Partition {
     /// Takes a slot if fewer than `max` are held.
+    #[inline]
     pub(crate) fn try_take(&self, max: u32) -> bool {
         self.in_flight
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
@@ -84,6 +85,7 @@ impl Partition {
             .is_ok()
     }
 
+    #[inline]
     fn release(&self) {
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         // A waiter counts itself in `queued` before it looks at
@@ -117,12 +119,14 @@ pub(crate) struct SlotIn<'a>(&'a Partition);
 impl<'a> SlotIn<'a> {
     /// The slot just taken in `partition` (by [`Partition::try_take`] or
     /// [`Bulkheads::wait_in`]).
+    #[inline]
     pub(crate) fn new(partition: &'a Partition) -> Self {
         SlotIn(partition)
     }
 }
 
 impl Drop for SlotIn<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.0.release();
     }

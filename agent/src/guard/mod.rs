@@ -80,11 +80,13 @@ thread_local! {
 }
 
 impl UsageCell {
+    #[inline]
     fn fresh() -> Arc<UsageCell> {
         SPARE_USAGE.with(Cell::take).unwrap_or_default()
     }
 
     /// Keeps `cell` for the next call, unless an attempt still holds it.
+    #[inline]
     fn recycle(cell: Arc<UsageCell>) {
         // No weak reference to a meter is ever made, so a strong count of
         // one means nobody else holds it: a plain load, where
@@ -134,6 +136,7 @@ struct HeldUsage {
 
 impl HeldUsage {
     /// Replaces the estimates with the actual use at `t`.
+    #[inline]
     fn settle(self, handles: &Handles, t: u64, tokens: u64, cost: u64) {
         for i in [2, 1] {
             if self.budgets & (1 << i) != 0
@@ -221,6 +224,7 @@ struct PartitionHandle {
 
 impl Handles {
     /// Whether these are handles of guard `guard` for `dependency`.
+    #[inline]
     fn fits(&self, guard: u64, dependency: &str) -> bool {
         self.guard == guard && *self.lane.name == *dependency
     }
@@ -827,12 +831,14 @@ impl Budgets {
 
     /// Whether the call's deadline has passed at its start (a budget of
     /// zero has).
+    #[inline]
     fn expired(&self) -> bool {
         self.given.is_some_and(|d| d.instant() <= self.start) || self.budget == Some(Duration::ZERO)
     }
 
     /// The deadline of an attempt starting at `start` with its own
     /// `per_attempt` budget: the earlier of the call's and its own.
+    #[inline]
     fn for_attempt(&self, start: Instant, per_attempt: Option<Duration>) -> Option<Deadline> {
         if start == self.start {
             // Both budgets run from the same instant: add the smaller.
@@ -1147,6 +1153,7 @@ impl Guard {
 
     /// Takes a slot in each of a call's partitions if all are free now;
     /// else the slots taken so far and the first partition that was full.
+    #[inline]
     fn take_partitions(handles: &Handles) -> Result<Slots<'_>, (Slots<'_>, usize)> {
         let mut slots = Slots::default();
         for (i, p) in handles.partitions.iter().enumerate() {
@@ -1278,6 +1285,7 @@ impl Guard {
     /// [`Guard::reserve_usage`] on a call's handles, at `t`: the service's
     /// token budget, the dependency's, then the tenant's spend, all or
     /// nothing.
+    #[inline]
     fn reserve_held(
         policy: &CompiledPolicy,
         handles: &Handles,
@@ -1331,15 +1339,20 @@ impl Guard {
         reservation.settle(used.tokens, used.cost_usd_micros);
     }
 
+    #[inline]
     pub(crate) fn record_transitions(
         &self,
         stats: &DependencyStats,
         transitions: &mut Vec<Transition>,
     ) {
         // Nearly every acquire and record changes nothing.
-        if transitions.is_empty() {
-            return;
+        if !transitions.is_empty() {
+            self.report_transitions(stats, transitions);
         }
+    }
+
+    #[inline(never)]
+    fn report_transitions(&self, stats: &DependencyStats, transitions: &mut Vec<Transition>) {
         let wall = self.inner.recorder.wall();
         for (at, from, to) in transitions.drain(..) {
             stats.transition(BreakerTransition {
@@ -1412,6 +1425,7 @@ impl Guard {
     }
 
     /// Keeps `handles` for this thread's next call.
+    #[inline]
     fn keep_handles(handles: Box<Handles>) {
         SPARE_HANDLES.with(|spare| {
             let mut spare = spare.borrow_mut();
