@@ -357,18 +357,28 @@ impl Lease {
         if give == charge {
             return;
         }
-        if rate.lease_tokens > 0 && t < self.until.load(Ordering::Relaxed) {
-            let left = self.left();
-            if give > charge && left + (give - charge) <= rate.lease_tokens {
-                self.set_left(left + (give - charge));
-                return;
-            }
-            if charge > give && left >= charge - give {
-                self.set_left(left - (charge - give));
-                return;
-            }
+        if rate.lease_tokens > 0
+            && t < self.until.load(Ordering::Relaxed)
+            && self.absorb(give, charge, rate.lease_tokens)
+        {
+            return;
         }
         bucket.adjust(t, give, charge, rate);
+    }
+
+    /// Settles a call that reserved `reserved` and used `used` within a
+    /// current advance: a surplus joins it (up to `size`, an advance's
+    /// size), an overrun comes out of it if it holds enough. False when
+    /// the advance cannot take the difference and the shared budget must.
+    #[inline]
+    fn absorb(&self, reserved: u64, used: u64, size: u64) -> bool {
+        let left = self.left();
+        let fits = if reserved > used {
+            left.checked_add(reserved - used).filter(|l| *l <= size)
+        } else {
+            left.checked_sub(used - reserved)
+        };
+        fits.map(|l| self.set_left(l)).is_some()
     }
 
     /// Reserves `estimate` within `limit` on `day` from `window`, through
@@ -436,16 +446,11 @@ impl Lease {
         if reserved_day == day && estimate == spent {
             return;
         }
-        if reserved_day == day && self.until.load(Ordering::Relaxed) == day + 1 {
-            let left = self.left();
-            if estimate > spent && left + (estimate - spent) <= self.size.load(Ordering::Relaxed) {
-                self.set_left(left + (estimate - spent));
-                return;
-            }
-            if spent > estimate && left >= spent - estimate {
-                self.set_left(left - (spent - estimate));
-                return;
-            }
+        if reserved_day == day
+            && self.until.load(Ordering::Relaxed) == day + 1
+            && self.absorb(estimate, spent, self.size.load(Ordering::Relaxed))
+        {
+            return;
         }
         window.settle(reserved_day, day, estimate, spent);
     }
