@@ -4,7 +4,7 @@
 
 use crate::layout::{Loading, PageHeader};
 use crate::live::{LiveFleet, LiveStatus};
-use crate::pages::telemetry::{LiveBreakerChip, ms, pct};
+use crate::pages::telemetry::{LiveBreakerChip, breaker_key, ms, pct};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use shared::api::{DependencyLive, FleetLive, ServiceLiveSummary};
@@ -116,8 +116,7 @@ fn Fleet(fleet: Memo<Option<FleetLive>>) -> impl IntoView {
 /// and each reactive read costs more on the server than the markup it
 /// draws. The card's memos are `ArcMemo`s, read through their `Arc`: a
 /// `Memo` is looked up in the reactive arena on every read (a thread-local,
-/// a weak reference and a lock on the server), and the cards' closures read
-/// thousands of times per render.
+/// a weak reference and a lock on the server).
 #[component]
 fn ServiceCard(fleet: Memo<Option<FleetLive>>, name: String, env: String) -> impl IntoView {
     let (n, e) = (name.clone(), env.clone());
@@ -142,7 +141,7 @@ fn ServiceCard(fleet: Memo<Option<FleetLive>>, name: String, env: String) -> imp
     let prefix = format!("{name}-{env}");
     let card = format!("service-card-{prefix}");
     let (class_level, badge_level) = (level.clone(), level.clone());
-    let (facts_of, quiet_of, rows_of) = (s.clone(), s.clone(), s.clone());
+    let (facts_of, quiet_of, rows_of) = (s.clone(), s.clone(), s);
     view! {
         <section
             class=move || ["fleet-card", "fleet-card is-warn", "fleet-card is-bad"][class_level.get() as usize]
@@ -184,20 +183,7 @@ fn ServiceCard(fleet: Memo<Option<FleetLive>>, name: String, env: String) -> imp
                             <th scope="col" class="num">"p95"</th>
                         </tr>
                     </thead>
-                    <tbody>
-                        <For
-                            each=move || {
-                                rows_of
-                                    .with(|s| {
-                                        s.dependencies.iter().map(|d| d.dependency.clone()).collect::<Vec<_>>()
-                                    })
-                            }
-                            key=|d| d.clone()
-                            children=move |dep| {
-                                view! { <DependencyRow s=s.clone() prefix=prefix.clone() dep /> }
-                            }
-                        />
-                    </tbody>
+                    <tbody>{dependency_rows(rows_of, prefix)}</tbody>
                 </table>
             </div>
         </section>
@@ -235,10 +221,101 @@ fn facts(s: &ServiceLiveSummary) -> impl IntoView + use<> {
     }
 }
 
+/// The card's dependency rows. In the browser they are a keyed list that
+/// live updates change in place: a row and its breaker chip are the same
+/// nodes before and after an update, so nothing an engineer is looking at
+/// or has selected is swapped under them. On the server the same markup is
+/// written as one string ([`rows_html`]): the rows are the bulk of the page
+/// (a hundred services draw five hundred rows of nine elements) and the
+/// list's owners, keys, memo reads and per-element allocations cost several
+/// times the markup itself. A test renders both for the same summaries and
+/// requires the same bytes, since the browser hydrates the list from them.
+#[cfg(feature = "hydrate")]
+fn dependency_rows(s: ArcMemo<ServiceLiveSummary>, prefix: String) -> impl IntoView {
+    live_rows(s, prefix)
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn dependency_rows(s: ArcMemo<ServiceLiveSummary>, prefix: String) -> impl IntoView {
+    let mut html = s.with_untracked(|s| rows_html(&prefix, s));
+    // Where the keyed list ends, as the list itself marks it.
+    html.push_str("<!>");
+    leptos::tachys::html::InertElement::new(html)
+}
+
+/// The rows as the browser keeps them: one [`DependencyRow`] per dependency.
+// Drawn only in the browser; the server's build keeps it for the test that
+// holds its markup to `rows_html`'s.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+fn live_rows(s: ArcMemo<ServiceLiveSummary>, prefix: String) -> impl IntoView {
+    let names = s.clone();
+    view! {
+        <For
+            each=move || names.with(|s| s.dependencies.iter().map(|d| d.dependency.clone()).collect::<Vec<_>>())
+            key=|d| d.clone()
+            children=move |dep| view! { <DependencyRow s=s.clone() prefix=prefix.clone() dep /> }
+        />
+    }
+}
+
+/// What [`live_rows`] renders for `s`, byte for byte, written directly.
+/// Every value from outside is escaped as the view would escape it
+/// (`html_escape`, which Leptos uses): dependency names come from agents.
+// The browser's build hydrates the list instead.
+#[cfg_attr(feature = "hydrate", allow(dead_code))]
+fn rows_html(prefix: &str, s: &ServiceLiveSummary) -> String {
+    use std::fmt::Write;
+    // As the view writes a text node: an empty one as a space.
+    fn text(html: &mut String, value: &str) {
+        if value.is_empty() {
+            html.push(' ');
+        } else {
+            html_escape::encode_text_to_string(value, html);
+        }
+    }
+    fn attr(html: &mut String, value: &str) {
+        html_escape::encode_double_quoted_attribute_to_string(value, html);
+    }
+    let mut html = String::with_capacity(640 * s.dependencies.len());
+    for d in &s.dependencies {
+        let (key, label) = breaker_key(d.breaker);
+        html.push_str(if dependency_severity(d) == 2 {
+            r#"<tr class="row-bad"><th scope="row">"#
+        } else {
+            r#"<tr class=""><th scope="row">"#
+        });
+        text(&mut html, &d.dependency);
+        html.push_str(r#"</th><td><span data-test="breaker-"#);
+        attr(&mut html, prefix);
+        html.push('-');
+        attr(&mut html, &d.dependency);
+        let _ = write!(
+            html,
+            r#"" data-state="{key}" class="breaker breaker-{key}">{label}</span></td><td class="num">{calls}</td><td data-test="degraded-"#,
+            calls = d.calls,
+        );
+        attr(&mut html, prefix);
+        html.push('-');
+        attr(&mut html, &d.dependency);
+        let _ = write!(
+            html,
+            r#"" data-value="{degraded}" class="num">{degraded_pct}</td><td class="num">{fallback}</td><td class="num">{retry:.2}</td><td class="num">{shed}</td><td class="num">{p95}</td></tr>"#,
+            degraded = d.degraded_rate,
+            degraded_pct = pct(d.degraded_rate),
+            fallback = pct(d.fallback_rate),
+            retry = d.retry_amplification,
+            shed = d.shed,
+            p95 = ms(d.p95_ms),
+        );
+    }
+    html
+}
+
 /// One dependency. The row and its breaker chip stay in place as the
 /// figures change (the chip is what an engineer watches); the figures are
 /// one closure, redrawn together, since a reactive read per figure costs
 /// more on every page load than the six cells it redraws.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 #[component]
 fn DependencyRow(s: ArcMemo<ServiceLiveSummary>, prefix: String, dep: String) -> impl IntoView {
     let id = format!("{prefix}-{dep}");
@@ -268,6 +345,7 @@ fn DependencyRow(s: ArcMemo<ServiceLiveSummary>, prefix: String, dep: String) ->
 
 /// Reads `read` of the dependency called `name` in the card's summary;
 /// `None` once it has gone (its row is about to go too).
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 fn reader<T: 'static>(
     s: &ArcMemo<ServiceLiveSummary>,
     name: &Arc<str>,
@@ -284,6 +362,7 @@ fn reader<T: 'static>(
     }
 }
 
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 fn figures(id: &str, d: &DependencyLive) -> impl IntoView + use<> {
     view! {
         <td class="num">{d.calls}</td>
@@ -326,6 +405,114 @@ fn Empty() -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn summary(dependencies: Vec<DependencyLive>) -> ServiceLiveSummary {
+        ServiceLiveSummary {
+            dependencies,
+            ..Default::default()
+        }
+    }
+
+    const HOSTILE: &str = r#"<img src=x onerror="alert(1)">&"#;
+
+    fn dependencies() -> Vec<DependencyLive> {
+        vec![
+            DependencyLive {
+                dependency: HOSTILE.to_owned(),
+                breaker: Some(BreakerState::Open),
+                calls: 100,
+                degraded_rate: 0.8,
+                fallback_rate: 0.0196078431372549,
+                p95_ms: Some(250),
+                ..Default::default()
+            },
+            DependencyLive {
+                dependency: "model".to_owned(),
+                breaker: Some(BreakerState::Closed),
+                calls: 7,
+                retry_amplification: 1.25,
+                ..Default::default()
+            },
+            DependencyLive {
+                dependency: "tool".to_owned(),
+                breaker: None,
+                degraded_rate: 0.5,
+                shed: 12,
+                p95_ms: Some(61_000),
+                ..Default::default()
+            },
+            DependencyLive {
+                dependency: String::new(),
+                breaker: Some(BreakerState::ForcedOpen),
+                p95_ms: Some(12_000),
+                ..Default::default()
+            },
+            DependencyLive {
+                dependency: "vector".to_owned(),
+                breaker: Some(BreakerState::HalfOpen),
+                ..Default::default()
+            },
+            DependencyLive {
+                dependency: "x".to_owned(),
+                breaker: Some(BreakerState::ForcedClosed),
+                ..Default::default()
+            },
+        ]
+    }
+
+    #[test]
+    fn rows_are_escaped_markup_with_the_chips_and_figures() {
+        let html = rows_html("rag-prod", &summary(dependencies()));
+        assert!(!html.contains("<img"), "{html}");
+        assert_eq!(html.matches("<tr").count(), 6, "{html}");
+        assert_eq!(html.matches("</tr>").count(), 6, "{html}");
+        assert!(
+            html.starts_with(
+                r#"<tr class="row-bad"><th scope="row">&lt;img src=x onerror="alert(1)"&gt;&amp;</th>"#
+            ),
+            "{html}"
+        );
+        // In an attribute a quote would end the value: it is escaped there.
+        assert!(
+            html.contains(
+                r#"<span data-test="breaker-rag-prod-&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;" data-state="open" class="breaker breaker-open">open</span>"#
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"data-value="0.8" class="num">80.0 %</td>"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                r#"<tr class=""><th scope="row">model</th><td><span data-test="breaker-rag-prod-model" data-state="closed" class="breaker breaker-closed">closed</span></td><td class="num">7</td>"#
+            ),
+            "{html}"
+        );
+    }
+
+    /// The browser hydrates the keyed list from the server's string, so the
+    /// two must agree to the byte for every kind of row: escaped names, an
+    /// empty one, every breaker state, every latency format.
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn the_servers_rows_are_the_markup_of_the_browsers_list() {
+        use leptos::tachys::view::RenderHtml;
+        let owner = Owner::new();
+        owner.set();
+        let all = dependencies();
+        for n in 0..=all.len() {
+            let s = summary(all[..n].to_vec());
+            let expected = {
+                let s = s.clone();
+                let memo = ArcMemo::new(move |_| s.clone());
+                view! { <tbody>{live_rows(memo, "rag-prod".to_owned())}</tbody> }.to_html()
+            };
+            let written = format!("<tbody>{}<!></tbody>", rows_html("rag-prod", &s));
+            assert_eq!(written, expected, "with {n} dependencies");
+            assert_eq!(expected.matches("</tr>").count(), n, "{expected}");
+        }
+    }
 
     #[test]
     fn open_breakers_outrank_degraded_answers() {

@@ -25,7 +25,9 @@ pub fn ms(value: Option<u64>) -> String {
     }
 }
 
-fn breaker_key(state: Option<BreakerState>) -> (&'static str, &'static str) {
+/// A breaker state's wire name (for `data-state` and its colour class) and
+/// its words.
+pub fn breaker_key(state: Option<BreakerState>) -> (&'static str, &'static str) {
     match state {
         None => ("none", "no data"),
         Some(BreakerState::Closed) => ("closed", "closed"),
