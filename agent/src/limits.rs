@@ -30,7 +30,6 @@
 
 use shared::policy::RateLimit;
 use std::collections::HashMap;
-use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -390,7 +389,6 @@ impl Lease {
         if lease >= MIN_LEASE
             && estimate <= lease / LEASE_CALL_SHARE
             && left >= estimate
-            && left > 0
             && self.until.load(Ordering::Relaxed) == day + 1
         {
             self.set_left(left - estimate);
@@ -481,27 +479,18 @@ fn get_or_make<V: Default>(map: &RwLock<HashMap<String, Arc<V>>>, key: &str) -> 
         .clone()
 }
 
-/// A usage reservation on buckets and a window held as `B` and `C`.
-#[derive(Debug)]
-pub(crate) struct Hold<B, C> {
+/// A usage reservation straight on the shared buckets and window (the
+/// guard's calls reserve through their per-thread advances instead).
+#[derive(Debug, Default)]
+pub(crate) struct Hold {
     // The service's and the dependency's budgets: a call reserves from at
     // most these two.
-    tokens: [Option<(B, Rate)>; 2],
+    tokens: [Option<(Arc<Bucket>, Rate)>; 2],
     amount: u64,
-    cost: Option<(C, u64, u64)>,
+    cost: Option<(Arc<CostWindow>, u64, u64)>,
 }
 
-impl<B, C> Default for Hold<B, C> {
-    fn default() -> Self {
-        Hold {
-            tokens: [None, None],
-            amount: 0,
-            cost: None,
-        }
-    }
-}
-
-impl<B: Deref<Target = Bucket>, C: Deref<Target = CostWindow>> Hold<B, C> {
+impl Hold {
     /// Replaces the estimates with the actual use. An unsettled hold (its
     /// call was cancelled) leaves its estimates spent, since the provider
     /// may well have done the work: dropping it does nothing.
@@ -518,10 +507,10 @@ impl<B: Deref<Target = Bucket>, C: Deref<Target = CostWindow>> Hold<B, C> {
     /// and the estimate) all or nothing.
     pub(crate) fn reserve(
         t: u64,
-        budgets: impl IntoIterator<Item = (B, Rate)>,
+        budgets: impl IntoIterator<Item = (Arc<Bucket>, Rate)>,
         tokens: u64,
-        cost: Option<(C, u64, u64)>,
-    ) -> Result<Hold<B, C>, BudgetRefusal> {
+        cost: Option<(Arc<CostWindow>, u64, u64)>,
+    ) -> Result<Hold, BudgetRefusal> {
         let mut hold = Hold {
             amount: tokens,
             ..Hold::default()
@@ -555,12 +544,12 @@ impl<B: Deref<Target = Bucket>, C: Deref<Target = CostWindow>> Hold<B, C> {
 /// A usage reservation, settled when the actual use is known.
 #[derive(Debug, Default)]
 pub struct Reservation {
-    hold: Hold<Arc<Bucket>, Arc<CostWindow>>,
+    hold: Hold,
     limiters: Option<Arc<Limiters>>,
 }
 
 impl Reservation {
-    pub(crate) fn new(hold: Hold<Arc<Bucket>, Arc<CostWindow>>, limiters: Arc<Limiters>) -> Self {
+    pub(crate) fn new(hold: Hold, limiters: Arc<Limiters>) -> Self {
         Reservation {
             hold,
             limiters: Some(limiters),

@@ -1518,10 +1518,7 @@ impl Guard {
             let progress = &mut progress;
             let usage = &handles.usage;
             let fail = |error| Err((Failure { error }, None));
-            let policy = &*handles.policy;
-            let rules = handles.rules.as_deref();
             let lane = &*handles.lane;
-            let stats = &*lane.stats;
             let (now, t) = (progress.now, progress.ticks);
             if budgets.expired() {
                 break 'run fail(GuardError::DeadlineExpired);
@@ -1633,38 +1630,11 @@ impl Guard {
                 progress.now = end;
                 progress.ticks = end_ticks;
                 let latency = std::time::Duration::from_nanos(end_ticks.saturating_sub(began));
-                let error = match outcome {
-                    Ok(value) => {
-                        if let (Some(b), Some(p), Some(t)) = (breaker, breaker_policy, ticket) {
-                            b.record_at(
-                                end,
-                                end_ticks,
-                                p,
-                                t,
-                                CallOutcome {
-                                    failed: false,
-                                    latency,
-                                },
-                                &mut transitions,
-                            );
-                            self.record_transitions(stats, &mut transitions);
-                        }
-                        // The attempt's end and latency are counted with the
-                        // call's success, in one go.
-                        break 'run Ok((value, reservation, latency));
-                    }
-                    Err(Some(e)) => GuardError::Dependency(e),
-                    Err(None) => GuardError::Timeout,
-                };
-                stats.attempt_ended();
-                stats.latency(latency);
-                let class = error.class();
-                // A timeout or a broken connection says nothing about whether
-                // the dependency acted: the request may have arrived.
-                progress.lost_reply |= matches!(
-                    class,
-                    shared::policy::ErrorClass::Timeout | shared::policy::ErrorClass::Connection
-                );
+                let outcome = outcome.map_err(|e| match e {
+                    Some(e) => GuardError::Dependency(e),
+                    None => GuardError::Timeout,
+                });
+                let failed = outcome.as_ref().err().map(GuardError::class);
                 if let (Some(b), Some(p), Some(t)) = (breaker, breaker_policy, ticket) {
                     // Only errors that say the dependency is unwell trip it: a
                     // validation error comes from a healthy dependency.
@@ -1674,13 +1644,30 @@ impl Guard {
                         p,
                         t,
                         CallOutcome {
-                            failed: class.is_retryable(),
+                            failed: failed.is_some_and(|c| c.is_retryable()),
                             latency,
                         },
                         &mut transitions,
                     );
                     self.record_transitions(stats, &mut transitions);
                 }
+                let error = match outcome {
+                    Ok(value) => {
+                        // The attempt's end and latency are counted with the
+                        // call's success, in one go.
+                        break 'run Ok((value, reservation, latency));
+                    }
+                    Err(error) => error,
+                };
+                let class = error.class();
+                stats.attempt_ended();
+                stats.latency(latency);
+                // A timeout or a broken connection says nothing about whether
+                // the dependency acted: the request may have arrived.
+                progress.lost_reply |= matches!(
+                    class,
+                    shared::policy::ErrorClass::Timeout | shared::policy::ErrorClass::Connection
+                );
                 let plan = plan.get_or_insert_with(|| {
                     RetryPlan::for_call(
                         policy,
