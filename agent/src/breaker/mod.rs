@@ -210,8 +210,13 @@ impl Breaker {
 
     /// The window bucket of `ticks` (see [`Breaker::ticks`]).
     fn bucket_of_ticks(ticks: u64, window_ms: u64) -> u64 {
-        let bucket_ms = (window_ms / BUCKETS).max(1);
-        ticks / 1_000_000 / bucket_ms
+        ticks / 1_000_000 / Breaker::bucket_width(window_ms)
+    }
+
+    /// How many milliseconds one bucket of a `window_ms` window spans.
+    #[inline]
+    fn bucket_width(window_ms: u64) -> u64 {
+        (window_ms / BUCKETS).max(1)
     }
 
     /// [`Breaker::bucket_of_ticks`] through a one-word cache of the last
@@ -220,7 +225,7 @@ impl Breaker {
     /// Threads share the word, but write it only when the bucket moves on.
     #[inline]
     fn bucket_at(&self, ticks: u64, window_ms: u64) -> u64 {
-        let width = (window_ms / BUCKETS).max(1);
+        let width = Breaker::bucket_width(window_ms);
         let ms = ticks / 1_000_000;
         let cached = self.last_bucket.load(Ordering::Relaxed);
         let (id, cached_width) = (cached >> 32, cached & u64::from(u32::MAX));
@@ -230,7 +235,7 @@ impl Breaker {
         {
             return id;
         }
-        let id = ms / width;
+        let id = Breaker::bucket_of_ticks(ticks, window_ms);
         if id <= u64::from(u32::MAX) && width <= u64::from(u32::MAX) {
             self.last_bucket
                 .store((id << 32) | width, Ordering::Relaxed);
