@@ -77,35 +77,39 @@ struct SeedDependency(
 
 impl From<&FleetLive> for OverviewFleet {
     fn from(f: &FleetLive) -> Self {
-        let services = f
-            .services
-            .iter()
-            .map(|s| {
-                let i = &s.instances;
-                SeedService(
-                    s.service.clone(),
-                    s.environment.clone(),
-                    (i.up, i.stale, i.down, i.lagging.clone()),
-                    s.worst_breaker,
-                    s.dependencies
-                        .iter()
-                        .map(|d| {
-                            SeedDependency(
-                                d.dependency.clone(),
-                                d.breaker,
-                                d.calls,
-                                d.degraded_rate,
-                                d.fallback_rate,
-                                d.retry_amplification,
-                                d.shed,
-                                d.p95_ms,
-                            )
-                        })
-                        .collect(),
-                )
-            })
-            .collect();
-        OverviewFleet(f.as_of_ms, f.window_secs, services)
+        OverviewFleet(
+            f.as_of_ms,
+            f.window_secs,
+            f.services.iter().map(SeedService::from).collect(),
+        )
+    }
+}
+
+impl From<&ServiceLiveSummary> for SeedService {
+    fn from(s: &ServiceLiveSummary) -> Self {
+        let i = &s.instances;
+        SeedService(
+            s.service.clone(),
+            s.environment.clone(),
+            (i.up, i.stale, i.down, i.lagging.clone()),
+            s.worst_breaker,
+            s.dependencies.iter().map(SeedDependency::from).collect(),
+        )
+    }
+}
+
+impl From<&DependencyLive> for SeedDependency {
+    fn from(d: &DependencyLive) -> Self {
+        SeedDependency(
+            d.dependency.clone(),
+            d.breaker,
+            d.calls,
+            d.degraded_rate,
+            d.fallback_rate,
+            d.retry_amplification,
+            d.shed,
+            d.p95_ms,
+        )
     }
 }
 
@@ -113,53 +117,54 @@ impl From<&FleetLive> for OverviewFleet {
 /// their defaults; the stream's first event brings them all.
 impl From<OverviewFleet> for FleetLive {
     fn from(OverviewFleet(as_of_ms, window_secs, services): OverviewFleet) -> Self {
-        let services = services
-            .into_iter()
-            .map(
-                |SeedService(service, environment, (up, stale, down, lagging), worst, deps)| {
-                    ServiceLiveSummary {
-                        service,
-                        environment,
-                        instances: InstanceCounts {
-                            up,
-                            stale,
-                            down,
-                            lagging,
-                        },
-                        worst_breaker: worst,
-                        dependencies: deps
-                            .into_iter()
-                            .map(
-                                |SeedDependency(
-                                    dependency,
-                                    breaker,
-                                    calls,
-                                    degraded_rate,
-                                    fallback_rate,
-                                    retry_amplification,
-                                    shed,
-                                    p95_ms,
-                                )| DependencyLive {
-                                    dependency,
-                                    breaker,
-                                    calls,
-                                    degraded_rate,
-                                    fallback_rate,
-                                    retry_amplification,
-                                    shed,
-                                    p95_ms,
-                                    ..Default::default()
-                                },
-                            )
-                            .collect(),
-                    }
-                },
-            )
-            .collect();
         FleetLive {
             as_of_ms,
             window_secs,
-            services,
+            services: services.into_iter().map(ServiceLiveSummary::from).collect(),
+        }
+    }
+}
+
+impl From<SeedService> for ServiceLiveSummary {
+    fn from(seed: SeedService) -> Self {
+        let SeedService(service, environment, (up, stale, down, lagging), worst, deps) = seed;
+        ServiceLiveSummary {
+            service,
+            environment,
+            instances: InstanceCounts {
+                up,
+                stale,
+                down,
+                lagging,
+            },
+            worst_breaker: worst,
+            dependencies: deps.into_iter().map(DependencyLive::from).collect(),
+        }
+    }
+}
+
+impl From<SeedDependency> for DependencyLive {
+    fn from(seed: SeedDependency) -> Self {
+        let SeedDependency(
+            dependency,
+            breaker,
+            calls,
+            degraded_rate,
+            fallback_rate,
+            retry_amplification,
+            shed,
+            p95_ms,
+        ) = seed;
+        DependencyLive {
+            dependency,
+            breaker,
+            calls,
+            degraded_rate,
+            fallback_rate,
+            retry_amplification,
+            shed,
+            p95_ms,
+            ..Default::default()
         }
     }
 }

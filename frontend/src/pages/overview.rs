@@ -4,12 +4,11 @@
 
 use crate::layout::{Loading, PageHeader};
 use crate::live::{LiveFleet, LiveStatus};
-use crate::pages::telemetry::{LiveBreakerChip, breaker_key, ms, pct};
+use crate::pages::telemetry::{breaker_key, ms, pct};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use shared::api::{DependencyLive, FleetLive, ServiceLiveSummary};
 use shared::protocol::BreakerState;
-use std::sync::Arc;
 
 #[component]
 pub fn OverviewPage() -> impl IntoView {
@@ -232,7 +231,7 @@ fn facts(s: &ServiceLiveSummary) -> impl IntoView + use<> {
 /// requires the same bytes, since the browser hydrates the list from them.
 #[cfg(feature = "hydrate")]
 fn dependency_rows(s: ArcMemo<ServiceLiveSummary>, prefix: String) -> impl IntoView {
-    live_rows(s, prefix)
+    browser_rows::live_rows(s, prefix)
 }
 
 #[cfg(not(feature = "hydrate"))]
@@ -243,22 +242,7 @@ fn dependency_rows(s: ArcMemo<ServiceLiveSummary>, prefix: String) -> impl IntoV
     leptos::tachys::html::InertElement::new(html)
 }
 
-/// The rows as the browser keeps them: one [`DependencyRow`] per dependency.
-// Drawn only in the browser; the server's build keeps it for the test that
-// holds its markup to `rows_html`'s.
-#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-fn live_rows(s: ArcMemo<ServiceLiveSummary>, prefix: String) -> impl IntoView {
-    let names = s.clone();
-    view! {
-        <For
-            each=move || names.with(|s| s.dependencies.iter().map(|d| d.dependency.clone()).collect::<Vec<_>>())
-            key=|d| d.clone()
-            children=move |dep| view! { <DependencyRow s=s.clone() prefix=prefix.clone() dep /> }
-        />
-    }
-}
-
-/// What [`live_rows`] renders for `s`, byte for byte, written directly.
+/// What [`browser_rows::live_rows`] renders for `s`, byte for byte, written directly.
 /// Every value from outside is escaped as the view would escape it
 /// (`html_escape`, which Leptos uses): dependency names come from agents.
 // The browser's build hydrates the list instead.
@@ -277,29 +261,24 @@ fn rows_html(prefix: &str, s: &ServiceLiveSummary) -> String {
         html_escape::encode_double_quoted_attribute_to_string(value, html);
     }
     let mut html = String::with_capacity(640 * s.dependencies.len());
+    // The row's id in `data-test`s, escaped once for both.
+    let mut id = String::new();
     for d in &s.dependencies {
         let (key, label) = breaker_key(d.breaker);
+        id.clear();
+        attr(&mut id, prefix);
+        id.push('-');
+        attr(&mut id, &d.dependency);
         html.push_str(if dependency_severity(d) == 2 {
             r#"<tr class="row-bad"><th scope="row">"#
         } else {
             r#"<tr class=""><th scope="row">"#
         });
         text(&mut html, &d.dependency);
-        html.push_str(r#"</th><td><span data-test="breaker-"#);
-        attr(&mut html, prefix);
-        html.push('-');
-        attr(&mut html, &d.dependency);
         let _ = write!(
             html,
-            r#"" data-state="{key}" class="breaker breaker-{key}">{label}</span></td><td class="num">{calls}</td><td data-test="degraded-"#,
+            r#"</th><td><span data-test="breaker-{id}" data-state="{key}" class="breaker breaker-{key}">{label}</span></td><td class="num">{calls}</td><td data-test="degraded-{id}" data-value="{degraded}" class="num">{degraded_pct}</td><td class="num">{fallback}</td><td class="num">{retry:.2}</td><td class="num">{shed}</td><td class="num">{p95}</td></tr>"#,
             calls = d.calls,
-        );
-        attr(&mut html, prefix);
-        html.push('-');
-        attr(&mut html, &d.dependency);
-        let _ = write!(
-            html,
-            r#"" data-value="{degraded}" class="num">{degraded_pct}</td><td class="num">{fallback}</td><td class="num">{retry:.2}</td><td class="num">{shed}</td><td class="num">{p95}</td></tr>"#,
             degraded = d.degraded_rate,
             degraded_pct = pct(d.degraded_rate),
             fallback = pct(d.fallback_rate),
@@ -311,68 +290,86 @@ fn rows_html(prefix: &str, s: &ServiceLiveSummary) -> String {
     html
 }
 
-/// One dependency. The row and its breaker chip stay in place as the
-/// figures change (the chip is what an engineer watches); the figures are
-/// one closure, redrawn together, since a reactive read per figure costs
-/// more on every page load than the six cells it redraws.
+/// The rows as the browser draws and updates them (see [`dependency_rows`]).
+// The server's build draws `rows_html` instead and keeps these for the test
+// that holds the two to the same markup.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-#[component]
-fn DependencyRow(s: ArcMemo<ServiceLiveSummary>, prefix: String, dep: String) -> impl IntoView {
-    let id = format!("{prefix}-{dep}");
-    let name: Arc<str> = dep.as_str().into();
-    let level = reader(&s, &name, dependency_severity);
-    let breaker = reader(&s, &name, |d| d.breaker);
-    let test = format!("breaker-{id}");
-    // Drawn from the summary in place, without copying the dependency out.
-    let row = move || {
-        s.with(|s| {
-            s.dependencies
-                .iter()
-                .find(|d| *d.dependency == *name)
-                .map(|d| figures(&id, d))
-        })
-    };
-    view! {
-        <tr class=move || if level() == Some(2) { "row-bad" } else { "" }>
-            <th scope="row">{dep}</th>
-            <td>
-                <LiveBreakerChip state=move || breaker().flatten() test />
+mod browser_rows {
+    use super::*;
+    use crate::pages::telemetry::LiveBreakerChip;
+    use std::sync::Arc;
+
+    /// The rows as the browser keeps them: one [`DependencyRow`] per dependency.
+    pub(super) fn live_rows(s: ArcMemo<ServiceLiveSummary>, prefix: String) -> impl IntoView {
+        let names = s.clone();
+        view! {
+            <For
+                each=move || names.with(|s| s.dependencies.iter().map(|d| d.dependency.clone()).collect::<Vec<_>>())
+                key=|d| d.clone()
+                children=move |dep| view! { <DependencyRow s=s.clone() prefix=prefix.clone() dep /> }
+            />
+        }
+    }
+
+    /// One dependency. The row and its breaker chip stay in place as the
+    /// figures change (the chip is what an engineer watches); the figures are
+    /// one closure, redrawn together, as the server draws them in one string.
+    #[component]
+    fn DependencyRow(s: ArcMemo<ServiceLiveSummary>, prefix: String, dep: String) -> impl IntoView {
+        let id = format!("{prefix}-{dep}");
+        let name: Arc<str> = dep.as_str().into();
+        let level = reader(&s, &name, dependency_severity);
+        let breaker = reader(&s, &name, |d| d.breaker);
+        let test = format!("breaker-{id}");
+        // Drawn from the summary in place, without copying the dependency out.
+        let row = move || {
+            s.with(|s| {
+                s.dependencies
+                    .iter()
+                    .find(|d| *d.dependency == *name)
+                    .map(|d| figures(&id, d))
+            })
+        };
+        view! {
+            <tr class=move || if level() == Some(2) { "row-bad" } else { "" }>
+                <th scope="row">{dep}</th>
+                <td>
+                    <LiveBreakerChip state=move || breaker().flatten() test />
+                </td>
+                {row}
+            </tr>
+        }
+    }
+
+    /// Reads `read` of the dependency called `name` in the card's summary;
+    /// `None` once it has gone (its row is about to go too).
+    fn reader<T: 'static>(
+        s: &ArcMemo<ServiceLiveSummary>,
+        name: &Arc<str>,
+        read: fn(&DependencyLive) -> T,
+    ) -> impl Fn() -> Option<T> + Clone + Send + Sync + use<T> {
+        let (s, name) = (s.clone(), Arc::clone(name));
+        move || {
+            s.with(|s| {
+                s.dependencies
+                    .iter()
+                    .find(|d| *d.dependency == *name)
+                    .map(read)
+            })
+        }
+    }
+
+    fn figures(id: &str, d: &DependencyLive) -> impl IntoView + use<> {
+        view! {
+            <td class="num">{d.calls}</td>
+            <td class="num" data-test=format!("degraded-{id}") data-value=d.degraded_rate.to_string()>
+                {pct(d.degraded_rate)}
             </td>
-            {row}
-        </tr>
-    }
-}
-
-/// Reads `read` of the dependency called `name` in the card's summary;
-/// `None` once it has gone (its row is about to go too).
-#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-fn reader<T: 'static>(
-    s: &ArcMemo<ServiceLiveSummary>,
-    name: &Arc<str>,
-    read: fn(&DependencyLive) -> T,
-) -> impl Fn() -> Option<T> + Clone + Send + Sync + use<T> {
-    let (s, name) = (s.clone(), Arc::clone(name));
-    move || {
-        s.with(|s| {
-            s.dependencies
-                .iter()
-                .find(|d| *d.dependency == *name)
-                .map(read)
-        })
-    }
-}
-
-#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-fn figures(id: &str, d: &DependencyLive) -> impl IntoView + use<> {
-    view! {
-        <td class="num">{d.calls}</td>
-        <td class="num" data-test=format!("degraded-{id}") data-value=d.degraded_rate.to_string()>
-            {pct(d.degraded_rate)}
-        </td>
-        <td class="num">{pct(d.fallback_rate)}</td>
-        <td class="num">{format!("{:.2}", d.retry_amplification)}</td>
-        <td class="num">{d.shed}</td>
-        <td class="num">{ms(d.p95_ms)}</td>
+            <td class="num">{pct(d.fallback_rate)}</td>
+            <td class="num">{format!("{:.2}", d.retry_amplification)}</td>
+            <td class="num">{d.shed}</td>
+            <td class="num">{ms(d.p95_ms)}</td>
+        }
     }
 }
 
@@ -506,7 +503,8 @@ mod tests {
             let expected = {
                 let s = s.clone();
                 let memo = ArcMemo::new(move |_| s.clone());
-                view! { <tbody>{live_rows(memo, "rag-prod".to_owned())}</tbody> }.to_html()
+                view! { <tbody>{browser_rows::live_rows(memo, "rag-prod".to_owned())}</tbody> }
+                    .to_html()
             };
             let written = format!("<tbody>{}<!></tbody>", rows_html("rag-prod", &s));
             assert_eq!(written, expected, "with {n} dependencies");
