@@ -117,7 +117,7 @@ impl Guard {
     /// failure is returned as the guard resolved it.
     pub async fn read_through<T, E, F, Fut>(
         &self,
-        call: Call<'_>,
+        call: &Call<'_>,
         risk: RiskTier,
         entry: Option<&CacheEntry<T>>,
         op: F,

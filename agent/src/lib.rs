@@ -94,7 +94,7 @@
 //! let guard = Guard::builder(policy).build();
 //!
 //! let out = guard
-//!     .call(Call::new("reranker", "rerank"), |_attempt| async {
+//!     .call(&Call::new("reranker", "rerank"), |_attempt| async {
 //!         Err::<Vec<u32>, _>(DependencyError::new(ErrorClass::Unavailable, "503"))
 //!     })
 //!     .await;
@@ -140,7 +140,7 @@
 //!
 //! let out = guard
 //!     .call(
-//!         Call::new("search", "query").effect(Effect::Read),
+//!         &Call::new("search", "query").effect(Effect::Read),
 //!         |attempt| {
 //!             let client = client.clone();
 //!             let url = search_url.clone();
@@ -215,6 +215,7 @@ pub mod steps;
 pub mod telemetry;
 
 pub use cache_key::{CacheKey, CacheKeyBuilder};
+pub use clock::CallClock;
 pub use compiled::{CompiledPolicy, PolicyReceiver, policy_channel};
 pub use deadline::Deadline;
 pub use guard::{

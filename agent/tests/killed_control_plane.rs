@@ -247,7 +247,7 @@ impl Server {
 /// which version the guard enforces, seen through a guarded call.
 async fn enforced_mark(guard: &Guard) -> Option<String> {
     let ok = guard
-        .call(Call::new("reranker", "rerank"), |_| async {
+        .call(&Call::new("reranker", "rerank"), |_| async {
             Ok::<_, DependencyError>(7)
         })
         .await;
@@ -256,7 +256,7 @@ async fn enforced_mark(guard: &Guard) -> Option<String> {
         (DegradedStatus::Normal, Some(7))
     );
     let failed = guard
-        .call(Call::new("reranker", "rerank"), |_| async {
+        .call(&Call::new("reranker", "rerank"), |_| async {
             Err::<u32, _>(DependencyError::new(ErrorClass::Unavailable, "503"))
         })
         .await;

@@ -205,7 +205,7 @@ async fn model_timeout_falls_back_to_the_smaller_model_with_a_caveat_after_exact
     let guard = guard();
     let start = Instant::now();
     let out = guard
-        .call(Call::new("model_provider", "generate"), |_| async {
+        .call(&Call::new("model_provider", "generate"), |_| async {
             tokio::time::sleep(Duration::from_secs(60)).await;
             Ok::<_, DependencyError>("never")
         })
@@ -289,7 +289,7 @@ async fn vector_search_down_falls_back_to_lexical_search_labelled_degraded() {
     let guard = guard();
     let calls = AtomicU32::new(0);
     let out = guard
-        .call(Call::new("vector_db", "search"), |_| {
+        .call(&Call::new("vector_db", "search"), |_| {
             calls.fetch_add(1, Ordering::SeqCst);
             async { Err::<Vec<String>, _>(err(ErrorClass::Unavailable)) }
         })
@@ -313,7 +313,7 @@ async fn vector_search_down_falls_back_to_lexical_search_labelled_degraded() {
 async fn reranker_down_keeps_the_fused_ranking_and_labels_the_answer_degraded() {
     let guard = guard();
     let out = guard
-        .call(Call::new("reranker", "rerank"), |_| async {
+        .call(&Call::new("reranker", "rerank"), |_| async {
             Err::<Vec<u32>, _>(err(ErrorClass::Connection))
         })
         .await;
@@ -336,7 +336,7 @@ async fn tool_rate_limit_is_retried_with_exponential_backoff_then_succeeds() {
     let calls = AtomicU32::new(0);
     let start = Instant::now();
     let out = guard
-        .call(Call::new("ticket_tool", "get_ticket"), |_| {
+        .call(&Call::new("ticket_tool", "get_ticket"), |_| {
             let n = calls.fetch_add(1, Ordering::SeqCst);
             async move {
                 if n < 2 {
@@ -361,7 +361,7 @@ async fn a_call_over_the_local_tool_rate_limit_is_refused_and_never_sent() {
     let mut refused = 0;
     for _ in 0..5 {
         let out = guard
-            .call(Call::new("ticket_tool", "get_ticket"), |_| {
+            .call(&Call::new("ticket_tool", "get_ticket"), |_| {
                 sent.fetch_add(1, Ordering::SeqCst);
                 async { Ok::<_, DependencyError>(()) }
             })
@@ -374,7 +374,7 @@ async fn a_call_over_the_local_tool_rate_limit_is_refused_and_never_sent() {
     assert_eq!(refused, 3);
     tokio::time::advance(Duration::from_millis(500)).await;
     let out = guard
-        .call(Call::new("ticket_tool", "get_ticket"), |_| async {
+        .call(&Call::new("ticket_tool", "get_ticket"), |_| async {
             Ok::<_, DependencyError>(())
         })
         .await;
@@ -426,7 +426,7 @@ async fn duplicate_message_runs_the_side_effect_once_and_a_changed_payload_is_a_
     // And the guard never retries a write without a key…
     let tries = AtomicU32::new(0);
     let out = guard
-        .call(Call::new("ticket_tool", "create_ticket"), |_| {
+        .call(&Call::new("ticket_tool", "create_ticket"), |_| {
             tries.fetch_add(1, Ordering::SeqCst);
             async { Err::<(), _>(err(ErrorClass::Unavailable)) }
         })
@@ -437,7 +437,7 @@ async fn duplicate_message_runs_the_side_effect_once_and_a_changed_payload_is_a_
     let seen = std::sync::Mutex::new(Vec::new());
     let out = guard
         .call(
-            Call::new("ticket_tool", "create_ticket").idempotency_key(key.as_str()),
+            &Call::new("ticket_tool", "create_ticket").idempotency_key(key.as_str()),
             |a| {
                 seen.lock().unwrap().push(a.idempotency_key.clone());
                 async { Err::<(), _>(err(ErrorClass::Unavailable)) }
@@ -458,7 +458,7 @@ async fn approval_service_down_pauses_and_never_acts_even_when_a_fallback_row_wo
     let guard = guard();
     let out = guard
         .call(
-            Call::new("approval_service", "check").effect(Effect::Read),
+            &Call::new("approval_service", "check").effect(Effect::Read),
             |_| async { Err::<bool, _>(err(ErrorClass::Unavailable)) },
         )
         .await;
@@ -481,7 +481,7 @@ async fn approval_service_down_pauses_and_never_acts_even_when_a_fallback_row_wo
 async fn a_forbidden_fallback_is_never_taken_and_the_call_fails_safe() {
     let guard = guard();
     let out = guard
-        .call(Call::new("lexical_search", "search"), |_| async {
+        .call(&Call::new("lexical_search", "search"), |_| async {
             Err::<(), _>(err(ErrorClass::Unavailable))
         })
         .await;
@@ -494,7 +494,7 @@ async fn cost_budget_exhausted_stops_before_the_model_is_called_and_near_the_lim
     let guard = guard();
     let first = guard
         .call(
-            Call::new("model_provider", "generate")
+            &Call::new("model_provider", "generate")
                 .tenant("acme")
                 .estimate(Usage {
                     tokens: 0,
@@ -523,7 +523,7 @@ async fn cost_budget_exhausted_stops_before_the_model_is_called_and_near_the_lim
     let called = AtomicU32::new(0);
     let second = guard
         .call(
-            Call::new("model_provider", "generate")
+            &Call::new("model_provider", "generate")
                 .tenant("acme")
                 .estimate(Usage {
                     tokens: 0,
@@ -559,7 +559,7 @@ async fn retry_storm_is_bounded_by_the_retry_budget_to_ten_percent_plus_the_floo
         let attempts = attempts.clone();
         tasks.push(tokio::spawn(async move {
             guard
-                .call(Call::new("flaky", "get"), move |_| {
+                .call(&Call::new("flaky", "get"), move |_| {
                     attempts.fetch_add(1, Ordering::SeqCst);
                     async { Err::<(), _>(err(ErrorClass::Unavailable)) }
                 })
@@ -600,7 +600,7 @@ async fn breaker_opens_after_three_failures_then_recovers_through_two_half_open_
     // Validation errors come from a healthy dependency: no trip.
     for _ in 0..5 {
         guard
-            .call(Call::new("model_provider", "generate"), fail(sent.clone()))
+            .call(&Call::new("model_provider", "generate"), fail(sent.clone()))
             .await;
     }
     assert_eq!(
@@ -610,7 +610,7 @@ async fn breaker_opens_after_three_failures_then_recovers_through_two_half_open_
     for _ in 0..3 {
         // Unavailable is retried once (2 attempts), each a failure.
         guard
-            .call(Call::new("model_provider", "generate"), |_| async {
+            .call(&Call::new("model_provider", "generate"), |_| async {
                 Err::<(), _>(err(ErrorClass::Connection))
             })
             .await;
@@ -624,7 +624,7 @@ async fn breaker_opens_after_three_failures_then_recovers_through_two_half_open_
     );
     let before = sent.load(Ordering::SeqCst);
     let refused = guard
-        .call(Call::new("model_provider", "generate"), fail(sent.clone()))
+        .call(&Call::new("model_provider", "generate"), fail(sent.clone()))
         .await;
     assert_eq!(refused.result.unwrap_err(), GuardError::BreakerOpen);
     assert_eq!(
@@ -635,7 +635,7 @@ async fn breaker_opens_after_three_failures_then_recovers_through_two_half_open_
     tokio::time::advance(Duration::from_millis(1000)).await;
     for probe in 0..2 {
         let ok = guard
-            .call(Call::new("model_provider", "generate"), |_| async {
+            .call(&Call::new("model_provider", "generate"), |_| async {
                 Ok::<_, DependencyError>(())
             })
             .await;
@@ -674,7 +674,7 @@ async fn an_expired_deadline_fails_fast_without_calling() {
     tokio::time::advance(Duration::from_millis(10)).await;
     let called = AtomicU32::new(0);
     let out = guard
-        .call(Call::new("reranker", "rerank").deadline(deadline), |_| {
+        .call(&Call::new("reranker", "rerank").deadline(deadline), |_| {
             called.fetch_add(1, Ordering::SeqCst);
             async { Ok::<_, DependencyError>(()) }
         })
@@ -691,13 +691,13 @@ async fn each_stage_gets_the_lesser_of_what_is_left_and_its_budget_and_attempts_
     let deadline = agent::Deadline::after(Duration::from_millis(500));
     let out = guard
         .call(
-            Call::new("vector_db", "search").deadline(deadline),
+            &Call::new("vector_db", "search").deadline(deadline),
             |a| async move { Ok::<_, DependencyError>(a.deadline.unwrap().remaining()) },
         )
         .await;
     assert_eq!(out.result.unwrap(), Duration::from_millis(500));
     let out = guard
-        .call(Call::new("vector_db", "search"), |a| async move {
+        .call(&Call::new("vector_db", "search"), |a| async move {
             Ok::<_, DependencyError>(a.deadline.unwrap().remaining())
         })
         .await;
@@ -755,7 +755,7 @@ async fn a_policy_swap_does_not_disturb_a_call_in_flight() {
         .build();
     let g = guard.clone();
     let in_flight = tokio::spawn(async move {
-        g.call(Call::new("model_provider", "generate"), |_| async {
+        g.call(&Call::new("model_provider", "generate"), |_| async {
             tokio::time::sleep(Duration::from_millis(3000)).await;
             Ok::<_, DependencyError>("slow but in time")
         })
@@ -782,7 +782,7 @@ async fn a_policy_swap_does_not_disturb_a_call_in_flight() {
         "it kept version 1's 4 s"
     );
     let next = guard
-        .call(Call::new("model_provider", "generate"), |_| async {
+        .call(&Call::new("model_provider", "generate"), |_| async {
             tokio::time::sleep(Duration::from_millis(3000)).await;
             Ok::<_, DependencyError>("too slow now")
         })
@@ -799,7 +799,7 @@ async fn a_write_whose_reply_is_lost_without_an_idempotency_key_is_not_retried_a
     let start = Instant::now();
     // The provider charges the card, then its reply never arrives.
     let out = guard
-        .call(Call::new("payments_tool", "charge"), |_| {
+        .call(&Call::new("payments_tool", "charge"), |_| {
             charges.fetch_add(1, Ordering::SeqCst);
             async {
                 tokio::time::sleep(Duration::from_secs(60)).await;
@@ -839,7 +839,7 @@ async fn a_write_whose_reply_is_lost_without_an_idempotency_key_is_not_retried_a
     let reads = AtomicU32::new(0);
     let read = guard
         .call(
-            Call::new("payments_tool", "get_charge").effect(Effect::Read),
+            &Call::new("payments_tool", "get_charge").effect(Effect::Read),
             |_| {
                 reads.fetch_add(1, Ordering::SeqCst);
                 async {
@@ -873,7 +873,7 @@ async fn a_keyed_write_whose_reply_is_lost_is_retried_and_the_dedup_store_return
     let start = Instant::now();
     let out = guard
         .call(
-            Call::new("payments_tool", "charge").idempotency_key(key.as_str()),
+            &Call::new("payments_tool", "charge").idempotency_key(key.as_str()),
             |a: Attempt| {
                 let (store, charges, seen, payload) = (&provider_store, &charges, &seen, &payload);
                 async move {
@@ -925,7 +925,7 @@ async fn run_node<S: DedupStore>(
     run_once(store, &key, &payload, None, || async {
         guard
             .call(
-                Call::new("payments_tool", operation).idempotency_key(key.as_str()),
+                &Call::new("payments_tool", operation).idempotency_key(key.as_str()),
                 |_| {
                     effects.fetch_add(1, Ordering::SeqCst);
                     async move { Ok::<_, DependencyError>(format!("{node}: done")) }
@@ -995,7 +995,7 @@ async fn an_agent_run_over_its_step_budget_stops_before_the_extra_step_and_hands
         match guard.step(&mut budget, "plan_next_step") {
             Ok(_) => {
                 let out = guard
-                    .call(Call::new("model_provider", "generate"), |_| {
+                    .call(&Call::new("model_provider", "generate"), |_| {
                         model_calls.fetch_add(1, Ordering::SeqCst);
                         async { Ok::<_, DependencyError>("search again") }
                     })
@@ -1044,22 +1044,25 @@ async fn a_stale_cache_entry_is_never_used_for_a_high_risk_decision_but_may_serv
         Sensitivity::Confidential,
     );
     let sent = &AtomicU32::new(0);
-    let read = |risk, up: bool| {
-        guard.read_through(
-            Call::new("case_record", "get_case").effect(Effect::Read),
-            risk,
-            Some(&entry),
-            move |_| {
-                sent.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if up {
-                        Ok(String::from("case 17: escalated"))
-                    } else {
-                        Err(err(ErrorClass::Unavailable))
+    let (guard, entry) = (&guard, &entry);
+    let read = |risk, up: bool| async move {
+        guard
+            .read_through(
+                &Call::new("case_record", "get_case").effect(Effect::Read),
+                risk,
+                Some(entry),
+                move |_| {
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        if up {
+                            Ok(String::from("case 17: escalated"))
+                        } else {
+                            Err(err(ErrorClass::Unavailable))
+                        }
                     }
-                }
-            },
-        )
+                },
+            )
+            .await
     };
     // Fresh (confidential data lives 5 s): served without asking the source.
     let out = read(RiskTier::High, true).await;
@@ -1113,11 +1116,13 @@ async fn a_provider_outage_opens_the_breaker_and_later_calls_fail_fast_without_r
  {
     let guard = guard();
     let sent = AtomicU32::new(0);
-    let outage = || {
-        guard.call(Call::new("model_provider", "generate"), |_| {
-            sent.fetch_add(1, Ordering::SeqCst);
-            async { Err::<String, _>(err(ErrorClass::Unavailable)) }
-        })
+    let outage = || async {
+        guard
+            .call(&Call::new("model_provider", "generate"), |_| {
+                sent.fetch_add(1, Ordering::SeqCst);
+                async { Err::<String, _>(err(ErrorClass::Unavailable)) }
+            })
+            .await
     };
     // Three failures in a row open it: two attempts of the first call, the
     // first attempt of the second (whose retry the open breaker refuses).

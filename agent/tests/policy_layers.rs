@@ -245,7 +245,7 @@ async fn breaker_opens_refuses_without_calling_half_opens_and_closes_after_the_p
     );
     // One breaker per dependency, shared with the plain API.
     let refused = guard
-        .call(Call::new("model", "generate"), |_| async {
+        .call(&Call::new("model", "generate"), |_| async {
             Ok::<_, DependencyError>(())
         })
         .await;
@@ -544,14 +544,14 @@ async fn the_layered_stack_enforces_the_policy_and_counts_what_the_guard_counts(
     let (_tx2, plain) = guard_with(&policy);
     let n = Arc::new(AtomicU32::new(0));
     let out = plain
-        .call(Call::new("search", "get").tenant("acme"), |_| {
+        .call(&Call::new("search", "get").tenant("acme"), |_| {
             let k = n.fetch_add(1, Ordering::SeqCst) + 1;
             async move { if k % 2 == 1 { unavailable(k) } else { ok(k) } }
         })
         .await;
     assert!(out.is_ok());
     let out = plain
-        .call(Call::new("search", "get").tenant("acme"), |_| async {
+        .call(&Call::new("search", "get").tenant("acme"), |_| async {
             Err::<&str, _>(DependencyError::new(ErrorClass::Validation, "400"))
         })
         .await;

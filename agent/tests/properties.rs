@@ -158,7 +158,7 @@ proptest! {
                 let (guard, running, peak) = (guard.clone(), running.clone(), peak.clone());
                 tasks.push(tokio::spawn(async move {
                     guard
-                        .call(Call::new("index", "search"), |_| {
+                        .call(&Call::new("index", "search"), |_| {
                             let (running, peak) = (running.clone(), peak.clone());
                             async move {
                                 let now = running.fetch_add(1, Ordering::SeqCst) + 1;

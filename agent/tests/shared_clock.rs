@@ -7,8 +7,8 @@
 
 use agent::breaker::BreakerLayer;
 use agent::{
-    Call, CallSpec, CompiledPolicy, DependencyError, Guard, GuardError, SplitMix64, Usage,
-    policy_channel,
+    Call, CallClock, CallSpec, CompiledPolicy, DependencyError, Guard, GuardError, SplitMix64,
+    Usage, policy_channel,
 };
 use shared::policy::{ErrorClass, Policy};
 use shared::protocol::{BreakerState, PolicySource};
@@ -61,7 +61,7 @@ fn guard() -> Guard {
 
 async fn model(guard: &Guard, fail: bool) -> Result<(), GuardError<DependencyError>> {
     guard
-        .call(Call::new("model_provider", "generate"), |_| async move {
+        .call(&Call::new("model_provider", "generate"), |_| async move {
             if fail {
                 Err(DependencyError::new(ErrorClass::Unavailable, "down"))
             } else {
@@ -168,14 +168,15 @@ async fn successes_through_the_guard_and_the_breaker_layer_fall_in_the_same_wind
 async fn the_token_budget_refills_and_the_retry_budget_slides_with_the_clock() {
     let guard = guard();
     // 600 tokens a minute: 600 at once, then 10 a second.
-    let spend = |tokens: u64| {
-        guard.call(
-            Call::new("search", "query").estimate(Usage {
-                tokens,
-                cost_usd_micros: 0,
-            }),
-            |_| async { Ok::<_, DependencyError>(()) },
-        )
+    let guard = &guard;
+    let spend = |tokens: u64| async move {
+        let call = Call::new("search", "query").estimate(Usage {
+            tokens,
+            cost_usd_micros: 0,
+        });
+        guard
+            .call(&call, |_| async { Ok::<_, DependencyError>(()) })
+            .await
     };
     assert!(spend(600).await.is_ok());
     assert!(matches!(
@@ -187,14 +188,46 @@ async fn the_token_budget_refills_and_the_retry_budget_slides_with_the_clock() {
 
     // Each first attempt earns a whole retry (ratio 100 %, no floor):
     // the three calls above deposited three, over the 10 s window.
-    let failing = || {
-        guard.call(Call::new("search", "query"), |_| async {
-            Err::<(), _>(DependencyError::new(ErrorClass::Unavailable, "down"))
-        })
+    let failing = || async {
+        guard
+            .call(&Call::new("search", "query"), |_| async {
+                Err::<(), _>(DependencyError::new(ErrorClass::Unavailable, "down"))
+            })
+            .await
     };
     tokio::time::advance(Duration::from_secs(11)).await;
     // The old deposits have left the window: this call's own deposit pays
     // for its retry, and that is all.
     assert_eq!(failing().await.attempts, 2);
     assert_eq!(failing().await.attempts, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_guard_built_on_a_paused_clock_reads_tokios_clock() {
+    assert_eq!(guard().call_clock(), Some(CallClock::Runtime));
+}
+
+/// On a running clock the guard reads the cycle counter, and the latency
+/// it measures from it is the call's: a call that takes 20 ms of tokio's
+/// time is counted between 20 ms and the time the whole call took.
+#[tokio::test]
+async fn a_guard_on_a_running_clock_reads_the_cycle_counter_and_measures_real_latency() {
+    let guard = guard();
+    assert_eq!(guard.call_clock(), Some(CallClock::CycleCounter));
+    let began = tokio::time::Instant::now();
+    let out = guard
+        .call(&Call::new("search", "query"), |_| async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok::<_, DependencyError>(())
+        })
+        .await;
+    let took = began.elapsed();
+    assert!(out.is_ok());
+    guard.seal_telemetry();
+    let batch = guard.recorder().next_batch().expect("a batch");
+    let latency = batch.dependencies["search"].latency_sum_ms;
+    assert!(
+        latency >= 20 && u128::from(latency) <= took.as_millis(),
+        "latency {latency} ms, the call took {took:?}"
+    );
 }

@@ -68,7 +68,7 @@ impl CaseReview {
         let dep = self.deps.get(dependency);
         self.guard
             .call(
-                CaseReview::describe(dependency, operation, stage, tenant, deadline),
+                &CaseReview::describe(dependency, operation, stage, tenant, deadline),
                 |_| dep.call(),
             )
             .await
@@ -86,7 +86,7 @@ impl CaseReview {
         let dep = self.deps.get(dependency);
         self.guard
             .call(
-                CaseReview::describe(dependency, operation, stage, tenant, deadline)
+                &CaseReview::describe(dependency, operation, stage, tenant, deadline)
                     .idempotency_key(key)
                     .effect(effect),
                 |attempt| async move {

@@ -70,7 +70,7 @@ impl RagPipeline {
         let dep = self.deps.get(dependency);
         self.guard
             .call(
-                RagPipeline::call(dependency, operation, stage, q, deadline),
+                &RagPipeline::call(dependency, operation, stage, q, deadline),
                 |_| dep.call(),
             )
             .await
@@ -166,7 +166,7 @@ impl RagPipeline {
         let first = self
             .guard
             .call(
-                RagPipeline::call("model_provider", "generate", "generation", q, deadline)
+                &RagPipeline::call("model_provider", "generate", "generation", q, deadline)
                     .model("large-2026-01")
                     .estimate(estimate),
                 |attempt| async move {
@@ -192,7 +192,7 @@ impl RagPipeline {
         let second = self
             .guard
             .call(
-                RagPipeline::call(provider, "generate", "generation", q, deadline)
+                &RagPipeline::call(provider, "generate", "generation", q, deadline)
                     .model(&model)
                     .estimate(estimate),
                 |_| dep.call(),

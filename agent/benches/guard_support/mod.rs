@@ -30,7 +30,7 @@ pub fn guard() -> Guard {
 pub async fn guarded(guard: &Guard) {
     let out = guard
         .call(
-            Call::new("model_provider", "generate")
+            &Call::new("model_provider", "generate")
                 .tenant("acme")
                 .estimate(Usage {
                     tokens: 10,

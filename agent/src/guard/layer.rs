@@ -79,7 +79,7 @@ where
                 call = call.tenant(t);
             }
             let g = guard
-                .call(call, move |attempt| {
+                .call(&call, move |attempt| {
                     let mut req = req.clone();
                     if let Some(d) = attempt.deadline {
                         req.set_attempt_deadline(d);

@@ -30,7 +30,7 @@ use crate::breaker::{Breaker, CallOutcome, Transition};
 use crate::bulkhead::{
     BulkheadRejection, Bulkheads, Held, Partition, PartitionLimits, Slot, SlotIn,
 };
-use crate::clock::WallClock;
+use crate::clock::{Anchor, CallClock, CallReader, WallClock};
 use crate::compiled::{BulkheadRule, CompiledPolicy, DependencyRules, PolicyReceiver};
 use crate::deadline::Deadline;
 use crate::fallback::{FallbackDecision, Resolution, failure_type_of, resolve};
@@ -204,6 +204,9 @@ struct Handles {
     /// The usage meter of the call holding the handles, kept for the
     /// thread's next call (see [`UsageCell::fresh`]).
     usage: Arc<UsageCell>,
+    /// The guard's clock, and this thread's tie of it to tokio's.
+    clock: CallReader,
+    anchor: Anchor,
 }
 
 impl Handles {
@@ -625,6 +628,9 @@ struct Inner {
     limiters: Arc<Limiters>,
     retry_budget: RetryBudget,
     queue_depths: RwLock<HashMap<String, u64>>,
+    clock: CallClock,
+    /// `clock` resolved, at the first call (inside its runtime).
+    reader: OnceLock<CallReader>,
 }
 
 /// Enforces the policy in force; cheap to clone and share.
@@ -648,6 +654,7 @@ pub struct GuardBuilder {
     instance_id: String,
     wall: Option<WallClock>,
     ring_capacity: usize,
+    clock: CallClock,
 }
 
 impl GuardBuilder {
@@ -666,6 +673,12 @@ impl GuardBuilder {
         self.wall = Some(wall);
         self
     }
+    /// The clock calls read at their start and end (see [`CallClock`]):
+    /// by default the cycle counter, or tokio's clock when it is paused.
+    pub fn clock(mut self, clock: CallClock) -> Self {
+        self.clock = clock;
+        self
+    }
     /// How many sealed telemetry batches are kept while the control plane
     /// is unreachable.
     pub fn telemetry_capacity(mut self, batches: usize) -> Self {
@@ -679,6 +692,13 @@ impl GuardBuilder {
         // that a call converts each clock reading into ticks once.
         let limiters = Arc::new(Limiters::new());
         let epoch = limiters.epoch();
+        // Resolved now when built inside the runtime that will run the
+        // calls, so that the counter's calibration (about a millisecond)
+        // is start-up's cost, not the first call's.
+        let reader = OnceLock::new();
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = reader.set(CallReader::resolve(self.clock));
+        }
         Guard {
             inner: Arc::new(Inner {
                 policy: self.policy,
@@ -694,6 +714,8 @@ impl GuardBuilder {
                 limiters,
                 retry_budget: RetryBudget::with_epoch(epoch),
                 queue_depths: RwLock::default(),
+                clock: self.clock,
+                reader,
             }),
         }
     }
@@ -885,6 +907,7 @@ impl Guard {
             instance_id: String::from("local"),
             wall: None,
             ring_capacity: DEFAULT_RING_CAPACITY,
+            clock: CallClock::default(),
         }
     }
 
@@ -897,6 +920,19 @@ impl Guard {
     /// read it themselves (such as [`crate::deadline::DeadlineLayer`]).
     pub fn policy_receiver(&self) -> PolicyReceiver {
         self.inner.policy.clone()
+    }
+
+    /// The clock calls read, once resolved (at the build inside a
+    /// runtime, else at the first call): [`CallClock::CycleCounter`] or
+    /// [`CallClock::Runtime`].
+    pub fn call_clock(&self) -> Option<CallClock> {
+        self.inner.reader.get().map(|r| {
+            if r.uses_cycles() {
+                CallClock::CycleCounter
+            } else {
+                CallClock::Runtime
+            }
+        })
     }
 
     /// The telemetry recorder.
@@ -1442,6 +1478,12 @@ impl Guard {
                     rates: [None, None, None],
                     leases: Default::default(),
                     usage: Arc::default(),
+                    clock: self
+                        .inner
+                        .reader
+                        .get_or_init(|| CallReader::resolve(self.inner.clock))
+                        .clone(),
+                    anchor: Anchor::default(),
                 })
             }
         };
@@ -1467,7 +1509,7 @@ impl Guard {
     /// `op` is called once per attempt with what the attempt knows (its
     /// deadline to propagate, the idempotency key, a usage meter). The
     /// outcome carries the result and the status the answer must show.
-    pub async fn call<T, E, F, Fut>(&self, call: Call<'_>, mut op: F) -> Guarded<T, E>
+    pub async fn call<T, E, F, Fut>(&self, call: &Call<'_>, mut op: F) -> Guarded<T, E>
     where
         E: Classify,
         F: FnMut(Attempt) -> Fut,
@@ -1476,16 +1518,20 @@ impl Guard {
         // The policy of the whole call, in the handles the call owns until
         // it ends: a swap mid-call changes nothing here. (One async fn
         // rather than two: each level of nesting copies the whole future.)
-        let handles = self.handles(&call);
-        let policy = &*handles.policy;
-        let rules = handles.rules.as_deref();
-        let stats = &*handles.lane.stats;
-        stats.call();
+        let mut handles = self.handles(call);
         // The clock is read once here and once per attempt's end; every
         // pattern decides on those readings, the deadlines on the instant,
         // the buckets, windows, breaker and retry budget on its nanoseconds
         // from the guard's epoch (converted once).
-        let now = Instant::now();
+        let epoch = self.inner.limiters.epoch();
+        let (now, ticks) = {
+            let h = &mut *handles;
+            h.clock.start(&mut h.anchor, epoch)
+        };
+        let policy = &*handles.policy;
+        let rules = handles.rules.as_deref();
+        let stats = &*handles.lane.stats;
+        stats.call();
         // The stage's budget bounds the call as a whole, retries included.
         let stage_budget = call
             .stage
@@ -1507,14 +1553,13 @@ impl Guard {
             attempts: 0,
             lost_reply: false,
             now,
-            ticks: self.inner.limiters.ticks(now),
+            ticks,
         };
         // The call's run, in this function's body rather than an async fn
         // of its own: each level of nesting is a future moved whole into
         // its parent's, about half a kilobyte copied per call.
         let result: RunResult<T, E> = 'run: {
             let handles: &Handles = &handles;
-            let call = &call;
             let progress = &mut progress;
             let usage = &handles.usage;
             let fail = |error| Err((Failure { error }, None));
@@ -1551,8 +1596,7 @@ impl Guard {
                 let (start, start_ticks) = if progress.attempts == 1 {
                     (now, t)
                 } else {
-                    let s = Instant::now();
-                    (s, self.inner.limiters.ticks(s))
+                    handles.clock.later(&handles.anchor, epoch)
                 };
                 let ticket = match (breaker, breaker_policy) {
                     (Some(b), Some(p)) => {
@@ -1612,7 +1656,7 @@ impl Guard {
                 };
                 // Waiting for a bulkhead slot is not the dependency's latency.
                 let began = if slots.waited {
-                    self.inner.limiters.ticks(Instant::now())
+                    handles.clock.later(&handles.anchor, epoch).1
                 } else {
                     start_ticks
                 };
@@ -1625,8 +1669,7 @@ impl Guard {
                     None => op(attempt).await.map_err(Some),
                 };
                 drop(slots);
-                let end = Instant::now();
-                let end_ticks = self.inner.limiters.ticks(end);
+                let (end, end_ticks) = handles.clock.later(&handles.anchor, epoch);
                 progress.now = end;
                 progress.ticks = end_ticks;
                 let latency = std::time::Duration::from_nanos(end_ticks.saturating_sub(began));
