@@ -13,7 +13,7 @@
 //! exists to prevent.
 
 use crate::compiled::CompiledPolicy;
-use crate::guard::{Call, Classify, Guard, Guarded};
+use crate::guard::{Call, Classify, Degradation, Guard, Guarded};
 use shared::policy::{DegradedStatus, RiskTier, Sensitivity};
 use std::future::Future;
 use std::time::Duration;
@@ -133,11 +133,9 @@ impl Guard {
             return Guarded {
                 result: Ok(Served::Cached(e.value.clone())),
                 status: DegradedStatus::Normal,
-                user_message: None,
-                fallback: None,
-                fail_closed: None,
                 attempts: 0,
                 side_effect_uncertain: false,
+                degradation: None,
             };
         }
         let dependency = call.dependency_name();
@@ -147,18 +145,19 @@ impl Guard {
         }
         // A fail-closed invariant stops the action whatever the cache
         // holds; only a plain failure may be covered by a stale entry.
-        if let (Some(e), Ok(caveat), None) = (entry, stale_use(&policy, risk), &out.fail_closed) {
+        if let (Some(e), Ok(caveat), None) = (entry, stale_use(&policy, risk), out.fail_closed()) {
             let stats = self.recorder().dependency(dependency);
             stats.fallback(&format!("{dependency}/stale_cache"));
             stats.degraded(DegradedStatus::Degraded);
             return Guarded {
                 result: Ok(Served::Stale(e.value.clone())),
                 status: DegradedStatus::Degraded,
-                user_message: Some(caveat),
-                fallback: None,
-                fail_closed: None,
                 attempts: out.attempts,
                 side_effect_uncertain: false,
+                degradation: Some(Box::new(Degradation {
+                    user_message: Some(caveat),
+                    ..Degradation::default()
+                })),
             };
         }
         out.map(Served::Source)

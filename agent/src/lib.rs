@@ -100,8 +100,8 @@
 //!     .await;
 //! assert!(out.result.is_err());
 //! assert_eq!(out.status, DegradedStatus::Degraded);
-//! assert_eq!(out.fallback.unwrap().action.name(), "skip_step");
-//! assert_eq!(out.user_message.as_deref(), Some("Results are ranked more coarsely than usual."));
+//! assert_eq!(out.fallback().unwrap().action.name(), "skip_step");
+//! assert_eq!(out.user_message(), Some("Results are ranked more coarsely than usual."));
 //! # }
 //! ```
 //!
@@ -178,7 +178,7 @@
 //! match &out.result {
 //!     Ok(hits) => println!("{}", String::from_utf8_lossy(hits)),
 //!     // Not normal: tell the caller, in the policy's words.
-//!     Err(e) => println!("{e}: {:?} {:?}", out.status, out.user_message),
+//!     Err(e) => println!("{e}: {:?} {:?}", out.status, out.user_message()),
 //! }
 //! // The conservative default gives each dependency call at most 10 s.
 //! let hits = out.result.unwrap();
@@ -219,8 +219,8 @@ pub use clock::CallClock;
 pub use compiled::{CompiledPolicy, PolicyReceiver, policy_channel};
 pub use deadline::Deadline;
 pub use guard::{
-    Admitted, Attempt, Call, Classify, DependencyError, Guard, GuardError, GuardLayer, Guarded,
-    Refusal, Request, Usage,
+    Admitted, Attempt, Call, Classify, Degradation, DependencyError, Guard, GuardError, GuardLayer,
+    Guarded, Refusal, Request, Usage,
 };
 pub use random::{RandomSource, SplitMix64};
 pub use request::{ByError, CallRecord, CallSpec, Classifier, GuardedRequest, HttpStatus};

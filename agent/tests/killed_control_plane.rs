@@ -262,8 +262,8 @@ async fn enforced_mark(guard: &Guard) -> Option<String> {
         .await;
     match failed.status {
         DegradedStatus::Degraded => {
-            assert_eq!(failed.fallback.unwrap().action.name(), "skip_step");
-            failed.user_message
+            assert_eq!(failed.fallback().unwrap().action.name(), "skip_step");
+            failed.user_message().map(str::to_owned)
         }
         // The conservative default has no fallback: it fails safe.
         status => {

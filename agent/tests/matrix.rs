@@ -210,7 +210,7 @@ async fn model_timeout_falls_back_to_the_smaller_model_with_a_caveat_after_exact
             Ok::<_, DependencyError>("never")
         })
         .await;
-    assert_eq!(out.result.unwrap_err(), GuardError::Timeout);
+    assert_eq!(out.result, Err(GuardError::Timeout));
     assert_eq!(
         start.elapsed(),
         Duration::from_millis(4000),
@@ -218,7 +218,7 @@ async fn model_timeout_falls_back_to_the_smaller_model_with_a_caveat_after_exact
     );
     assert_eq!(out.attempts, 1);
     assert_eq!(out.status, DegradedStatus::Degraded);
-    let fallback = out.fallback.expect("a fallback");
+    let fallback = out.fallback().expect("a fallback");
     assert_eq!(
         fallback.action,
         FallbackAction::AlternateModel {
@@ -226,7 +226,7 @@ async fn model_timeout_falls_back_to_the_smaller_model_with_a_caveat_after_exact
         }
     );
     assert_eq!(fallback.confidence_penalty_percent, 20);
-    assert!(out.user_message.unwrap().contains("smaller model"));
+    assert!(out.user_message().unwrap().contains("smaller model"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -301,12 +301,12 @@ async fn vector_search_down_falls_back_to_lexical_search_labelled_degraded() {
     );
     assert_eq!(out.status, DegradedStatus::Degraded);
     assert_eq!(
-        out.fallback.unwrap().action,
+        out.fallback().unwrap().action,
         FallbackAction::AlternateDependency {
             dependency: "lexical_search".into()
         }
     );
-    assert!(out.user_message.unwrap().contains("reduced mode"));
+    assert!(out.user_message().unwrap().contains("reduced mode"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -318,7 +318,7 @@ async fn reranker_down_keeps_the_fused_ranking_and_labels_the_answer_degraded() 
         })
         .await;
     assert_eq!(out.status, DegradedStatus::Degraded);
-    let f = out.fallback.unwrap();
+    let f = out.fallback().unwrap();
     assert_eq!(f.action, FallbackAction::SkipStep {});
     assert_eq!(f.row, "reranker/any");
     guard.seal_telemetry();
@@ -462,17 +462,14 @@ async fn approval_service_down_pauses_and_never_acts_even_when_a_fallback_row_wo
             |_| async { Err::<bool, _>(err(ErrorClass::Unavailable)) },
         )
         .await;
-    assert_eq!(
-        out.fail_closed.as_deref(),
-        Some("approval_service_unavailable")
-    );
+    assert_eq!(out.fail_closed(), Some("approval_service_unavailable"));
     assert!(
-        out.fallback.is_none(),
+        out.fallback().is_none(),
         "proceed_without_approval is never taken"
     );
     assert_eq!(out.status, DegradedStatus::Paused);
     assert_eq!(
-        out.user_message.as_deref(),
+        out.user_message(),
         Some("Waiting for the approval service; nothing has been done.")
     );
 }
@@ -485,7 +482,7 @@ async fn a_forbidden_fallback_is_never_taken_and_the_call_fails_safe() {
             Err::<(), _>(err(ErrorClass::Unavailable))
         })
         .await;
-    assert!(out.fallback.is_none());
+    assert!(out.fallback().is_none());
     assert_eq!(out.status, DegradedStatus::Refused);
 }
 
@@ -1096,12 +1093,12 @@ async fn a_stale_cache_entry_is_never_used_for_a_high_risk_decision_but_may_serv
     // Stale, source down, low-risk: the stale entry, labelled.
     let out = read(RiskTier::Low, false).await;
     assert_eq!(
-        out.result.unwrap(),
-        Served::Stale("case 17: open, no escalation".into())
+        out.result,
+        Ok(Served::Stale("case 17: open, no escalation".into()))
     );
     assert_eq!(out.status, DegradedStatus::Degraded);
     assert_eq!(
-        out.user_message.as_deref(),
+        out.user_message(),
         Some("Based on case data saved a few minutes ago; the case system is unavailable.")
     );
     assert_eq!(

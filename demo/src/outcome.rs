@@ -69,15 +69,15 @@ impl Outcome {
         if guarded.is_ok() {
             return true;
         }
-        self.worsen(guarded.status, guarded.user_message.clone());
-        if let Some(f) = &guarded.fallback {
+        self.worsen(guarded.status, guarded.user_message().map(str::to_owned));
+        if let Some(f) = guarded.fallback() {
             self.fallbacks.push(f.row.clone());
             self.confidence_percent = self
                 .confidence_percent
                 .saturating_sub(f.confidence_penalty_percent);
         }
-        if let Some(invariant) = &guarded.fail_closed {
-            self.fail_closed.get_or_insert_with(|| invariant.clone());
+        if let Some(invariant) = guarded.fail_closed() {
+            self.fail_closed.get_or_insert_with(|| invariant.to_owned());
         }
         false
     }

@@ -183,7 +183,7 @@ impl RagPipeline {
             return true;
         }
         let Some(FallbackAction::AlternateModel { model }) =
-            first.fallback.as_ref().map(|f| f.action.clone())
+            first.fallback().map(|f| f.action.clone())
         else {
             return false;
         };

@@ -87,12 +87,13 @@ where
                     inner.clone().oneshot(req)
                 })
                 .await;
+            let degradation = g.degradation.map(|d| *d).unwrap_or_default();
             g.result.map_err(|error| GuardFailure {
                 error,
                 status: g.status,
-                user_message: g.user_message,
-                fallback: g.fallback,
-                fail_closed: g.fail_closed,
+                user_message: degradation.user_message,
+                fallback: degradation.fallback,
+                fail_closed: degradation.fail_closed,
             })
         }))
     }

@@ -523,13 +523,6 @@ pub struct Guarded<T, E> {
     pub result: Result<T, GuardError<E>>,
     /// The status the answer carries; `normal` on success.
     pub status: DegradedStatus,
-    /// What the caller is to be told, when not normal.
-    pub user_message: Option<String>,
-    /// The fallback to take instead, if the policy allows one.
-    pub fallback: Option<FallbackDecision>,
-    /// The must-fail-closed invariant that stops the action, if any. When
-    /// set, the action must not proceed in any form.
-    pub fail_closed: Option<String>,
     /// Attempts made (0 when refused before calling).
     pub attempts: u32,
     /// Whether the side effect may have happened although the call failed:
@@ -539,6 +532,29 @@ pub struct Guarded<T, E> {
     /// caller must reconcile it (look the effect up at the target, or
     /// report it with [`crate::dlq::dead_letter`]) rather than repeat it.
     pub side_effect_uncertain: bool,
+    /// What a degraded or failed outcome tells the caller besides its
+    /// status; `None` for a normal one. Boxed: a success carries none, and
+    /// an outcome half the size is cheaper to hand back on every call.
+    pub degradation: Option<Box<Degradation>>,
+}
+
+/// What the policy says about an outcome that is not normal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Degradation {
+    /// What the caller is to be told.
+    pub user_message: Option<String>,
+    /// The fallback to take instead, if the policy allows one.
+    pub fallback: Option<FallbackDecision>,
+    /// The must-fail-closed invariant that stops the action, if any. When
+    /// set, the action must not proceed in any form.
+    pub fail_closed: Option<String>,
+}
+
+impl Degradation {
+    /// Boxed, or `None` when it says nothing.
+    pub(crate) fn boxed(self) -> Option<Box<Degradation>> {
+        (self != Degradation::default()).then(|| Box::new(self))
+    }
 }
 
 impl<T, E> Guarded<T, E> {
@@ -547,16 +563,30 @@ impl<T, E> Guarded<T, E> {
         self.result.is_ok()
     }
 
+    /// What the caller is to be told, when not normal.
+    pub fn user_message(&self) -> Option<&str> {
+        self.degradation.as_ref()?.user_message.as_deref()
+    }
+
+    /// The fallback to take instead, if the policy allows one.
+    pub fn fallback(&self) -> Option<&FallbackDecision> {
+        self.degradation.as_ref()?.fallback.as_ref()
+    }
+
+    /// The must-fail-closed invariant that stops the action, if any. When
+    /// set, the action must not proceed in any form.
+    pub fn fail_closed(&self) -> Option<&str> {
+        self.degradation.as_ref()?.fail_closed.as_deref()
+    }
+
     /// The same outcome with its value mapped by `f`; the labels stay.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Guarded<U, E> {
         Guarded {
             result: self.result.map(f),
             status: self.status,
-            user_message: self.user_message,
-            fallback: self.fallback,
-            fail_closed: self.fail_closed,
             attempts: self.attempts,
             side_effect_uncertain: self.side_effect_uncertain,
+            degradation: self.degradation,
         }
     }
 }
@@ -1760,11 +1790,9 @@ impl Guard {
                 Guarded {
                     result: Ok(value),
                     status: DegradedStatus::Normal,
-                    user_message: None,
-                    fallback: None,
-                    fail_closed: None,
                     attempts,
                     side_effect_uncertain: false,
+                    degradation: None,
                 }
             }
             Err((failure, reservation)) => {
@@ -1798,11 +1826,14 @@ impl Guard {
                 Guarded {
                     result: Err(failure.error),
                     status,
-                    user_message,
-                    fallback,
-                    fail_closed,
                     attempts,
                     side_effect_uncertain: effect.has_side_effects() && lost_reply,
+                    degradation: Degradation {
+                        user_message,
+                        fallback,
+                        fail_closed,
+                    }
+                    .boxed(),
                 }
             }
         };
