@@ -231,3 +231,76 @@ async fn a_guard_on_a_running_clock_reads_the_cycle_counter_and_measures_real_la
         "latency {latency} ms, the call took {took:?}"
     );
 }
+
+/// Each call's usage is its own: an attempt's meter goes back to the
+/// thread when the attempt ends, for the next call to reuse, but never
+/// while an attempt still holds it, so a late report from an attempt that
+/// outlived its call cannot land in a later call's usage.
+#[tokio::test(start_paused = true)]
+async fn usage_is_counted_per_call_even_when_an_attempt_outlives_its_call() {
+    let guard = guard();
+    let used = |tokens| Usage {
+        tokens,
+        cost_usd_micros: 0,
+    };
+    // The tokens counted since the last look.
+    let tokens = |guard: &Guard| {
+        guard.seal_telemetry();
+        let batch = guard.recorder().next_batch().expect("a batch");
+        guard.recorder().acknowledge(batch.sequence);
+        batch.dependencies["search"].tokens
+    };
+    // Reports its usage and lets go of the attempt: the meter comes back.
+    let reporting = |n| {
+        move |a: agent::Attempt| async move {
+            a.record_usage(used(n));
+            Ok::<_, DependencyError>(())
+        }
+    };
+    assert!(
+        guard
+            .call(&Call::new("search", "query"), reporting(7))
+            .await
+            .is_ok()
+    );
+    assert!(
+        guard
+            .call(&Call::new("search", "query"), reporting(11))
+            .await
+            .is_ok()
+    );
+    assert_eq!(tokens(&guard), 18);
+
+    // This one keeps its attempt past its end and reports late.
+    let kept = std::sync::Mutex::new(None);
+    let out = guard
+        .call(&Call::new("search", "query"), |a| {
+            a.record_usage(used(3));
+            *kept.lock().unwrap() = Some(a);
+            async { Ok::<_, DependencyError>(()) }
+        })
+        .await;
+    assert!(out.is_ok());
+    // It reports while the next call runs, on the same thread.
+    let out = guard
+        .call(&Call::new("search", "query"), |a| {
+            let late = kept.lock().unwrap().take().expect("the kept attempt");
+            late.record_usage(used(1_000));
+            drop(late);
+            a.record_usage(used(5));
+            async { Ok::<_, DependencyError>(()) }
+        })
+        .await;
+    assert!(out.is_ok());
+    assert!(
+        guard
+            .call(&Call::new("search", "query"), reporting(2))
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        tokens(&guard),
+        3 + 5 + 2,
+        "the late report lands in no call"
+    );
+}

@@ -44,7 +44,7 @@ use shared::policy::{
     RetryBudget as RetryBudgetPolicy, RetryPolicy, Signal,
 };
 use shared::protocol::{BreakerState, BreakerTransition};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -76,23 +76,62 @@ struct UsageCell {
 impl UsageCell {
     /// Makes `cell` a zeroed meter this call alone holds: the same one
     /// again when no attempt of an earlier call kept it (nearly always),
-    /// else a new one.
+    /// else a new one. `returned` is the meter's second reference when
+    /// this thread's last attempt handed it back (see [`Meter`]); it is
+    /// kept for the call's first attempt, or let go if the meter is
+    /// replaced.
     #[inline]
-    fn fresh(cell: &mut Arc<UsageCell>) {
+    fn fresh(cell: &mut Arc<UsageCell>, returned: &mut Option<Arc<UsageCell>>) {
         // No weak reference to a meter is ever made, so a strong count of
-        // one means nobody else holds it: a plain load, where
-        // `Arc::get_mut` would take a compare-and-swap. The fence orders
-        // the reset after whatever the last other holder wrote before
-        // letting go (its release decrement).
-        if Arc::strong_count(cell) == 1 {
+        // one (two with the handed-back one) means nobody else holds it: a
+        // plain load, where `Arc::get_mut` would take a compare-and-swap.
+        // The fence orders the reset after whatever the last other holder
+        // wrote before letting go (its release decrement).
+        if Arc::strong_count(cell) == 1 + usize::from(returned.is_some()) {
             std::sync::atomic::fence(Ordering::Acquire);
             cell.tokens.store(0, Ordering::Relaxed);
             cell.cost.store(0, Ordering::Relaxed);
             cell.recorded.store(false, Ordering::Relaxed);
         } else {
             *cell = Arc::default();
+            *returned = None;
         }
     }
+}
+
+thread_local! {
+    /// The usage meter the last attempt dropped on this thread handed
+    /// back: the next call on the same handles gives it to its first
+    /// attempt, so that neither end of an attempt touches the meter's
+    /// reference count (two locked instructions a call otherwise).
+    static RETURNED_METER: Cell<Option<Arc<UsageCell>>> = const { Cell::new(None) };
+}
+
+/// An attempt's reference to its call's usage meter. Dropped on the
+/// thread that runs the call (nearly always), it hands the reference back
+/// through [`RETURNED_METER`] instead of releasing it.
+#[derive(Debug, Clone)]
+struct Meter(Option<Arc<UsageCell>>);
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        if let Some(meter) = self.0.take() {
+            // During the thread's teardown the slot is gone and the
+            // reference is simply released.
+            let _ = RETURNED_METER.try_with(|slot| slot.replace(Some(meter)));
+        }
+    }
+}
+
+/// The meter the last attempt on this thread handed back, if it is
+/// `cell` (any other is released).
+#[inline]
+fn returned_meter(cell: &Arc<UsageCell>) -> Option<Arc<UsageCell>> {
+    RETURNED_METER
+        .try_with(Cell::take)
+        .ok()
+        .flatten()
+        .filter(|m| Arc::ptr_eq(m, cell))
 }
 
 /// `a == b` for the short names a call is matched against its handles by
@@ -404,7 +443,7 @@ pub struct Attempt {
     pub deadline: Option<Deadline>,
     /// The call's idempotency key, to send with a side effect.
     pub idempotency_key: Option<Arc<str>>,
-    usage: Arc<UsageCell>,
+    usage: Meter,
 }
 
 impl Attempt {
@@ -412,11 +451,14 @@ impl Attempt {
     /// estimate before the call; this settles them. Without a report the
     /// estimate stands.
     pub fn record_usage(&self, usage: Usage) {
-        self.usage.tokens.fetch_add(usage.tokens, Ordering::Relaxed);
-        self.usage
+        // Only a dropped meter has none, and a dropped attempt records
+        // nothing.
+        let Some(meter) = &self.usage.0 else { return };
+        meter.tokens.fetch_add(usage.tokens, Ordering::Relaxed);
+        meter
             .cost
             .fetch_add(usage.cost_usd_micros, Ordering::Relaxed);
-        self.usage.recorded.store(true, Ordering::Relaxed);
+        meter.recorded.store(true, Ordering::Relaxed);
     }
 }
 
@@ -1457,7 +1499,9 @@ impl Guard {
     /// force: this thread's from an earlier call when they are still
     /// current (the same guard, dependency and policy version), brought up
     /// to date for the call's tenant and partitions, else made.
-    fn handles(&self, call: &Call<'_>) -> Box<Handles> {
+    /// With them, the meter's second reference if the thread's last
+    /// attempt handed it back (for the call's first attempt).
+    fn handles(&self, call: &Call<'_>) -> (Box<Handles>, Option<Arc<UsageCell>>) {
         let reused = SPARE_HANDLES.with(|spare| {
             let mut spare = spare.borrow_mut();
             let (id, dependency) = (self.inner.id, call.dependency);
@@ -1518,8 +1562,9 @@ impl Guard {
             }
         };
         h.update(self, call);
-        UsageCell::fresh(&mut h.usage);
-        h
+        let mut returned = returned_meter(&h.usage);
+        UsageCell::fresh(&mut h.usage, &mut returned);
+        (h, returned)
     }
 
     /// Keeps `handles` for this thread's next call.
@@ -1548,7 +1593,7 @@ impl Guard {
         // The policy of the whole call, in the handles the call owns until
         // it ends: a swap mid-call changes nothing here. (One async fn
         // rather than two: each level of nesting copies the whole future.)
-        let mut handles = self.handles(call);
+        let (mut handles, mut returned_meter) = self.handles(call);
         // The clock is read once here and once per attempt's end; every
         // pattern decides on those readings, the deadlines on the instant,
         // the buckets, windows, breaker and retry budget on its nanoseconds
@@ -1682,7 +1727,7 @@ impl Guard {
                     number: progress.attempts,
                     deadline: attempt_deadline,
                     idempotency_key: key.clone(),
-                    usage: usage.clone(),
+                    usage: Meter(Some(returned_meter.take().unwrap_or_else(|| usage.clone()))),
                 };
                 // Waiting for a bulkhead slot is not the dependency's latency.
                 let began = if slots.waited {
