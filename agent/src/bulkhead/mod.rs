@@ -85,8 +85,9 @@ impl Partition {
             .is_ok()
     }
 
+    /// Gives a slot back (the holder's part of [`Partition::try_take`]).
     #[inline]
-    fn release(&self) {
+    pub(crate) fn release(&self) {
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         // A waiter counts itself in `queued` before it looks at
         // `in_flight`, and this looks at `queued` after giving the slot
@@ -108,37 +109,6 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.partition.release();
     }
-}
-
-/// A slot in a partition the holder keeps alive itself (the guard's
-/// per-call handles), given back on drop without touching a reference
-/// count.
-#[derive(Debug)]
-pub(crate) struct SlotIn<'a>(&'a Partition);
-
-impl<'a> SlotIn<'a> {
-    /// The slot just taken in `partition` (by [`Partition::try_take`] or
-    /// [`Bulkheads::wait_in`]).
-    #[inline]
-    pub(crate) fn new(partition: &'a Partition) -> Self {
-        SlotIn(partition)
-    }
-}
-
-impl Drop for SlotIn<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        self.0.release();
-    }
-}
-
-/// A slot, owned or borrowed.
-#[derive(Debug)]
-pub(crate) enum Held<'a> {
-    /// Holds its partition.
-    Owned(#[allow(dead_code)] Slot),
-    /// Borrows its partition.
-    In(#[allow(dead_code)] SlotIn<'a>),
 }
 
 /// Calls waiting, across all partitions, for telemetry and the

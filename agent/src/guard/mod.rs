@@ -27,9 +27,7 @@ pub use layer::{GuardLayer, GuardService};
 
 use crate::backoff::Backoff;
 use crate::breaker::{Breaker, CallOutcome, Transition};
-use crate::bulkhead::{
-    BulkheadRejection, Bulkheads, Held, Partition, PartitionLimits, Slot, SlotIn,
-};
+use crate::bulkhead::{BulkheadRejection, Bulkheads, Partition, PartitionLimits, Slot};
 use crate::clock::{Anchor, CallClock, CallReader, WallClock};
 use crate::compiled::{BulkheadRule, CompiledPolicy, DependencyRules, PolicyReceiver};
 use crate::deadline::Deadline;
@@ -183,21 +181,32 @@ thread_local! {
 /// A call's usage reservation on the budgets in its handles: which of
 /// them it reserved from and how much, settled through the same handles
 /// (which the call owns throughout, so they cannot change under it).
+// Flat and word-aligned: it is written once and read once per call, and
+// a nested `Option` made the compiler copy it in odd-sized pieces.
 #[derive(Debug, Default, Clone, Copy)]
 struct HeldUsage {
     /// The tokens reserved from each budget marked in `budgets`.
     tokens: u64,
+    /// The day and the estimate reserved from the tenant's spend window,
+    /// if bit [`HeldUsage::COST`] is set.
+    day: u64,
+    cost: u64,
     /// Bit `i`: reserved from `Handles::rates[i]` (1 the dependency's, 2
     /// the service's token budget).
     budgets: u8,
-    /// The day and the estimate reserved from the tenant's spend window.
-    cost: Option<(u64, u64)>,
 }
 
 impl HeldUsage {
-    /// Replaces the estimates with the actual use at `t`.
+    /// The bit of `budgets` that says the spend window was reserved from.
+    const COST: u8 = 1 << 3;
+
+    /// Replaces the estimates with the actual use at `t`; nothing when
+    /// nothing was reserved.
     #[inline]
     fn settle(self, handles: &Handles, t: u64, tokens: u64, cost: u64) {
+        if self.budgets == 0 {
+            return;
+        }
         for i in [2, 1] {
             if self.budgets & (1 << i) != 0
                 && let Some((rate, bucket)) = &handles.rates[i]
@@ -205,10 +214,12 @@ impl HeldUsage {
                 handles.leases[i].adjust(bucket, t, self.tokens, tokens, *rate);
             }
         }
-        if let (Some((day, estimate)), Some(tenant)) = (self.cost, &handles.tenant) {
+        if self.budgets & HeldUsage::COST != 0
+            && let Some(tenant) = &handles.tenant
+        {
             tenant
                 .lease
-                .settle(&tenant.cost, day, day_of(t), estimate, cost);
+                .settle(&tenant.cost, self.day, day_of(t), self.cost, cost);
         }
     }
 }
@@ -393,22 +404,29 @@ pub(crate) struct Lane {
     breaker: OnceLock<Arc<Breaker>>,
 }
 
-/// The slots a call holds in its bulkheads, given back on drop. Most
-/// dependencies have one bulkhead: it is held without allocating.
+/// The slots a request holds in the service's bulkheads, given back on
+/// drop.
 #[derive(Debug, Default)]
-pub(crate) struct Slots<'a> {
-    first: Option<Held<'a>>,
-    rest: Vec<Held<'a>>,
+pub(crate) struct Slots {
+    _slots: Vec<Slot>,
+}
+
+/// The slots a call holds in its handles' partitions: one in each of the
+/// first `held`, given back on drop. Taken in order, so a count says
+/// which: nothing to allocate, move or look up per slot.
+#[derive(Debug)]
+struct PartitionSlots<'h> {
+    partitions: &'h [PartitionHandle],
+    held: usize,
     /// Whether a slot had to be waited for.
     waited: bool,
 }
 
-impl<'a> Slots<'a> {
-    fn push(&mut self, slot: Held<'a>) {
-        if self.first.is_none() {
-            self.first = Some(slot);
-        } else {
-            self.rest.push(slot);
+impl Drop for PartitionSlots<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        for p in &self.partitions[..self.held] {
+            p.partition.release();
         }
     }
 }
@@ -647,7 +665,7 @@ pub struct Admitted {
     pub trigger: Option<String>,
     /// The request's deadline.
     pub deadline: Option<Deadline>,
-    _slots: Slots<'static>,
+    _slots: Slots,
 }
 
 /// Why a request was not admitted.
@@ -896,9 +914,9 @@ struct Failure<E> {
     error: GuardError<E>,
 }
 
-/// How a call's run ended: the value, its reservation and the last
-/// attempt's latency; or the failure, with the reservation if one was made.
-type RunResult<T, E> = Result<(T, HeldUsage, Duration), (Failure<E>, Option<HeldUsage>)>;
+/// How a call's run ended: the value and the last attempt's latency, or
+/// the failure.
+type RunResult<T, E> = Result<(T, Duration), Failure<E>>;
 
 /// What a call's run reports back besides its result: attempts made,
 /// whether a reply was lost, and the last reading of the clock.
@@ -1240,22 +1258,21 @@ impl Guard {
         call: &Call<'_>,
         deadline: Option<Deadline>,
         stats: &DependencyStats,
-    ) -> Result<Slots<'static>, BulkheadRejection> {
-        let mut slots = Slots::default();
+    ) -> Result<Slots, BulkheadRejection> {
+        let mut slots = Vec::with_capacity(rules.len());
         for rule in rules {
             let key = call.partition(rule.bulkhead.partition);
             let limits = PartitionLimits::of(&rule.bulkhead, key);
             let slot = match self.inner.bulkheads.try_acquire(&rule.name, key, limits) {
                 Some(slot) => slot,
                 None => {
-                    slots.waited = true;
                     self.acquire_slot(rule, key, limits, deadline, stats)
                         .await?
                 }
             };
-            slots.push(Held::Owned(slot));
+            slots.push(slot);
         }
-        Ok(slots)
+        Ok(Slots { _slots: slots })
     }
 
     /// Takes a slot of partition `key` of one bulkhead, showing the wait in
@@ -1283,32 +1300,34 @@ impl Guard {
         slot
     }
 
-    /// Takes a slot in each of a call's partitions if all are free now;
-    /// else the slots taken so far and the first partition that was full.
+    /// Takes a slot in each of a call's partitions while they are free;
+    /// stops at the first full one (`held` short of the partitions).
     #[inline]
-    fn take_partitions(handles: &Handles) -> Result<Slots<'_>, (Slots<'_>, usize)> {
-        let mut slots = Slots::default();
-        for (i, p) in handles.partitions.iter().enumerate() {
+    fn take_partitions(handles: &Handles) -> PartitionSlots<'_> {
+        let mut slots = PartitionSlots {
+            partitions: &handles.partitions,
+            held: 0,
+            waited: false,
+        };
+        for p in &handles.partitions {
             if !p.partition.try_take(p.limits.max_concurrent) {
-                return Err((slots, i));
+                break;
             }
-            slots.push(Held::In(SlotIn::new(&p.partition)));
+            slots.held += 1;
         }
-        Ok(slots)
+        slots
     }
 
-    /// Takes a slot in each of a call's partitions, kept in `handles`, from
-    /// partition `from` on (`slots` holds the ones before it), waiting in
-    /// their queues where full.
-    async fn acquire_partitions<'h>(
+    /// Takes the rest of a call's slots, after the `held` it has, waiting
+    /// in the partitions' queues where full.
+    async fn acquire_partitions(
         &self,
-        handles: &'h Handles,
-        mut slots: Slots<'h>,
-        from: usize,
+        slots: &mut PartitionSlots<'_>,
         deadline: Option<Deadline>,
         stats: &DependencyStats,
-    ) -> Result<Slots<'h>, BulkheadRejection> {
-        for p in &handles.partitions[from..] {
+    ) -> Result<(), BulkheadRejection> {
+        let partitions = slots.partitions;
+        for p in &partitions[slots.held..] {
             if !p.partition.try_take(p.limits.max_concurrent) {
                 slots.waited = true;
                 stats.queued.fetch_add(1, Ordering::Relaxed);
@@ -1320,9 +1339,9 @@ impl Guard {
                 stats.queued.fetch_sub(1, Ordering::Relaxed);
                 waited?;
             }
-            slots.push(Held::In(SlotIn::new(&p.partition)));
+            slots.held += 1;
         }
-        Ok(slots)
+        Ok(())
     }
 
     /// Takes one request from `dependency`'s request rate, if the policy
@@ -1450,7 +1469,9 @@ impl Guard {
                 handles.lane.stats.rate_limited();
                 return Err(BudgetRefusal::Cost);
             }
-            held.cost = Some((day, estimate.cost_usd_micros));
+            held.day = day;
+            held.cost = estimate.cost_usd_micros;
+            held.budgets |= HeldUsage::COST;
         }
         Ok(held)
     }
@@ -1633,11 +1654,13 @@ impl Guard {
         // The call's run, in this function's body rather than an async fn
         // of its own: each level of nesting is a future moved whole into
         // its parent's, about half a kilobyte copied per call.
+        // What the run reserves, settled after it whatever its end.
+        let mut reservation = HeldUsage::default();
         let result: RunResult<T, E> = 'run: {
             let handles: &Handles = &handles;
             let progress = &mut progress;
             let usage = &handles.usage;
-            let fail = |error| Err((Failure { error }, None));
+            let fail = |error| Err(Failure { error });
             let lane = &*handles.lane;
             let (now, t) = (progress.now, progress.ticks);
             if budgets.expired() {
@@ -1649,7 +1672,7 @@ impl Guard {
                 stats.rate_limited();
                 break 'run fail(GuardError::RateLimited);
             }
-            let reservation = match Guard::reserve_held(policy, handles, call.estimate, t) {
+            reservation = match Guard::reserve_held(policy, handles, call.estimate, t) {
                 Ok(r) => r,
                 Err(refusal) => break 'run fail(GuardError::BudgetExhausted(refusal)),
             };
@@ -1682,12 +1705,9 @@ impl Guard {
                             Err(_refused) => {
                                 stats.breaker_rejection();
                                 progress.attempts -= 1;
-                                break 'run Err((
-                                    Failure {
-                                        error: GuardError::BreakerOpen,
-                                    },
-                                    Some(reservation),
-                                ));
+                                break 'run Err(Failure {
+                                    error: GuardError::BreakerOpen,
+                                });
                             }
                         }
                     }
@@ -1697,32 +1717,17 @@ impl Guard {
                 // Free slots are taken without a future; only a call that has
                 // to queue awaits one (boxed, so that the call's own future
                 // stays small).
-                let slots = match Guard::take_partitions(handles) {
-                    Ok(s) => Ok(s),
-                    Err((held, from)) => {
-                        Box::pin(self.acquire_partitions(
-                            handles,
-                            held,
-                            from,
-                            attempt_deadline,
-                            stats,
-                        ))
-                        .await
-                    }
-                };
-                let slots = match slots {
-                    Ok(s) => s,
-                    Err(rejection) => {
-                        stats.bulkhead_rejection();
-                        progress.attempts -= 1;
-                        break 'run Err((
-                            Failure {
-                                error: GuardError::Bulkhead(rejection),
-                            },
-                            Some(reservation),
-                        ));
-                    }
-                };
+                let mut slots = Guard::take_partitions(handles);
+                if slots.held < handles.partitions.len()
+                    && let Err(rejection) =
+                        Box::pin(self.acquire_partitions(&mut slots, attempt_deadline, stats)).await
+                {
+                    stats.bulkhead_rejection();
+                    progress.attempts -= 1;
+                    break 'run Err(Failure {
+                        error: GuardError::Bulkhead(rejection),
+                    });
+                }
                 let attempt = Attempt {
                     number: progress.attempts,
                     deadline: attempt_deadline,
@@ -1773,7 +1778,7 @@ impl Guard {
                     Ok(value) => {
                         // The attempt's end and latency are counted with the
                         // call's success, in one go.
-                        break 'run Ok((value, reservation, latency));
+                        break 'run Ok((value, latency));
                     }
                     Err(error) => error,
                 };
@@ -1798,7 +1803,7 @@ impl Guard {
                 let Some(delay) =
                     plan.next_delay(self, class, progress.attempts, budgets.deadline(), stats)
                 else {
-                    break 'run Err((Failure { error }, Some(reservation)));
+                    break 'run Err(Failure { error });
                 };
                 // Boxed: a retry's timer is rare next to the calls that need
                 // none, and would otherwise make every call's future larger.
@@ -1829,7 +1834,7 @@ impl Guard {
             t.spend.add(used.cost_usd_micros);
         }
         let out = match result {
-            Ok((value, reservation, latency)) => {
+            Ok((value, latency)) => {
                 reservation.settle(&handles, end, used.tokens, used.cost_usd_micros);
                 stats.succeeded(latency, used.tokens, used.cost_usd_micros);
                 Guarded {
@@ -1840,7 +1845,7 @@ impl Guard {
                     degradation: None,
                 }
             }
-            Err((failure, reservation)) => {
+            Err(failure) => {
                 stats.usage(used.tokens, used.cost_usd_micros);
                 // As the retry plan judged it, so that "not retried because
                 // it is a write" and "uncertain" agree.
@@ -1848,9 +1853,7 @@ impl Guard {
                     .effect
                     .or_else(|| rules.map(|r| r.effect_of(call.operation)))
                     .unwrap_or(Effect::Read);
-                if let Some(r) = reservation {
-                    r.settle(&handles, end, used.tokens, used.cost_usd_micros);
-                }
+                reservation.settle(&handles, end, used.tokens, used.cost_usd_micros);
                 let class = failure.error.class();
                 stats.failure(class);
                 let failure_type = match failure.error {
