@@ -1437,21 +1437,23 @@ impl Guard {
     /// token budget, the dependency's, then the tenant's spend, all or
     /// nothing.
     #[inline]
+    ///
+    /// Writes the reservation into `held` where the call keeps it (built
+    /// elsewhere and moved in, it cost a stalled copy per call); on a
+    /// refusal `held` is left reserving nothing.
     fn reserve_held(
         policy: &CompiledPolicy,
         handles: &Handles,
         estimate: Usage,
         t: u64,
-    ) -> Result<HeldUsage, BudgetRefusal> {
-        let mut held = HeldUsage {
-            tokens: estimate.tokens,
-            ..HeldUsage::default()
-        };
+        held: &mut HeldUsage,
+    ) -> Result<(), BudgetRefusal> {
+        held.tokens = estimate.tokens;
         if estimate.tokens > 0 {
             for i in [2, 1] {
                 if let Some((rate, bucket)) = &handles.rates[i] {
                     if !handles.leases[i].take(bucket, t, estimate.tokens, *rate) {
-                        held.settle(handles, t, 0, 0);
+                        std::mem::take(held).settle(handles, t, 0, 0);
                         handles.lane.stats.rate_limited();
                         return Err(BudgetRefusal::Tokens);
                     }
@@ -1465,7 +1467,7 @@ impl Guard {
                 .lease
                 .reserve(&tenant.cost, day, limit, estimate.cost_usd_micros)
             {
-                held.settle(handles, t, 0, 0);
+                std::mem::take(held).settle(handles, t, 0, 0);
                 handles.lane.stats.rate_limited();
                 return Err(BudgetRefusal::Cost);
             }
@@ -1473,7 +1475,7 @@ impl Guard {
             held.cost = estimate.cost_usd_micros;
             held.budgets |= HeldUsage::COST;
         }
-        Ok(held)
+        Ok(())
     }
 
     /// Settles a call's reservation with what it used (the estimate when
@@ -1672,10 +1674,11 @@ impl Guard {
                 stats.rate_limited();
                 break 'run fail(GuardError::RateLimited);
             }
-            reservation = match Guard::reserve_held(policy, handles, call.estimate, t) {
-                Ok(r) => r,
-                Err(refusal) => break 'run fail(GuardError::BudgetExhausted(refusal)),
-            };
+            if let Err(refusal) =
+                Guard::reserve_held(policy, handles, call.estimate, t, &mut reservation)
+            {
+                break 'run fail(GuardError::BudgetExhausted(refusal));
+            }
             // The first attempt earns its share of retries now; how to retry is
             // worked out only once an attempt has failed.
             if let Some(b) = policy.retry_budget() {
