@@ -121,56 +121,81 @@ fn single_thread(c: &mut Criterion) {
     group.finish();
 }
 
-/// Two tasks on a two-worker runtime share one guard (or one concurrency
-/// limit), each making half the calls; the figure is wall time per call,
-/// so contention on the shared state shows.
+/// Runs `calls` on two OS threads at once, each driving its own
+/// current-thread runtime; the figure is the wall time from the moment both
+/// start until both finish. (Two tasks on one two-worker runtime were
+/// sometimes run side by side and sometimes one after the other on the
+/// same worker, which moved the figure by a factor of three from run to
+/// run.)
+fn on_two_threads<F, Fut>(runtimes: &[tokio::runtime::Runtime; 2], calls: F) -> Duration
+where
+    F: Fn(usize) -> Fut + Sync,
+    Fut: std::future::Future<Output = ()>,
+{
+    let start = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        let threads: Vec<_> = runtimes
+            .iter()
+            .enumerate()
+            .map(|(i, rt)| {
+                let (start, calls) = (&start, &calls);
+                s.spawn(move || {
+                    // Made inside the runtime: tower's rate limit makes its
+                    // timer on creation.
+                    let fut = {
+                        let _runtime = rt.enter();
+                        calls(i)
+                    };
+                    start.wait();
+                    let t = Instant::now();
+                    rt.block_on(fut);
+                    t
+                })
+            })
+            .collect();
+        let started: Vec<Instant> = threads
+            .into_iter()
+            .map(|t| t.join().expect("the bench thread"))
+            .collect();
+        let first = started.iter().min().copied().unwrap_or_else(Instant::now);
+        first.elapsed()
+    })
+}
+
+/// Two threads share one guard (or one concurrency limit), each making
+/// half the calls; the figure is wall time per call, so contention on the
+/// shared state shows.
 fn two_threads(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .expect("a runtime");
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime")
+    };
+    let runtimes = [runtime(), runtime()];
     let mut group = c.benchmark_group("2 threads");
     let g = guard();
     bench_median(&mut group, "2 threads", "ballast guard", |iters| {
-        rt.block_on(async {
-            let t = Instant::now();
-            let tasks: Vec<_> = (0..2)
-                .map(|_| {
-                    let g = g.clone();
-                    tokio::spawn(async move {
-                        for _ in 0..iters / 2 {
-                            guarded(&g).await;
-                        }
-                    })
-                })
-                .collect();
-            for task in tasks {
-                task.await.expect("the bench task");
+        on_two_threads(&runtimes, |_| {
+            let g = g.clone();
+            async move {
+                for _ in 0..iters / 2 {
+                    guarded(&g).await;
+                }
             }
-            t.elapsed()
         })
     });
+    let limit = Arc::new(Semaphore::new(1000));
     bench_median(&mut group, "2 threads", "tower stack", |iters| {
-        rt.block_on(async {
-            let limit = Arc::new(Semaphore::new(1000));
-            let t = Instant::now();
-            // tower's rate limiter is not Clone: each thread has its
-            // own, the concurrency limit is shared.
-            let tasks: Vec<_> = (0..2)
-                .map(|_| {
-                    let mut svc = tower_stack(limit.clone());
-                    tokio::spawn(async move {
-                        for _ in 0..iters / 2 {
-                            towered(&mut svc).await;
-                        }
-                    })
-                })
-                .collect();
-            for task in tasks {
-                task.await.expect("the bench task");
+        // tower's rate limiter is not Clone: each thread has its own, the
+        // concurrency limit is shared.
+        on_two_threads(&runtimes, |_| {
+            let mut svc = tower_stack(limit.clone());
+            async move {
+                for _ in 0..iters / 2 {
+                    towered(&mut svc).await;
+                }
             }
-            t.elapsed()
         })
     });
     group.finish();

@@ -68,35 +68,94 @@ fn bucket_of(latency: Duration) -> usize {
         .unwrap_or(LATENCY_BUCKETS_MS.len() - 1)
 }
 
-/// Threads that get a shard of their own in every [`DependencyStats`];
-/// any further thread shares one more, with atomic adds.
+/// Threads that get a shard of their own in every [`DependencyStats`]
+/// (and breaker window and retry budget) at once; any further thread
+/// shares one more, with atomic adds.
 pub(crate) const OWN_SHARDS: usize = 8;
 
-static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+/// Hands out the own shards' numbers to threads, and takes them back
+/// when threads end: pools that come and go (blocking pools, short-lived
+/// threads) would otherwise use them up and leave every later thread on
+/// the shared shard.
+struct ShardNumbers {
+    /// Numbers never handed out yet.
+    next: AtomicUsize,
+    /// Numbers given back. Only a thread's first count and its exit take
+    /// the lock.
+    free: Mutex<Vec<usize>>,
+}
+
+impl ShardNumbers {
+    const fn new() -> ShardNumbers {
+        ShardNumbers {
+            next: AtomicUsize::new(0),
+            free: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A free number, else a new one, else the shared shard's.
+    fn take(&self) -> usize {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = free.pop() {
+            return n;
+        }
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        if n < OWN_SHARDS {
+            n
+        } else {
+            // Held at the shared number, so the counter cannot wrap.
+            self.next.store(OWN_SHARDS, Ordering::Relaxed);
+            OWN_SHARDS
+        }
+    }
+
+    /// Gives back `n`, taken by a thread that is ending. The lock orders
+    /// that thread's last plain stores to the shard before the next
+    /// owner's first load.
+    fn give_back(&self, n: usize) {
+        if n < OWN_SHARDS {
+            self.free.lock().unwrap_or_else(|e| e.into_inner()).push(n);
+        }
+    }
+}
+
+static SHARD_NUMBERS: ShardNumbers = ShardNumbers::new();
+
+/// A thread's shard number, given back when the thread ends.
+struct ThreadShard(Cell<usize>);
+
+impl ThreadShard {
+    /// Not yet numbered.
+    const UNSET: usize = usize::MAX;
+}
+
+impl Drop for ThreadShard {
+    fn drop(&mut self) {
+        SHARD_NUMBERS.give_back(self.0.get());
+    }
+}
 
 thread_local! {
-    /// This thread's number, given on first use and never reused.
-    static THREAD: Cell<usize> = const { Cell::new(usize::MAX) };
+    static THREAD: ThreadShard = const { ThreadShard(Cell::new(ThreadShard::UNSET)) };
 }
 
 /// This thread's shard (of `OWN_SHARDS + 1`), and whether it is this
 /// thread's alone: then the thread may add to it with a plain load and
-/// store, since nobody else writes it.
+/// store, since nobody else writes it. (A thread counting while it is
+/// being torn down shares.)
 #[inline]
 pub(crate) fn shard_index() -> (usize, bool) {
-    let n = THREAD.with(|t| {
-        let mut n = t.get();
-        if n == usize::MAX {
-            n = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
-            t.set(n);
-        }
-        n
-    });
-    if n < OWN_SHARDS {
-        (n, true)
-    } else {
-        (OWN_SHARDS, false)
-    }
+    let n = THREAD
+        .try_with(|t| {
+            let mut n = t.0.get();
+            if n == ThreadShard::UNSET {
+                n = SHARD_NUMBERS.take();
+                t.0.set(n);
+            }
+            n
+        })
+        .unwrap_or(OWN_SHARDS);
+    (n, n < OWN_SHARDS)
 }
 
 /// The counters every successful call touches, one set per thread. A
@@ -628,6 +687,34 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shard_numbers_are_unique_while_held_and_reused_once_given_back() {
+        let numbers = ShardNumbers::new();
+        let mut own: Vec<usize> = (0..OWN_SHARDS).map(|_| numbers.take()).collect();
+        own.sort_unstable();
+        assert_eq!(own, (0..OWN_SHARDS).collect::<Vec<_>>());
+        // All held: the next threads share, however many come.
+        for _ in 0..3 {
+            assert_eq!(numbers.take(), OWN_SHARDS);
+        }
+        // A sharing thread's end gives nothing back; an owner's does.
+        numbers.give_back(OWN_SHARDS);
+        numbers.give_back(5);
+        assert_eq!(numbers.take(), 5);
+        assert_eq!(numbers.take(), OWN_SHARDS);
+    }
+
+    #[test]
+    fn a_thread_that_ends_gives_its_shard_to_the_next() {
+        // More threads one after another than there are own shards get
+        // one each: without giving back, at most `OWN_SHARDS` ever could.
+        // (Other tests' threads may hold a few meanwhile, never all.)
+        let own = (0..4 * OWN_SHARDS)
+            .filter(|_| std::thread::spawn(|| shard_index().1).join().unwrap())
+            .count();
+        assert!(own > OWN_SHARDS, "{own} of {} threads", 4 * OWN_SHARDS);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn batches_are_sequenced_and_carry_window_deltas() {
