@@ -121,40 +121,59 @@ impl ShardNumbers {
 
 static SHARD_NUMBERS: ShardNumbers = ShardNumbers::new();
 
-/// A thread's shard number, given back when the thread ends.
-struct ThreadShard(Cell<usize>);
-
-impl ThreadShard {
-    /// Not yet numbered.
-    const UNSET: usize = usize::MAX;
+thread_local! {
+    /// This thread's shard number; without a destructor, so that reading
+    /// it on every count is a plain load.
+    static THREAD: Cell<usize> = const { Cell::new(UNSET) };
+    /// Gives the number back when the thread ends; touched once, when the
+    /// number is taken.
+    static GIVE_BACK: ShardGiver = const { ShardGiver(Cell::new(UNSET)) };
 }
 
-impl Drop for ThreadShard {
+/// Not yet numbered.
+const UNSET: usize = usize::MAX;
+
+/// Gives a thread's shard number back as the thread ends.
+struct ShardGiver(Cell<usize>);
+
+impl Drop for ShardGiver {
     fn drop(&mut self) {
+        // Whatever the thread still counts during its teardown goes to the
+        // shared shard: the number may be someone else's from now on.
+        let _ = THREAD.try_with(|t| t.set(OWN_SHARDS));
         SHARD_NUMBERS.give_back(self.0.get());
     }
 }
 
-thread_local! {
-    static THREAD: ThreadShard = const { ThreadShard(Cell::new(ThreadShard::UNSET)) };
+/// Numbers this thread, counting for the first time.
+#[cold]
+#[inline(never)]
+fn number_thread() -> usize {
+    let n = SHARD_NUMBERS.take();
+    // Once the giver cannot be registered (the thread is ending), the
+    // number could never come back: share instead.
+    match GIVE_BACK.try_with(|g| g.0.set(n)) {
+        Ok(()) => n,
+        Err(_) => {
+            SHARD_NUMBERS.give_back(n);
+            OWN_SHARDS
+        }
+    }
 }
 
 /// This thread's shard (of `OWN_SHARDS + 1`), and whether it is this
 /// thread's alone: then the thread may add to it with a plain load and
-/// store, since nobody else writes it. (A thread counting while it is
-/// being torn down shares.)
+/// store, since nobody else writes it.
 #[inline]
 pub(crate) fn shard_index() -> (usize, bool) {
-    let n = THREAD
-        .try_with(|t| {
-            let mut n = t.0.get();
-            if n == ThreadShard::UNSET {
-                n = SHARD_NUMBERS.take();
-                t.0.set(n);
-            }
-            n
-        })
-        .unwrap_or(OWN_SHARDS);
+    let n = THREAD.with(|t| {
+        let mut n = t.get();
+        if n == UNSET {
+            n = number_thread();
+            t.set(n);
+        }
+        n
+    });
     (n, n < OWN_SHARDS)
 }
 
