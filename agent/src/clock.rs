@@ -111,11 +111,11 @@ impl CallReader {
         self.cycles.is_some()
     }
 
-    /// The time at a call's start, as an instant and as ticks from `epoch`;
+    /// The time at a call's start, in ticks (nanoseconds) from `epoch`;
     /// ties `anchor` to tokio's clock again when it is older than
     /// [`RESYNC`] (or was never tied).
     #[inline]
-    pub(crate) fn start(&self, anchor: &mut Anchor, epoch: Instant) -> (Instant, u64) {
+    pub(crate) fn start(&self, anchor: &mut Anchor, epoch: Instant) -> u64 {
         let Some(clock) = &self.cycles else {
             return runtime_reading(epoch);
         };
@@ -126,43 +126,39 @@ impl CallReader {
         if anchor.raw == 0 || elapsed == 0 || elapsed > RESYNC.as_nanos() as u64 {
             return resync(anchor, raw, epoch);
         }
-        at_ticks(epoch, anchor.ticks + elapsed)
+        anchor.ticks + elapsed
     }
 
     /// The time later in a call, extrapolated from the anchor its start
     /// set (never older than [`RESYNC`] plus the call's own length).
     #[inline]
-    pub(crate) fn later(&self, anchor: &Anchor, epoch: Instant) -> (Instant, u64) {
+    pub(crate) fn later(&self, anchor: &Anchor, epoch: Instant) -> u64 {
         let Some(clock) = &self.cycles else {
             return runtime_reading(epoch);
         };
-        at_ticks(
-            epoch,
-            anchor.ticks + clock.delta_as_nanos(anchor.raw, clock.raw()),
-        )
+        anchor.ticks + clock.delta_as_nanos(anchor.raw, clock.raw())
     }
 }
 
-/// tokio's clock now, and its ticks from `epoch`.
+/// tokio's clock now, in ticks from `epoch`.
 #[inline]
-fn runtime_reading(epoch: Instant) -> (Instant, u64) {
-    let now = Instant::now();
-    (now, now.saturating_duration_since(epoch).as_nanos() as u64)
+fn runtime_reading(epoch: Instant) -> u64 {
+    Instant::now().saturating_duration_since(epoch).as_nanos() as u64
 }
 
-/// The instant `ticks` nanoseconds after `epoch`, with the ticks.
+/// The instant `ticks` nanoseconds after `epoch`.
 #[inline]
-fn at_ticks(epoch: Instant, ticks: u64) -> (Instant, u64) {
-    (epoch + std::time::Duration::from_nanos(ticks), ticks)
+pub(crate) fn instant_at(epoch: Instant, ticks: u64) -> Instant {
+    epoch + std::time::Duration::from_nanos(ticks)
 }
 
 /// Ties `anchor` to tokio's clock at counter value `raw`.
 #[cold]
 #[inline(never)]
-fn resync(anchor: &mut Anchor, raw: u64, epoch: Instant) -> (Instant, u64) {
-    let (now, ticks) = runtime_reading(epoch);
+fn resync(anchor: &mut Anchor, raw: u64, epoch: Instant) -> u64 {
+    let ticks = runtime_reading(epoch);
     *anchor = Anchor { raw, ticks };
-    (now, ticks)
+    ticks
 }
 
 /// Whether tokio's clock is paused here: it stands still while real time
@@ -189,13 +185,9 @@ mod tests {
         assert!(!reader.uses_cycles());
         let epoch = Instant::now();
         let mut anchor = Anchor::default();
-        let (start, ticks) = reader.start(&mut anchor, epoch);
-        assert_eq!((start, ticks), (epoch, 0));
+        assert_eq!(reader.start(&mut anchor, epoch), 0);
         tokio::time::advance(Duration::from_secs(5)).await;
-        assert_eq!(
-            reader.later(&anchor, epoch),
-            (epoch + Duration::from_secs(5), 5_000_000_000)
-        );
+        assert_eq!(reader.later(&anchor, epoch), 5_000_000_000);
     }
 
     #[tokio::test]
@@ -217,14 +209,14 @@ mod tests {
         let mut last = 0;
         for i in 0..2_000 {
             let before = Instant::now();
-            let (at, ticks) = if i % 2 == 0 {
+            let ticks = if i % 2 == 0 {
                 reader.start(&mut anchor, epoch)
             } else {
                 reader.later(&anchor, epoch)
             };
             let after = Instant::now();
+            let at = instant_at(epoch, ticks);
             assert!(at + slack >= before && at <= after + slack, "reading {i}");
-            assert_eq!(ticks, (at - epoch).as_nanos() as u64);
             // Within a thread the readings never go back by more than the
             // calibration error at a resynchronisation.
             assert!(ticks + 1_000 >= last, "reading {i} went back");

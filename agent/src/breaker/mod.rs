@@ -199,6 +199,11 @@ impl Breaker {
         )
     }
 
+    /// The instant `ticks` after the breaker's epoch.
+    fn instant_at(&self, ticks: u64) -> Instant {
+        crate::clock::instant_at(self.epoch, ticks)
+    }
+
     /// Nanoseconds from the breaker's epoch to `now`.
     pub(crate) fn ticks(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.epoch).as_nanos() as u64
@@ -356,21 +361,22 @@ impl Breaker {
         policy: &BreakerPolicy,
         transitions: &mut Vec<Transition>,
     ) -> Result<Ticket, Refused> {
-        self.acquire_at(Instant::now(), policy, transitions)
+        self.acquire_at(self.ticks(Instant::now()), policy, transitions)
     }
 
-    /// [`Breaker::acquire`] with the time already read.
+    /// [`Breaker::acquire`] with the time already read, as
+    /// [`Breaker::ticks`] gives it (a closed breaker never looks at it).
     #[inline]
     pub(crate) fn acquire_at(
         self: &Arc<Self>,
-        now: Instant,
+        ticks: u64,
         policy: &BreakerPolicy,
         transitions: &mut Vec<Transition>,
     ) -> Result<Ticket, Refused> {
         if self.passes(policy) {
             return Ok(Ticket { probe: None });
         }
-        self.acquire_locked(now, policy, transitions)
+        self.acquire_locked(self.instant_at(ticks), policy, transitions)
     }
 
     /// [`Breaker::acquire_at`] past a closed breaker: under the lock, and
@@ -439,16 +445,14 @@ impl Breaker {
         outcome: CallOutcome,
         transitions: &mut Vec<Transition>,
     ) {
-        let now = Instant::now();
-        self.record_at(now, self.ticks(now), policy, ticket, outcome, transitions);
+        self.record_at(self.ticks(Instant::now()), policy, ticket, outcome, transitions);
     }
 
-    /// [`Breaker::record`] with the time already read: `now`, and `ticks`
-    /// the same reading as [`Breaker::ticks`] gives it.
+    /// [`Breaker::record`] with the time already read, as
+    /// [`Breaker::ticks`] gives it.
     #[inline]
     pub(crate) fn record_at(
         &self,
-        now: Instant,
         ticks: u64,
         policy: &BreakerPolicy,
         mut ticket: Ticket,
@@ -475,7 +479,15 @@ impl Breaker {
                 BreakerMode::Consecutive { .. } => {}
             }
         }
-        self.record_locked(now, ticks, policy, was_probe, slow, outcome, transitions);
+        self.record_locked(
+            self.instant_at(ticks),
+            ticks,
+            policy,
+            was_probe,
+            slow,
+            outcome,
+            transitions,
+        );
     }
 
     /// [`Breaker::record_at`] for an outcome that can change the state:

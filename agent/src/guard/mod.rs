@@ -28,7 +28,7 @@ pub use layer::{GuardLayer, GuardService};
 use crate::backoff::Backoff;
 use crate::breaker::{Breaker, CallOutcome, Transition};
 use crate::bulkhead::{BulkheadRejection, Bulkheads, Partition, PartitionLimits, Slot};
-use crate::clock::{Anchor, CallClock, CallReader, WallClock};
+use crate::clock::{Anchor, CallClock, CallReader, WallClock, instant_at};
 use crate::compiled::{BulkheadRule, CompiledPolicy, DependencyRules, PolicyReceiver};
 use crate::deadline::Deadline;
 use crate::fallback::{FallbackDecision, Resolution, failure_type_of, resolve};
@@ -919,12 +919,11 @@ struct Failure<E> {
 type RunResult<T, E> = Result<(T, Duration), Failure<E>>;
 
 /// What a call's run reports back besides its result: attempts made,
-/// whether a reply was lost, and the last reading of the clock.
+/// whether a reply was lost, and the last reading of the clock (in the
+/// limiters' ticks).
 struct Progress {
     attempts: u32,
     lost_reply: bool,
-    now: Instant,
-    /// `now` in the limiters' ticks.
     ticks: u64,
 }
 
@@ -936,32 +935,39 @@ fn min_of(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     }
 }
 
-/// The earlier of two optional deadlines.
-fn earliest(a: Option<Deadline>, b: Option<Deadline>) -> Option<Deadline> {
+/// The earlier of two optional deadlines, in ticks.
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
 }
 
-/// The bounds of a call: the deadline it was given, and the tightest of
-/// the budgets that started with it. Kept apart rather than added up at
-/// once: the first attempt's deadline needs one addition to the clock for
-/// the call's and its own budget together, and the call's own deadline is
-/// only needed again by a retry.
+/// Nanoseconds, saturated (a budget of 584 years is no budget to speak of).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The bounds of a call, in the limiters' ticks (nanoseconds from the
+/// guard's epoch: the clock is read in them, and sums and comparisons of
+/// them are single instructions, where instants need normalising): the
+/// deadline it was given, and the tightest of the budgets that started
+/// with it. Kept apart rather than added up at once: the first attempt's
+/// deadline needs one addition for the call's and its own budget
+/// together, and the call's own deadline is only needed again by a retry.
 #[derive(Debug, Clone, Copy)]
 struct Budgets {
-    start: Instant,
-    given: Option<Deadline>,
-    budget: Option<Duration>,
+    start: u64,
+    given: Option<u64>,
+    budget: Option<u64>,
 }
 
 impl Budgets {
     /// The call's deadline, retries included.
-    fn deadline(&self) -> Option<Deadline> {
+    fn deadline(&self) -> Option<u64> {
         earliest(
             self.given,
-            self.budget.map(|b| Deadline::at(self.start + b)),
+            self.budget.map(|b| self.start.saturating_add(b)),
         )
     }
 
@@ -969,22 +975,25 @@ impl Budgets {
     /// zero has).
     #[inline]
     fn expired(&self) -> bool {
-        self.given.is_some_and(|d| d.instant() <= self.start) || self.budget == Some(Duration::ZERO)
+        self.given.is_some_and(|d| d <= self.start) || self.budget == Some(0)
     }
 
     /// The deadline of an attempt starting at `start` with its own
     /// `per_attempt` budget: the earlier of the call's and its own.
     #[inline]
-    fn for_attempt(&self, start: Instant, per_attempt: Option<Duration>) -> Option<Deadline> {
+    fn for_attempt(&self, start: u64, per_attempt: Option<u64>) -> Option<u64> {
+        let own = if start == self.start {
+            // Both budgets run from the same reading: add the smaller.
+            earliest(self.budget, per_attempt)
+        } else {
+            per_attempt
+        };
+        let own = own.map(|b| start.saturating_add(b));
         if start == self.start {
-            // Both budgets run from the same instant: add the smaller.
-            let own = min_of(self.budget, per_attempt).map(|b| Deadline::at(start + b));
-            return earliest(self.given, own);
+            earliest(self.given, own)
+        } else {
+            earliest(self.deadline(), own)
         }
-        earliest(
-            self.deadline(),
-            per_attempt.map(|b| Deadline::at(start + b)),
-        )
     }
 }
 
@@ -1617,12 +1626,13 @@ impl Guard {
         // it ends: a swap mid-call changes nothing here. (One async fn
         // rather than two: each level of nesting copies the whole future.)
         let (mut handles, mut returned_meter) = self.handles(call);
-        // The clock is read once here and once per attempt's end; every
-        // pattern decides on those readings, the deadlines on the instant,
-        // the buckets, windows, breaker and retry budget on its nanoseconds
-        // from the guard's epoch (converted once).
+        // The clock is read once here and once per attempt's end, in
+        // nanoseconds from the guard's epoch ("ticks"), and every pattern
+        // decides on those readings: the deadlines, buckets, windows,
+        // breaker and retry budget. An instant is made only for what leaves
+        // the guard (the attempt's deadline).
         let epoch = self.inner.limiters.epoch();
-        let (now, ticks) = {
+        let ticks = {
             let h = &mut *handles;
             h.clock.start(&mut h.anchor, epoch)
         };
@@ -1636,8 +1646,8 @@ impl Guard {
             .and_then(|s| policy.stage_budget(s))
             .or(rules.and_then(|r| r.stage_budget));
         let budgets = Budgets {
-            start: now,
-            given: call.deadline,
+            start: ticks,
+            given: call.deadline.map(|d| nanos(d.instant().saturating_duration_since(epoch))),
             // The policy's total budget applies only without a deadline.
             budget: min_of(
                 call.deadline
@@ -1645,12 +1655,12 @@ impl Guard {
                     .then(|| policy.total_budget())
                     .flatten(),
                 stage_budget,
-            ),
+            )
+            .map(nanos),
         };
         let mut progress = Progress {
             attempts: 0,
             lost_reply: false,
-            now,
             ticks,
         };
         // The call's run, in this function's body rather than an async fn
@@ -1664,7 +1674,7 @@ impl Guard {
             let usage = &handles.usage;
             let fail = |error| Err(Failure { error });
             let lane = &*handles.lane;
-            let (now, t) = (progress.now, progress.ticks);
+            let t = progress.ticks;
             if budgets.expired() {
                 break 'run fail(GuardError::DeadlineExpired);
             }
@@ -1688,14 +1698,14 @@ impl Guard {
             let key: Option<Arc<str>> = call.idempotency_key.map(Arc::from);
             let breaker_policy = rules.and_then(|r| r.breaker.as_ref());
             let breaker = breaker_policy.map(|_| self.lane_breaker(lane));
-            let per_attempt = rules.and_then(|r| r.timeout);
+            let per_attempt = rules.and_then(|r| r.timeout).map(nanos);
             let mut transitions = Vec::new();
             loop {
                 progress.attempts += 1;
                 // The first attempt starts at the call's reading; a retry after
                 // its sleep reads the clock anew.
-                let (start, start_ticks) = if progress.attempts == 1 {
-                    (now, t)
+                let start = if progress.attempts == 1 {
+                    t
                 } else {
                     handles.clock.later(&handles.anchor, epoch)
                 };
@@ -1716,7 +1726,9 @@ impl Guard {
                     }
                     _ => None,
                 };
-                let attempt_deadline = budgets.for_attempt(start, per_attempt);
+                let attempt_deadline = budgets
+                    .for_attempt(start, per_attempt)
+                    .map(|d| Deadline::at(instant_at(epoch, d)));
                 // Free slots are taken without a future; only a call that has
                 // to queue awaits one (boxed, so that the call's own future
                 // stays small).
@@ -1739,9 +1751,9 @@ impl Guard {
                 };
                 // Waiting for a bulkhead slot is not the dependency's latency.
                 let began = if slots.waited {
-                    handles.clock.later(&handles.anchor, epoch).1
+                    handles.clock.later(&handles.anchor, epoch)
                 } else {
-                    start_ticks
+                    start
                 };
                 stats.attempt_started();
                 let outcome: Result<T, Option<E>> = match attempt_deadline {
@@ -1752,8 +1764,7 @@ impl Guard {
                     None => op(attempt).await.map_err(Some),
                 };
                 drop(slots);
-                let (end, end_ticks) = handles.clock.later(&handles.anchor, epoch);
-                progress.now = end;
+                let end_ticks = handles.clock.later(&handles.anchor, epoch);
                 progress.ticks = end_ticks;
                 let latency = std::time::Duration::from_nanos(end_ticks.saturating_sub(began));
                 let outcome = outcome.map_err(|e| match e {
@@ -1765,7 +1776,6 @@ impl Guard {
                     // Only errors that say the dependency is unwell trip it: a
                     // validation error comes from a healthy dependency.
                     b.record_at(
-                        end,
                         end_ticks,
                         p,
                         t,
@@ -1804,7 +1814,13 @@ impl Guard {
                     )
                 });
                 let Some(delay) =
-                    plan.next_delay(self, class, progress.attempts, budgets.deadline(), stats)
+                    plan.next_delay(
+                        self,
+                        class,
+                        progress.attempts,
+                        budgets.deadline().map(|d| Deadline::at(instant_at(epoch, d))),
+                        stats,
+                    )
                 else {
                     break 'run Err(Failure { error });
                 };
