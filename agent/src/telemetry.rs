@@ -59,9 +59,19 @@ fn status_index(s: DegradedStatus) -> usize {
     STATUSES.iter().position(|x| *x == s).unwrap_or(0)
 }
 
+/// Whole milliseconds of `latency`, in 64-bit arithmetic (`as_millis`
+/// works in 128 bits); saturated.
 #[inline]
-fn bucket_of(latency: Duration) -> usize {
-    let ms = latency.as_millis().min(u128::from(u64::MAX)) as u64;
+fn millis(latency: Duration) -> u64 {
+    latency
+        .as_secs()
+        .saturating_mul(1_000)
+        .saturating_add(u64::from(latency.subsec_millis()))
+}
+
+/// The histogram bucket of a latency of `ms` milliseconds.
+#[inline]
+fn bucket_of(ms: u64) -> usize {
     LATENCY_BUCKETS_MS
         .iter()
         .position(|bound| ms <= *bound)
@@ -322,6 +332,13 @@ impl DependencyStats {
         let (s, own) = self.shard();
         bump(&s.started, 1, own);
     }
+    /// A call and its first attempt starting, at once: one shard lookup.
+    #[inline]
+    pub(crate) fn call_started(&self) {
+        let (s, own) = self.shard();
+        bump(&s.calls, 1, own);
+        bump(&s.started, 1, own);
+    }
     /// An attempt answered (on whichever thread it ends).
     pub(crate) fn attempt_ended(&self) {
         let (s, own) = self.shard();
@@ -343,8 +360,9 @@ impl DependencyStats {
         let (s, own) = self.shard();
         bump(&s.successes, 1, own);
         bump(&s.ended, 1, own);
-        bump(&s.latency[bucket_of(latency)], 1, own);
-        bump(&s.latency_sum_ms, latency.as_millis() as u64, own);
+        let ms = millis(latency);
+        bump(&s.latency[bucket_of(ms)], 1, own);
+        bump(&s.latency_sum_ms, ms, own);
         if tokens > 0 {
             bump(&s.tokens, tokens, own);
         }
@@ -407,8 +425,9 @@ impl DependencyStats {
     /// The latency of a completed attempt.
     pub fn latency(&self, latency: Duration) {
         let (s, own) = self.shard();
-        bump(&s.latency[bucket_of(latency)], 1, own);
-        bump(&s.latency_sum_ms, latency.as_millis() as u64, own);
+        let ms = millis(latency);
+        bump(&s.latency[bucket_of(ms)], 1, own);
+        bump(&s.latency_sum_ms, ms, own);
     }
     /// A breaker state change.
     pub fn transition(&self, t: BreakerTransition) {

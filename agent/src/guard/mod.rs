@@ -1639,7 +1639,6 @@ impl Guard {
         let policy = &*handles.policy;
         let rules = handles.rules.as_deref();
         let stats = &*handles.lane.stats;
-        stats.call();
         // The stage's budget bounds the call as a whole, retries included.
         let stage_budget = call
             .stage
@@ -1755,7 +1754,13 @@ impl Guard {
                 } else {
                     start
                 };
-                stats.attempt_started();
+                // The call is counted with its first attempt (one shard
+                // lookup for both), or at its end if it never made one.
+                if progress.attempts == 1 {
+                    stats.call_started();
+                } else {
+                    stats.attempt_started();
+                }
                 let outcome: Result<T, Option<E>> = match attempt_deadline {
                     Some(d) => match until_deadline(d.instant(), op(attempt)).await {
                         Some(r) => r.map_err(Some),
@@ -1834,8 +1839,10 @@ impl Guard {
             attempts,
             lost_reply,
             ticks: end,
-            ..
         } = progress;
+        if attempts == 0 {
+            stats.call();
+        }
         let usage = &handles.usage;
         let used = if usage.recorded.load(Ordering::Relaxed) {
             Usage {
