@@ -129,12 +129,22 @@ impl Ticket {
 }
 
 impl Drop for Ticket {
+    // Inline: nearly every ticket is no probe, and its drop is one test.
+    #[inline]
     fn drop(&mut self) {
         if let Some(b) = self.probe.take() {
-            let mut inner = b.lock();
-            if let Phase::HalfOpen { admitted, .. } = &mut inner.phase {
-                *admitted = admitted.saturating_sub(1);
-            }
+            Ticket::release_probe(b);
+        }
+    }
+}
+
+impl Ticket {
+    /// A probe that ended without its outcome recorded frees its place.
+    #[inline(never)]
+    fn release_probe(b: Arc<Breaker>) {
+        let mut inner = b.lock();
+        if let Phase::HalfOpen { admitted, .. } = &mut inner.phase {
+            *admitted = admitted.saturating_sub(1);
         }
     }
 }
@@ -445,7 +455,13 @@ impl Breaker {
         outcome: CallOutcome,
         transitions: &mut Vec<Transition>,
     ) {
-        self.record_at(self.ticks(Instant::now()), policy, ticket, outcome, transitions);
+        self.record_at(
+            self.ticks(Instant::now()),
+            policy,
+            ticket,
+            outcome,
+            transitions,
+        );
     }
 
     /// [`Breaker::record`] with the time already read, as

@@ -1646,7 +1646,9 @@ impl Guard {
             .or(rules.and_then(|r| r.stage_budget));
         let budgets = Budgets {
             start: ticks,
-            given: call.deadline.map(|d| nanos(d.instant().saturating_duration_since(epoch))),
+            given: call
+                .deadline
+                .map(|d| nanos(d.instant().saturating_duration_since(epoch))),
             // The policy's total budget applies only without a deadline.
             budget: min_of(
                 call.deadline
@@ -1818,15 +1820,15 @@ impl Guard {
                         call.idempotency_key.is_some(),
                     )
                 });
-                let Some(delay) =
-                    plan.next_delay(
-                        self,
-                        class,
-                        progress.attempts,
-                        budgets.deadline().map(|d| Deadline::at(instant_at(epoch, d))),
-                        stats,
-                    )
-                else {
+                let Some(delay) = plan.next_delay(
+                    self,
+                    class,
+                    progress.attempts,
+                    budgets
+                        .deadline()
+                        .map(|d| Deadline::at(instant_at(epoch, d))),
+                    stats,
+                ) else {
                     break 'run Err(Failure { error });
                 };
                 // Boxed: a retry's timer is rare next to the calls that need
