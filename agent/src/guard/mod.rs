@@ -431,25 +431,17 @@ impl Drop for PartitionSlots<'_> {
     }
 }
 
-/// Runs `fut` until `deadline`; `None` when the deadline came first. The
-/// future is polled once before any timer exists: a call that answers at
-/// once never touches the timer wheel, and one that waits gets the timer
-/// then, so it is still cut off at its deadline.
-async fn until_deadline<F: Future>(deadline: Instant, fut: F) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    let first = std::future::poll_fn(|cx| {
+/// Polls `fut` once: its output if it is ready at once. (A call whose
+/// dependency answers at once so never touches the timer wheel.)
+fn poll_once<F: Future + ?Sized>(
+    mut fut: std::pin::Pin<&mut F>,
+) -> impl Future<Output = Option<F::Output>> + '_ {
+    std::future::poll_fn(move |cx| {
         Poll::Ready(match fut.as_mut().poll(cx) {
             Poll::Ready(v) => Some(v),
             Poll::Pending => None,
         })
     })
-    .await;
-    match first {
-        Some(v) => Some(v),
-        // Boxed: only a call that waits needs the timer, and it would
-        // otherwise enlarge every call's future.
-        None => Box::pin(tokio::time::timeout_at(deadline, fut)).await.ok(),
-    }
 }
 
 /// What one attempt of a guarded call knows.
@@ -1763,12 +1755,22 @@ impl Guard {
                 } else {
                     stats.attempt_started();
                 }
-                let outcome: Result<T, Option<E>> = match attempt_deadline {
-                    Some(d) => match until_deadline(d.instant(), op(attempt)).await {
-                        Some(r) => r.map_err(Some),
-                        None => Err(None),
+                // The attempt runs until its deadline: polled once before
+                // any timer exists, and only one that has to wait gets the
+                // timer (boxed: it would otherwise enlarge every call's
+                // future), so it is still cut off at its deadline. Written
+                // out here rather than as an async fn of its own, which was
+                // one more state machine per call.
+                let mut fut = std::pin::pin!(op(attempt));
+                let outcome: Result<T, Option<E>> = match poll_once(fut.as_mut()).await {
+                    Some(r) => r.map_err(Some),
+                    None => match attempt_deadline {
+                        Some(d) => match Box::pin(tokio::time::timeout_at(d.instant(), fut)).await {
+                            Ok(r) => r.map_err(Some),
+                            Err(_elapsed) => Err(None),
+                        },
+                        None => fut.await.map_err(Some),
                     },
-                    None => op(attempt).await.map_err(Some),
                 };
                 drop(slots);
                 let end_ticks = handles.clock.later(&handles.anchor, epoch);
