@@ -97,17 +97,9 @@ impl UsageCell {
     }
 }
 
-thread_local! {
-    /// The usage meter the last attempt dropped on this thread handed
-    /// back: the next call on the same handles gives it to its first
-    /// attempt, so that neither end of an attempt touches the meter's
-    /// reference count (two locked instructions a call otherwise).
-    static RETURNED_METER: Cell<Option<Arc<UsageCell>>> = const { Cell::new(None) };
-}
-
 /// An attempt's reference to its call's usage meter. Dropped on the
 /// thread that runs the call (nearly always), it hands the reference back
-/// through [`RETURNED_METER`] instead of releasing it.
+/// through [`Spare::meter`] instead of releasing it.
 #[derive(Debug, Clone)]
 struct Meter(Option<Arc<UsageCell>>);
 
@@ -116,20 +108,9 @@ impl Drop for Meter {
         if let Some(meter) = self.0.take() {
             // During the thread's teardown the slot is gone and the
             // reference is simply released.
-            let _ = RETURNED_METER.try_with(|slot| slot.replace(Some(meter)));
+            let _ = SPARE.try_with(|spare| spare.meter.replace(Some(meter)));
         }
     }
-}
-
-/// The meter the last attempt on this thread handed back, if it is
-/// `cell` (any other is released).
-#[inline]
-fn returned_meter(cell: &Arc<UsageCell>) -> Option<Arc<UsageCell>> {
-    RETURNED_METER
-        .try_with(Cell::take)
-        .ok()
-        .flatten()
-        .filter(|m| Arc::ptr_eq(m, cell))
 }
 
 /// `a == b` for the short names a call is matched against its handles by
@@ -169,13 +150,35 @@ static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
 /// dependencies in turn.
 const SPARE_HANDLES_PER_THREAD: usize = 8;
 
-thread_local! {
-    /// Handles left by earlier calls on this thread. A call takes its
-    /// dependency's out for its whole length and puts them back at its
-    /// end, so a call that runs while another holds them makes its own.
-    // Boxed, so that a call holds a pointer and its future stays small.
+/// What calls on a thread leave for the next: handles and a usage meter's
+/// reference. One thread-local, so a call finds both with one lookup.
+struct Spare {
+    /// The handles the thread's last call left: a loop calling one
+    /// dependency finds them here, without a borrow or a search. A call
+    /// takes its dependency's out for its whole length and puts them back
+    /// at its end, so a call that runs while another holds them makes its
+    /// own. (Boxed, so that a call holds a pointer and its future stays
+    /// small.)
+    last: Cell<Option<Box<Handles>>>,
+    /// The handles before those, for a pipeline that calls a handful of
+    /// dependencies in turn.
     #[allow(clippy::vec_box)]
-    static SPARE_HANDLES: RefCell<Vec<Box<Handles>>> = const { RefCell::new(Vec::new()) };
+    older: RefCell<Vec<Box<Handles>>>,
+    /// The usage meter the last attempt dropped on this thread handed
+    /// back: the next call on the same handles gives it to its first
+    /// attempt, so that neither end of an attempt touches the meter's
+    /// reference count (two locked instructions a call otherwise).
+    meter: Cell<Option<Arc<UsageCell>>>,
+}
+
+thread_local! {
+    static SPARE: Spare = const {
+        Spare {
+            last: Cell::new(None),
+            older: RefCell::new(Vec::new()),
+            meter: Cell::new(None),
+        }
+    };
 }
 
 /// A call's usage reservation on the budgets in its handles: which of
@@ -1526,17 +1529,26 @@ impl Guard {
     /// With them, the meter's second reference if the thread's last
     /// attempt handed it back (for the call's first attempt).
     fn handles(&self, call: &Call<'_>) -> (Box<Handles>, Option<Arc<UsageCell>>) {
-        let reused = SPARE_HANDLES.with(|spare| {
-            let mut spare = spare.borrow_mut();
-            let (id, dependency) = (self.inner.id, call.dependency);
-            // The last kept is the likeliest: a loop calling one
-            // dependency finds its handles at once.
-            if spare.last().is_some_and(|h| h.fits(id, dependency)) {
-                return spare.pop();
-            }
-            let i = spare.iter().position(|h| h.fits(id, dependency))?;
-            Some(spare.swap_remove(i))
-        });
+        let (id, dependency) = (self.inner.id, call.dependency);
+        let (reused, mut returned) = SPARE
+            .try_with(|spare| {
+                let reused = match spare.last.take() {
+                    Some(h) if h.fits(id, dependency) => Some(h),
+                    last => {
+                        let mut older = spare.older.borrow_mut();
+                        let found = older
+                            .iter()
+                            .position(|h| h.fits(id, dependency))
+                            .map(|i| older.swap_remove(i));
+                        if let Some(last) = last {
+                            Guard::keep_older(&mut older, last);
+                        }
+                        found
+                    }
+                };
+                (reused, spare.meter.take())
+            })
+            .unwrap_or_default();
         let mut h = match reused {
             Some(mut h) => {
                 if !h.closed {
@@ -1586,7 +1598,9 @@ impl Guard {
             }
         };
         h.update(self, call);
-        let mut returned = returned_meter(&h.usage);
+        // The handed-back reference counts only if it is to these handles'
+        // meter (any other is released).
+        returned = returned.filter(|m| Arc::ptr_eq(m, &h.usage));
         UsageCell::fresh(&mut h.usage, &mut returned);
         (h, returned)
     }
@@ -1594,13 +1608,22 @@ impl Guard {
     /// Keeps `handles` for this thread's next call.
     #[inline]
     fn keep_handles(handles: Box<Handles>) {
-        SPARE_HANDLES.with(|spare| {
-            let mut spare = spare.borrow_mut();
-            if spare.len() >= SPARE_HANDLES_PER_THREAD {
-                spare.remove(0);
+        // During the thread's teardown they are simply dropped.
+        let _ = SPARE.try_with(|spare| {
+            if let Some(last) = spare.last.replace(Some(handles)) {
+                Guard::keep_older(&mut spare.older.borrow_mut(), last);
             }
-            spare.push(handles);
         });
+    }
+
+    /// Adds `handles` to a thread's older ones, the oldest going when
+    /// there are enough.
+    #[allow(clippy::vec_box)]
+    fn keep_older(older: &mut Vec<Box<Handles>>, handles: Box<Handles>) {
+        if older.len() + 1 >= SPARE_HANDLES_PER_THREAD {
+            older.remove(0);
+        }
+        older.push(handles);
     }
 
     /// Runs `op` as a guarded call described by `call`.
