@@ -1788,10 +1788,12 @@ impl Guard {
                 let outcome: Result<T, Option<E>> = match poll_once(fut.as_mut()).await {
                     Some(r) => r.map_err(Some),
                     None => match attempt_deadline {
-                        Some(d) => match Box::pin(tokio::time::timeout_at(d.instant(), fut)).await {
-                            Ok(r) => r.map_err(Some),
-                            Err(_elapsed) => Err(None),
-                        },
+                        Some(d) => {
+                            match Box::pin(tokio::time::timeout_at(d.instant(), fut)).await {
+                                Ok(r) => r.map_err(Some),
+                                Err(_elapsed) => Err(None),
+                            }
+                        }
                         None => fut.await.map_err(Some),
                     },
                 };
