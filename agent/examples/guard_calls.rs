@@ -14,8 +14,13 @@
 //!
 //! Instructions per call are the difference of the two totals divided by
 //! 100 000: start-up, the guard and the first calls (which make the
-//! handles) cancel out. (`--toggle-collect` on `measured` counts nothing:
-//! the calls run in the future's poll, not in the function that makes it.)
+//! handles) cancel out. All but the cycle counter's calibration, which
+//! runs until its error settles and so varies by about a million
+//! instructions from run to run: subtract its inclusive count
+//! (`callgrind_annotate --inclusive=yes`, the line of
+//! `quanta::Calibration::calibrate`) from each total first.
+//! (`--toggle-collect` on `measured` counts nothing: the calls run in the
+//! future's poll, not in the function that makes it.)
 
 #[path = "../benches/guard_support/mod.rs"]
 mod guard_support;
