@@ -257,18 +257,16 @@ async fn usage_is_counted_per_call_even_when_an_attempt_outlives_its_call() {
             Ok::<_, DependencyError>(())
         }
     };
-    assert!(
-        guard
-            .call(&Call::new("search", "query"), reporting(7))
+    // A call that reports `n` tokens; whether it succeeded.
+    let shared = &guard;
+    let call_reporting = |n| async move {
+        shared
+            .call(&Call::new("search", "query"), reporting(n))
             .await
             .is_ok()
-    );
-    assert!(
-        guard
-            .call(&Call::new("search", "query"), reporting(11))
-            .await
-            .is_ok()
-    );
+    };
+    assert!(call_reporting(7).await);
+    assert!(call_reporting(11).await);
     assert_eq!(tokens(&guard), 18);
 
     // This one keeps its attempt past its end and reports late.
@@ -292,12 +290,7 @@ async fn usage_is_counted_per_call_even_when_an_attempt_outlives_its_call() {
         })
         .await;
     assert!(out.is_ok());
-    assert!(
-        guard
-            .call(&Call::new("search", "query"), reporting(2))
-            .await
-            .is_ok()
-    );
+    assert!(call_reporting(2).await);
     assert_eq!(
         tokens(&guard),
         3 + 5 + 2,
