@@ -312,9 +312,13 @@ impl Handles {
     /// Points the handles at `call`'s tenant and partition values, looking
     /// up only what differs from the previous call's.
     fn update(&mut self, guard: &Guard, call: &Call<'_>) {
-        match (call.tenant, &self.tenant) {
-            (None, _) => self.tenant = None,
-            (Some(t), Some(held)) if same(&held.name, t) => {}
+        // Whether the tenant is the previous call's.
+        let same_tenant = match (call.tenant, &self.tenant) {
+            (None, _) => {
+                self.tenant = None;
+                false
+            }
+            (Some(t), Some(held)) if same(&held.name, t) => true,
             (Some(t), _) => {
                 self.tenant = Some(TenantHandles {
                     name: Box::from(t),
@@ -322,8 +326,9 @@ impl Handles {
                     lease: Lease::default(),
                     spend: guard.inner.recorder.tenant_spend(t),
                 });
+                false
             }
-        }
+        };
         if !self.partitions_current {
             self.rules = self.policy.dependency_shared(call.dependency);
             let found = self.rules.as_deref();
@@ -352,7 +357,13 @@ impl Handles {
             return;
         }
         for p in &mut self.partitions {
-            if !same(&p.key, call.partition(p.rule.bulkhead.partition)) {
+            let key = p.rule.bulkhead.partition;
+            // A tenant partition's key is the previous call's tenant, so
+            // the comparison above settled it.
+            if same_tenant && key == PartitionKey::Tenant {
+                continue;
+            }
+            if !same(&p.key, call.partition(key)) {
                 *p = PartitionHandle::find(guard, p.rule.clone(), call);
             }
         }
