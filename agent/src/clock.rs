@@ -6,6 +6,8 @@
 //! from one anchor taken at start-up plus tokio's elapsed time: on a paused
 //! clock the labels advance exactly as the test advances time.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::time::Instant;
 
 /// Converts tokio instants into Unix milliseconds.
@@ -50,15 +52,28 @@ impl WallClock {
 /// Reading the clock twice is a fifth of a guarded call's cost on a
 /// virtual machine, where the kernel's `clock_gettime` costs about 38 ns
 /// and the processor's cycle counter about 13 ns. Every decision still
-/// uses tokio's [`Instant`]s: the cycle counter only extrapolates from a
-/// reading of tokio's clock, which each thread takes again every
-/// [`RESYNC`], so the two never drift apart by more than the counter's
-/// calibration error over that span (about a microsecond).
+/// uses tokio's time: the cycle counter only extrapolates from a reading
+/// of tokio's clock, and never further than [`RESYNC`] (a reading further
+/// out reads tokio's clock again), so the two never drift apart by more
+/// than the counter's calibration error over that span: 1.2 ppm measured
+/// here, so 60 ns, and tens of ppm at worst, so a few microseconds.
+///
+/// The counter is calibrated once per process, when the first guard that
+/// uses it is built (or makes its first call, when built outside a
+/// runtime): about a millisecond here, at most 200 ms on a very noisy
+/// machine. Build guards at start-up.
+///
+/// Should the counter and tokio's clock ever disagree by more than
+/// [`MAX_DISAGREEMENT`] when a thread ties them again (tokio's clock paused
+/// after the guard was built, or a counter whose rate changed), the
+/// guard's calls read tokio's clock from then on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CallClock {
     /// The cycle counter, unless tokio's clock is paused (a test's clock
     /// moves only when the test says so, which the counter cannot see):
-    /// then tokio's clock. Decided at the guard's first call.
+    /// then tokio's clock. Decided when the guard is built inside a
+    /// runtime, else at its first call. A test that pauses the clock only
+    /// after building its guard should choose [`CallClock::Runtime`].
     #[default]
     Auto,
     /// tokio's clock at every reading.
@@ -70,16 +85,25 @@ pub enum CallClock {
 }
 
 /// How often a thread's cycle-counter readings are tied to tokio's clock
-/// again: often enough that calibration error cannot accumulate (about
-/// 1 ppm here, so 50 ns), rarely enough that the one real reading it costs
-/// is shared by every call in between.
+/// again: often enough that calibration error cannot accumulate, rarely
+/// enough that the one real reading it costs is shared by every call in
+/// between.
 pub const RESYNC: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How far the counter's extrapolation and tokio's clock may disagree when
+/// a thread ties them again before the guard stops trusting the counter:
+/// far above any calibration error over [`RESYNC`] (microseconds), far
+/// below any step a paused clock takes.
+pub const MAX_DISAGREEMENT: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The clock a guard's calls read, [`CallClock`] resolved.
 #[derive(Debug, Clone)]
 pub(crate) struct CallReader {
     /// `None`: tokio's clock.
     cycles: Option<quanta::Clock>,
+    /// Set, for every reader of the guard, once one of them found the
+    /// counter and tokio's clock apart.
+    distrusted: Arc<AtomicBool>,
 }
 
 /// One thread's tie between the cycle counter and a guard's ticks
@@ -103,6 +127,7 @@ impl CallReader {
         };
         CallReader {
             cycles: cycles.then(quanta::Clock::new),
+            distrusted: Arc::default(),
         }
     }
 
@@ -115,7 +140,7 @@ impl CallReader {
     /// ties `anchor` to tokio's clock again when it is older than
     /// [`RESYNC`] (or was never tied).
     #[inline]
-    pub(crate) fn start(&self, anchor: &mut Anchor, epoch: Instant) -> u64 {
+    pub(crate) fn start(&mut self, anchor: &mut Anchor, epoch: Instant) -> u64 {
         let Some(clock) = &self.cycles else {
             return runtime_reading(epoch);
         };
@@ -124,19 +149,64 @@ impl CallReader {
         // `elapsed` is 0 when the counter reads below the anchor (a move
         // to a processor whose counter lags): tie it again then too.
         if anchor.raw == 0 || elapsed == 0 || elapsed > RESYNC.as_nanos() as u64 {
-            return resync(anchor, raw, epoch);
+            return self.resync(anchor, epoch);
         }
         anchor.ticks + elapsed
     }
 
+    /// Ties `anchor` to tokio's clock; stops using the counter if the two
+    /// disagree (or another reader of the guard found they did).
+    #[cold]
+    #[inline(never)]
+    fn resync(&mut self, anchor: &mut Anchor, epoch: Instant) -> u64 {
+        let Some(clock) = &self.cycles else {
+            return runtime_reading(epoch);
+        };
+        // tokio's reading between two of the counter's, retried while a
+        // preemption (or a slow read) leaves the pair far apart: the tie
+        // is then good to within half their distance.
+        let tight = MAX_DISAGREEMENT.as_nanos() as u64 / 20;
+        let (mut before, mut ticks, mut after);
+        let mut tries = 0;
+        loop {
+            before = clock.raw();
+            ticks = runtime_reading(epoch);
+            after = clock.raw();
+            tries += 1;
+            if clock.delta_as_nanos(before, after) <= tight || tries == 4 {
+                break;
+            }
+        }
+        let raw = before + (after.saturating_sub(before)) / 2;
+        let elapsed = clock.delta_as_nanos(anchor.raw, raw);
+        let apart = anchor.raw != 0
+            && elapsed != 0
+            && clock.delta_as_nanos(before, after) <= tight
+            && ticks.abs_diff(anchor.ticks.saturating_add(elapsed))
+                > MAX_DISAGREEMENT.as_nanos() as u64;
+        if apart {
+            self.distrusted.store(true, Ordering::Relaxed);
+        }
+        if self.distrusted.load(Ordering::Relaxed) {
+            self.cycles = None;
+        }
+        *anchor = Anchor { raw, ticks };
+        ticks
+    }
+
     /// The time later in a call, extrapolated from the anchor its start
-    /// set (never older than [`RESYNC`] plus the call's own length).
+    /// set, or tokio's clock when that is older than [`RESYNC`] (a long
+    /// call, a retry after its backoff).
     #[inline]
     pub(crate) fn later(&self, anchor: &Anchor, epoch: Instant) -> u64 {
         let Some(clock) = &self.cycles else {
             return runtime_reading(epoch);
         };
-        anchor.ticks + clock.delta_as_nanos(anchor.raw, clock.raw())
+        let elapsed = clock.delta_as_nanos(anchor.raw, clock.raw());
+        if elapsed == 0 || elapsed > RESYNC.as_nanos() as u64 {
+            return runtime_reading(epoch);
+        }
+        anchor.ticks + elapsed
     }
 }
 
@@ -150,15 +220,6 @@ fn runtime_reading(epoch: Instant) -> u64 {
 #[inline]
 pub(crate) fn instant_at(epoch: Instant, ticks: u64) -> Instant {
     epoch + std::time::Duration::from_nanos(ticks)
-}
-
-/// Ties `anchor` to tokio's clock at counter value `raw`.
-#[cold]
-#[inline(never)]
-fn resync(anchor: &mut Anchor, raw: u64, epoch: Instant) -> u64 {
-    let ticks = runtime_reading(epoch);
-    *anchor = Anchor { raw, ticks };
-    ticks
 }
 
 /// Whether tokio's clock is paused here: it stands still while real time
@@ -181,7 +242,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn auto_reads_tokios_clock_when_it_is_paused_so_advancing_moves_every_reading() {
-        let reader = CallReader::resolve(CallClock::Auto);
+        let mut reader = CallReader::resolve(CallClock::Auto);
         assert!(!reader.uses_cycles());
         let epoch = Instant::now();
         let mut anchor = Anchor::default();
@@ -196,13 +257,44 @@ mod tests {
         assert!(!CallReader::resolve(CallClock::Runtime).uses_cycles());
     }
 
+    /// A clock paused after the reader was made: the counter's readings go
+    /// on in real time until the thread ties them to tokio's clock again,
+    /// which finds the two apart, and from then on every reader of the
+    /// guard follows tokio's clock. (The real sleep is the point: real time
+    /// has to pass the tie's interval while tokio's stands still.)
+    #[tokio::test]
+    async fn a_clock_paused_later_is_found_at_the_next_tie_and_followed_from_then_on() {
+        let mut reader = CallReader::resolve(CallClock::Auto);
+        let mut other = reader.clone();
+        assert!(reader.uses_cycles());
+        let epoch = Instant::now();
+        let mut anchor = Anchor::default();
+        reader.start(&mut anchor, epoch);
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(10)).await;
+        std::thread::sleep(RESYNC + Duration::from_millis(10));
+        let paused = Instant::now();
+        let at = reader.start(&mut anchor, epoch);
+        assert_eq!(instant_at(epoch, at), paused);
+        assert!(!reader.uses_cycles());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            instant_at(epoch, reader.later(&anchor, epoch)),
+            paused + Duration::from_secs(1)
+        );
+        // Another thread's reader of the same guard follows at its next tie.
+        let mut theirs = Anchor::default();
+        other.start(&mut theirs, epoch);
+        assert!(!other.uses_cycles());
+    }
+
     /// Each counter reading lies between two readings of tokio's clock
     /// taken around it, give or take the calibration error (well under a
     /// microsecond over [`RESYNC`]; 100 µs of slack keeps the test immune
     /// to scheduling, since a preempted thread only widens the bracket).
     #[tokio::test]
     async fn counter_readings_fall_between_tokios_readings_around_them() {
-        let reader = CallReader::resolve(CallClock::CycleCounter);
+        let mut reader = CallReader::resolve(CallClock::CycleCounter);
         let epoch = Instant::now();
         let slack = Duration::from_micros(100);
         let mut anchor = Anchor::default();

@@ -332,13 +332,7 @@ impl DependencyStats {
         let (s, own) = self.shard();
         bump(&s.started, 1, own);
     }
-    /// A call and its first attempt starting, at once: one shard lookup.
-    #[inline]
-    pub(crate) fn call_started(&self) {
-        let (s, own) = self.shard();
-        bump(&s.calls, 1, own);
-        bump(&s.started, 1, own);
-    }
+
     /// An attempt answered (on whichever thread it ends).
     pub(crate) fn attempt_ended(&self) {
         let (s, own) = self.shard();

@@ -1665,6 +1665,9 @@ impl Guard {
         let policy = &*handles.policy;
         let rules = handles.rules.as_deref();
         let stats = &*handles.lane.stats;
+        // Counted at once, so that a call cancelled while it waits (for a
+        // bulkhead slot, say) is counted too.
+        stats.call();
         // The stage's budget bounds the call as a whole, retries included.
         let stage_budget = call
             .stage
@@ -1782,31 +1785,30 @@ impl Guard {
                 } else {
                     start
                 };
-                // The call is counted with its first attempt (one shard
-                // lookup for both), or at its end if it never made one.
-                if progress.attempts == 1 {
-                    stats.call_started();
-                } else {
-                    stats.attempt_started();
-                }
+                stats.attempt_started();
                 // The attempt runs until its deadline: polled once before
                 // any timer exists, and only one that has to wait gets the
                 // timer (boxed: it would otherwise enlarge every call's
                 // future), so it is still cut off at its deadline. Written
                 // out here rather than as an async fn of its own, which was
                 // one more state machine per call.
-                let mut fut = std::pin::pin!(op(attempt));
-                let outcome: Result<T, Option<E>> = match poll_once(fut.as_mut()).await {
-                    Some(r) => r.map_err(Some),
-                    None => match attempt_deadline {
-                        Some(d) => {
-                            match Box::pin(tokio::time::timeout_at(d.instant(), fut)).await {
-                                Ok(r) => r.map_err(Some),
-                                Err(_elapsed) => Err(None),
+                // The attempt's future lives in this block only: one cut off
+                // at its deadline is dropped (its request cancelled) before
+                // its slot goes back, never kept through a retry's backoff.
+                let outcome: Result<T, Option<E>> = {
+                    let mut fut = std::pin::pin!(op(attempt));
+                    match poll_once(fut.as_mut()).await {
+                        Some(r) => r.map_err(Some),
+                        None => match attempt_deadline {
+                            Some(d) => {
+                                match Box::pin(tokio::time::timeout_at(d.instant(), fut)).await {
+                                    Ok(r) => r.map_err(Some),
+                                    Err(_elapsed) => Err(None),
+                                }
                             }
-                        }
-                        None => fut.await.map_err(Some),
-                    },
+                            None => fut.await.map_err(Some),
+                        },
+                    }
                 };
                 drop(slots);
                 let end_ticks = handles.clock.later(&handles.anchor, epoch);
@@ -1880,9 +1882,6 @@ impl Guard {
             lost_reply,
             ticks: end,
         } = progress;
-        if attempts == 0 {
-            stats.call();
-        }
         let usage = &handles.usage;
         let used = if usage.recorded.load(Ordering::Relaxed) {
             Usage {
