@@ -1,7 +1,9 @@
-//! What an attempt holds, and when it lets go: an attempt cut off at its
-//! deadline is dropped (so its request is cancelled and its connection
-//! freed) before its bulkhead slot goes back and the retry's backoff
-//! starts, on a paused clock so that every instant below is exact.
+//! What a call and its attempts hold, and when they let go: an attempt cut
+//! off at its deadline is dropped (so its request is cancelled and its
+//! connection freed) before its bulkhead slot goes back and the retry's
+//! backoff starts; a call its caller abandons while it waits for a slot
+//! gives up its place in the queue. On a paused clock, so that every
+//! instant below is exact.
 
 use agent::{Call, CompiledPolicy, DependencyError, Guard, policy_channel};
 use shared::policy::Policy;
@@ -72,4 +74,87 @@ async fn an_attempt_cut_off_at_its_deadline_is_dropped_before_the_retrys_backoff
         Some(started + Duration::from_millis(100)),
         "dropped at its deadline, not after the backoff"
     );
+}
+
+/// One slot, one place in the queue.
+const NARROW: &str = r#"
+service:
+  name: narrow
+  environment: test
+  owner: reliability
+  risk_tier: medium
+  dependencies:
+    search: { kind: vector_db }
+bulkheads:
+  search:
+    partition: tenant
+    dependency: search
+    max_concurrent: 1
+    max_queued: 1
+    queue_timeout_ms: 60000
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_call_abandoned_while_it_waits_for_a_slot_gives_up_its_place_in_the_queue() {
+    let policy = Policy::from_yaml(NARROW).expect("the test policy parses");
+    let (_publish, rx) = policy_channel(CompiledPolicy::compile(
+        policy,
+        Some(1),
+        PolicySource::Server,
+    ));
+    let guard = Guard::builder(rx).build();
+    let call = Call::new("search", "query").tenant("acme");
+    let (release, wait) = tokio::sync::oneshot::channel::<()>();
+    let holder = tokio::spawn({
+        let guard = guard.clone();
+        let call = call.clone();
+        async move {
+            let mut wait = Some(wait);
+            guard
+                .call(&call, move |_| {
+                    let wait = wait.take();
+                    async move {
+                        if let Some(w) = wait {
+                            let _ = w.await;
+                        }
+                        Ok::<_, DependencyError>(())
+                    }
+                })
+                .await
+                .result
+        }
+    });
+    tokio::task::yield_now().await;
+
+    // Three callers in turn give up after 10 ms in the queue; each leaves
+    // the one place free for the next.
+    for _ in 0..3 {
+        let waiting = guard.call(&call, |_| async { Ok::<_, DependencyError>(()) });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), waiting)
+                .await
+                .is_err(),
+            "it waits for the slot"
+        );
+    }
+    guard.seal_telemetry();
+    let batch = guard.recorder().next_batch().expect("a batch");
+    assert_eq!(batch.dependencies["search"].queued, 0, "nobody waits now");
+
+    // The place is free: this caller queues, and gets the slot once the
+    // holder lets go.
+    let queued = tokio::spawn({
+        let guard = guard.clone();
+        let call = call.clone();
+        async move {
+            guard
+                .call(&call, |_| async { Ok::<_, DependencyError>(()) })
+                .await
+                .result
+        }
+    });
+    tokio::task::yield_now().await;
+    release.send(()).expect("the holder waits");
+    assert_eq!(holder.await.expect("the holder"), Ok(()));
+    assert_eq!(queued.await.expect("the queued call"), Ok(()));
 }

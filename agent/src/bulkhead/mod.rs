@@ -119,6 +119,27 @@ pub struct Gauges {
     pub queued: AtomicU64,
 }
 
+/// A waiter's place in a partition's queue, given up on drop.
+struct Waiting<'a> {
+    partition: &'a Partition,
+    gauges: &'a Gauges,
+    max_concurrent: u32,
+    /// Whether the waiter got its slot.
+    took: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.partition.queued.fetch_sub(1, Ordering::SeqCst);
+        if !self.took && self.partition.in_flight.load(Ordering::SeqCst) < self.max_concurrent {
+            // This waiter may have swallowed a wake-up meant for a slot;
+            // pass it on.
+            self.partition.freed.notify_one();
+        }
+        self.gauges.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// One bulkhead's partitions by partition value. The values come from
 /// requests (tenants, tools), so this map keeps std's keyed hasher.
 type PartitionMap = RwLock<HashMap<Box<str>, Arc<Partition>>>;
@@ -219,6 +240,15 @@ impl Bulkheads {
             return Err(BulkheadRejection::Full);
         }
         self.gauges.queued.fetch_add(1, Ordering::Relaxed);
+        // Leaves the queue however the wait ends, dropped mid-wait too (a
+        // caller's own timeout): a place kept by a cancelled waiter would
+        // shrink the queue for good.
+        let mut waiting = Waiting {
+            partition,
+            gauges: &self.gauges,
+            max_concurrent: limits.max_concurrent,
+            took: false,
+        };
         let mut until = Instant::now() + limits.queue_timeout;
         if let Some(d) = deadline {
             until = until.min(d);
@@ -236,13 +266,7 @@ impl Bulkheads {
                 break Err(BulkheadRejection::QueueTimeout);
             }
         };
-        partition.queued.fetch_sub(1, Ordering::SeqCst);
-        if result.is_err() && partition.in_flight.load(Ordering::SeqCst) < limits.max_concurrent {
-            // This waiter may have swallowed a wake-up meant for a slot;
-            // pass it on.
-            partition.freed.notify_one();
-        }
-        self.gauges.queued.fetch_sub(1, Ordering::Relaxed);
+        waiting.took = result.is_ok();
         result
     }
 }

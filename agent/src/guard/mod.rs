@@ -425,6 +425,24 @@ pub(crate) struct Slots {
     _slots: Vec<Slot>,
 }
 
+/// A call counted in a dependency's queued gauge while it waits for a
+/// slot; counted out on drop, so a call dropped mid-wait (its caller's own
+/// timeout) does not stay in the gauge.
+struct QueuedGauge<'a>(&'a AtomicU64);
+
+impl<'a> QueuedGauge<'a> {
+    fn enter(gauge: &'a AtomicU64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        QueuedGauge(gauge)
+    }
+}
+
+impl Drop for QueuedGauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The slots a call holds in its handles' partitions: one in each of the
 /// first `held`, given back on drop. Taken in order, so a count says
 /// which: nothing to allocate, move or look up per slot.
@@ -1305,14 +1323,11 @@ impl Guard {
         if let Some(slot) = self.inner.bulkheads.try_acquire(&rule.name, key, limits) {
             return Ok(slot);
         }
-        stats.queued.fetch_add(1, Ordering::Relaxed);
-        let slot = self
-            .inner
+        let _queued = QueuedGauge::enter(&stats.queued);
+        self.inner
             .bulkheads
             .acquire(&rule.name, key, limits, deadline.map(|d| d.instant()))
-            .await;
-        stats.queued.fetch_sub(1, Ordering::Relaxed);
-        slot
+            .await
     }
 
     /// Takes a slot in each of a call's partitions while they are free;
@@ -1345,13 +1360,13 @@ impl Guard {
         for p in &partitions[slots.held..] {
             if !p.partition.try_take(p.limits.max_concurrent) {
                 slots.waited = true;
-                stats.queued.fetch_add(1, Ordering::Relaxed);
+                let queued = QueuedGauge::enter(&stats.queued);
                 let waited = self
                     .inner
                     .bulkheads
                     .wait_in(&p.partition, p.limits, deadline.map(|d| d.instant()))
                     .await;
-                stats.queued.fetch_sub(1, Ordering::Relaxed);
+                drop(queued);
                 waited?;
             }
             slots.held += 1;
