@@ -6,7 +6,7 @@
 //! every call of the service, so the bound holds however many callers fail
 //! at once; amplification (attempts over first attempts) is reported.
 
-use crate::telemetry::{OWN_SHARDS, shard_index};
+use crate::telemetry::{OWN_SHARDS, ShardAt, shard_index};
 use shared::policy::RetryBudget as RetryBudgetPolicy;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,19 +78,20 @@ impl RetryBudget {
         let ticks = Instant::now()
             .saturating_duration_since(self.epoch)
             .as_nanos() as u64;
-        self.deposit_ticks(ticks, policy);
+        self.deposit_ticks(ticks, policy, shard_index());
     }
 
     /// [`RetryBudget::deposit`] at `ticks` nanoseconds from the budget's
     /// epoch (the time already read).
     #[inline]
-    pub(crate) fn deposit_ticks(&self, ticks: u64, policy: &RetryBudgetPolicy) {
+    /// `at` is the calling thread's shard.
+    pub(crate) fn deposit_ticks(&self, ticks: u64, policy: &RetryBudgetPolicy, at: ShardAt) {
         let units = u64::from(policy.ratio_percent) * UNIT as u64 / 100;
         if units == 0 {
             return;
         }
         let second = ticks / 1_000_000_000;
-        let (shard, own) = shard_index();
+        let (shard, own) = at;
         let slot = &self.deposits[shard].0[(second % SLOTS as u64) as usize];
         let id = second & ID_MASK;
         let word = slot.load(Ordering::Relaxed);

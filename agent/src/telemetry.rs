@@ -171,6 +171,11 @@ fn number_thread() -> usize {
     }
 }
 
+/// A thread's shard and whether it is the thread's alone, as
+/// [`shard_index`] gave it. A call looks it up once and counts in it until
+/// it next awaits: it may resume on another thread.
+pub(crate) type ShardAt = (usize, bool);
+
 /// This thread's shard (of `OWN_SHARDS + 1`), and whether it is this
 /// thread's alone: then the thread may add to it with a plain load and
 /// store, since nobody else writes it.
@@ -219,10 +224,9 @@ pub(crate) struct TenantSpend {
 }
 
 impl TenantSpend {
-    /// Spend of a call.
-    pub(crate) fn add(&self, cost_usd_micros: u64) {
-        let (i, own) = shard_index();
-        bump(&self.shards[i].0, cost_usd_micros, own);
+    /// Spend of a call, counted in shard `at`.
+    pub(crate) fn add_at(&self, at: ShardAt, cost_usd_micros: u64) {
+        bump(&self.shards[at.0].0, cost_usd_micros, at.1);
     }
 
     /// The spend since the last take; only the sealer takes.
@@ -294,8 +298,12 @@ fn add(c: &AtomicU64, n: u64) {
 impl DependencyStats {
     #[inline]
     fn shard(&self) -> (&Shard, bool) {
-        let (i, own) = shard_index();
-        (&self.shards[i], own)
+        self.shard_at(shard_index())
+    }
+
+    #[inline]
+    fn shard_at(&self, at: ShardAt) -> (&Shard, bool) {
+        (&self.shards[at.0], at.1)
     }
 
     fn totals(&self) -> Totals {
@@ -317,7 +325,12 @@ impl DependencyStats {
     /// A first attempt.
     #[inline]
     pub fn call(&self) {
-        let (s, own) = self.shard();
+        self.call_at(shard_index());
+    }
+    /// [`DependencyStats::call`] in shard `at`.
+    #[inline]
+    pub(crate) fn call_at(&self, at: ShardAt) {
+        let (s, own) = self.shard_at(at);
         bump(&s.calls, 1, own);
     }
     /// A call that succeeded, possibly after retries.
@@ -329,7 +342,12 @@ impl DependencyStats {
     /// [`DependencyStats::attempt_ended`].
     #[inline]
     pub(crate) fn attempt_started(&self) {
-        let (s, own) = self.shard();
+        self.attempt_started_at(shard_index());
+    }
+    /// [`DependencyStats::attempt_started`] in shard `at`.
+    #[inline]
+    pub(crate) fn attempt_started_at(&self, at: ShardAt) {
+        let (s, own) = self.shard_at(at);
         bump(&s.started, 1, own);
     }
 
@@ -350,8 +368,20 @@ impl DependencyStats {
     /// The counters a successful call with `latency` and `used` touches,
     /// at once: one shard lookup.
     #[inline]
+    #[cfg(test)]
     pub(crate) fn succeeded(&self, latency: Duration, tokens: u64, cost_usd_micros: u64) {
-        let (s, own) = self.shard();
+        self.succeeded_at(shard_index(), latency, tokens, cost_usd_micros);
+    }
+    /// [`DependencyStats::succeeded`] in shard `at`.
+    #[inline]
+    pub(crate) fn succeeded_at(
+        &self,
+        at: ShardAt,
+        latency: Duration,
+        tokens: u64,
+        cost_usd_micros: u64,
+    ) {
+        let (s, own) = self.shard_at(at);
         bump(&s.successes, 1, own);
         bump(&s.ended, 1, own);
         let ms = millis(latency);
@@ -617,7 +647,8 @@ impl Recorder {
         if cost_usd_micros == 0 {
             return;
         }
-        self.tenant_spend(tenant).add(cost_usd_micros);
+        self.tenant_spend(tenant)
+            .add_at(shard_index(), cost_usd_micros);
     }
 
     /// Closes the current window into a batch at the back of the ring,

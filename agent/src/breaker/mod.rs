@@ -27,7 +27,7 @@ pub use error::BreakerOpen;
 pub use future::ResponseFuture;
 pub use layer::{BreakerLayer, BreakerService};
 
-use crate::telemetry::{OWN_SHARDS, shard_index};
+use crate::telemetry::{OWN_SHARDS, ShardAt, shard_index};
 use shared::policy::{BreakerMode, BreakerPolicy, ForcedState};
 use shared::protocol::BreakerState;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
@@ -260,8 +260,7 @@ impl Breaker {
 
     /// Counts one call in bucket `id` of the rate window.
     #[inline]
-    fn count_call(&self, id: u64) {
-        let (shard, own) = shard_index();
+    fn count_call(&self, id: u64, (shard, own): ShardAt) {
         let slot = &self.calls[shard].0[(id % BUCKETS) as usize];
         let id = id as u32;
         let word = slot.load(Ordering::Relaxed);
@@ -457,6 +456,7 @@ impl Breaker {
     ) {
         self.record_at(
             self.ticks(Instant::now()),
+            shard_index(),
             policy,
             ticket,
             outcome,
@@ -465,11 +465,12 @@ impl Breaker {
     }
 
     /// [`Breaker::record`] with the time already read, as
-    /// [`Breaker::ticks`] gives it.
+    /// [`Breaker::ticks`] gives it, and the calling thread's shard.
     #[inline]
     pub(crate) fn record_at(
         &self,
         ticks: u64,
+        at: ShardAt,
         policy: &BreakerPolicy,
         mut ticket: Ticket,
         outcome: CallOutcome,
@@ -489,7 +490,7 @@ impl Breaker {
                     return;
                 }
                 BreakerMode::FailureRate { window_ms, .. } => {
-                    self.count_call(self.bucket_at(ticks, *window_ms));
+                    self.count_call(self.bucket_at(ticks, *window_ms), at);
                     return;
                 }
                 BreakerMode::Consecutive { .. } => {}
@@ -561,7 +562,7 @@ impl Breaker {
                         minimum_calls,
                     } => {
                         let id = self.bucket_at(ticks, *window_ms);
-                        self.count_call(id);
+                        self.count_call(id, shard_index());
                         let b = &mut inner.buckets[(id % BUCKETS) as usize];
                         if b.id != id {
                             *b = Bucket {

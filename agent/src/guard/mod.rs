@@ -35,7 +35,7 @@ use crate::fallback::{FallbackDecision, Resolution, failure_type_of, resolve};
 use crate::limits::{Bucket, BudgetRefusal, Hold, Lease, Limiters, Rate, Reservation, day_of};
 use crate::random::{RandomSource, SplitMix64};
 use crate::retry_budget::RetryBudget;
-use crate::telemetry::{DEFAULT_RING_CAPACITY, DependencyStats, Recorder};
+use crate::telemetry::{DEFAULT_RING_CAPACITY, DependencyStats, Recorder, shard_index};
 use rustc_hash::FxHashMap;
 use shared::policy::{
     AdmissionMode, DegradedStatus, Effect, PartitionKey, PriorityClass,
@@ -1680,9 +1680,13 @@ impl Guard {
         let policy = &*handles.policy;
         let rules = handles.rules.as_deref();
         let stats = &*handles.lane.stats;
+        // This thread's telemetry shard, looked up once and again after
+        // each await that can suspend the call (it may resume on another
+        // thread, whose shard it must count in).
+        let mut at = shard_index();
         // Counted at once, so that a call cancelled while it waits (for a
         // bulkhead slot, say) is counted too.
-        stats.call();
+        stats.call_at(at);
         // The stage's budget bounds the call as a whole, retries included.
         let stage_budget = call
             .stage
@@ -1737,7 +1741,7 @@ impl Guard {
             // The first attempt earns its share of retries now; how to retry is
             // worked out only once an attempt has failed.
             if let Some(b) = policy.retry_budget() {
-                self.inner.retry_budget.deposit_ticks(t, b);
+                self.inner.retry_budget.deposit_ticks(t, b, at);
             }
             let mut plan: Option<RetryPlan<'_>> = None;
             let key: Option<Arc<str>> = call.idempotency_key.map(Arc::from);
@@ -1778,15 +1782,18 @@ impl Guard {
                 // to queue awaits one (boxed, so that the call's own future
                 // stays small).
                 let mut slots = Guard::take_partitions(handles);
-                if slots.held < handles.partitions.len()
-                    && let Err(rejection) =
-                        Box::pin(self.acquire_partitions(&mut slots, attempt_deadline, stats)).await
-                {
-                    stats.bulkhead_rejection();
-                    progress.attempts -= 1;
-                    break 'run Err(Failure {
-                        error: GuardError::Bulkhead(rejection),
-                    });
+                if slots.held < handles.partitions.len() {
+                    let waited =
+                        Box::pin(self.acquire_partitions(&mut slots, attempt_deadline, stats))
+                            .await;
+                    at = shard_index();
+                    if let Err(rejection) = waited {
+                        stats.bulkhead_rejection();
+                        progress.attempts -= 1;
+                        break 'run Err(Failure {
+                            error: GuardError::Bulkhead(rejection),
+                        });
+                    }
                 }
                 let attempt = Attempt {
                     number: progress.attempts,
@@ -1800,7 +1807,7 @@ impl Guard {
                 } else {
                     start
                 };
-                stats.attempt_started();
+                stats.attempt_started_at(at);
                 // The attempt runs until its deadline: polled once before
                 // any timer exists, and only one that has to wait gets the
                 // timer (boxed: it would otherwise enlarge every call's
@@ -1816,12 +1823,18 @@ impl Guard {
                         Some(r) => r.map_err(Some),
                         None => match attempt_deadline {
                             Some(d) => {
-                                match Box::pin(tokio::time::timeout_at(d.instant(), fut)).await {
+                                let r = Box::pin(tokio::time::timeout_at(d.instant(), fut)).await;
+                                at = shard_index();
+                                match r {
                                     Ok(r) => r.map_err(Some),
                                     Err(_elapsed) => Err(None),
                                 }
                             }
-                            None => fut.await.map_err(Some),
+                            None => {
+                                let r = fut.await;
+                                at = shard_index();
+                                r.map_err(Some)
+                            }
                         },
                     }
                 };
@@ -1839,6 +1852,7 @@ impl Guard {
                     // validation error comes from a healthy dependency.
                     b.record_at(
                         end_ticks,
+                        at,
                         p,
                         t,
                         CallOutcome {
@@ -1889,6 +1903,7 @@ impl Guard {
                 // Boxed: a retry's timer is rare next to the calls that need
                 // none, and would otherwise make every call's future larger.
                 Box::pin(tokio::time::sleep(delay)).await;
+                at = shard_index();
                 stats.retry();
             }
         };
@@ -1911,12 +1926,12 @@ impl Guard {
         if let Some(t) = &handles.tenant
             && used.cost_usd_micros > 0
         {
-            t.spend.add(used.cost_usd_micros);
+            t.spend.add_at(at, used.cost_usd_micros);
         }
         let out = match result {
             Ok((value, latency)) => {
                 reservation.settle(&handles, end, used.tokens, used.cost_usd_micros);
-                stats.succeeded(latency, used.tokens, used.cost_usd_micros);
+                stats.succeeded_at(at, latency, used.tokens, used.cost_usd_micros);
                 Guarded {
                     result: Ok(value),
                     status: DegradedStatus::Normal,
