@@ -10,7 +10,9 @@
 //! Criterion runs without its default features (plotters, rayon): the
 //! statistics are what the comparison needs. Criterion's line shows the
 //! mean (slope); each benchmark also prints the median time per call over
-//! its samples, which is the figure the target is stated in.
+//! its samples, which is the figure the target is stated in. The "side by
+//! side" benchmarks time the guard and tower's stack in every sample, one
+//! right after the other, so that both see the machine at the same speed.
 
 mod guard_support;
 
@@ -51,6 +53,42 @@ fn bench_median(
         measured.sort_by(f64::total_cmp);
         let median = (measured[SAMPLES / 2 - 1] + measured[SAMPLES / 2]) / 2.0;
         println!("median {group_name}/{name}: {median:.1} ns per call");
+    }
+}
+
+/// Runs one benchmark whose routine times `iters` calls of the guard and
+/// then `iters` of tower's stack, and prints the median time per call of
+/// each over the measured samples, and their ratio. Each sample measures
+/// both within milliseconds of each other, so a change in the machine's
+/// speed during the run (a neighbour on a shared host) reaches both alike,
+/// where benchmarks run one after the other can each fall in a different
+/// phase.
+fn bench_side_by_side(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    group_name: &str,
+    mut routine: impl FnMut(u64) -> (Duration, Duration),
+) {
+    let mut per_call: Vec<(f64, f64)> = Vec::new();
+    group.bench_function("guard and tower, side by side", |b| {
+        b.iter_custom(|iters| {
+            let (guard, tower) = routine(iters);
+            let n = iters.max(1) as f64;
+            per_call.push((guard.as_nanos() as f64 / n, tower.as_nanos() as f64 / n));
+            guard + tower
+        })
+    });
+    if per_call.len() >= SAMPLES {
+        let measured = per_call.split_off(per_call.len() - SAMPLES);
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            (v[SAMPLES / 2 - 1] + v[SAMPLES / 2]) / 2.0
+        };
+        let guard = median(measured.iter().map(|m| m.0).collect());
+        let tower = median(measured.iter().map(|m| m.1).collect());
+        println!(
+            "median {group_name}/side by side: guard {guard:.1} ns, tower {tower:.1} ns per call, ratio {:.2}",
+            guard / tower
+        );
     }
 }
 
@@ -116,6 +154,21 @@ fn single_thread(c: &mut Criterion) {
                 towered(&mut svc).await;
             }
             t.elapsed()
+        })
+    });
+    bench_side_by_side(&mut group, "1 thread", |iters| {
+        rt.block_on(async {
+            let mut svc = tower_stack(Arc::new(Semaphore::new(1000)));
+            let t = Instant::now();
+            for _ in 0..iters {
+                guarded(&g).await;
+            }
+            let guard = t.elapsed();
+            let t = Instant::now();
+            for _ in 0..iters {
+                towered(&mut svc).await;
+            }
+            (guard, t.elapsed())
         })
     });
     group.finish();
@@ -197,6 +250,25 @@ fn two_threads(c: &mut Criterion) {
                 }
             }
         })
+    });
+    bench_side_by_side(&mut group, "2 threads", |iters| {
+        let guard = on_two_threads(&runtimes, |_| {
+            let g = g.clone();
+            async move {
+                for _ in 0..iters / 2 {
+                    guarded(&g).await;
+                }
+            }
+        });
+        let tower = on_two_threads(&runtimes, |_| {
+            let mut svc = tower_stack(limit.clone());
+            async move {
+                for _ in 0..iters / 2 {
+                    towered(&mut svc).await;
+                }
+            }
+        });
+        (guard, tower)
     });
     group.finish();
 }
