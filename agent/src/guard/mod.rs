@@ -1871,32 +1871,9 @@ impl Guard {
                     }
                     Err(error) => error,
                 };
-                let class = error.class();
-                stats.attempt_ended();
-                stats.latency(latency);
-                // A timeout or a broken connection says nothing about whether
-                // the dependency acted: the request may have arrived.
-                progress.lost_reply |= matches!(
-                    class,
-                    shared::policy::ErrorClass::Timeout | shared::policy::ErrorClass::Connection
-                );
-                let plan = plan.get_or_insert_with(|| {
-                    RetryPlan::for_call(
-                        policy,
-                        rules,
-                        call.operation,
-                        call.effect,
-                        call.idempotency_key.is_some(),
-                    )
-                });
-                let Some(delay) = plan.next_delay(
-                    self,
-                    class,
-                    progress.attempts,
-                    budgets
-                        .deadline()
-                        .map(|d| Deadline::at(instant_at(epoch, d))),
-                    stats,
+                let deadline = budgets.deadline().map(|d| instant_at(epoch, d));
+                let Some(delay) = self.after_failure(
+                    &error, latency, call, policy, rules, &mut plan, progress, deadline, stats,
                 ) else {
                     break 'run Err(Failure { error });
                 };
@@ -1928,9 +1905,9 @@ impl Guard {
         {
             t.spend.add_at(at, used.cost_usd_micros);
         }
+        reservation.settle(&handles, end, used.tokens, used.cost_usd_micros);
         let out = match result {
             Ok((value, latency)) => {
-                reservation.settle(&handles, end, used.tokens, used.cost_usd_micros);
                 stats.succeeded_at(at, latency, used.tokens, used.cost_usd_micros);
                 Guarded {
                     result: Ok(value),
@@ -1940,45 +1917,16 @@ impl Guard {
                     degradation: None,
                 }
             }
-            Err(failure) => {
-                stats.usage(used.tokens, used.cost_usd_micros);
-                // As the retry plan judged it, so that "not retried because
-                // it is a write" and "uncertain" agree.
-                let effect = call
-                    .effect
-                    .or_else(|| rules.map(|r| r.effect_of(call.operation)))
-                    .unwrap_or(Effect::Read);
-                reservation.settle(&handles, end, used.tokens, used.cost_usd_micros);
-                let class = failure.error.class();
-                stats.failure(class);
-                let failure_type = match failure.error {
-                    GuardError::BreakerOpen => Some(shared::policy::FailureType::BreakerOpen),
-                    GuardError::BudgetExhausted(_) => None,
-                    _ => failure_type_of(class),
-                };
-                let Resolution {
-                    status,
-                    user_message,
-                    fallback,
-                    fail_closed,
-                } = resolve_breaker_open(policy, call.dependency, failure_type);
-                if let Some(f) = &fallback {
-                    stats.fallback(&f.row);
-                }
-                stats.degraded(status);
-                Guarded {
-                    result: Err(failure.error),
-                    status,
-                    attempts,
-                    side_effect_uncertain: effect.has_side_effects() && lost_reply,
-                    degradation: Degradation {
-                        user_message,
-                        fallback,
-                        fail_closed,
-                    }
-                    .boxed(),
-                }
-            }
+            Err(failure) => Guard::failed(
+                failure.error,
+                call,
+                policy,
+                rules,
+                stats,
+                used,
+                attempts,
+                lost_reply,
+            ),
         };
         Guard::keep_handles(handles);
         out
@@ -1986,6 +1934,105 @@ impl Guard {
 }
 
 impl Guard {
+    /// Counts a failed attempt and decides whether and after what backoff
+    /// it is retried. Out of line: the success path stays short and its
+    /// code compact.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn after_failure<'p, E: Classify>(
+        &self,
+        error: &GuardError<E>,
+        latency: Duration,
+        call: &Call<'_>,
+        policy: &'p CompiledPolicy,
+        rules: Option<&'p DependencyRules>,
+        plan: &mut Option<RetryPlan<'p>>,
+        progress: &mut Progress,
+        deadline: Option<Instant>,
+        stats: &DependencyStats,
+    ) -> Option<Duration> {
+        let class = error.class();
+        stats.attempt_ended();
+        stats.latency(latency);
+        // A timeout or a broken connection says nothing about whether the
+        // dependency acted: the request may have arrived.
+        progress.lost_reply |= matches!(
+            class,
+            shared::policy::ErrorClass::Timeout | shared::policy::ErrorClass::Connection
+        );
+        let plan = plan.get_or_insert_with(|| {
+            RetryPlan::for_call(
+                policy,
+                rules,
+                call.operation,
+                call.effect,
+                call.idempotency_key.is_some(),
+            )
+        });
+        plan.next_delay(
+            self,
+            class,
+            progress.attempts,
+            deadline.map(Deadline::at),
+            stats,
+        )
+    }
+
+    /// The outcome of a call that failed for good: counted, and resolved
+    /// through the invariants and the fallback matrix. Out of line, like
+    /// [`Guard::after_failure`].
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn failed<T, E: Classify>(
+        error: GuardError<E>,
+        call: &Call<'_>,
+        policy: &CompiledPolicy,
+        rules: Option<&DependencyRules>,
+        stats: &DependencyStats,
+        used: Usage,
+        attempts: u32,
+        lost_reply: bool,
+    ) -> Guarded<T, E> {
+        stats.usage(used.tokens, used.cost_usd_micros);
+        // As the retry plan judged it, so that "not retried because it is
+        // a write" and "uncertain" agree.
+        let effect = call
+            .effect
+            .or_else(|| rules.map(|r| r.effect_of(call.operation)))
+            .unwrap_or(Effect::Read);
+        let class = error.class();
+        stats.failure(class);
+        let failure_type = match error {
+            GuardError::BreakerOpen => Some(shared::policy::FailureType::BreakerOpen),
+            GuardError::BudgetExhausted(_) => None,
+            _ => failure_type_of(class),
+        };
+        let Resolution {
+            status,
+            user_message,
+            fallback,
+            fail_closed,
+        } = resolve_breaker_open(policy, call.dependency, failure_type);
+        if let Some(f) = &fallback {
+            stats.fallback(&f.row);
+        }
+        stats.degraded(status);
+        Guarded {
+            result: Err(error),
+            status,
+            attempts,
+            side_effect_uncertain: effect.has_side_effects() && lost_reply,
+            degradation: Degradation {
+                user_message,
+                fallback,
+                fail_closed,
+            }
+            .boxed(),
+        }
+    }
+
     /// Validates a model's structured output and repairs it within the
     /// policy's bound (see [`crate::repair`]), counting each repair against
     /// `dependency` and labelling the outcome.
