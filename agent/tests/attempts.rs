@@ -5,9 +5,10 @@
 //! gives up its place in the queue. On a paused clock, so that every
 //! instant below is exact.
 
-use agent::{Call, CompiledPolicy, DependencyError, Guard, policy_channel};
-use shared::policy::Policy;
-use shared::protocol::PolicySource;
+mod local;
+
+use agent::{Call, DependencyError};
+use local::{guard_on, held_call};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -44,13 +45,7 @@ impl Drop for DropClock {
 
 #[tokio::test(start_paused = true)]
 async fn an_attempt_cut_off_at_its_deadline_is_dropped_before_the_retrys_backoff() {
-    let policy = Policy::from_yaml(POLICY).expect("the test policy parses");
-    let (_publish, rx) = policy_channel(CompiledPolicy::compile(
-        policy,
-        Some(1),
-        PolicySource::Server,
-    ));
-    let guard = Guard::builder(rx).build();
+    let guard = guard_on(POLICY);
     let dropped = Arc::new(Mutex::new(None));
     let started = Instant::now();
     let out = guard
@@ -96,33 +91,13 @@ bulkheads:
 
 #[tokio::test(start_paused = true)]
 async fn a_call_abandoned_while_it_waits_for_a_slot_gives_up_its_place_in_the_queue() {
-    let policy = Policy::from_yaml(NARROW).expect("the test policy parses");
-    let (_publish, rx) = policy_channel(CompiledPolicy::compile(
-        policy,
-        Some(1),
-        PolicySource::Server,
-    ));
-    let guard = Guard::builder(rx).build();
+    let guard = guard_on(NARROW);
     let call = Call::new("search", "query").tenant("acme");
     let (release, wait) = tokio::sync::oneshot::channel::<()>();
     let holder = tokio::spawn({
         let guard = guard.clone();
         let call = call.clone();
-        async move {
-            let mut wait = Some(wait);
-            guard
-                .call(&call, move |_| {
-                    let wait = wait.take();
-                    async move {
-                        if let Some(w) = wait {
-                            let _ = w.await;
-                        }
-                        Ok::<_, DependencyError>(())
-                    }
-                })
-                .await
-                .result
-        }
+        async move { held_call(&guard, &call, wait).await }
     });
     tokio::task::yield_now().await;
 

@@ -5,36 +5,18 @@
 //! policies between calls on one thread and check that every call still
 //! lands in its own tenant's partition and under the policy in force.
 
+mod local;
+
 use agent::bulkhead::BulkheadRejection;
 use agent::{Call, CompiledPolicy, DependencyError, Guard, GuardError, policy_channel};
-use shared::policy::Policy;
-use shared::protocol::PolicySource;
-use std::future::Future;
+use local::{held_call, policy_on, tenant_pool};
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// One slot per tenant, and no queue: a second call of a busy tenant is
 /// refused at once.
 fn policy(version: u64, max_concurrent: u32) -> CompiledPolicy {
-    let yaml = format!(
-        r#"
-service:
-  name: pool
-  environment: test
-  owner: reliability
-  risk_tier: medium
-  dependencies:
-    index: {{ kind: vector_db }}
-bulkheads:
-  search:
-    partition: tenant
-    dependency: index
-    max_concurrent: {max_concurrent}
-    max_queued: 0
-    queue_timeout_ms: 1000
-"#
-    );
-    let policy = Policy::from_yaml(&yaml).expect("the policy parses");
-    CompiledPolicy::compile(policy, Some(version), PolicySource::Server)
+    policy_on(&tenant_pool(max_concurrent, 0, 1_000), version)
 }
 
 /// A call for `tenant` that answers at once; whether it got a slot.
@@ -47,27 +29,21 @@ async fn quick(guard: &Guard, tenant: &str) -> Result<(), GuardError<DependencyE
         .result
 }
 
-/// A call for `tenant` that holds its slot until `release` is sent.
-fn held<'g>(
-    guard: &'g Guard,
-    tenant: &'g str,
-    release: oneshot::Receiver<()>,
-) -> impl Future<Output = Result<(), GuardError<DependencyError>>> + 'g {
-    let mut release = Some(release);
-    async move {
-        guard
-            .call(&Call::new("index", "query").tenant(tenant), move |_| {
-                let release = release.take();
-                async move {
-                    if let Some(r) = release {
-                        let _ = r.await;
-                    }
-                    Ok::<_, DependencyError>(())
-                }
-            })
-            .await
-            .result
-    }
+/// Starts a call for tenant `a` that holds its slot until the sender is
+/// used, and lets it take the slot.
+async fn hold_a(
+    guard: &Guard,
+) -> (
+    oneshot::Sender<()>,
+    JoinHandle<Result<(), GuardError<DependencyError>>>,
+) {
+    let (release, wait) = oneshot::channel();
+    let call = tokio::spawn({
+        let guard = guard.clone();
+        async move { held_call(&guard, &Call::new("index", "query").tenant("a"), wait).await }
+    });
+    tokio::task::yield_now().await;
+    (release, call)
 }
 
 const FULL: Result<(), GuardError<DependencyError>> =
@@ -77,13 +53,8 @@ const FULL: Result<(), GuardError<DependencyError>> =
 async fn calls_switching_tenants_on_one_thread_each_land_in_their_own_tenants_partition() {
     let (_publish, rx) = policy_channel(policy(1, 1));
     let guard = Guard::builder(rx).build();
-    let (release, wait) = oneshot::channel();
-    let a_busy = tokio::spawn({
-        let guard = guard.clone();
-        async move { held(&guard, "a", wait).await }
-    });
-    // Let the held call take tenant a's only slot.
-    tokio::task::yield_now().await;
+    // The held call takes tenant a's only slot.
+    let (release, a_busy) = hold_a(&guard).await;
 
     // Tenant b is free, whatever tenant the thread's handles last served.
     assert_eq!(quick(&guard, "b").await, Ok(()));
@@ -105,12 +76,7 @@ async fn calls_switching_tenants_on_one_thread_each_land_in_their_own_tenants_pa
 async fn a_new_policy_reaches_the_next_call_through_the_threads_handles() {
     let (publish, rx) = policy_channel(policy(1, 1));
     let guard = Guard::builder(rx).build();
-    let (release, wait) = oneshot::channel();
-    let a_busy = tokio::spawn({
-        let guard = guard.clone();
-        async move { held(&guard, "a", wait).await }
-    });
-    tokio::task::yield_now().await;
+    let (release, a_busy) = hold_a(&guard).await;
     assert_eq!(quick(&guard, "a").await, FULL);
 
     // Two slots per tenant now: the same thread's next call has room.

@@ -3,11 +3,12 @@
 //! Each case runs on its own paused clock, so time is whatever the case
 //! says it is.
 
+mod local;
+
 use agent::retry_budget::RetryBudget;
-use agent::{Call, CompiledPolicy, DependencyError, Guard, SplitMix64, policy_channel};
+use agent::{Call, DependencyError, Guard};
 use proptest::prelude::*;
-use shared::policy::{Policy, RetryBudget as RetryBudgetPolicy};
-use shared::protocol::PolicySource;
+use shared::policy::RetryBudget as RetryBudgetPolicy;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -106,36 +107,9 @@ proptest! {
     }
 }
 
+/// Every call waits for its slot rather than being refused.
 fn bulkhead_guard(max_concurrent: u32) -> Guard {
-    let yaml = format!(
-        r#"
-service:
-  name: pool
-  environment: test
-  owner: reliability
-  risk_tier: medium
-  dependencies:
-    index: {{ kind: vector_db }}
-bulkheads:
-  search:
-    partition: tenant
-    dependency: index
-    max_concurrent: {max_concurrent}
-    max_queued: 10000
-    queue_timeout_ms: 86400000
-"#
-    );
-    let policy = Policy::from_yaml(&yaml).expect("the policy parses");
-    let (tx, rx) = policy_channel(CompiledPolicy::compile(
-        policy,
-        Some(1),
-        PolicySource::Server,
-    ));
-    // Kept open for the guard's life; nothing is published.
-    std::mem::forget(tx);
-    Guard::builder(rx)
-        .random(Arc::new(SplitMix64::seeded(3)))
-        .build()
+    local::guard_on(&local::tenant_pool(max_concurrent, 10_000, 86_400_000))
 }
 
 proptest! {
