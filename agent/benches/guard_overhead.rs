@@ -2,24 +2,27 @@
 //! (deadline and stage budget, rate limit, token and cost reservation,
 //! retry budget, breaker, bulkhead, telemetry), next to tower's own
 //! `LoadShed` + `ConcurrencyLimit` + `RateLimit` + `Timeout` stack around
-//! the same immediate dependency, and a bare call for the floor. Each is
-//! measured on one thread and with two threads calling at once.
+//! the same immediate dependency, and a bare call for the floor. The guard
+//! and tower's stack are timed side by side in every sample, one right
+//! after the other, so that both see the machine at the same speed (on a
+//! shared host it changes during a run, and benchmarks run one after the
+//! other can each fall in a different phase). Each is measured on one
+//! thread and with two threads calling at once.
 //!
 //! `cargo bench -p ballast-agent --bench guard_overhead`
 //!
 //! Criterion runs without its default features (plotters, rayon): the
 //! statistics are what the comparison needs. Criterion's line shows the
-//! mean (slope); each benchmark also prints the median time per call over
-//! its samples, which is the figure the target is stated in. The "side by
-//! side" benchmarks time the guard and tower's stack in every sample, one
-//! right after the other, so that both see the machine at the same speed.
+//! mean (slope) of a sample's whole work; each benchmark also prints the
+//! median time per call over its samples, which is the figure the target
+//! is stated in.
 
 mod guard_support;
 
 use agent::DependencyError;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
-use guard_support::{guard, guarded};
+use guard_support::{guard, guarded, on_threads};
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -31,9 +34,16 @@ use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 /// Samples per benchmark; the median is taken over these.
 const SAMPLES: usize = 100;
 
+/// The median of the last `SAMPLES` figures (the ones before are
+/// criterion's warm-up), if there are that many.
+fn median(figures: &[f64]) -> Option<f64> {
+    let mut measured = figures.get(figures.len().checked_sub(SAMPLES)?..)?.to_vec();
+    measured.sort_by(f64::total_cmp);
+    Some((measured[SAMPLES / 2 - 1] + measured[SAMPLES / 2]) / 2.0)
+}
+
 /// Runs one benchmark whose routine times `iters` calls itself, then
-/// prints the median time per call over the measured samples (the last
-/// `SAMPLES` calls of the routine; the ones before are criterion's warm-up).
+/// prints the median time per call over the measured samples.
 fn bench_median(
     group: &mut BenchmarkGroup<'_, WallTime>,
     group_name: &str,
@@ -48,43 +58,30 @@ fn bench_median(
             elapsed
         })
     });
-    if per_call.len() >= SAMPLES {
-        let mut measured = per_call.split_off(per_call.len() - SAMPLES);
-        measured.sort_by(f64::total_cmp);
-        let median = (measured[SAMPLES / 2 - 1] + measured[SAMPLES / 2]) / 2.0;
+    if let Some(median) = median(&per_call) {
         println!("median {group_name}/{name}: {median:.1} ns per call");
     }
 }
 
 /// Runs one benchmark whose routine times `iters` calls of the guard and
 /// then `iters` of tower's stack, and prints the median time per call of
-/// each over the measured samples, and their ratio. Each sample measures
-/// both within milliseconds of each other, so a change in the machine's
-/// speed during the run (a neighbour on a shared host) reaches both alike,
-/// where benchmarks run one after the other can each fall in a different
-/// phase.
+/// each over the measured samples, and their ratio.
 fn bench_side_by_side(
     group: &mut BenchmarkGroup<'_, WallTime>,
     group_name: &str,
     mut routine: impl FnMut(u64) -> (Duration, Duration),
 ) {
-    let mut per_call: Vec<(f64, f64)> = Vec::new();
+    let (mut guard, mut tower) = (Vec::new(), Vec::new());
     group.bench_function("guard and tower, side by side", |b| {
         b.iter_custom(|iters| {
-            let (guard, tower) = routine(iters);
+            let (g, t) = routine(iters);
             let n = iters.max(1) as f64;
-            per_call.push((guard.as_nanos() as f64 / n, tower.as_nanos() as f64 / n));
-            guard + tower
+            guard.push(g.as_nanos() as f64 / n);
+            tower.push(t.as_nanos() as f64 / n);
+            g + t
         })
     });
-    if per_call.len() >= SAMPLES {
-        let measured = per_call.split_off(per_call.len() - SAMPLES);
-        let median = |mut v: Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            (v[SAMPLES / 2 - 1] + v[SAMPLES / 2]) / 2.0
-        };
-        let guard = median(measured.iter().map(|m| m.0).collect());
-        let tower = median(measured.iter().map(|m| m.1).collect());
+    if let (Some(guard), Some(tower)) = (median(&guard), median(&tower)) {
         println!(
             "median {group_name}/side by side: guard {guard:.1} ns, tower {tower:.1} ns per call, ratio {:.2}",
             guard / tower
@@ -137,25 +134,6 @@ fn single_thread(c: &mut Criterion) {
             t.elapsed()
         })
     });
-    bench_median(&mut group, "1 thread", "ballast guard", |iters| {
-        rt.block_on(async {
-            let t = Instant::now();
-            for _ in 0..iters {
-                guarded(&g).await;
-            }
-            t.elapsed()
-        })
-    });
-    bench_median(&mut group, "1 thread", "tower stack", |iters| {
-        rt.block_on(async {
-            let mut svc = tower_stack(Arc::new(Semaphore::new(1000)));
-            let t = Instant::now();
-            for _ in 0..iters {
-                towered(&mut svc).await;
-            }
-            t.elapsed()
-        })
-    });
     bench_side_by_side(&mut group, "1 thread", |iters| {
         rt.block_on(async {
             let mut svc = tower_stack(Arc::new(Semaphore::new(1000)));
@@ -174,47 +152,6 @@ fn single_thread(c: &mut Criterion) {
     group.finish();
 }
 
-/// Runs `calls` on two OS threads at once, each driving its own
-/// current-thread runtime; the figure is the wall time from the moment both
-/// start until both finish. (Two tasks on one two-worker runtime were
-/// sometimes run side by side and sometimes one after the other on the
-/// same worker, which moved the figure by a factor of three from run to
-/// run.)
-fn on_two_threads<F, Fut>(runtimes: &[tokio::runtime::Runtime; 2], calls: F) -> Duration
-where
-    F: Fn(usize) -> Fut + Sync,
-    Fut: std::future::Future<Output = ()>,
-{
-    let start = std::sync::Barrier::new(2);
-    std::thread::scope(|s| {
-        let threads: Vec<_> = runtimes
-            .iter()
-            .enumerate()
-            .map(|(i, rt)| {
-                let (start, calls) = (&start, &calls);
-                s.spawn(move || {
-                    // Made inside the runtime: tower's rate limit makes its
-                    // timer on creation.
-                    let fut = {
-                        let _runtime = rt.enter();
-                        calls(i)
-                    };
-                    start.wait();
-                    let t = Instant::now();
-                    rt.block_on(fut);
-                    t
-                })
-            })
-            .collect();
-        let started: Vec<Instant> = threads
-            .into_iter()
-            .map(|t| t.join().expect("the bench thread"))
-            .collect();
-        let first = started.iter().min().copied().unwrap_or_else(Instant::now);
-        first.elapsed()
-    })
-}
-
 /// Two threads share one guard (or one concurrency limit), each making
 /// half the calls; the figure is wall time per call, so contention on the
 /// shared state shows.
@@ -228,31 +165,9 @@ fn two_threads(c: &mut Criterion) {
     let runtimes = [runtime(), runtime()];
     let mut group = c.benchmark_group("2 threads");
     let g = guard();
-    bench_median(&mut group, "2 threads", "ballast guard", |iters| {
-        on_two_threads(&runtimes, |_| {
-            let g = g.clone();
-            async move {
-                for _ in 0..iters / 2 {
-                    guarded(&g).await;
-                }
-            }
-        })
-    });
     let limit = Arc::new(Semaphore::new(1000));
-    bench_median(&mut group, "2 threads", "tower stack", |iters| {
-        // tower's rate limiter is not Clone: each thread has its own, the
-        // concurrency limit is shared.
-        on_two_threads(&runtimes, |_| {
-            let mut svc = tower_stack(limit.clone());
-            async move {
-                for _ in 0..iters / 2 {
-                    towered(&mut svc).await;
-                }
-            }
-        })
-    });
     bench_side_by_side(&mut group, "2 threads", |iters| {
-        let guard = on_two_threads(&runtimes, |_| {
+        let guard = on_threads(&runtimes, || {
             let g = g.clone();
             async move {
                 for _ in 0..iters / 2 {
@@ -260,7 +175,9 @@ fn two_threads(c: &mut Criterion) {
                 }
             }
         });
-        let tower = on_two_threads(&runtimes, |_| {
+        // tower's rate limiter is not Clone: each thread has its own, the
+        // concurrency limit is shared.
+        let tower = on_threads(&runtimes, || {
             let mut svc = tower_stack(limit.clone());
             async move {
                 for _ in 0..iters / 2 {

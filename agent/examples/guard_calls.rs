@@ -26,7 +26,7 @@
 mod guard_support;
 
 use agent::Guard;
-use guard_support::{guard, guarded};
+use guard_support::{guard, guarded, on_threads};
 
 /// The calls counted; never inlined, so that callgrind can collect it alone.
 #[inline(never)]
@@ -47,35 +47,22 @@ fn main() {
     let guard = guard();
     // Each thread drives its own current-thread runtime over the one
     // guard, as the benchmark's two-thread case does.
+    let runtimes: Vec<_> = (0..threads)
+        .map(|_| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("a runtime")
+        })
+        .collect();
     let per_thread = n / threads;
-    let start = std::sync::Barrier::new(threads as usize);
-    let elapsed = std::thread::scope(|s| {
-        let runs: Vec<_> = (0..threads)
-            .map(|_| {
-                let (guard, start) = (&guard, &start);
-                s.spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_time()
-                        .build()
-                        .expect("a runtime");
-                    rt.block_on(async {
-                        // Warm-up: the handles, lanes and partitions are
-                        // made here.
-                        for _ in 0..100 {
-                            guarded(guard).await;
-                        }
-                        start.wait();
-                        let t = std::time::Instant::now();
-                        measured(guard, per_thread).await;
-                        t.elapsed()
-                    })
-                })
-            })
-            .collect();
-        runs.into_iter()
-            .map(|r| r.join().expect("a calling thread"))
-            .max()
-            .unwrap_or_default()
+    let elapsed = on_threads(&runtimes, || async {
+        // Warm-up: the thread's handles, lanes and partitions are made
+        // here (100 calls, next to which the measured ones are many).
+        for _ in 0..100 {
+            guarded(&guard).await;
+        }
+        measured(&guard, per_thread).await;
     });
     let per_call = elapsed.as_nanos() as f64 / (per_thread * threads).max(1) as f64;
     println!("{n} guarded calls on {threads} threads, {per_call:.1} ns per call (wall)");

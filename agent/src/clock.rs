@@ -166,22 +166,24 @@ impl CallReader {
         // preemption (or a slow read) leaves the pair far apart: the tie
         // is then good to within half their distance.
         let tight = MAX_DISAGREEMENT.as_nanos() as u64 / 20;
-        let (mut before, mut ticks, mut after);
+        let (mut before, mut ticks, mut after, mut close);
         let mut tries = 0;
         loop {
             before = clock.raw();
             ticks = runtime_reading(epoch);
             after = clock.raw();
             tries += 1;
-            if clock.delta_as_nanos(before, after) <= tight || tries == 4 {
+            close = clock.delta_as_nanos(before, after) <= tight;
+            if close || tries == 4 {
                 break;
             }
         }
         let raw = before + (after.saturating_sub(before)) / 2;
         let elapsed = clock.delta_as_nanos(anchor.raw, raw);
-        let apart = anchor.raw != 0
+        // Judged only on a tie that is itself good to the microsecond.
+        let apart = close
+            && anchor.raw != 0
             && elapsed != 0
-            && clock.delta_as_nanos(before, after) <= tight
             && ticks.abs_diff(anchor.ticks.saturating_add(elapsed))
                 > MAX_DISAGREEMENT.as_nanos() as u64;
         if apart {

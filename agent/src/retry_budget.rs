@@ -82,9 +82,9 @@ impl RetryBudget {
     }
 
     /// [`RetryBudget::deposit`] at `ticks` nanoseconds from the budget's
-    /// epoch (the time already read).
+    /// epoch (the time already read), counted in the calling thread's
+    /// shard `at`.
     #[inline]
-    /// `at` is the calling thread's shard.
     pub(crate) fn deposit_ticks(&self, ticks: u64, policy: &RetryBudgetPolicy, at: ShardAt) {
         let units = u64::from(policy.ratio_percent) * UNIT as u64 / 100;
         if units == 0 {

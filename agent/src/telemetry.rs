@@ -366,13 +366,7 @@ impl DependencyStats {
         started.wrapping_sub(ended)
     }
     /// The counters a successful call with `latency` and `used` touches,
-    /// at once: one shard lookup.
-    #[inline]
-    #[cfg(test)]
-    pub(crate) fn succeeded(&self, latency: Duration, tokens: u64, cost_usd_micros: u64) {
-        self.succeeded_at(shard_index(), latency, tokens, cost_usd_micros);
-    }
-    /// [`DependencyStats::succeeded`] in shard `at`.
+    /// at once, in shard `at`.
     #[inline]
     pub(crate) fn succeeded_at(
         &self,
@@ -846,7 +840,7 @@ mod tests {
                     for _ in 0..1_000 {
                         s.call();
                         s.attempt_started();
-                        s.succeeded(Duration::from_millis(3), 2, 1);
+                        s.succeeded_at(shard_index(), Duration::from_millis(3), 2, 1);
                     }
                 });
             }

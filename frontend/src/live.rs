@@ -145,25 +145,15 @@ impl From<SeedService> for ServiceLiveSummary {
 
 impl From<SeedDependency> for DependencyLive {
     fn from(seed: SeedDependency) -> Self {
-        let SeedDependency(
-            dependency,
-            breaker,
-            calls,
-            degraded_rate,
-            fallback_rate,
-            retry_amplification,
-            shed,
-            p95_ms,
-        ) = seed;
         DependencyLive {
-            dependency,
-            breaker,
-            calls,
-            degraded_rate,
-            fallback_rate,
-            retry_amplification,
-            shed,
-            p95_ms,
+            dependency: seed.0,
+            breaker: seed.1,
+            calls: seed.2,
+            degraded_rate: seed.3,
+            fallback_rate: seed.4,
+            retry_amplification: seed.5,
+            shed: seed.6,
+            p95_ms: seed.7,
             ..Default::default()
         }
     }

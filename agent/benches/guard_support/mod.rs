@@ -41,3 +41,45 @@ pub async fn guarded(guard: &Guard) {
         .await;
     black_box(out.result.is_ok());
 }
+
+/// Runs the future `calls` makes on as many OS threads as `runtimes` at
+/// once, each thread driving its own current-thread runtime; the wall time
+/// from the moment they all start until the last finishes. (Tasks on one
+/// multi-thread runtime were sometimes run side by side and sometimes one
+/// after the other on the same worker, which moved the figure by a factor
+/// of three from run to run.)
+pub fn on_threads<F, Fut>(runtimes: &[tokio::runtime::Runtime], calls: F) -> std::time::Duration
+where
+    F: Fn() -> Fut + Sync,
+    Fut: std::future::Future<Output = ()>,
+{
+    let start = std::sync::Barrier::new(runtimes.len());
+    std::thread::scope(|s| {
+        let threads: Vec<_> = runtimes
+            .iter()
+            .map(|rt| {
+                let (start, calls) = (&start, &calls);
+                s.spawn(move || {
+                    // Made inside the runtime: tower's rate limit makes its
+                    // timer on creation.
+                    let fut = {
+                        let _runtime = rt.enter();
+                        calls()
+                    };
+                    start.wait();
+                    let t = std::time::Instant::now();
+                    rt.block_on(fut);
+                    t
+                })
+            })
+            .collect();
+        let started: Vec<std::time::Instant> = threads
+            .into_iter()
+            .map(|t| t.join().expect("a calling thread"))
+            .collect();
+        started
+            .iter()
+            .min()
+            .map_or_else(std::time::Duration::default, |first| first.elapsed())
+    })
+}

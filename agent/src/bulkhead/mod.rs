@@ -122,7 +122,7 @@ pub struct Gauges {
 /// A waiter's place in a partition's queue, given up on drop.
 struct Waiting<'a> {
     partition: &'a Partition,
-    gauges: &'a Gauges,
+    _queued: QueuedGauge<'a>,
     max_concurrent: u32,
     /// Whether the waiter got its slot.
     took: bool,
@@ -136,7 +136,24 @@ impl Drop for Waiting<'_> {
             // pass it on.
             self.partition.freed.notify_one();
         }
-        self.gauges.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A waiter counted in a queued gauge (the bulkheads' own, a
+/// dependency's) while it waits for a slot; counted out on drop, so one
+/// dropped mid-wait (its caller's own timeout) does not stay in the gauge.
+pub(crate) struct QueuedGauge<'a>(&'a AtomicU64);
+
+impl<'a> QueuedGauge<'a> {
+    pub(crate) fn enter(gauge: &'a AtomicU64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        QueuedGauge(gauge)
+    }
+}
+
+impl Drop for QueuedGauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -239,13 +256,12 @@ impl Bulkheads {
         if !has_room {
             return Err(BulkheadRejection::Full);
         }
-        self.gauges.queued.fetch_add(1, Ordering::Relaxed);
         // Leaves the queue however the wait ends, dropped mid-wait too (a
         // caller's own timeout): a place kept by a cancelled waiter would
         // shrink the queue for good.
         let mut waiting = Waiting {
             partition,
-            gauges: &self.gauges,
+            _queued: QueuedGauge::enter(&self.gauges.queued),
             max_concurrent: limits.max_concurrent,
             took: false,
         };

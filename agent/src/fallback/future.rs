@@ -1,7 +1,6 @@
 use super::error::BoxError;
-use super::{Degraded, FailedResponse, failure_type_of};
+use super::{Degraded, FailedResponse, Resolution, failure_type_of, resolve_counted};
 use crate::compiled::CompiledPolicy;
-use crate::guard::resolve_breaker_open;
 use crate::request::{CallCount, CallRecord, Classifier};
 use crate::telemetry::DependencyStats;
 use pin_project_lite::pin_project;
@@ -106,17 +105,16 @@ pub(crate) fn degrade(
     error: BoxError,
     class: ErrorClass,
 ) -> Degraded {
-    let resolution = resolve_breaker_open(policy, dependency, failure_type(&error, class));
-    if let Some(f) = &resolution.fallback {
-        stats.fallback(&f.row);
-    }
-    stats.degraded(resolution.status);
+    let Resolution {
+        status,
+        degradation,
+    } = resolve_counted(policy, dependency, failure_type(&error, class), stats);
     Degraded {
         error,
         class,
-        status: resolution.status,
-        user_message: resolution.user_message,
-        fallback: resolution.fallback,
-        fail_closed: resolution.fail_closed,
+        status,
+        user_message: degradation.user_message,
+        fallback: degradation.fallback,
+        fail_closed: degradation.fail_closed,
     }
 }

@@ -24,6 +24,7 @@ pub use future::ResponseFuture;
 pub use layer::{FallbackLayer, FallbackService};
 
 use crate::compiled::CompiledPolicy;
+use crate::telemetry::DependencyStats;
 use shared::policy::{DegradedStatus, ErrorClass, FailureType, FallbackAction, FallbackRule};
 
 /// The fallback the caller is to take instead of the failed call.
@@ -42,12 +43,28 @@ pub struct FallbackDecision {
 pub struct Resolution {
     /// The status the caller's answer carries.
     pub status: DegradedStatus,
-    /// What the caller is told.
+    /// What goes with it.
+    pub degradation: Degradation,
+}
+
+/// What the policy says about an outcome that is not normal, besides its
+/// status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Degradation {
+    /// What the caller is to be told.
     pub user_message: Option<String>,
-    /// The fallback to take, if one is allowed.
+    /// The fallback to take instead, if the policy allows one.
     pub fallback: Option<FallbackDecision>,
-    /// The id of the must-fail-closed invariant that stops the action.
+    /// The id of the must-fail-closed invariant that stops the action, if
+    /// any. When set, the action must not proceed in any form.
     pub fail_closed: Option<String>,
+}
+
+impl Degradation {
+    /// Boxed, or `None` when it says nothing.
+    pub(crate) fn boxed(self) -> Option<Box<Degradation>> {
+        (self != Degradation::default()).then(|| Box::new(self))
+    }
 }
 
 /// The failure type an error class counts as in the fallback matrix.
@@ -75,6 +92,30 @@ fn row_name(rule: &FallbackRule) -> String {
     format!("{}/{}", rule.component, failure)
 }
 
+/// Resolves a failure of `dependency` through the fallback matrix, where a
+/// breaker-open row is specific and, without one, the open breaker is an
+/// unavailable dependency; counts the fallback taken and the degraded
+/// answer.
+pub(crate) fn resolve_counted(
+    policy: &CompiledPolicy,
+    dependency: &str,
+    failure: Option<FailureType>,
+    stats: &DependencyStats,
+) -> Resolution {
+    let mut r = resolve(policy, dependency, failure);
+    if r.degradation.fallback.is_none()
+        && r.degradation.fail_closed.is_none()
+        && failure == Some(FailureType::BreakerOpen)
+    {
+        r = resolve(policy, dependency, Some(FailureType::Unavailable));
+    }
+    if let Some(f) = &r.degradation.fallback {
+        stats.fallback(&f.row);
+    }
+    stats.degraded(r.status);
+    r
+}
+
 /// Resolves a failure of `component` of type `failure` under `policy`.
 pub fn resolve(
     policy: &CompiledPolicy,
@@ -91,12 +132,14 @@ pub fn resolve(
             .find(|r| r.allowed && r.fallback.fails_closed() && matches(r, failure));
         return Resolution {
             status: row.map_or(DegradedStatus::Paused, |r| r.degraded_status),
-            user_message: Some(
-                row.and_then(|r| r.user_message.clone())
-                    .unwrap_or_else(|| invariant.description.clone()),
-            ),
-            fallback: None,
-            fail_closed: Some(invariant.id.clone()),
+            degradation: Degradation {
+                user_message: Some(
+                    row.and_then(|r| r.user_message.clone())
+                        .unwrap_or_else(|| invariant.description.clone()),
+                ),
+                fallback: None,
+                fail_closed: Some(invariant.id.clone()),
+            },
         };
     }
     let mut forbidden_message = None;
@@ -107,21 +150,25 @@ pub fn resolve(
         }
         return Resolution {
             status: rule.degraded_status,
-            user_message: rule.user_message.clone(),
-            fallback: Some(FallbackDecision {
-                action: rule.fallback.clone(),
-                row: row_name(rule),
-                confidence_penalty_percent: rule.confidence_penalty_percent,
-            }),
-            fail_closed: None,
+            degradation: Degradation {
+                user_message: rule.user_message.clone(),
+                fallback: Some(FallbackDecision {
+                    action: rule.fallback.clone(),
+                    row: row_name(rule),
+                    confidence_penalty_percent: rule.confidence_penalty_percent,
+                }),
+                fail_closed: None,
+            },
         };
     }
     Resolution {
         status: DegradedStatus::Refused,
-        user_message: Some(forbidden_message.unwrap_or_else(|| {
-            format!("{component} is unavailable right now, so this cannot be completed.")
-        })),
-        fallback: None,
-        fail_closed: None,
+        degradation: Degradation {
+            user_message: Some(forbidden_message.unwrap_or_else(|| {
+                format!("{component} is unavailable right now, so this cannot be completed.")
+            })),
+            fallback: None,
+            fail_closed: None,
+        },
     }
 }

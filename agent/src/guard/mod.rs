@@ -20,6 +20,7 @@ mod error;
 mod future;
 mod layer;
 
+pub use crate::fallback::Degradation;
 pub use crate::request::GuardedRequest;
 pub use error::{Classify, DependencyError, GuardError, GuardFailure};
 pub use future::ResponseFuture;
@@ -27,11 +28,13 @@ pub use layer::{GuardLayer, GuardService};
 
 use crate::backoff::Backoff;
 use crate::breaker::{Breaker, CallOutcome, Transition};
-use crate::bulkhead::{BulkheadRejection, Bulkheads, Partition, PartitionLimits, Slot};
+use crate::bulkhead::{
+    BulkheadRejection, Bulkheads, Partition, PartitionLimits, QueuedGauge, Slot,
+};
 use crate::clock::{Anchor, CallClock, CallReader, WallClock, instant_at};
 use crate::compiled::{BulkheadRule, CompiledPolicy, DependencyRules, PolicyReceiver};
 use crate::deadline::Deadline;
-use crate::fallback::{FallbackDecision, Resolution, failure_type_of, resolve};
+use crate::fallback::{FallbackDecision, Resolution, failure_type_of, resolve_counted};
 use crate::limits::{Bucket, BudgetRefusal, Hold, Lease, Limiters, Rate, Reservation, day_of};
 use crate::random::{RandomSource, SplitMix64};
 use crate::retry_budget::RetryBudget;
@@ -382,29 +385,6 @@ impl PartitionHandle {
     }
 }
 
-/// Resolves a failure through the fallback matrix; a breaker-open row is
-/// specific, and without one the open breaker is an unavailable
-/// dependency.
-pub(crate) fn resolve_breaker_open(
-    policy: &CompiledPolicy,
-    dependency: &str,
-    failure_type: Option<shared::policy::FailureType>,
-) -> Resolution {
-    let r = resolve(policy, dependency, failure_type);
-    if r.fallback.is_none()
-        && r.fail_closed.is_none()
-        && failure_type == Some(shared::policy::FailureType::BreakerOpen)
-    {
-        resolve(
-            policy,
-            dependency,
-            Some(shared::policy::FailureType::Unavailable),
-        )
-    } else {
-        r
-    }
-}
-
 /// One dependency's share of the guard's state (its counters, request
 /// rate and token buckets, breaker), found by its name once per call
 /// rather than once per pattern. The buckets and the breaker are the same
@@ -423,24 +403,6 @@ pub(crate) struct Lane {
 #[derive(Debug, Default)]
 pub(crate) struct Slots {
     _slots: Vec<Slot>,
-}
-
-/// A call counted in a dependency's queued gauge while it waits for a
-/// slot; counted out on drop, so a call dropped mid-wait (its caller's own
-/// timeout) does not stay in the gauge.
-struct QueuedGauge<'a>(&'a AtomicU64);
-
-impl<'a> QueuedGauge<'a> {
-    fn enter(gauge: &'a AtomicU64) -> Self {
-        gauge.fetch_add(1, Ordering::Relaxed);
-        QueuedGauge(gauge)
-    }
-}
-
-impl Drop for QueuedGauge<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// The slots a call holds in its handles' partitions: one in each of the
@@ -622,25 +584,6 @@ pub struct Guarded<T, E> {
     pub degradation: Option<Box<Degradation>>,
 }
 
-/// What the policy says about an outcome that is not normal.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Degradation {
-    /// What the caller is to be told.
-    pub user_message: Option<String>,
-    /// The fallback to take instead, if the policy allows one.
-    pub fallback: Option<FallbackDecision>,
-    /// The must-fail-closed invariant that stops the action, if any. When
-    /// set, the action must not proceed in any form.
-    pub fail_closed: Option<String>,
-}
-
-impl Degradation {
-    /// Boxed, or `None` when it says nothing.
-    pub(crate) fn boxed(self) -> Option<Box<Degradation>> {
-        (self != Degradation::default()).then(|| Box::new(self))
-    }
-}
-
 impl<T, E> Guarded<T, E> {
     /// Whether the call succeeded.
     pub fn is_ok(&self) -> bool {
@@ -743,7 +686,8 @@ struct Inner {
     retry_budget: RetryBudget,
     queue_depths: RwLock<HashMap<String, u64>>,
     clock: CallClock,
-    /// `clock` resolved, at the first call (inside its runtime).
+    /// `clock` resolved: at the build when built inside a runtime, else
+    /// at the first call.
     reader: OnceLock<CallReader>,
 }
 
@@ -934,13 +878,9 @@ impl<'p> RetryPlan<'p> {
     }
 }
 
-struct Failure<E> {
-    error: GuardError<E>,
-}
-
 /// How a call's run ended: the value and the last attempt's latency, or
-/// the failure.
-type RunResult<T, E> = Result<(T, Duration), Failure<E>>;
+/// why it failed.
+type RunResult<T, E> = Result<(T, Duration), GuardError<E>>;
 
 /// What a call's run reports back besides its result: attempts made,
 /// whether a reply was lost, and the last reading of the clock (in the
@@ -951,15 +891,8 @@ struct Progress {
     ticks: u64,
 }
 
-/// The smaller of two optional budgets.
-fn min_of(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// The earlier of two optional deadlines, in ticks.
+/// The earlier of two optional deadlines, or the smaller of two optional
+/// budgets, in ticks.
 fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -1006,17 +939,12 @@ impl Budgets {
     /// `per_attempt` budget: the earlier of the call's and its own.
     #[inline]
     fn for_attempt(&self, start: u64, per_attempt: Option<u64>) -> Option<u64> {
-        let own = if start == self.start {
-            // Both budgets run from the same reading: add the smaller.
-            earliest(self.budget, per_attempt)
-        } else {
-            per_attempt
-        };
-        let own = own.map(|b| start.saturating_add(b));
+        let after = |b: u64| start.saturating_add(b);
         if start == self.start {
-            earliest(self.given, own)
+            // Both budgets run from the same reading: add the smaller.
+            earliest(self.given, earliest(self.budget, per_attempt).map(after))
         } else {
-            earliest(self.deadline(), own)
+            earliest(self.deadline(), per_attempt.map(after))
         }
     }
 }
@@ -1296,14 +1224,10 @@ impl Guard {
         for rule in rules {
             let key = call.partition(rule.bulkhead.partition);
             let limits = PartitionLimits::of(&rule.bulkhead, key);
-            let slot = match self.inner.bulkheads.try_acquire(&rule.name, key, limits) {
-                Some(slot) => slot,
-                None => {
-                    self.acquire_slot(rule, key, limits, deadline, stats)
-                        .await?
-                }
-            };
-            slots.push(slot);
+            slots.push(
+                self.acquire_slot(rule, key, limits, deadline, stats)
+                    .await?,
+            );
         }
         Ok(Slots { _slots: slots })
     }
@@ -1466,11 +1390,11 @@ impl Guard {
     /// [`Guard::reserve_usage`] on a call's handles, at `t`: the service's
     /// token budget, the dependency's, then the tenant's spend, all or
     /// nothing.
-    #[inline]
     ///
     /// Writes the reservation into `held` where the call keeps it (built
     /// elsewhere and moved in, it cost a stalled copy per call); on a
     /// refusal `held` is left reserving nothing.
+    #[inline]
     fn reserve_held(
         policy: &CompiledPolicy,
         handles: &Handles,
@@ -1698,14 +1622,14 @@ impl Guard {
                 .deadline
                 .map(|d| nanos(d.instant().saturating_duration_since(epoch))),
             // The policy's total budget applies only without a deadline.
-            budget: min_of(
+            budget: earliest(
                 call.deadline
                     .is_none()
                     .then(|| policy.total_budget())
-                    .flatten(),
-                stage_budget,
-            )
-            .map(nanos),
+                    .flatten()
+                    .map(nanos),
+                stage_budget.map(nanos),
+            ),
         };
         let mut progress = Progress {
             attempts: 0,
@@ -1721,22 +1645,21 @@ impl Guard {
             let handles: &Handles = &handles;
             let progress = &mut progress;
             let usage = &handles.usage;
-            let fail = |error| Err(Failure { error });
             let lane = &*handles.lane;
             let t = progress.ticks;
             if budgets.expired() {
-                break 'run fail(GuardError::DeadlineExpired);
+                break 'run Err(GuardError::DeadlineExpired);
             }
             if let Some((rate, bucket)) = &handles.rates[0]
                 && !handles.leases[0].take(bucket, t, 1, *rate)
             {
                 stats.rate_limited();
-                break 'run fail(GuardError::RateLimited);
+                break 'run Err(GuardError::RateLimited);
             }
             if let Err(refusal) =
                 Guard::reserve_held(policy, handles, call.estimate, t, &mut reservation)
             {
-                break 'run fail(GuardError::BudgetExhausted(refusal));
+                break 'run Err(GuardError::BudgetExhausted(refusal));
             }
             // The first attempt earns its share of retries now; how to retry is
             // worked out only once an attempt has failed.
@@ -1767,9 +1690,7 @@ impl Guard {
                             Err(_refused) => {
                                 stats.breaker_rejection();
                                 progress.attempts -= 1;
-                                break 'run Err(Failure {
-                                    error: GuardError::BreakerOpen,
-                                });
+                                break 'run Err(GuardError::BreakerOpen);
                             }
                         }
                     }
@@ -1790,9 +1711,7 @@ impl Guard {
                     if let Err(rejection) = waited {
                         stats.bulkhead_rejection();
                         progress.attempts -= 1;
-                        break 'run Err(Failure {
-                            error: GuardError::Bulkhead(rejection),
-                        });
+                        break 'run Err(GuardError::Bulkhead(rejection));
                     }
                 }
                 let attempt = Attempt {
@@ -1811,12 +1730,11 @@ impl Guard {
                 // The attempt runs until its deadline: polled once before
                 // any timer exists, and only one that has to wait gets the
                 // timer (boxed: it would otherwise enlarge every call's
-                // future), so it is still cut off at its deadline. Written
-                // out here rather than as an async fn of its own, which was
-                // one more state machine per call.
-                // The attempt's future lives in this block only: one cut off
-                // at its deadline is dropped (its request cancelled) before
-                // its slot goes back, never kept through a retry's backoff.
+                // future). Written out here, not as an async fn, which was
+                // one more state machine per call. The attempt's future
+                // lives in this block only: one cut off at its deadline is
+                // dropped (its request cancelled) before its slot goes back,
+                // never kept through a retry's backoff.
                 let outcome: Result<T, Option<E>> = {
                     let mut fut = std::pin::pin!(op(attempt));
                     match poll_once(fut.as_mut()).await {
@@ -1875,7 +1793,7 @@ impl Guard {
                 let Some(delay) = self.after_failure(
                     &error, latency, call, policy, rules, &mut plan, progress, deadline, stats,
                 ) else {
-                    break 'run Err(Failure { error });
+                    break 'run Err(error);
                 };
                 // Boxed: a retry's timer is rare next to the calls that need
                 // none, and would otherwise make every call's future larger.
@@ -1917,15 +1835,8 @@ impl Guard {
                     degradation: None,
                 }
             }
-            Err(failure) => Guard::failed(
-                failure.error,
-                call,
-                policy,
-                rules,
-                stats,
-                used,
-                attempts,
-                lost_reply,
+            Err(error) => Guard::failed(
+                error, call, policy, rules, stats, used, attempts, lost_reply,
             ),
         };
         Guard::keep_handles(handles);
@@ -2011,25 +1922,14 @@ impl Guard {
         };
         let Resolution {
             status,
-            user_message,
-            fallback,
-            fail_closed,
-        } = resolve_breaker_open(policy, call.dependency, failure_type);
-        if let Some(f) = &fallback {
-            stats.fallback(&f.row);
-        }
-        stats.degraded(status);
+            degradation,
+        } = resolve_counted(policy, call.dependency, failure_type, stats);
         Guarded {
             result: Err(error),
             status,
             attempts,
             side_effect_uncertain: effect.has_side_effects() && lost_reply,
-            degradation: Degradation {
-                user_message,
-                fallback,
-                fail_closed,
-            }
-            .boxed(),
+            degradation: degradation.boxed(),
         }
     }
 
