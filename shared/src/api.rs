@@ -425,17 +425,19 @@ pub struct DecisionRequest {
     pub comment: Option<String>,
 }
 
-/// How recently an instance was heard from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum InstanceStatus {
-    /// Heard from within 15 s.
-    Up,
-    /// Within 60 s.
-    Stale,
-    /// Longer ago.
-    Down,
+crate::wire_enum! {
+    /// How recently an instance was heard from.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "snake_case")]
+    pub enum InstanceStatus {
+        /// Heard from within 15 s.
+        Up => ("up", "Up"),
+        /// Within 60 s.
+        Stale => ("stale", "Stale"),
+        /// Longer ago.
+        Down => ("down", "Down"),
+    }
 }
 
 /// An agent instance in the fleet view.

@@ -11,3 +11,4 @@ pub mod api;
 pub mod policy;
 pub mod protocol;
 pub mod role;
+pub mod wire;

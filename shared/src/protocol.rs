@@ -67,17 +67,19 @@ pub struct Heartbeat {
     pub started_at_ms: i64,
 }
 
-/// Where an agent's policy in force came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum PolicySource {
-    /// Received from the control plane in this process's life.
-    Server,
-    /// The last-known-good copy on disk (the control plane was unreachable).
-    Disk,
-    /// The built-in conservative default (neither was available).
-    Default,
+crate::wire_enum! {
+    /// Where an agent's policy in force came from.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "snake_case")]
+    pub enum PolicySource {
+        /// Received from the control plane in this process's life.
+        Server => ("server", "Control plane"),
+        /// The last-known-good copy on disk (the control plane was unreachable).
+        Disk => ("disk", "Last-known-good on disk"),
+        /// The built-in conservative default (neither was available).
+        Default => ("default", "Built-in default"),
+    }
 }
 
 /// The answer to a heartbeat.
@@ -109,21 +111,23 @@ pub const LATENCY_BUCKETS_MS: [u64; 16] = [
     u64::MAX,
 ];
 
-/// A circuit breaker's state as reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum BreakerState {
-    /// Calls flow.
-    Closed,
-    /// A few probe calls test whether the dependency recovered.
-    HalfOpen,
-    /// No calls reach the dependency until the cooldown ends.
-    Open,
-    /// Held open by the policy.
-    ForcedOpen,
-    /// Held closed by the policy.
-    ForcedClosed,
+crate::wire_enum! {
+    /// A circuit breaker's state as reported.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "snake_case")]
+    pub enum BreakerState {
+        /// Calls flow.
+        Closed => ("closed", "Closed"),
+        /// A few probe calls test whether the dependency recovered.
+        HalfOpen => ("half_open", "Half-open"),
+        /// No calls reach the dependency until the cooldown ends.
+        Open => ("open", "Open"),
+        /// Held open by the policy.
+        ForcedOpen => ("forced_open", "Forced open"),
+        /// Held closed by the policy.
+        ForcedClosed => ("forced_closed", "Forced closed"),
+    }
 }
 
 /// A breaker changing state, with when.
@@ -258,19 +262,21 @@ pub struct DeadLetterAck {
     pub id: String,
 }
 
-/// What an approved dead-letter action does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum DlqActionKind {
-    /// Run the work again, from its last checkpoint if it has one.
-    Redrive,
-    /// Give up on the work for good.
-    Cancel,
-    /// Record the work as done by a person outside the system.
-    ManualComplete,
-    /// Hand the work to a person.
-    Escalate,
+crate::wire_enum! {
+    /// What an approved dead-letter action does.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "snake_case")]
+    pub enum DlqActionKind {
+        /// Run the work again, from its last checkpoint if it has one.
+        Redrive => ("redrive", "Redrive"),
+        /// Give up on the work for good.
+        Cancel => ("cancel", "Cancel"),
+        /// Record the work as done by a person outside the system.
+        ManualComplete => ("manual_complete", "Manual complete"),
+        /// Hand the work to a person.
+        Escalate => ("escalate", "Escalate"),
+    }
 }
 
 /// `action` event: an approved action for the agent to execute exactly once.
@@ -295,15 +301,17 @@ pub struct DlqAction {
     pub reason: String,
 }
 
-/// The outcome an agent reports for an action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum ActionOutcome {
-    /// Done.
-    Succeeded,
-    /// Tried and failed; nothing was left half-done.
-    Failed,
+crate::wire_enum! {
+    /// The outcome an agent reports for an action.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "snake_case")]
+    pub enum ActionOutcome {
+        /// Done.
+        Succeeded => ("succeeded", "Succeeded"),
+        /// Tried and failed; nothing was left half-done.
+        Failed => ("failed", "Failed"),
+    }
 }
 
 /// `POST /agent/actions/{id}/ack`.

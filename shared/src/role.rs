@@ -74,6 +74,23 @@ impl Role {
     }
 }
 
+impl crate::wire::WireEnum for Role {
+    fn all() -> &'static [Self] {
+        &Self::ALL
+    }
+    fn wire_name(self) -> &'static str {
+        self.as_str()
+    }
+    fn label(self) -> &'static str {
+        match self {
+            Role::Viewer => "Viewer",
+            Role::Engineer => "Engineer",
+            Role::Approver => "Approver",
+            Role::Admin => "Admin",
+        }
+    }
+}
+
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

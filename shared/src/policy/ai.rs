@@ -20,14 +20,16 @@ pub struct OutputRepair {
     pub fallback_model: Option<String>,
 }
 
-/// The end of a failed repair loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RepairFailure {
-    /// Return a safe failure; never pass invalid output on.
-    FailSafe,
-    /// Ask `fallback_model` once.
-    Fallback,
+crate::wire_enum! {
+    /// The end of a failed repair loop.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum RepairFailure {
+        /// Return a safe failure; never pass invalid output on.
+        FailSafe => ("fail_safe", "Fail safe"),
+        /// Ask `fallback_model` once.
+        Fallback => ("fallback", "Fallback"),
+    }
 }
 
 /// Which retrieval sources an answer needs.
@@ -63,19 +65,21 @@ pub struct SourceRequirement {
     pub confidence_penalty_percent: u32,
 }
 
-/// What a retrieval source's failure does to the answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceFailure {
-    /// No answer.
-    Fail,
-    /// Answer, labelled degraded and with lower confidence.
-    Degrade,
-    /// Answer as if the source had returned nothing. Silent, so only for
-    /// optional sources.
-    Omit,
-    /// Hand the question to a person.
-    AskHuman,
+crate::wire_enum! {
+    /// What a retrieval source's failure does to the answer.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum SourceFailure {
+        /// No answer.
+        Fail => ("fail", "Fail"),
+        /// Answer, labelled degraded and with lower confidence.
+        Degrade => ("degrade", "Degrade"),
+        /// Answer as if the source had returned nothing. Silent, so only for
+        /// optional sources.
+        Omit => ("omit", "Omit"),
+        /// Hand the question to a person.
+        AskHuman => ("ask_human", "Ask a human"),
+    }
 }
 
 /// How one agent workflow node behaves when it fails.
@@ -114,15 +118,17 @@ fn read_effect() -> Effect {
     Effect::Read
 }
 
-/// Whether a node runs while the service is degraded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DegradedModeAction {
-    /// It runs as usual.
-    #[default]
-    Run,
-    /// It waits until the service is healthy again.
-    Hold,
+crate::wire_enum! {
+    /// Whether a node runs while the service is degraded.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum DegradedModeAction {
+        /// It runs as usual.
+        #[default]
+        Run => ("run", "Run"),
+        /// It waits until the service is healthy again.
+        Hold => ("hold", "Hold"),
+    }
 }
 
 /// The cache policy of the service.
@@ -155,26 +161,28 @@ pub struct CachePolicy {
     pub invalidate_on_source_update: bool,
 }
 
-/// A part of a cache key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CacheKeyPart {
-    /// The tenant.
-    Tenant,
-    /// A hash of the caller's security context (roles, groups, clearances).
-    SecurityContext,
-    /// The version of the index searched.
-    IndexVersion,
-    /// The version of the prompt.
-    PromptVersion,
-    /// The version of the model.
-    ModelVersion,
-    /// The version of the query normalisation.
-    NormalizationVersion,
-    /// The normalised query itself.
-    Query,
-    /// The user, for per-user answers.
-    User,
+crate::wire_enum! {
+    /// A part of a cache key.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum CacheKeyPart {
+        /// The tenant.
+        Tenant => ("tenant", "Tenant"),
+        /// A hash of the caller's security context (roles, groups, clearances).
+        SecurityContext => ("security_context", "Security context"),
+        /// The version of the index searched.
+        IndexVersion => ("index_version", "Index version"),
+        /// The version of the prompt.
+        PromptVersion => ("prompt_version", "Prompt version"),
+        /// The version of the model.
+        ModelVersion => ("model_version", "Model version"),
+        /// The version of the query normalisation.
+        NormalizationVersion => ("normalization_version", "Normalization version"),
+        /// The normalised query itself.
+        Query => ("query", "Query"),
+        /// The user, for per-user answers.
+        User => ("user", "User"),
+    }
 }
 
 impl CacheKeyPart {
@@ -187,45 +195,21 @@ impl CacheKeyPart {
         Self::ModelVersion,
         Self::NormalizationVersion,
     ];
-
-    /// The wire name, as in `security_context`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Tenant => "tenant",
-            Self::SecurityContext => "security_context",
-            Self::IndexVersion => "index_version",
-            Self::PromptVersion => "prompt_version",
-            Self::ModelVersion => "model_version",
-            Self::NormalizationVersion => "normalization_version",
-            Self::Query => "query",
-            Self::User => "user",
-        }
-    }
 }
 
-/// How sensitive cached data is, least first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Sensitivity {
-    /// Public or static data.
-    Public,
-    /// Internal data.
-    Internal,
-    /// Customer or case data.
-    Confidential,
-    /// Data under legal or regulatory restriction.
-    Restricted,
-}
-
-impl Sensitivity {
-    /// The wire name, as in `confidential`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Public => "public",
-            Self::Internal => "internal",
-            Self::Confidential => "confidential",
-            Self::Restricted => "restricted",
-        }
+crate::wire_enum! {
+    /// How sensitive cached data is, least first.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Sensitivity {
+        /// Public or static data.
+        Public => ("public", "Public"),
+        /// Internal data.
+        Internal => ("internal", "Internal"),
+        /// Customer or case data.
+        Confidential => ("confidential", "Confidential"),
+        /// Data under legal or regulatory restriction.
+        Restricted => ("restricted", "Restricted"),
     }
 }
 
@@ -259,33 +243,37 @@ pub struct IdempotentOperation {
     pub retention_ms: u64,
 }
 
-/// A part of an idempotency key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IdempotencyKeyPart {
-    /// The caller's request id.
-    RequestId,
-    /// The workflow run.
-    WorkflowRunId,
-    /// The workflow node.
-    Node,
-    /// The operation's name.
-    Operation,
-    /// The tenant.
-    Tenant,
-    /// An approved action's id (the DLQ action lifecycle uses it).
-    ActionId,
+crate::wire_enum! {
+    /// A part of an idempotency key.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum IdempotencyKeyPart {
+        /// The caller's request id.
+        RequestId => ("request_id", "Request id"),
+        /// The workflow run.
+        WorkflowRunId => ("workflow_run_id", "Workflow run id"),
+        /// The workflow node.
+        Node => ("node", "Node"),
+        /// The operation's name.
+        Operation => ("operation", "Operation"),
+        /// The tenant.
+        Tenant => ("tenant", "Tenant"),
+        /// An approved action's id (the DLQ action lifecycle uses it).
+        ActionId => ("action_id", "Action id"),
+    }
 }
 
-/// What a reused key with a different payload does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyReuse {
-    /// Refuse the call with a conflict.
-    Reject,
-    /// Refuse it and send it to a person (dead-letter queue).
-    Escalate,
-    /// Return the first call's result. Hides that the caller meant something
-    /// else, hence a warning.
-    ReplayOriginal,
+crate::wire_enum! {
+    /// What a reused key with a different payload does.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum KeyReuse {
+        /// Refuse the call with a conflict.
+        Reject => ("reject", "Reject"),
+        /// Refuse it and send it to a person (dead-letter queue).
+        Escalate => ("escalate", "Escalate"),
+        /// Return the first call's result. Hides that the caller meant something
+        /// else, hence a warning.
+        ReplayOriginal => ("replay_original", "Replay the original"),
+    }
 }

@@ -39,24 +39,26 @@ pub struct FallbackRule {
     pub runbook: Option<String>,
 }
 
-/// How a component failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureType {
-    /// It cannot be reached or answers with errors.
-    Unavailable,
-    /// It did not answer within its budget.
-    Timeout,
-    /// It answers, but too slowly to be useful.
-    Slow,
-    /// It refuses calls because of a rate limit or quota.
-    RateLimited,
-    /// Its output does not validate (schema, citations, …).
-    InvalidOutput,
-    /// Its breaker is open.
-    BreakerOpen,
-    /// Any failure.
-    Any,
+crate::wire_enum! {
+    /// How a component failed.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum FailureType {
+        /// It cannot be reached or answers with errors.
+        Unavailable => ("unavailable", "Unavailable"),
+        /// It did not answer within its budget.
+        Timeout => ("timeout", "Timeout"),
+        /// It answers, but too slowly to be useful.
+        Slow => ("slow", "Slow"),
+        /// It refuses calls because of a rate limit or quota.
+        RateLimited => ("rate_limited", "Rate limited"),
+        /// Its output does not validate (schema, citations, …).
+        InvalidOutput => ("invalid_output", "Invalid output"),
+        /// Its breaker is open.
+        BreakerOpen => ("breaker_open", "Breaker open"),
+        /// Any failure.
+        Any => ("any", "Any failure"),
+    }
 }
 
 impl FailureType {
@@ -156,23 +158,25 @@ impl FallbackAction {
     }
 }
 
-/// The status an answer carries after a fallback.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DegradedStatus {
-    /// Indistinguishable from a normal answer.
-    Normal,
-    /// Answered with reduced quality or confidence.
-    Degraded,
-    /// Part of the request was answered, part was not.
-    Partial,
-    /// Accepted for later.
-    Queued,
-    /// Waiting for a dependency or a person.
-    Paused,
-    /// Not answered.
-    Refused,
+crate::wire_enum! {
+    /// The status an answer carries after a fallback.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum DegradedStatus {
+        /// Indistinguishable from a normal answer.
+        Normal => ("normal", "Normal"),
+        /// Answered with reduced quality or confidence.
+        Degraded => ("degraded", "Degraded"),
+        /// Part of the request was answered, part was not.
+        Partial => ("partial", "Partial"),
+        /// Accepted for later.
+        Queued => ("queued", "Queued"),
+        /// Waiting for a dependency or a person.
+        Paused => ("paused", "Paused"),
+        /// Not answered.
+        Refused => ("refused", "Refused"),
+    }
 }
 
 /// Model routing: the primary model and its fallbacks.

@@ -72,26 +72,28 @@ pub struct MustNotDo {
     pub description: String,
 }
 
-/// The kinds of prohibition validation knows how to check. `other` is
-/// recorded and enforced by the agent's hooks only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Prohibition {
-    /// Act (write, close, send) without a valid approval.
-    ActWithoutApproval,
-    /// Take a destructive action (send, close, pay) while the service is
-    /// degraded, when the evidence behind it may be incomplete.
-    DestructiveActionInDegradedMode,
-    /// Serve stale data without saying so.
-    UnlabeledStaleData,
-    /// Retry a side effect without an idempotency key.
-    RetryWithoutIdempotency,
-    /// Answer as if missing evidence were not missing.
-    HideMissingEvidence,
-    /// Answer without authorised evidence.
-    UngroundedAnswer,
-    /// Skip an authorisation check.
-    BypassAuthorization,
-    /// Anything else.
-    Other,
+crate::wire_enum! {
+    /// The kinds of prohibition validation knows how to check. `other` is
+    /// recorded and enforced by the agent's hooks only.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Prohibition {
+        /// Act (write, close, send) without a valid approval.
+        ActWithoutApproval => ("act_without_approval", "Act without approval"),
+        /// Take a destructive action (send, close, pay) while the service is
+        /// degraded, when the evidence behind it may be incomplete.
+        DestructiveActionInDegradedMode => ("destructive_action_in_degraded_mode", "Destructive action in degraded mode"),
+        /// Serve stale data without saying so.
+        UnlabeledStaleData => ("unlabeled_stale_data", "Unlabeled stale data"),
+        /// Retry a side effect without an idempotency key.
+        RetryWithoutIdempotency => ("retry_without_idempotency", "Retry without idempotency"),
+        /// Answer as if missing evidence were not missing.
+        HideMissingEvidence => ("hide_missing_evidence", "Hide missing evidence"),
+        /// Answer without authorised evidence.
+        UngroundedAnswer => ("ungrounded_answer", "Ungrounded answer"),
+        /// Skip an authorisation check.
+        BypassAuthorization => ("bypass_authorization", "Bypass authorization"),
+        /// Anything else.
+        Other => ("other", "Other"),
+    }
 }

@@ -66,46 +66,50 @@ pub struct RetryPolicy {
     pub operations: BTreeMap<String, Effect>,
 }
 
-/// Backoff randomisation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Jitter {
-    /// A uniform delay between zero and the exponential backoff.
-    Full,
-    /// Each delay drawn between the base and three times the previous delay.
-    Decorrelated,
-    /// No randomisation: clients that failed together retry together.
-    None,
+crate::wire_enum! {
+    /// Backoff randomisation.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Jitter {
+        /// A uniform delay between zero and the exponential backoff.
+        Full => ("full", "Full"),
+        /// Each delay drawn between the base and three times the previous delay.
+        Decorrelated => ("decorrelated", "Decorrelated"),
+        /// No randomisation: clients that failed together retry together.
+        None => ("none", "None"),
+    }
 }
 
-/// The classes of error a caller sees. The last six are never worth a retry:
-/// the same request will fail the same way.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    /// The call did not answer in time.
-    Timeout,
-    /// The connection failed or was reset.
-    Connection,
-    /// The dependency asked us to slow down (HTTP 429 and the like).
-    RateLimited,
-    /// The dependency is down or answered with a transient server error.
-    Unavailable,
-    /// The dependency shed our call because it is overloaded.
-    Overloaded,
-    /// Authentication or authorisation was denied.
-    AuthDenied,
-    /// The request itself is invalid.
-    Validation,
-    /// Retrieval found too little evidence to answer.
-    InsufficientEvidence,
-    /// A policy (safety, data, business) forbids the call.
-    PolicyViolation,
-    /// A cost or token budget is spent.
-    BudgetExceeded,
-    /// Any other error that will not go away by itself.
-    Permanent,
+crate::wire_enum! {
+    /// The classes of error a caller sees. The last six are never worth a retry:
+    /// the same request will fail the same way.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum ErrorClass {
+        /// The call did not answer in time.
+        Timeout => ("timeout", "Timeout"),
+        /// The connection failed or was reset.
+        Connection => ("connection", "Connection"),
+        /// The dependency asked us to slow down (HTTP 429 and the like).
+        RateLimited => ("rate_limited", "Rate limited"),
+        /// The dependency is down or answered with a transient server error.
+        Unavailable => ("unavailable", "Unavailable"),
+        /// The dependency shed our call because it is overloaded.
+        Overloaded => ("overloaded", "Overloaded"),
+        /// Authentication or authorisation was denied.
+        AuthDenied => ("auth_denied", "Auth denied"),
+        /// The request itself is invalid.
+        Validation => ("validation", "Validation"),
+        /// Retrieval found too little evidence to answer.
+        InsufficientEvidence => ("insufficient_evidence", "Insufficient evidence"),
+        /// A policy (safety, data, business) forbids the call.
+        PolicyViolation => ("policy_violation", "Policy violation"),
+        /// A cost or token budget is spent.
+        BudgetExceeded => ("budget_exceeded", "Budget exceeded"),
+        /// Any other error that will not go away by itself.
+        Permanent => ("permanent", "Permanent"),
+    }
 }
 
 impl ErrorClass {
@@ -123,16 +127,18 @@ impl ErrorClass {
     }
 }
 
-/// What an operation changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Effect {
-    /// Nothing: safe to repeat.
-    Read,
-    /// Creates or changes something: a repeat may duplicate it.
-    Write,
-    /// Deletes, closes, sends or pays: a repeat cannot be undone.
-    Destructive,
+crate::wire_enum! {
+    /// What an operation changes.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Effect {
+        /// Nothing: safe to repeat.
+        Read => ("read", "Read"),
+        /// Creates or changes something: a repeat may duplicate it.
+        Write => ("write", "Write"),
+        /// Deletes, closes, sends or pays: a repeat cannot be undone.
+        Destructive => ("destructive", "Destructive"),
+    }
 }
 
 impl Effect {
@@ -212,17 +218,19 @@ pub struct SlowCall {
     pub rate_percent: u32,
 }
 
-/// A fleet-wide manual override of a breaker.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ForcedState {
-    /// The breaker works by itself.
-    #[default]
-    None,
-    /// Open everywhere: no call reaches the dependency.
-    Open,
-    /// Closed everywhere: the breaker never opens.
-    Closed,
+crate::wire_enum! {
+    /// A fleet-wide manual override of a breaker.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum ForcedState {
+        /// The breaker works by itself.
+        #[default]
+        None => ("none", "No override"),
+        /// Open everywhere: no call reaches the dependency.
+        Open => ("open", "Open"),
+        /// Closed everywhere: the breaker never opens.
+        Closed => ("closed", "Closed"),
+    }
 }
 
 /// A bulkhead: a concurrency and queue limit per partition, so that one
@@ -253,20 +261,22 @@ pub struct Bulkhead {
     pub overrides: BTreeMap<String, BulkheadOverride>,
 }
 
-/// What a bulkhead partitions by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PartitionKey {
-    /// One partition per tenant.
-    Tenant,
-    /// One partition per tool.
-    Tool,
-    /// One partition per model.
-    Model,
-    /// One partition per queue.
-    Queue,
-    /// One partition per priority class.
-    Priority,
+crate::wire_enum! {
+    /// What a bulkhead partitions by.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum PartitionKey {
+        /// One partition per tenant.
+        Tenant => ("tenant", "Tenant"),
+        /// One partition per tool.
+        Tool => ("tool", "Tool"),
+        /// One partition per model.
+        Model => ("model", "Model"),
+        /// One partition per queue.
+        Queue => ("queue", "Queue"),
+        /// One partition per priority class.
+        Priority => ("priority", "Priority"),
+    }
 }
 
 /// Limits for one partition value; an absent field keeps the bulkhead's.
@@ -348,54 +358,25 @@ fn default_class() -> PriorityClass {
     PriorityClass::Interactive
 }
 
-/// The six priority classes, most important first. Ordering follows
-/// importance, so `a < b` means `a` is shed after `b`.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum PriorityClass {
-    /// Work whose loss endangers someone: never shed.
-    SafetyCritical,
-    /// Work a contract promises.
-    Contractual,
-    /// A person is waiting for it.
-    #[default]
-    Interactive,
-    /// Background jobs.
-    Background,
-    /// Batch and evaluation runs.
-    BatchEval,
-    /// Nice-to-have extras.
-    OptionalEnrichment,
-}
-
-impl PriorityClass {
-    /// All six, most important first.
-    pub const ALL: [PriorityClass; 6] = [
-        Self::SafetyCritical,
-        Self::Contractual,
-        Self::Interactive,
-        Self::Background,
-        Self::BatchEval,
-        Self::OptionalEnrichment,
-    ];
-
-    /// The wire name, as in `batch_eval`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SafetyCritical => "safety_critical",
-            Self::Contractual => "contractual",
-            Self::Interactive => "interactive",
-            Self::Background => "background",
-            Self::BatchEval => "batch_eval",
-            Self::OptionalEnrichment => "optional_enrichment",
-        }
-    }
-
-    /// The class with this wire name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == name)
+crate::wire_enum! {
+    /// The six priority classes, most important first. Ordering follows
+    /// importance, so `a < b` means `a` is shed after `b`.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum PriorityClass {
+        /// Work whose loss endangers someone: never shed.
+        SafetyCritical => ("safety_critical", "Safety-critical"),
+        /// Work a contract promises.
+        Contractual => ("contractual", "Contractual"),
+        /// A person is waiting for it.
+        #[default]
+        Interactive => ("interactive", "Interactive"),
+        /// Background jobs.
+        Background => ("background", "Background"),
+        /// Batch and evaluation runs.
+        BatchEval => ("batch_eval", "Batch and eval"),
+        /// Nice-to-have extras.
+        OptionalEnrichment => ("optional_enrichment", "Optional enrichment"),
     }
 }
 
@@ -457,19 +438,19 @@ pub enum Signal {
     },
 }
 
-/// What admission does with a request.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum AdmissionMode {
-    /// Served as usual.
-    #[default]
-    Normal,
-    /// Served with reduced capability (no rerank, smaller model, …).
-    Degraded,
-    /// Accepted as a background task instead of answered now.
-    Queued,
-    /// Refused with a clear status.
-    Rejected,
+crate::wire_enum! {
+    /// What admission does with a request.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum AdmissionMode {
+        /// Served as usual.
+        #[default]
+        Normal => ("normal", "Normal"),
+        /// Served with reduced capability (no rerank, smaller model, …).
+        Degraded => ("degraded", "Degraded"),
+        /// Accepted as a background task instead of answered now.
+        Queued => ("queued", "Queued"),
+        /// Refused with a clear status.
+        Rejected => ("rejected", "Rejected"),
+    }
 }

@@ -32,19 +32,21 @@ pub struct Service {
     pub dependencies: BTreeMap<String, Dependency>,
 }
 
-/// How much is at stake when the service is wrong. Ordered from least to
-/// most, so `tier >= RiskTier::High` reads naturally.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RiskTier {
-    /// Internal or low-impact use.
-    Low,
-    /// Customer-facing, recoverable mistakes.
-    Medium,
-    /// Mistakes harm customers or the business.
-    High,
-    /// Subject to regulation: decisions must be defensible afterwards.
-    Regulated,
+crate::wire_enum! {
+    /// How much is at stake when the service is wrong. Ordered from least to
+    /// most, so `tier >= RiskTier::High` reads naturally.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum RiskTier {
+        /// Internal or low-impact use.
+        Low => ("low", "Low"),
+        /// Customer-facing, recoverable mistakes.
+        Medium => ("medium", "Medium"),
+        /// Mistakes harm customers or the business.
+        High => ("high", "High"),
+        /// Subject to regulation: decisions must be defensible afterwards.
+        Regulated => ("regulated", "Regulated"),
+    }
 }
 
 /// One thing the service calls.
@@ -67,36 +69,38 @@ pub(crate) fn default_true() -> bool {
     true
 }
 
-/// The kinds of dependency an AI service has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DependencyKind {
-    /// A hosted or self-run language model.
-    ModelProvider,
-    /// An embedding model.
-    Embedding,
-    /// A vector database.
-    VectorDb,
-    /// A keyword (lexical) search engine.
-    LexicalSearch,
-    /// A reranking model.
-    Reranker,
-    /// An external tool or API the service calls, possibly with side effects.
-    ToolApi,
-    /// A message or task queue.
-    Queue,
-    /// A database.
-    Database,
-    /// Blob or object storage.
-    ObjectStore,
-    /// Authentication and authorisation.
-    Identity,
-    /// The service that grants human approvals.
-    ApprovalService,
-    /// The system of record for cases.
-    CaseRecord,
-    /// Anything else.
-    Other,
+crate::wire_enum! {
+    /// The kinds of dependency an AI service has.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum DependencyKind {
+        /// A hosted or self-run language model.
+        ModelProvider => ("model_provider", "Model provider"),
+        /// An embedding model.
+        Embedding => ("embedding", "Embedding"),
+        /// A vector database.
+        VectorDb => ("vector_db", "Vector DB"),
+        /// A keyword (lexical) search engine.
+        LexicalSearch => ("lexical_search", "Lexical search"),
+        /// A reranking model.
+        Reranker => ("reranker", "Reranker"),
+        /// An external tool or API the service calls, possibly with side effects.
+        ToolApi => ("tool_api", "Tool API"),
+        /// A message or task queue.
+        Queue => ("queue", "Queue"),
+        /// A database.
+        Database => ("database", "Database"),
+        /// Blob or object storage.
+        ObjectStore => ("object_store", "Object store"),
+        /// Authentication and authorisation.
+        Identity => ("identity", "Identity"),
+        /// The service that grants human approvals.
+        ApprovalService => ("approval_service", "Approval service"),
+        /// The system of record for cases.
+        CaseRecord => ("case_record", "Case record"),
+        /// Anything else.
+        Other => ("other", "Other"),
+    }
 }
 
 impl DependencyKind {
