@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod paths;
 pub mod policy;
 pub mod protocol;
 pub mod role;

@@ -1,0 +1,169 @@
+//! The REST API's paths, in one place for every client: the dashboard, the
+//! policy command line, the demo's bootstrap, the agent and the tests.
+//!
+//! The server's router mounts the same strings (see `server/src/routes`), and
+//! a server test holds every route to the OpenAPI document, so a path that
+//! changes here changes for everyone or fails a test.
+
+/// Where the REST API is mounted.
+pub const API: &str = "/api/v1";
+
+/// `POST`: sign in with a username and password.
+pub const LOGIN: &str = "/api/v1/auth/login";
+/// `POST`: end the session.
+pub const LOGOUT: &str = "/api/v1/auth/logout";
+/// `GET`: who is signed in.
+pub const ME: &str = "/api/v1/me";
+/// `GET`, `POST`: users.
+pub const USERS: &str = "/api/v1/users";
+/// `GET`, `POST`: service tokens.
+pub const TOKENS: &str = "/api/v1/tokens";
+/// `GET`: the audit log.
+pub const AUDIT: &str = "/api/v1/audit";
+/// `GET`, `POST`: services.
+pub const SERVICES: &str = "/api/v1/services";
+/// `GET`: publishes waiting for a second person.
+pub const PUBLISH_REQUESTS: &str = "/api/v1/publish-requests";
+/// `GET`: every agent instance in the fleet.
+pub const FLEET_INSTANCES: &str = "/api/v1/fleet/instances";
+/// `GET`: every service's live state.
+pub const FLEET_LIVE: &str = "/api/v1/fleet/live";
+/// `GET`: the live view for browsers, as server-sent events.
+pub const LIVE: &str = "/api/v1/live";
+/// `GET`: the OpenAPI document.
+pub const OPENAPI: &str = "/api/v1/openapi.json";
+
+/// `GET`: the agent's policy, with an `ETag`.
+pub const AGENT_POLICY: &str = "/api/v1/agent/policy";
+/// `GET`: the agent's event stream.
+pub const AGENT_STREAM: &str = "/api/v1/agent/stream";
+/// `POST`: an agent instance's heartbeat.
+pub const AGENT_HEARTBEAT: &str = "/api/v1/agent/heartbeat";
+/// `POST`: a sequenced telemetry batch.
+pub const AGENT_TELEMETRY: &str = "/api/v1/agent/telemetry";
+/// `POST`: a dead-lettered task.
+pub const AGENT_DEAD_LETTERS: &str = "/api/v1/agent/dead-letters";
+
+/// `PATCH`: one user.
+pub fn user(id: i64) -> String {
+    format!("{USERS}/{id}")
+}
+
+/// `DELETE`: one service token.
+pub fn token(id: &str) -> String {
+    format!("{TOKENS}/{}", segment(id))
+}
+
+/// `POST`: the outcome of a dead-letter action the agent executed.
+pub fn agent_action_ack(id: &str) -> String {
+    format!("/api/v1/agent/actions/{}/ack", segment(id))
+}
+
+/// `POST`: approve a publish request.
+pub fn approve_publish(id: &str) -> String {
+    format!("{PUBLISH_REQUESTS}/{}/approve", segment(id))
+}
+
+/// `POST`: reject a publish request.
+pub fn reject_publish(id: &str) -> String {
+    format!("{PUBLISH_REQUESTS}/{}/reject", segment(id))
+}
+
+/// One service in one environment, and what hangs off it.
+#[derive(Debug, Clone, Copy)]
+pub struct ServicePaths<'a> {
+    name: &'a str,
+    env: &'a str,
+}
+
+/// The paths of service `name` in environment `env`.
+pub fn service<'a>(name: &'a str, env: &'a str) -> ServicePaths<'a> {
+    ServicePaths { name, env }
+}
+
+impl ServicePaths<'_> {
+    /// `GET`: the service, its active version and rollout.
+    pub fn root(self) -> String {
+        format!("{SERVICES}/{}/{}", segment(self.name), segment(self.env))
+    }
+    fn sub(self, rest: &str) -> String {
+        format!("{}/{rest}", self.root())
+    }
+    /// `GET`, `PUT`: the draft.
+    pub fn draft(self) -> String {
+        self.sub("draft")
+    }
+    /// `POST`: validate a document.
+    pub fn validate(self) -> String {
+        self.sub("validate")
+    }
+    /// `POST`: publish a document.
+    pub fn publish(self) -> String {
+        self.sub("publish")
+    }
+    /// `GET`: every version.
+    pub fn versions(self) -> String {
+        self.sub("versions")
+    }
+    /// `GET`: one version.
+    pub fn version(self, version: u64) -> String {
+        self.sub(&format!("versions/{version}"))
+    }
+    /// `GET`: the difference between two versions.
+    pub fn diff(self) -> String {
+        self.sub("diff")
+    }
+    /// `POST`: roll back to an earlier version.
+    pub fn rollback(self) -> String {
+        self.sub("rollback")
+    }
+    /// `POST`: promote, abort or resize a canary.
+    pub fn rollout(self) -> String {
+        self.sub("rollout")
+    }
+    /// `GET`: the service's agent instances.
+    pub fn instances(self) -> String {
+        self.sub("instances")
+    }
+    /// `GET`: the service's live telemetry.
+    pub fn telemetry(self) -> String {
+        self.sub("telemetry")
+    }
+}
+
+/// A path segment with the characters that would change the path's meaning
+/// percent-encoded. Service and environment names are validated to a safe
+/// alphabet, so this only matters for input that fails validation anyway:
+/// it must reach the server as a 4xx, not as another path.
+fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_paths_nest_under_the_service() {
+        let s = service("rag-answer", "prod");
+        assert_eq!(s.root(), "/api/v1/services/rag-answer/prod");
+        assert_eq!(s.version(3), "/api/v1/services/rag-answer/prod/versions/3");
+        assert_eq!(s.publish(), "/api/v1/services/rag-answer/prod/publish");
+    }
+
+    #[test]
+    fn segments_cannot_escape_their_place() {
+        assert_eq!(
+            service("../users", "prod").root(),
+            "/api/v1/services/%2E%2E%2Fusers/prod"
+        );
+        assert_eq!(token("a b?c"), "/api/v1/tokens/a%20b%3Fc");
+    }
+}
