@@ -9,7 +9,7 @@ use shared::api::{
     AuditEntryView, CreateServiceRequest, CreateUserRequest, DecisionRequest, DiffView, DraftView,
     ErrorDetail, FleetLive, InstanceView, LoginRequest, LoginResponse, PublishOutcome,
     PublishRequest, PublishRequestView, RollbackRequest, RolloutAction, RolloutView,
-    ServiceTelemetry, ServiceView, UserView, VersionView,
+    ServiceTelemetry, ServiceView, UserView, ValidationView, VersionView,
 };
 use shared::policy::Policy;
 
@@ -196,6 +196,22 @@ pub async fn save_draft(name: &str, env: &str, policy: &Policy) -> Result<DraftV
     transport::send(Method::Put, &service_url(name, env, "/draft"), Some(policy)).await
 }
 
+/// Saves a policy written as YAML as the draft. The server reads it as it
+/// reads policy files; a text that is not a policy is a 422 naming the
+/// field.
+pub async fn save_draft_yaml(name: &str, env: &str, yaml: &str) -> Result<DraftView, ApiError> {
+    let url = service_url(name, env, "/draft");
+    transport::send_text(Method::Put, &url, YAML, yaml).await
+}
+
+/// Validates a policy written as YAML without saving it.
+pub async fn validate_yaml(name: &str, env: &str, yaml: &str) -> Result<ValidationView, ApiError> {
+    let url = service_url(name, env, "/validate");
+    transport::send_text(Method::Post, &url, YAML, yaml).await
+}
+
+const YAML: &str = "application/yaml";
+
 /// Publishes; the status tells a new version (201) from a request for
 /// approval (202), and the outcome says the same.
 pub async fn publish(
@@ -350,6 +366,10 @@ mod transport {
             Some(body) => builder.json(body).map_err(|_| ApiError::Malformed)?,
             None => builder.build().map_err(|_| ApiError::Malformed)?,
         };
+        answer(request).await
+    }
+
+    async fn answer(request: Request) -> Result<Response, ApiError> {
         let response = request.send().await.map_err(|_| ApiError::Network)?;
         if response.ok() {
             Ok(response)
@@ -381,6 +401,21 @@ mod transport {
     pub(super) async fn send_no_content(method: Method, url: &str) -> Result<(), ApiError> {
         fetch(method, url, None::<&()>).await.map(drop)
     }
+
+    /// Sends a text body of the given content type.
+    pub(super) async fn send_text<T: DeserializeOwned>(
+        method: Method,
+        url: &str,
+        content_type: &str,
+        text: &str,
+    ) -> Result<T, ApiError> {
+        let request = builder(method, url)
+            .header("content-type", content_type)
+            .body(text)
+            .map_err(|_| ApiError::Malformed)?;
+        let response = answer(request).await?;
+        response.json::<T>().await.map_err(|_| ApiError::Malformed)
+    }
 }
 
 #[cfg(not(feature = "hydrate"))]
@@ -400,6 +435,15 @@ mod transport {
     }
 
     pub(super) async fn send_no_content(_method: Method, _url: &str) -> Result<(), ApiError> {
+        Err(ApiError::Network)
+    }
+
+    pub(super) async fn send_text<T: DeserializeOwned>(
+        _method: Method,
+        _url: &str,
+        _content_type: &str,
+        _text: &str,
+    ) -> Result<T, ApiError> {
         Err(ApiError::Network)
     }
 }

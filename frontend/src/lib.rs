@@ -12,6 +12,7 @@
 
 mod api;
 mod app;
+mod components;
 mod layout;
 mod live;
 mod pages;

@@ -3,9 +3,9 @@
 //! enforce.
 
 use crate::api;
+use crate::components::instances_table::InstancesTable;
 use crate::layout::{LoadError, Loading, PageHeader};
 use crate::live::{LiveFleet, LiveStatus};
-use crate::pages::instances::InstancesTable;
 use crate::remote::Remote;
 use leptos::prelude::*;
 use leptos_meta::Title;

@@ -3,15 +3,12 @@
 mod approvals;
 mod audit;
 mod fleet;
-mod instances;
 mod lazy;
 mod login;
 mod not_found;
 mod overview;
-mod policy_editor;
 mod service;
 mod services;
-mod telemetry;
 mod users;
 
 use approvals::ApprovalsPage;

@@ -2,9 +2,9 @@
 //! first, rendered by the server and then updated in place from its `fleet`
 //! events.
 
+use crate::components::telemetry::{breaker_key, ms, pct};
 use crate::layout::{Loading, PageHeader};
 use crate::live::{LiveFleet, LiveStatus};
-use crate::pages::telemetry::{breaker_key, ms, pct};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use shared::api::{DependencyLive, FleetLive, ServiceLiveSummary};
@@ -296,7 +296,7 @@ fn rows_html(prefix: &str, s: &ServiceLiveSummary) -> String {
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 mod browser_rows {
     use super::*;
-    use crate::pages::telemetry::LiveBreakerChip;
+    use crate::components::telemetry::LiveBreakerChip;
     use std::sync::Arc;
 
     /// The rows as the browser keeps them: one [`DependencyRow`] per dependency.

@@ -1,23 +1,24 @@
 //! One service in one environment: its rollout, and tabs for the policy
 //! editor, live telemetry, the published versions and the fleet of instances.
 
+mod policy_editor;
+
 use crate::api::{self, ApiError};
 use crate::app::Hydrated;
+use crate::components::diff_list::{DiffList, outcome_text};
+use crate::components::instances_table::{InstancesTable, version_label};
+use crate::components::telemetry::Telemetry;
 use crate::layout::{LoadError, Loading};
-use crate::pages::instances::InstancesTable;
-use crate::pages::policy_editor::PolicyEditor;
-use crate::pages::services::version_label;
-use crate::pages::telemetry::Telemetry;
 use crate::remote::Remote;
 use crate::session::Session;
 use crate::time::Utc;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
+use policy_editor::PolicyEditor;
 use shared::api::{
     DiffView, PublishOutcome, RollbackRequest, RolloutAction, ServiceView, VersionView,
 };
-use shared::policy::{Change, ChangeKind};
 use shared::role::{Permission, Role};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,29 +201,6 @@ fn ServiceBody(name: String, env: String, role: Role) -> impl IntoView {
     .into_any()
 }
 
-/// What a publish or rollback did, as a sentence.
-pub(crate) fn outcome_text(outcome: &PublishOutcome) -> String {
-    match outcome {
-        PublishOutcome::Published {
-            version, canary, ..
-        } => {
-            if *canary {
-                format!("Published v{version} to a canary.")
-            } else {
-                format!("Published v{version}.")
-            }
-        }
-        PublishOutcome::PendingApproval {
-            request_id,
-            reasons,
-            ..
-        } => format!(
-            "Waiting for approval: request {request_id}. Reasons: {}.",
-            reasons.join("; ")
-        ),
-    }
-}
-
 /// The active version and the canary, with the canary's controls.
 #[component]
 fn RolloutPanel(
@@ -354,52 +332,6 @@ fn RolloutPanel(
         </section>
     }
     .into_any()
-}
-
-/// A JSON value in one line, for a diff.
-fn compact(value: &Option<serde_json::Value>) -> String {
-    match value {
-        None => "—".to_owned(),
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(v) => v.to_string(),
-    }
-}
-
-/// A diff as a list of changed paths with their old and new values.
-#[component]
-pub(crate) fn DiffList(changes: Vec<Change>) -> impl IntoView {
-    if changes.is_empty() {
-        return view! {
-            <p class="muted" data-test="diff-list" data-empty="true">
-                "No differences."
-            </p>
-        }
-        .into_any();
-    }
-    let items = changes
-        .into_iter()
-        .map(|c| {
-            let (kind, class) = match c.kind {
-                ChangeKind::Added => ("added", "change change-added"),
-                ChangeKind::Removed => ("removed", "change change-removed"),
-                ChangeKind::Changed => ("changed", "change change-changed"),
-            };
-            let data_path = c.path.clone();
-            view! {
-                <li class=class data-test="diff-item" data-path=data_path>
-                    <span class="change-kind">{kind}</span>
-                    <code class="change-path">{c.path}</code>
-                    <span class="change-values">
-                        <code class="change-old">{compact(&c.old)}</code>
-                        <span aria-hidden="true">" → "</span>
-                        <span class="visually-hidden">" becomes "</span>
-                        <code class="change-new">{compact(&c.new)}</code>
-                    </span>
-                </li>
-            }
-        })
-        .collect_view();
-    view! { <ul class="diff-list" data-test="diff-list">{items}</ul> }.into_any()
 }
 
 #[component]

@@ -1,5 +1,6 @@
 use crate::api::{self, ApiError};
 use crate::app::Hydrated;
+use crate::components::instances_table::version_label;
 use crate::layout::{FieldBlock, LoadError, Loading, PageHeader};
 use crate::remote::Remote;
 use crate::session::Session;
@@ -58,11 +59,6 @@ pub fn ServicesPage() -> impl IntoView {
             </Suspense>
         </div>
     }
-}
-
-/// "v3", or a dash when there is none.
-pub(crate) fn version_label(version: Option<u64>) -> String {
-    version.map_or_else(|| "—".to_owned(), |v| format!("v{v}"))
 }
 
 #[component]

@@ -2,13 +2,17 @@
 //! fleet page: what each agent enforces against what it should.
 
 use crate::api::escape_segment;
-use crate::pages::services::version_label;
 use crate::time::Utc;
 use leptos::prelude::*;
 use shared::api::{InstanceStatus, InstanceView};
 
 /// `fleet` adds a service column (linking to the service) and words the
 /// empty state for the whole fleet.
+/// "v3", or a dash when there is none.
+pub fn version_label(version: Option<u64>) -> String {
+    version.map_or_else(|| "—".to_owned(), |v| format!("v{v}"))
+}
+
 #[component]
 pub fn InstancesTable(instances: Vec<InstanceView>, fleet: bool) -> impl IntoView {
     if instances.is_empty() {
