@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod policy;
 pub mod policy_cli;
 pub mod policy_hub;
 pub mod routes;

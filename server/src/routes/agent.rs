@@ -5,8 +5,8 @@
 use crate::app::AppState;
 use crate::auth::ServicePrincipal;
 use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::policy_hub::{Published, Snapshot};
-use crate::store::InstanceRow;
+use crate::policy::instances;
+use crate::policy_hub::Published;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -15,9 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
-use shared::protocol::{Heartbeat, HeartbeatAck, PolicySource, events};
+use shared::protocol::{Heartbeat, HeartbeatAck, events};
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The routes of this module.
@@ -35,47 +34,14 @@ pub struct InstanceQuery {
     pub instance_id: String,
 }
 
-pub(crate) fn check_instance_id(id: &str) -> ApiResult<()> {
-    if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::invalid(
-            "instance_id",
-            "instance_id must be 1 to 128 printable ASCII characters",
-        ));
-    }
-    Ok(())
-}
-
 fn instance_query(
     query: Result<Query<InstanceQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<String> {
     let Query(q) = query.map_err(|_| {
         ApiError::invalid("instance_id", "the instance_id query parameter is required")
     })?;
-    check_instance_id(&q.instance_id)?;
+    instances::check_instance_id(&q.instance_id)?;
     Ok(q.instance_id)
-}
-
-async fn snapshot_for(
-    state: &AppState,
-    agent: &ServicePrincipal,
-) -> ApiResult<(i64, Arc<Snapshot>)> {
-    let id = state
-        .hub
-        .service_id(&agent.service, &agent.environment)
-        .await?
-        .ok_or_else(|| no_policy(agent))?;
-    Ok((id, state.hub.snapshot(id).await?))
-}
-
-fn no_policy(agent: &ServicePrincipal) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "no_policy",
-        format!(
-            "no policy is published for {} in {}",
-            agent.service, agent.environment
-        ),
-    )
 }
 
 fn quoted(etag: &str) -> String {
@@ -109,10 +75,10 @@ pub async fn policy(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let instance = instance_query(query)?;
-    let (_, snapshot) = snapshot_for(&state, &agent).await?;
+    let (_, snapshot) = instances::rollout_of(&state, &agent).await?;
     let published = snapshot
         .for_instance(&instance)
-        .ok_or_else(|| no_policy(&agent))?;
+        .ok_or_else(|| instances::no_policy(&agent))?;
     let etag =
         HeaderValue::from_str(&quoted(&published.etag)).map_err(|e| ApiError::internal(&e))?;
     let cache = HeaderValue::from_static("no-cache");
@@ -159,7 +125,7 @@ pub async fn stream(
         .hub
         .service_id(&agent.service, &agent.environment)
         .await?
-        .ok_or_else(|| no_policy(&agent))?;
+        .ok_or_else(|| instances::no_policy(&agent))?;
     let mut rx = state.hub.subscribe(service_id).await?;
     let first = rx.borrow_and_update().for_instance(&instance).cloned();
     let events = stream::unfold(
@@ -194,39 +160,7 @@ pub async fn heartbeat(
     agent: ServicePrincipal,
     ApiJson(beat): ApiJson<Heartbeat>,
 ) -> ApiResult<axum::Json<HeartbeatAck>> {
-    check_instance_id(&beat.instance_id)?;
-    if beat.agent_version.is_empty() || beat.agent_version.len() > 64 {
-        return Err(ApiError::invalid(
-            "agent_version",
-            "agent_version must be 1 to 64 bytes",
-        ));
-    }
-    let (service_id, snapshot) = snapshot_for(&state, &agent).await?;
-    let source = match beat.policy_source {
-        PolicySource::Server => "server",
-        PolicySource::Disk => "disk",
-        PolicySource::Default => "default",
-    };
-    let row = InstanceRow {
-        instance_id: beat.instance_id.clone(),
-        agent_version: beat.agent_version,
-        policy_version: beat
-            .policy_version
-            .map(|v| {
-                i64::try_from(v).map_err(|_| ApiError::invalid("policy_version", "out of range"))
-            })
-            .transpose()?,
-        policy_source: source.into(),
-        started_at: beat.started_at_ms,
-        last_seen_at: state.clock.now_ms(),
-    };
-    state.store.upsert_instance(service_id, &row).await?;
-    // Stored first: the fleet view never shows a beat the store refused.
-    state
-        .telemetry
-        .roster
-        .heartbeat(service_id, &agent.service, &agent.environment, row);
-    Ok(axum::Json(HeartbeatAck {
-        desired_version: snapshot.for_instance(&beat.instance_id).map(|p| p.version),
-    }))
+    Ok(axum::Json(
+        instances::heartbeat(&state, &agent, beat).await?,
+    ))
 }

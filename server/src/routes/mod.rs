@@ -1,14 +1,26 @@
 //! The REST API under `/api/v1`, one module per resource, merged here.
+//!
+//! A handler checks the caller's role, parses the request, calls one
+//! function of the domain (`crate::policy`, `crate::telemetry`,
+//! `crate::auth`) and turns the answer into a response. Workflows and their
+//! side effects live in the domain, so nothing outside this module imports
+//! it.
 
 pub mod agent;
 pub mod audit;
 pub mod auth;
+pub mod drafts;
 pub mod health;
+pub mod instances;
 pub mod metrics;
+pub mod publish;
+pub mod publish_requests;
+pub mod rollout;
 pub mod services;
 pub mod telemetry;
 pub mod tokens;
 pub mod users;
+pub mod versions;
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -34,9 +46,10 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         tokens::list_tokens, tokens::create_token, tokens::revoke_token,
         audit::list_audit,
         services::list_services, services::create_service, services::get_service,
-        services::get_draft, services::put_draft, services::validate_document, services::publish,
-        services::list_versions, services::get_version, services::diff, services::rollback, services::rollout,
-        services::service_instances, services::fleet_instances, services::list_publish_requests, services::approve, services::reject,
+        drafts::get_draft, drafts::put_draft, drafts::validate_document, publish::publish,
+        versions::list_versions, versions::get_version, versions::diff, publish::rollback, rollout::rollout,
+        instances::service_instances, instances::fleet_instances,
+        publish_requests::list_publish_requests, publish_requests::approve, publish_requests::reject,
         agent::policy, agent::stream, agent::heartbeat,
         telemetry::ingest, telemetry::service_telemetry, telemetry::fleet_live, telemetry::live,
     ),
@@ -74,6 +87,12 @@ pub fn router() -> Router<AppState> {
         .merge(tokens::router())
         .merge(audit::router())
         .merge(services::router())
+        .merge(drafts::router())
+        .merge(versions::router())
+        .merge(publish::router())
+        .merge(publish_requests::router())
+        .merge(rollout::router())
+        .merge(instances::router())
         .merge(agent::router())
         .merge(telemetry::router())
         .route("/openapi.json", get(openapi_json))

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 pub const HORIZON_SECS: i64 = 15 * 60;
 /// An instance not heard from for this long no longer counts towards the
 /// breaker state and gauges (the same bound as "stale" in the fleet view).
-pub const GAUGE_LIVE_MS: i64 = crate::routes::services::STALE_MS;
+pub const GAUGE_LIVE_MS: i64 = crate::policy::instances::STALE_MS;
 /// Instances not heard from for a day are forgotten.
 const FORGET_INSTANCE_MS: i64 = 24 * 3600 * 1000;
 /// Bounds that keep a misbehaving fleet from exhausting memory. Past them,

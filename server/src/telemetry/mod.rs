@@ -18,14 +18,16 @@ pub mod writer;
 use crate::app::App;
 use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult};
+use crate::policy::instances::{self, FORGET_MS};
 use crate::policy_hub::Snapshot;
-use crate::routes::services::{STALE_MS, UP_MS};
 use crate::store::{
     BatchWrite, InstanceRow, ROLLUP_FIRST_BUCKET, ROLLUP_WIDTH, ReceiptKey, RollupRow, ServiceRow,
     Store,
 };
 use live::Live;
-use shared::api::{FleetLive, InstanceCounts, ServiceLiveSummary, ServiceTelemetry};
+use shared::api::{
+    FleetLive, InstanceCounts, InstanceStatus, ServiceLiveSummary, ServiceTelemetry,
+};
 use shared::policy::DegradedStatus;
 use shared::protocol::{DependencyTelemetry, LATENCY_BUCKETS_MS, TelemetryBatch};
 use std::collections::{BTreeMap, HashMap};
@@ -179,8 +181,6 @@ pub mod limits {
 pub const RECEIPT_RETENTION_MS: i64 = 24 * 3600 * 1000;
 /// The fleet overview's window.
 pub const FLEET_WINDOW_SECS: u64 = 60;
-/// Instances silent for longer than this drop out of the counts.
-const FORGET_MS: i64 = roster::FORGET_MS;
 /// How often the live feed recomputes at most (and at least, while watched).
 /// A quarter second keeps every dashboard well under a second behind the
 /// agents (measured: benches/telemetry_ingest.rs) at the cost of recomputing
@@ -216,7 +216,7 @@ fn check_count(field: impl FnOnce() -> String, n: u64) -> ApiResult<()> {
 /// Checks a batch against the protocol's bounds; the error names the first
 /// field at fault.
 pub fn validate(batch: &TelemetryBatch, now_ms: i64) -> ApiResult<()> {
-    crate::routes::agent::check_instance_id(&batch.instance_id)?;
+    instances::check_instance_id(&batch.instance_id)?;
     if batch.sequence == 0 || batch.sequence > i64::MAX as u64 {
         return Err(ApiError::invalid(
             "sequence",
@@ -454,12 +454,14 @@ fn instance_counts<'a>(
     };
     for seen in last.values() {
         let age = now_ms - seen;
-        if age <= UP_MS {
-            counts.up += 1;
-        } else if age <= STALE_MS {
-            counts.stale += 1;
-        } else if age <= FORGET_MS {
-            counts.down += 1;
+        // Silent for a day: no longer part of the fleet, not even as down.
+        if age > FORGET_MS {
+            continue;
+        }
+        match instances::status(age) {
+            InstanceStatus::Up => counts.up += 1,
+            InstanceStatus::Stale => counts.stale += 1,
+            InstanceStatus::Down => counts.down += 1,
         }
     }
     counts

@@ -26,14 +26,11 @@
 //! older row that refresh read. Services are never deleted or renamed, so
 //! the merge only adds them.
 
+use crate::policy::instances::FORGET_MS;
 use crate::store::{InstanceRow, Store, StoreResult};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use tokio::sync::OnceCell;
-
-/// Instances not heard from for this long are forgotten (the same bound as
-/// the store's fleet queries).
-pub const FORGET_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Debug, Default)]
 struct State {
