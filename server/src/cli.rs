@@ -4,9 +4,9 @@
 
 use crate::app::{AppState, Settings, router};
 use crate::auth::password;
+use crate::auth::{tokens, users};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Secret, ServeConfig, StoreArgs};
-use crate::routes::{tokens::issue_token, users};
 use crate::store::{AuditRecord, Store};
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -188,7 +188,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             } => {
                 let store = open_store(&store).await?;
                 let created =
-                    issue_token(&store, SystemClock.now_ms(), "cli", &service, &environment)
+                    tokens::issue(&store, SystemClock.now_ms(), "cli", &service, &environment)
                         .await
                         .map_err(|e| Failure(e.message))?;
                 eprintln!(

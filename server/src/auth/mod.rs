@@ -11,6 +11,8 @@
 pub mod jwt;
 pub mod password;
 mod throttle;
+pub mod tokens;
+pub mod users;
 
 pub use throttle::LoginThrottle;
 

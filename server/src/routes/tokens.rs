@@ -1,14 +1,12 @@
 //! Service tokens for enforcement agents (admin only).
 
 use crate::app::AppState;
-use crate::auth::{UserPrincipal, new_service_token};
-use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::store::{AuditRecord, TokenRow};
+use crate::auth::{UserPrincipal, tokens};
+use crate::error::{ApiJson, ApiResult};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
-use serde_json::json;
 use shared::api::{CreateTokenRequest, CreatedToken, ServiceTokenView};
 use shared::role::Permission;
 
@@ -17,65 +15,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
-}
-
-/// Checks a service or environment name: 1 to 63 of lowercase letters,
-/// digits, `-`, `_` and `.`, starting with a letter or digit. These names
-/// appear in metric labels and URLs, so they are kept plain.
-pub fn validate_name(field: &str, value: &str) -> ApiResult<()> {
-    let ok = !value.is_empty()
-        && value.len() <= 63
-        && value.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            field,
-            format!(
-                "{field} must be 1 to 63 lowercase letters, digits, '-', '_' or '.', starting with a letter or digit"
-            ),
-        ))
-    }
-}
-
-/// Creates a token and stores only its hash. Shared by the API and the CLI.
-pub async fn issue_token(
-    state_store: &crate::store::Store,
-    now_ms: i64,
-    actor: &str,
-    service: &str,
-    environment: &str,
-) -> ApiResult<CreatedToken> {
-    validate_name("service", service)?;
-    validate_name("environment", environment)?;
-    let (id, token, secret_hash) = new_service_token();
-    let row = TokenRow {
-        id: id.clone(),
-        secret_hash,
-        service: service.to_owned(),
-        environment: environment.to_owned(),
-        created_by: actor.to_owned(),
-        created_at: now_ms,
-        revoked_at: None,
-    };
-    state_store
-        .create_token(
-            &row,
-            &AuditRecord::new(
-                actor,
-                "token.create",
-                format!("token:{id}"),
-                json!({ "service": service, "environment": environment }),
-            ),
-        )
-        .await?;
-    Ok(CreatedToken {
-        token,
-        info: row.view(),
-    })
 }
 
 /// Every token, without secrets.
@@ -105,7 +44,7 @@ pub async fn create_token(
     ApiJson(req): ApiJson<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
     user.require(Permission::ManageTokens)?;
-    let created = issue_token(
+    let created = tokens::issue(
         &state.store,
         state.clock.now_ms(),
         &user.actor(),
@@ -128,19 +67,7 @@ pub async fn revoke_token(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<ServiceTokenView>> {
     user.require(Permission::ManageTokens)?;
-    let row = state
-        .store
-        .revoke_token(
-            &id,
-            state.clock.now_ms(),
-            &AuditRecord::new(
-                user.actor(),
-                "token.revoke",
-                format!("token:{id}"),
-                json!({}),
-            ),
-        )
-        .await?;
-    state.auth.forget_token(&id);
-    Ok(axum::Json(row.view()))
+    Ok(axum::Json(
+        tokens::revoke(&state, &user.actor(), &id).await?,
+    ))
 }
