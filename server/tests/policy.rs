@@ -23,6 +23,7 @@ on_both_backends!(
     service_tokens_reach_only_their_own_service,
     conditional_gets_answer_304,
     the_stream_sends_the_current_version_then_each_new_one,
+    every_change_of_rollout_reaches_an_open_stream,
     the_fleet_view_shows_who_lags,
 );
 
@@ -796,6 +797,63 @@ async fn the_stream_sends_the_current_version_then_each_new_one(app: TestApp) {
     })
     .await;
     assert!(ended.is_ok(), "the stream did not end on shutdown");
+}
+
+/// Each workflow that changes what an instance should run (a publish, a
+/// canary step, an approval) tells the open streams itself: none relies on
+/// its HTTP handler to remember.
+async fn every_change_of_rollout_reaches_an_open_stream(app: TestApp) {
+    let s = setup(&app).await;
+    let agent = app.agent_token(&s.admin, "rag-answer").await;
+    // An instance in the lower half of the buckets: inside a 50 % canary,
+    // outside one that shrinks to its own bucket.
+    let instance = (0..)
+        .map(|i| format!("pod-{i}"))
+        .find(|id| (1..50).contains(&canary_bucket(id)))
+        .unwrap();
+    let v1 = rag_policy(RiskTier::Medium);
+    publish(&app, &s.engineer, &v1, None).await;
+    let mut body = open_stream(&app, &agent, &instance).await;
+    let mut buffer = String::new();
+    let mut next_version =
+        async || common::next_sse_event(&mut body, &mut buffer, "policy").await["version"].clone();
+    assert_eq!(next_version().await, 1);
+
+    let mut v2 = v1.clone();
+    v2.service.owner = "search-team".into();
+    let r = publish(&app, &s.engineer, &v2, Some(50)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(next_version().await, 2, "a canary publish");
+
+    let rollout = async |action: Value| {
+        let r = app
+            .call(
+                Method::POST,
+                "/api/v1/services/rag-answer/prod/rollout",
+                Some(action),
+                Some(&s.engineer),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    };
+    rollout(json!({ "action": "set_percent", "percent": canary_bucket(&instance) })).await;
+    assert_eq!(next_version().await, 1, "a canary shrunk past the instance");
+    rollout(json!({ "action": "promote" })).await;
+    assert_eq!(next_version().await, 2, "a promotion");
+
+    let r = publish(&app, &s.engineer, &rag_policy(RiskTier::High), None).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let id = r.body["request_id"].as_str().unwrap();
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/publish-requests/{id}/approve"),
+            None,
+            Some(&s.approver),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(next_version().await, 3, "an approved request");
 }
 
 async fn the_fleet_view_shows_who_lags(app: TestApp) {
