@@ -2,7 +2,8 @@
 //!
 //! An entry is fresh for the TTL the cache policy gives its data's
 //! sensitivity; a fresh entry is served without calling the source. An
-//! entry past its TTL is stale: the source is called, under the guard, and
+//! entry past its TTL is stale: the source is called, under the guard
+//! (`Guard::read_through`, which composes this rule with the call), and
 //! its answer wins. Only when the source fails may a stale entry stand in,
 //! and only if the policy allows stale entries, the decision built on it is
 //! not high-risk, and the answer says it is stale. A high-risk decision
@@ -13,9 +14,7 @@
 //! exists to prevent.
 
 use crate::compiled::CompiledPolicy;
-use crate::guard::{Call, Classify, Degradation, Guard, Guarded};
-use shared::policy::{DegradedStatus, RiskTier, Sensitivity};
-use std::future::Future;
+use shared::policy::{RiskTier, Sensitivity};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -106,60 +105,5 @@ impl<T> Served<T> {
         match self {
             Served::Cached(t) | Served::Source(t) | Served::Stale(t) => t,
         }
-    }
-}
-
-impl Guard {
-    /// Reads a value for a decision of `risk` through the cache: `entry`
-    /// when it is fresh, else the source through [`Guard::call`], else,
-    /// when the source fails and [`stale_use`] allows it, the stale entry
-    /// labelled `degraded` with the policy's caveat. Otherwise the source's
-    /// failure is returned as the guard resolved it.
-    pub async fn read_through<T, E, F, Fut>(
-        &self,
-        call: &Call<'_>,
-        risk: RiskTier,
-        entry: Option<&CacheEntry<T>>,
-        op: F,
-    ) -> Guarded<Served<T>, E>
-    where
-        T: Clone,
-        E: Classify,
-        F: FnMut(crate::Attempt) -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        let policy = self.policy();
-        if let Some(e) = entry.filter(|e| e.is_fresh(&policy)) {
-            return Guarded {
-                result: Ok(Served::Cached(e.value.clone())),
-                status: DegradedStatus::Normal,
-                attempts: 0,
-                side_effect_uncertain: false,
-                degradation: None,
-            };
-        }
-        let dependency = call.dependency_name();
-        let out = self.call(call, op).await;
-        if out.is_ok() {
-            return out.map(Served::Source);
-        }
-        // A fail-closed invariant stops the action whatever the cache
-        // holds; only a plain failure may be covered by a stale entry.
-        if let (Some(e), Ok(caveat), None) = (entry, stale_use(&policy, risk), out.fail_closed()) {
-            let stats = self.recorder().dependency(dependency);
-            stats.fallback(&format!("{dependency}/stale_cache"));
-            stats.degraded(DegradedStatus::Degraded);
-            return Guarded {
-                result: Ok(Served::Stale(e.value.clone())),
-                status: DegradedStatus::Degraded,
-                attempts: out.attempts,
-                side_effect_uncertain: false,
-                degradation: Some(Box::new(Degradation {
-                    user_message: Some(caveat),
-                    ..Degradation::default()
-                })),
-            };
-        }
-        out.map(Served::Source)
     }
 }

@@ -13,11 +13,14 @@
 //! choose and order them: [`rate_limit::RateLimitLayer`],
 //! [`bulkhead::BulkheadLayer`], [`breaker::BreakerLayer`] and
 //! [`retry::RetryLayer`], with [`fallback::FallbackLayer`] outermost to
-//! label what fails per the fallback matrix. They are made from a [`Guard`] and work on its
-//! state (one breaker per dependency, the bulkhead partitions, the rate and
-//! usage buckets, the retry budget, the telemetry recorder), so a call made
-//! through the layers and one made through [`Guard::call`] meet the same
-//! limits and are counted alike. A request names its dependency (and its
+//! label what fails per the fallback matrix. Each pattern folder owns its
+//! decisions, its layer and its tests, and decides on the shared
+//! [`state::Enforcement`] alone (one breaker per dependency, the bulkhead
+//! partitions, the rate and usage buckets, the retry budget, the telemetry
+//! recorder); the [`Guard`] composes them and derefs to that state. So a
+//! layer is made from an [`Enforcement`] or a [`Guard`] alike, and a call
+//! made through the layers and one made through [`Guard::call`] meet the
+//! same limits and are counted alike. A request names its dependency (and its
 //! tenant, partition values, idempotency key, effect and usage estimate)
 //! through [`GuardedRequest`]; an `http::Request` carries a [`CallSpec`] in
 //! its extensions. A [`Classifier`] sorts outcomes into error classes.
@@ -191,11 +194,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod backoff;
+pub mod admission;
 pub mod breaker;
 pub mod bulkhead;
 pub mod cache;
 pub mod cache_key;
+pub mod call;
 pub mod client;
 pub mod clock;
 pub mod compiled;
@@ -204,23 +208,23 @@ pub mod dlq;
 pub mod fallback;
 pub mod guard;
 pub mod idempotency;
-pub mod limits;
 pub mod random;
 pub mod rate_limit;
 pub mod repair;
 pub mod request;
 pub mod retry;
-pub mod retry_budget;
+pub mod state;
 pub mod steps;
 pub mod telemetry;
 
+pub use admission::{Admitted, Refusal, Request};
 pub use cache_key::{CacheKey, CacheKeyBuilder};
+pub use call::{Call, Classify, DependencyError, Usage};
 pub use clock::CallClock;
 pub use compiled::{CompiledPolicy, PolicyReceiver, policy_channel};
 pub use deadline::Deadline;
-pub use guard::{
-    Admitted, Attempt, Call, Classify, Degradation, DependencyError, Guard, GuardError, GuardLayer,
-    Guarded, Refusal, Request, Usage,
-};
+pub use fallback::Degradation;
+pub use guard::{Attempt, Guard, GuardBuilder, GuardError, GuardLayer, Guarded};
 pub use random::{RandomSource, SplitMix64};
 pub use request::{ByError, CallRecord, CallSpec, Classifier, GuardedRequest, HttpStatus};
+pub use state::Enforcement;

@@ -3,7 +3,7 @@
 //! counted, because a rising repair rate is how model drift shows first.
 
 use crate::telemetry::DependencyStats;
-use shared::policy::{OutputRepair, RepairFailure};
+use shared::policy::{DegradedStatus, OutputRepair, RepairFailure};
 use std::future::Future;
 
 /// How a repair loop ended.
@@ -84,5 +84,46 @@ where
         },
         // A fallback without a model to fall back to can only fail safe.
         _ => Repaired::FailSafe { repairs, reason },
+    }
+}
+
+impl crate::state::Enforcement {
+    /// Validates a model's structured output and repairs it within the
+    /// policy's bound (see [`crate::repair`]), counting each repair against
+    /// `dependency` and labelling the outcome.
+    pub async fn repair<T, V, R, Fut>(
+        &self,
+        dependency: &str,
+        output: T,
+        validate: V,
+        repair: R,
+    ) -> Repaired<T>
+    where
+        V: FnMut(&T) -> Result<(), String>,
+        R: FnMut(T, String) -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let policy = self.policy();
+        let stats = self.inner.recorder.dependency(dependency);
+        let out = repair_output(
+            &policy.output_repair(),
+            Some(&stats),
+            output,
+            validate,
+            repair,
+        )
+        .await;
+        match &out {
+            Repaired::Valid { .. } => {}
+            Repaired::FailSafe { .. } => {
+                stats.failure(shared::policy::ErrorClass::Validation);
+                stats.degraded(DegradedStatus::Refused);
+            }
+            Repaired::Fallback { .. } => {
+                stats.fallback(&format!("{dependency}/invalid_output"));
+                stats.degraded(DegradedStatus::Degraded);
+            }
+        }
+        out
     }
 }

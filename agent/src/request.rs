@@ -9,8 +9,8 @@
 //! reports, the class of the last failure, and who counts the call, so that
 //! a stack of layers records exactly what one [`crate::Guard::call`] would.
 
+use crate::call::{Classify, Usage};
 use crate::deadline::Deadline;
-use crate::guard::{Classify, Usage};
 use crate::telemetry::DependencyStats;
 use shared::policy::{Effect, ErrorClass, PartitionKey, PriorityClass};
 use std::sync::Arc;

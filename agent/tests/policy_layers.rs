@@ -4,7 +4,7 @@
 use agent::breaker::{BreakerLayer, BreakerOpen};
 use agent::bulkhead::{BulkheadLayer, BulkheadRejected, BulkheadRejection};
 use agent::deadline::DeadlineLayer;
-use agent::limits::BudgetRefusal;
+use agent::rate_limit::BudgetRefusal;
 use agent::rate_limit::{BudgetExhausted, RateLimitLayer, RateLimited};
 use agent::retry::RetryLayer;
 use agent::{

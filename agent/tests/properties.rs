@@ -5,7 +5,7 @@
 
 mod local;
 
-use agent::retry_budget::RetryBudget;
+use agent::retry::RetryBudget;
 use agent::{Call, DependencyError, Guard};
 use proptest::prelude::*;
 use shared::policy::RetryBudget as RetryBudgetPolicy;

@@ -1,4 +1,4 @@
-use crate::guard::Classify;
+use crate::call::Classify;
 use shared::policy::ErrorClass;
 use std::fmt;
 

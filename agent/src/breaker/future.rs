@@ -1,6 +1,6 @@
 use super::{Breaker, BreakerOpen, CallOutcome, Ticket};
-use crate::guard::Guard;
 use crate::request::{CallCount, CallRecord, Classifier};
+use crate::state::Enforcement;
 use crate::telemetry::DependencyStats;
 use pin_project_lite::pin_project;
 use shared::policy::BreakerPolicy;
@@ -15,7 +15,7 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a call admitted by the breaker reports back when it completes.
 pub(crate) struct Watch<C> {
-    pub(crate) guard: Guard,
+    pub(crate) state: Enforcement,
     pub(crate) breaker: Option<(Arc<Breaker>, BreakerPolicy, Ticket)>,
     pub(crate) stats: Arc<DependencyStats>,
     pub(crate) classifier: C,
@@ -67,19 +67,14 @@ where
         if let Some(w) = this.watch.take() {
             let class = w.classifier.classify(&out);
             if let Some((breaker, policy, ticket)) = w.breaker {
-                // Only errors that say the dependency is unwell trip it: a
-                // validation error comes from a healthy dependency.
                 let mut transitions = Vec::new();
                 breaker.record(
                     &policy,
                     ticket,
-                    CallOutcome {
-                        failed: class.is_some_and(|c| c.is_retryable()),
-                        latency: w.began.elapsed(),
-                    },
+                    CallOutcome::of(class, w.began.elapsed()),
                     &mut transitions,
                 );
-                w.guard.record_transitions(&w.stats, &mut transitions);
+                w.state.record_transitions(&w.stats, &mut transitions);
             }
             if let Some(r) = &w.record {
                 r.set_outcome(class);

@@ -1,7 +1,7 @@
 use super::ResponseFuture;
 use super::future::{BoxError, Watch};
-use crate::guard::Guard;
 use crate::request::{ByError, CallCount, Classifier, GuardedRequest, dependency_of};
+use crate::state::Enforcement;
 use shared::policy::ErrorClass;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -9,23 +9,24 @@ use tokio::time::Instant;
 use tower::{Layer, Service};
 
 /// Puts each call behind its dependency's circuit breaker: the same
-/// breaker [`Guard::call`] uses, with the parameters of the policy in force
+/// breaker of the shared [`Enforcement`] that [`crate::Guard::call`] uses, with the parameters of the policy in force
 /// when the call starts. A refused call fails with
 /// [`BreakerOpen`](super::BreakerOpen) without reaching the inner service;
 /// an admitted one's outcome, sorted by the classifier, feeds the breaker.
 #[derive(Clone, Debug)]
 pub struct BreakerLayer<C = ByError> {
-    guard: Guard,
+    state: Enforcement,
     dependency: Option<Arc<str>>,
     classifier: C,
 }
 
 impl BreakerLayer {
-    /// A layer using `guard`'s breakers, policy and recorder, classing
-    /// errors by their [`crate::Classify`].
-    pub fn new(guard: &Guard) -> BreakerLayer {
+    /// A layer using `state`'s breakers, policy and recorder (a
+    /// [`crate::Guard`] derefs to its state), classing errors by their
+    /// [`crate::Classify`].
+    pub fn new(state: &Enforcement) -> BreakerLayer {
         BreakerLayer {
-            guard: guard.clone(),
+            state: state.clone(),
             dependency: None,
             classifier: ByError,
         }
@@ -42,7 +43,7 @@ impl<C> BreakerLayer<C> {
     /// Classes outcomes with `classifier` instead.
     pub fn classifier<C2>(self, classifier: C2) -> BreakerLayer<C2> {
         BreakerLayer {
-            guard: self.guard,
+            state: self.state,
             dependency: self.dependency,
             classifier,
         }
@@ -55,7 +56,7 @@ impl<S, C: Clone> Layer<S> for BreakerLayer<C> {
     fn layer(&self, inner: S) -> Self::Service {
         BreakerService {
             inner,
-            guard: self.guard.clone(),
+            state: self.state.clone(),
             dependency: self.dependency.clone(),
             classifier: self.classifier.clone(),
         }
@@ -66,7 +67,7 @@ impl<S, C: Clone> Layer<S> for BreakerLayer<C> {
 #[derive(Clone, Debug)]
 pub struct BreakerService<S, C = ByError> {
     inner: S,
-    guard: Guard,
+    state: Enforcement,
     dependency: Option<Arc<str>>,
     classifier: C,
 }
@@ -87,9 +88,9 @@ where
     }
 
     fn call(&mut self, mut req: Req) -> Self::Future {
-        let policy = self.guard.policy();
+        let policy = self.state.policy();
         let dependency = dependency_of(&req, self.dependency.as_deref()).to_owned();
-        let stats = self.guard.recorder().dependency(&dependency);
+        let stats = self.state.recorder().dependency(&dependency);
         let count = CallCount::begin(&mut req, &stats);
         let record = req.call_record().cloned();
         let breaker = match policy
@@ -97,10 +98,10 @@ where
             .and_then(|r| r.breaker.clone())
         {
             Some(bp) => {
-                let breaker = self.guard.breaker(&dependency);
+                let breaker = self.state.breaker(&dependency);
                 let mut transitions = Vec::new();
                 let ticket = breaker.acquire(&bp, &mut transitions);
-                self.guard.record_transitions(&stats, &mut transitions);
+                self.state.record_transitions(&stats, &mut transitions);
                 match ticket {
                     Ok(ticket) => Some((breaker, bp, ticket)),
                     Err(_refused) => {
@@ -118,7 +119,7 @@ where
             None => None,
         };
         let watch = Watch {
-            guard: self.guard.clone(),
+            state: self.state.clone(),
             breaker,
             stats,
             classifier: self.classifier.clone(),

@@ -1,5 +1,5 @@
 use super::BulkheadRejection;
-use crate::guard::Classify;
+use crate::call::Classify;
 use shared::policy::ErrorClass;
 use std::fmt;
 

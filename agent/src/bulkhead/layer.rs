@@ -1,7 +1,7 @@
 use super::future::BoxError;
 use super::{BulkheadRejected, PartitionLimits, ResponseFuture};
-use crate::guard::Guard;
 use crate::request::{CallCount, GuardedRequest, dependency_of};
+use crate::state::Enforcement;
 use shared::policy::{ErrorClass, PartitionKey};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,19 +13,20 @@ use tower::{Layer, Service, ServiceExt};
 /// value's override, in the policy in force when the call starts. A call
 /// finding the queue full, or waiting past the queue timeout (or the
 /// request's deadline), fails with [`BulkheadRejected`] without reaching
-/// the inner service. The partitions are [`Guard`]'s own, so the guard and
-/// the layer share their slots.
+/// the inner service. The partitions are the shared [`Enforcement`]'s, so
+/// the guard and the layer share their slots.
 #[derive(Clone, Debug)]
 pub struct BulkheadLayer {
-    guard: Guard,
+    state: Enforcement,
     dependency: Option<Arc<str>>,
 }
 
 impl BulkheadLayer {
-    /// A layer using `guard`'s bulkheads, policy and recorder.
-    pub fn new(guard: &Guard) -> BulkheadLayer {
+    /// A layer using `state`'s bulkheads, policy and recorder (a
+    /// [`crate::Guard`] derefs to its state).
+    pub fn new(state: &Enforcement) -> BulkheadLayer {
         BulkheadLayer {
-            guard: guard.clone(),
+            state: state.clone(),
             dependency: None,
         }
     }
@@ -43,7 +44,7 @@ impl<S> Layer<S> for BulkheadLayer {
     fn layer(&self, inner: S) -> Self::Service {
         BulkheadService {
             inner,
-            guard: self.guard.clone(),
+            state: self.state.clone(),
             dependency: self.dependency.clone(),
         }
     }
@@ -54,7 +55,7 @@ impl<S> Layer<S> for BulkheadLayer {
 #[derive(Clone, Debug)]
 pub struct BulkheadService<S> {
     inner: S,
-    guard: Guard,
+    state: Enforcement,
     dependency: Option<Arc<str>>,
 }
 
@@ -78,11 +79,11 @@ where
     }
 
     fn call(&mut self, mut req: Req) -> Self::Future {
-        let guard = self.guard.clone();
+        let state = self.state.clone();
         let inner = self.inner.clone();
-        let policy = guard.policy();
+        let policy = state.policy();
         let dependency = dependency_of(&req, self.dependency.as_deref()).to_owned();
-        let stats = guard.recorder().dependency(&dependency);
+        let stats = state.recorder().dependency(&dependency);
         let count = CallCount::begin(&mut req, &stats);
         let record = req.call_record().cloned();
         let deadline = req.deadline();
@@ -113,7 +114,7 @@ where
             let mut slots = Vec::with_capacity(rules.len());
             for (rule, key) in rules.iter().zip(&keys) {
                 let limits = PartitionLimits::of(&rule.bulkhead, key);
-                match guard
+                match state
                     .acquire_slot(rule, key, limits, deadline, &stats)
                     .await
                 {

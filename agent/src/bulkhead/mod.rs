@@ -6,13 +6,17 @@
 //! call, so a publish that changes them applies to the next call without
 //! rebuilding anything; calls in flight keep their slots.
 //!
+//! Acquisition (a call's slots across its dependency's bulkheads) works on
+//! the partitions of the shared [`crate::state::Enforcement`], so
 //! [`BulkheadLayer`] holds a tower service's calls in the same partitions
-//! as [`crate::Guard::call`].
+//! as [`crate::Guard::call`] and admission.
 
+mod acquire;
 mod error;
 mod future;
 mod layer;
 
+pub(crate) use acquire::{PartitionHandle, Slots};
 pub use error::BulkheadRejected;
 pub use future::ResponseFuture;
 pub use layer::{BulkheadLayer, BulkheadService};

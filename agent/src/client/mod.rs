@@ -27,10 +27,10 @@ mod sse;
 pub use lkg::{load as load_last_known_good, newest, save as save_last_known_good};
 pub use sse::{LineTooLong, SseEvent, SseParser};
 
-use crate::backoff::Backoff;
 use crate::compiled::{CompiledPolicy, PolicyReceiver, policy_channel};
-use crate::guard::Guard;
 use crate::random::{RandomSource, SplitMix64};
+use crate::retry::Backoff;
+use crate::state::Enforcement;
 use bytes::Bytes;
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
@@ -407,7 +407,7 @@ impl LiveAgent {
         }
     }
 
-    /// The policy channel to build a [`Guard`] on.
+    /// The policy channel to build a [`crate::Guard`] on.
     pub fn policy(&self) -> PolicyReceiver {
         self.receiver.clone()
     }
@@ -451,8 +451,10 @@ impl LiveAgent {
     }
 
     /// Spawns the background work: the policy stream with its pull
-    /// fallback, heartbeats, and telemetry flushes for `guard`.
-    pub fn spawn(self: &Arc<Self>, guard: Guard) -> Vec<JoinHandle<()>> {
+    /// fallback, heartbeats, and telemetry flushes for `state` (a
+    /// [`crate::Guard`] or its [`Enforcement`]).
+    pub fn spawn(self: &Arc<Self>, state: impl Into<Enforcement>) -> Vec<JoinHandle<()>> {
+        let state = state.into();
         let me = self.clone();
         let policy = tokio::spawn(async move { me.policy_loop().await });
         let me = self.clone();
@@ -473,16 +475,16 @@ impl LiveAgent {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                guard.seal_telemetry();
-                me.flush(&guard).await;
+                state.seal_telemetry();
+                me.flush(&state).await;
             }
         });
         vec![policy, heartbeat, telemetry]
     }
 
     /// Sends pending telemetry batches, oldest first, until one fails.
-    pub async fn flush(&self, guard: &Guard) {
-        let recorder = guard.recorder();
+    pub async fn flush(&self, state: &Enforcement) {
+        let recorder = state.recorder();
         while let Some(batch) = recorder.next_batch() {
             match self.plane.telemetry(&batch).await {
                 // Accepted, or already had it: either way it is delivered.

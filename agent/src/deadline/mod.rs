@@ -12,9 +12,12 @@
 //! lands in the request's extensions), [`PropagateDeadlineLayer`] for
 //! outgoing ones.
 
+mod budgets;
 mod error;
 mod future;
 mod layer;
+
+pub(crate) use budgets::{Budgets, earliest, nanos};
 
 pub use error::Expired;
 pub use future::ResponseFuture;

@@ -1,5 +1,5 @@
 use super::FallbackDecision;
-use crate::guard::Classify;
+use crate::call::Classify;
 use shared::policy::{DegradedStatus, ErrorClass};
 use std::fmt;
 

@@ -1,16 +1,16 @@
 use super::ResponseFuture;
 use super::error::BoxError;
 use super::future::{Label, degrade};
-use crate::guard::Guard;
 use crate::request::{
     ByError, CallCount, Classifier, GuardedRequest, UNNAMED_DEPENDENCY, dependency_of,
 };
+use crate::state::Enforcement;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
 /// Labels each call's outcome per the fallback matrix of the policy in
-/// force when the call starts, as [`Guard::call`] does: a success passes
+/// force when the call starts, as [`crate::Guard::call`] does: a success passes
 /// through (its status is normal); a failure becomes a
 /// [`Degraded`](super::Degraded) with the status, the user message, the
 /// allowed fallback and any must-fail-closed invariant. Put it outermost,
@@ -21,17 +21,18 @@ use tower::{Layer, Service};
 /// counted in the dependency's telemetry.
 #[derive(Clone, Debug)]
 pub struct FallbackLayer<C = ByError> {
-    guard: Guard,
+    state: Enforcement,
     dependency: Option<Arc<str>>,
     classifier: C,
 }
 
 impl FallbackLayer {
-    /// A layer using `guard`'s policy and recorder, classing errors by
-    /// their [`crate::Classify`] and every response as a success.
-    pub fn new(guard: &Guard) -> FallbackLayer {
+    /// A layer using `state`'s policy and recorder (a [`crate::Guard`]
+    /// derefs to its state), classing errors by their [`crate::Classify`]
+    /// and every response as a success.
+    pub fn new(state: &Enforcement) -> FallbackLayer {
         FallbackLayer {
-            guard: guard.clone(),
+            state: state.clone(),
             dependency: None,
             classifier: ByError,
         }
@@ -49,7 +50,7 @@ impl<C> FallbackLayer<C> {
     /// response (an HTTP 503, say) is labelled too.
     pub fn classifier<C2>(self, classifier: C2) -> FallbackLayer<C2> {
         FallbackLayer {
-            guard: self.guard,
+            state: self.state,
             dependency: self.dependency,
             classifier,
         }
@@ -62,7 +63,7 @@ impl<S, C: Clone> Layer<S> for FallbackLayer<C> {
     fn layer(&self, inner: S) -> Self::Service {
         FallbackService {
             inner,
-            guard: self.guard.clone(),
+            state: self.state.clone(),
             dependency: self.dependency.clone(),
             classifier: self.classifier.clone(),
         }
@@ -73,7 +74,7 @@ impl<S, C: Clone> Layer<S> for FallbackLayer<C> {
 #[derive(Clone, Debug)]
 pub struct FallbackService<S, C = ByError> {
     inner: S,
-    guard: Guard,
+    state: Enforcement,
     dependency: Option<Arc<str>>,
     classifier: C,
 }
@@ -95,15 +96,15 @@ where
             let error: BoxError = e.into();
             let class = crate::Classify::class(&error);
             let dependency = self.dependency.as_deref().unwrap_or(UNNAMED_DEPENDENCY);
-            let stats = self.guard.recorder().dependency(dependency);
-            degrade(&self.guard.policy(), dependency, &stats, error, class)
+            let stats = self.state.recorder().dependency(dependency);
+            degrade(&self.state.policy(), dependency, &stats, error, class)
         })
     }
 
     fn call(&mut self, mut req: Req) -> Self::Future {
-        let policy = self.guard.policy();
+        let policy = self.state.policy();
         let dependency = dependency_of(&req, self.dependency.as_deref()).to_owned();
-        let stats = self.guard.recorder().dependency(&dependency);
+        let stats = self.state.recorder().dependency(&dependency);
         let count = CallCount::begin(&mut req, &stats);
         let record = req.call_record().cloned();
         let label = Label {

@@ -1,54 +1,8 @@
 use crate::bulkhead::BulkheadRejection;
-use crate::limits::BudgetRefusal;
+use crate::call::Classify;
+use crate::rate_limit::BudgetRefusal;
 use shared::policy::ErrorClass;
 use std::fmt;
-
-/// Sorts a dependency's error into the policy's error classes, which decide
-/// whether it is retried, whether it trips the breaker, and which fallback
-/// row applies.
-pub trait Classify {
-    /// The error's class.
-    fn class(&self) -> ErrorClass;
-}
-
-impl Classify for ErrorClass {
-    fn class(&self) -> ErrorClass {
-        *self
-    }
-}
-
-/// A ready-made classified error for callers without their own type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DependencyError {
-    /// The class.
-    pub class: ErrorClass,
-    /// What happened, without secrets.
-    pub message: String,
-}
-
-impl DependencyError {
-    /// An error of `class` saying `message`.
-    pub fn new(class: ErrorClass, message: impl Into<String>) -> DependencyError {
-        DependencyError {
-            class,
-            message: message.into(),
-        }
-    }
-}
-
-impl Classify for DependencyError {
-    fn class(&self) -> ErrorClass {
-        self.class
-    }
-}
-
-impl fmt::Display for DependencyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}: {}", self.class, self.message)
-    }
-}
-
-impl std::error::Error for DependencyError {}
 
 /// Why a guarded call did not produce a value.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-use super::{Call, Classify, Guard, GuardFailure, ResponseFuture};
+use super::{Guard, GuardFailure, ResponseFuture};
+use crate::call::{Call, Classify};
 use crate::request::GuardedRequest;
 use std::sync::Arc;
 use std::task::{Context, Poll};

@@ -1,5 +1,5 @@
-use crate::guard::Classify;
-use crate::limits::BudgetRefusal;
+use super::BudgetRefusal;
+use crate::call::Classify;
 use shared::policy::ErrorClass;
 use std::fmt;
 

@@ -1,6 +1,7 @@
-use crate::guard::{Guard, Usage};
-use crate::limits::Reservation;
+use super::Reservation;
+use crate::call::Usage;
 use crate::request::{CallCount, CallRecord};
+use crate::state::Enforcement;
 use crate::telemetry::DependencyStats;
 use pin_project_lite::pin_project;
 use std::future::Future;
@@ -13,7 +14,7 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a call that reserved its estimate settles when it completes.
 pub(crate) struct Settle {
-    pub(crate) guard: Guard,
+    pub(crate) state: Enforcement,
     pub(crate) reservation: Reservation,
     pub(crate) estimate: Usage,
     pub(crate) tenant: Option<String>,
@@ -76,7 +77,7 @@ where
                 .as_ref()
                 .and_then(CallRecord::usage)
                 .unwrap_or(s.estimate);
-            s.guard
+            s.state
                 .settle_usage(s.reservation, used, s.tenant.as_deref(), &s.stats);
             if let Some(c) = s.count {
                 c.finish(out.is_ok());

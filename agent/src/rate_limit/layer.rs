@@ -1,7 +1,7 @@
 use super::future::{BoxError, Settle};
 use super::{BudgetExhausted, RateLimited, ResponseFuture};
-use crate::guard::Guard;
 use crate::request::{CallCount, CallRecord, GuardedRequest, dependency_of};
+use crate::state::Enforcement;
 use shared::policy::ErrorClass;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -15,18 +15,20 @@ use tower::{Layer, Service};
 /// [`BudgetExhausted`] and never reaches the inner service. When the call
 /// completes the reservation is settled with the usage reported into the
 /// call's [`crate::request::CallRecord`], or the estimate. The buckets are
-/// [`Guard`]'s own, so the guard and the layer draw on the same limits.
+/// those of the shared [`Enforcement`], so the guard and the layer draw on
+/// the same limits.
 #[derive(Clone, Debug)]
 pub struct RateLimitLayer {
-    guard: Guard,
+    state: Enforcement,
     dependency: Option<Arc<str>>,
 }
 
 impl RateLimitLayer {
-    /// A layer using `guard`'s limiters, policy and recorder.
-    pub fn new(guard: &Guard) -> RateLimitLayer {
+    /// A layer using `state`'s limiters, policy and recorder (a
+    /// [`crate::Guard`] derefs to its state).
+    pub fn new(state: &Enforcement) -> RateLimitLayer {
         RateLimitLayer {
-            guard: guard.clone(),
+            state: state.clone(),
             dependency: None,
         }
     }
@@ -44,7 +46,7 @@ impl<S> Layer<S> for RateLimitLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RateLimitService {
             inner,
-            guard: self.guard.clone(),
+            state: self.state.clone(),
             dependency: self.dependency.clone(),
         }
     }
@@ -54,7 +56,7 @@ impl<S> Layer<S> for RateLimitLayer {
 #[derive(Clone, Debug)]
 pub struct RateLimitService<S> {
     inner: S,
-    guard: Guard,
+    state: Enforcement,
     dependency: Option<Arc<str>>,
 }
 
@@ -73,12 +75,12 @@ where
     }
 
     fn call(&mut self, mut req: Req) -> Self::Future {
-        let policy = self.guard.policy();
+        let policy = self.state.policy();
         let dependency = dependency_of(&req, self.dependency.as_deref()).to_owned();
-        let stats = self.guard.recorder().dependency(&dependency);
+        let stats = self.state.recorder().dependency(&dependency);
         let count = CallCount::begin(&mut req, &stats);
         let record = req.call_record().cloned();
-        if !self.guard.check_request_rate(&policy, &dependency, &stats) {
+        if !self.state.check_request_rate(&policy, &dependency, &stats) {
             return refuse(
                 record.as_ref(),
                 count,
@@ -88,7 +90,7 @@ where
         }
         let tenant = req.tenant().map(str::to_owned);
         let estimate = req.estimate();
-        let reservation = match self.guard.reserve_usage(
+        let reservation = match self.state.reserve_usage(
             &policy,
             &dependency,
             tenant.as_deref(),
@@ -106,7 +108,7 @@ where
             }
         };
         let settle = Settle {
-            guard: self.guard.clone(),
+            state: self.state.clone(),
             reservation,
             estimate,
             tenant,

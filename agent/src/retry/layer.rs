@@ -1,13 +1,14 @@
 use super::ResponseFuture;
+use super::RetryPlan;
 use crate::deadline::Deadline;
-use crate::guard::{Guard, RetryPlan};
 use crate::request::{ByError, CallCount, Classifier, GuardedRequest, dependency_of};
+use crate::state::Enforcement;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
 
-/// Retries failed calls as [`Guard::call`] does, with the same retry
+/// Retries failed calls as [`crate::Guard::call`] does, with the same retry
 /// budget: only failures whose class is retryable and listed in the
 /// dependency's retry policy, only operations free of side effects or
 /// carrying an idempotency key, at most the policy's attempts, after its
@@ -17,17 +18,18 @@ use tower::{Layer, Service, ServiceExt};
 /// enforce and send on.
 #[derive(Clone, Debug)]
 pub struct RetryLayer<C = ByError> {
-    guard: Guard,
+    state: Enforcement,
     dependency: Option<Arc<str>>,
     classifier: C,
 }
 
 impl RetryLayer {
-    /// A layer using `guard`'s retry budget, jitter, policy and recorder,
-    /// classing errors by their [`crate::Classify`].
-    pub fn new(guard: &Guard) -> RetryLayer {
+    /// A layer using `state`'s retry budget, jitter, policy and recorder
+    /// (a [`crate::Guard`] derefs to its state), classing errors by their
+    /// [`crate::Classify`].
+    pub fn new(state: &Enforcement) -> RetryLayer {
         RetryLayer {
-            guard: guard.clone(),
+            state: state.clone(),
             dependency: None,
             classifier: ByError,
         }
@@ -45,7 +47,7 @@ impl<C> RetryLayer<C> {
     /// response (an HTTP 503, say) is retried too.
     pub fn classifier<C2>(self, classifier: C2) -> RetryLayer<C2> {
         RetryLayer {
-            guard: self.guard,
+            state: self.state,
             dependency: self.dependency,
             classifier,
         }
@@ -58,7 +60,7 @@ impl<S, C: Clone> Layer<S> for RetryLayer<C> {
     fn layer(&self, inner: S) -> Self::Service {
         RetryService {
             inner,
-            guard: self.guard.clone(),
+            state: self.state.clone(),
             dependency: self.dependency.clone(),
             classifier: self.classifier.clone(),
         }
@@ -70,7 +72,7 @@ impl<S, C: Clone> Layer<S> for RetryLayer<C> {
 #[derive(Clone, Debug)]
 pub struct RetryService<S, C = ByError> {
     inner: S,
-    guard: Guard,
+    state: Enforcement,
     dependency: Option<Arc<str>>,
     classifier: C,
 }
@@ -95,13 +97,13 @@ where
     }
 
     fn call(&mut self, mut req: Req) -> Self::Future {
-        let guard = self.guard.clone();
+        let state = self.state.clone();
         let inner = self.inner.clone();
         let classifier = self.classifier.clone();
         // The policy of the whole call: a swap mid-call changes nothing.
-        let policy = guard.policy();
+        let policy = state.policy();
         let dependency = dependency_of(&req, self.dependency.as_deref()).to_owned();
-        let stats = guard.recorder().dependency(&dependency);
+        let stats = state.recorder().dependency(&dependency);
         let count = CallCount::begin(&mut req, &stats);
         let record = req.call_record().cloned();
         if let Some(r) = &record {
@@ -114,7 +116,7 @@ where
         ResponseFuture::new(Box::pin(async move {
             let per_attempt = policy.dependency(&dependency).and_then(|r| r.timeout);
             let mut plan =
-                RetryPlan::start(&guard, &policy, &dependency, &operation, effect, keyed);
+                RetryPlan::start(&state, &policy, &dependency, &operation, effect, keyed);
             let mut attempts = 0u32;
             loop {
                 attempts += 1;
@@ -135,7 +137,7 @@ where
                     r.set_outcome(class);
                 }
                 let delay =
-                    class.and_then(|c| plan.next_delay(&guard, c, attempts, deadline, &stats));
+                    class.and_then(|c| plan.next_delay(&state, c, attempts, deadline, &stats));
                 let Some(delay) = delay else {
                     if let Some(c) = count {
                         c.finish(out.is_ok());
