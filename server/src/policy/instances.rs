@@ -192,3 +192,18 @@ pub async fn fleet(app: &App) -> ApiResult<Vec<InstanceView>> {
     });
     Ok(views)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn liveness_steps_down_at_each_bound() {
+        assert_eq!(status(0), InstanceStatus::Up);
+        assert_eq!(status(UP_MS), InstanceStatus::Up);
+        assert_eq!(status(UP_MS + 1), InstanceStatus::Stale);
+        assert_eq!(status(STALE_MS), InstanceStatus::Stale);
+        assert_eq!(status(STALE_MS + 1), InstanceStatus::Down);
+        assert_eq!(status(FORGET_MS), InstanceStatus::Down);
+    }
+}
