@@ -13,8 +13,9 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use leptos::config::LeptosOptions;
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 use std::path::Path;
+use std::sync::OnceLock;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -37,7 +38,7 @@ pub fn leptos_options(site_root: &Path) -> LeptosOptions {
 pub fn router(state: &AppState) -> Router<AppState> {
     let options = state.leptos.clone();
     let shell_options = options.clone();
-    let routes = generate_route_list(frontend::App);
+    let routes = route_list();
     let fleet = fleet_source(state.clone());
     let pages = Router::new()
         .leptos_routes_with_context(
@@ -59,6 +60,20 @@ pub fn router(state: &AppState) -> Router<AppState> {
             HeaderValue::from_static("no-cache"),
         ));
     pages.merge(assets)
+}
+
+/// The dashboard's routes, generated once per process.
+///
+/// Generating them renders the app with resource loading suppressed, and
+/// Leptos keeps that switch in one process-wide flag: any page rendered on
+/// another thread meanwhile would wait for its resources forever. A server
+/// builds its router once, before it serves; tests build many routers while
+/// other tests render, so without this a render hung at random.
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES
+        .get_or_init(|| generate_route_list(frontend::App))
+        .clone()
 }
 
 /// The overview's first render reads the fleet straight from the live

@@ -378,3 +378,42 @@ async fn the_overview_shows_what_another_replica_recorded(app: TestApp) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Building a router while another thread renders a page must not stall
+/// that page. Leptos suppresses resource loading process-wide while it
+/// generates a route list, so routers generated theirs once per process;
+/// before that, tests that built apps while others rendered hung at random.
+#[test]
+fn rendering_while_other_routers_are_built_never_stalls() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let rt = runtime();
+    let (app, cookie) = rt.block_on(async {
+        let app = TestApp::sqlite().await;
+        let cookie = session_cookie(&app, "vic", Role::Viewer).await;
+        (app, cookie)
+    });
+    let builder = std::thread::spawn(move || {
+        runtime().block_on(async {
+            for _ in 0..20 {
+                drop(TestApp::sqlite().await);
+            }
+        })
+    });
+    rt.block_on(async {
+        for _ in 0..40 {
+            let r = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                app.send(get("/", Some(&cookie))),
+            )
+            .await
+            .expect("a page render stalled while routers were being built");
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        }
+    });
+    builder.join().unwrap();
+}
