@@ -17,7 +17,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use policy_editor::PolicyEditor;
 use shared::api::{
-    DiffView, PublishOutcome, RollbackRequest, RolloutAction, ServiceView, VersionView,
+    DiffView, RollbackRequest, RolloutAction, ServiceView, VersionView,
 };
 use shared::role::{Permission, Role};
 
@@ -653,6 +653,7 @@ fn Instances(name: String, env: String) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::api::PublishOutcome;
 
     #[test]
     fn tabs_come_from_the_query() {
