@@ -4,7 +4,7 @@
 //! exactly the recorded document, or rejects it.
 
 use super::rollout::commit;
-use super::{rejected, stored, tier_name, validation_context};
+use super::{rejected, stored, validation_context};
 use crate::app::App;
 use crate::auth::UserPrincipal;
 use crate::error::{ApiError, ApiResult};
@@ -20,9 +20,12 @@ pub fn reasons(active: Option<&Policy>, new: &Policy) -> Vec<String> {
     let mut reasons = Vec::new();
     let tier = |p: &Policy| p.service.risk_tier;
     if tier(new) >= RiskTier::High {
-        reasons.push(format!("the service's risk tier is {:?}", tier(new)).to_lowercase());
+        reasons.push(format!("the service's risk tier is {}", tier(new).as_str()));
     } else if let Some(old) = active.filter(|old| tier(old) >= RiskTier::High) {
-        reasons.push(format!("it lowers the risk tier from {:?}", tier(old)).to_lowercase());
+        reasons.push(format!(
+            "it lowers the risk tier from {}",
+            tier(old).as_str()
+        ));
     }
     if let Some(old) = active {
         for loosening in shared::policy::invariant_loosenings(old, new) {
@@ -115,12 +118,11 @@ pub async fn decide(
     let etag = document_etag(&row.document);
     let approver = user.actor();
     let now = app.clock.now_ms();
-    let tier = tier_name(policy.service.risk_tier);
     let new = NewVersion {
         service_id: row.service_id,
         document: &row.document,
         etag: &etag,
-        risk_tier: &tier,
+        risk_tier: policy.service.risk_tier.as_str(),
         author: &row.author,
         approver: Some(&approver),
         message: &row.message,

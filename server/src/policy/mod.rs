@@ -28,7 +28,7 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::store::ServiceRow;
 use axum::http::StatusCode;
-use shared::policy::{Policy, RiskTier, ValidationContext, ValidationReport};
+use shared::policy::{Policy, ValidationContext, ValidationReport};
 
 /// The validation every stored document goes through.
 pub(crate) fn validation_context() -> ValidationContext {
@@ -84,14 +84,6 @@ pub(crate) fn stored(document: &str) -> ApiResult<Policy> {
 
 fn to_json(policy: &Policy) -> ApiResult<String> {
     policy.to_json().map_err(|e| ApiError::internal(&e))
-}
-
-/// The risk tier as the versions table records it: its wire name.
-fn tier_name(tier: RiskTier) -> String {
-    serde_json::to_value(tier)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The active version's document, if one is published.

@@ -6,8 +6,7 @@
 
 use super::rollout::{check_canary_percent, commit};
 use super::{
-    active_policy, approval, check_header, rejected, stored, tier_name, to_json,
-    validation_context, versions,
+    active_policy, approval, check_header, rejected, stored, to_json, validation_context, versions,
 };
 use crate::app::App;
 use crate::auth::{UserPrincipal, random_hex};
@@ -134,7 +133,7 @@ async fn publish_policy(
                     service_id: service.id,
                     document: &document,
                     etag: &etag,
-                    risk_tier: &tier_name(policy.service.risk_tier),
+                    risk_tier: policy.service.risk_tier.as_str(),
                     author: &user.actor(),
                     approver: None,
                     message,

@@ -265,12 +265,8 @@ impl Collector for FleetCollector {
         for s in &services {
             for (dep, totals) in s.totals() {
                 for (class, n) in &totals.failures_by_class {
-                    let class = serde_json::to_value(class)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default();
                     let mut l = labels(&s.name, &s.environment, dep);
-                    l.push(("class", Esc(&class)));
+                    l.push(("class", Esc(class.as_str())));
                     family
                         .encode_family(&l)?
                         .encode_counter::<NoLabelSet, u64, u64>(n, None)?;
