@@ -15,6 +15,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
+use shared::paths;
 use shared::policy::Policy;
 
 /// The services the demo runs, with their example policies.
@@ -148,7 +149,7 @@ impl Rest {
         let (_, body) = self
             .expect(
                 "POST",
-                "/api/v1/auth/login",
+                paths::LOGIN,
                 Some(&json!({ "username": user, "password": password })),
                 &[200],
             )
@@ -189,7 +190,7 @@ pub async fn bootstrap(base: &str, creds: &Credentials) -> Result<Tokens, Bootst
         let (status, _) = admin
             .expect(
                 "POST",
-                "/api/v1/services",
+                paths::SERVICES,
                 Some(&json!({ "name": name, "environment": env, "owner": policy.service.owner })),
                 &[201, 409],
             )
@@ -200,7 +201,7 @@ pub async fn bootstrap(base: &str, creds: &Credentials) -> Result<Tokens, Bootst
         let (_, created) = admin
             .expect(
                 "POST",
-                "/api/v1/tokens",
+                paths::TOKENS,
                 Some(&json!({ "service": name, "environment": env })),
                 &[201],
             )
@@ -236,7 +237,7 @@ async fn publish(
     let (_, check) = admin
         .expect(
             "POST",
-            &format!("/api/v1/services/{name}/{env}/validate"),
+            &paths::service(name, env).validate(),
             Some(&document),
             &[200],
         )
@@ -248,7 +249,7 @@ async fn publish(
     let (_, waiting) = admin
         .expect(
             "GET",
-            "/api/v1/publish-requests?status=pending",
+            &format!("{}?status=pending", paths::PUBLISH_REQUESTS),
             None,
             &[200],
         )
@@ -264,7 +265,7 @@ async fn publish(
     let (status, outcome) = admin
         .expect(
             "POST",
-            &format!("/api/v1/services/{name}/{env}/publish"),
+            &paths::service(name, env).publish(),
             Some(&json!({ "message": "the demo's example policy", "document": document })),
             &[201, 202],
         )
@@ -308,7 +309,7 @@ async fn approve(
     let (status, _) = admin
         .expect(
             "POST",
-            "/api/v1/users",
+            paths::USERS,
             Some(&json!({ "username": creds.approver_user, "password": password, "role": "approver" })),
             &[201, 409],
         )
@@ -322,7 +323,7 @@ async fn approve(
         let (_, decided) = approver
             .expect(
                 "POST",
-                &format!("/api/v1/publish-requests/{id}/approve"),
+                &paths::approve_publish(id),
                 Some(&json!({ "comment": "approved by the demo bootstrap" })),
                 &[200],
             )

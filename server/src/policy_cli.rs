@@ -10,6 +10,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
+use shared::paths;
 use shared::policy::{Change, ChangeKind, Format, Policy, Severity, ValidationContext};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -199,7 +200,7 @@ async fn check(api: &Api, policy: &Policy, create_if_missing: bool) -> Result<Va
         )));
     }
     let (name, env) = (&policy.service.name, &policy.service.environment);
-    let path = format!("/api/v1/services/{name}/{env}/validate");
+    let path = paths::service(name, env).validate();
     let document = serde_json::to_value(policy).map_err(|e| Failure(e.to_string()))?;
     let (status, body) = api.call(Method::POST, &path, Some(&document)).await?;
     if status == StatusCode::NOT_FOUND && body["error"]["code"] == "not_found" {
@@ -210,7 +211,7 @@ async fn check(api: &Api, policy: &Policy, create_if_missing: bool) -> Result<Va
         let (status, created) = api
             .call(
                 Method::POST,
-                "/api/v1/services",
+                paths::SERVICES,
                 Some(&json!({ "name": name, "environment": env, "owner": policy.service.owner })),
             )
             .await?;
@@ -288,7 +289,7 @@ pub async fn run(command: PolicyCommand) -> Result<()> {
             let (status, body) = api
                 .call(
                     Method::POST,
-                    &format!("/api/v1/services/{name}/{env}/publish"),
+                    &paths::service(name, env).publish(),
                     Some(&json!({ "message": message, "canary_percent": canary, "document": document })),
                 )
                 .await?;
@@ -335,7 +336,7 @@ pub async fn run(command: PolicyCommand) -> Result<()> {
                     let (status, svc) = api
                         .call(
                             Method::GET,
-                            &format!("/api/v1/services/{service}/{environment}"),
+                            &paths::service(&service, &environment).root(),
                             None,
                         )
                         .await?;
@@ -350,7 +351,7 @@ pub async fn run(command: PolicyCommand) -> Result<()> {
             let (status, body) = api
                 .call(
                     Method::GET,
-                    &format!("/api/v1/services/{service}/{environment}/versions/{version}"),
+                    &paths::service(&service, &environment).version(version),
                     None,
                 )
                 .await?;
