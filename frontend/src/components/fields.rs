@@ -32,6 +32,10 @@ pub type Setter = Arc<dyn Fn(&mut Policy, &str) -> Result<(), String> + Send + S
 pub type GetBool = Arc<dyn Fn(&Policy) -> bool + Send + Sync>;
 /// Writes a yes/no value of the document.
 pub type SetBool = Arc<dyn Fn(&mut Policy, bool) + Send + Sync>;
+/// Reads which of an enum's values a list holds, by wire name.
+pub type GetList = Arc<dyn Fn(&Policy) -> Vec<String> + Send + Sync>;
+/// Turns one value (by wire name) on or off in a list.
+pub type SetInList = Arc<dyn Fn(&mut Policy, &str, bool) + Send + Sync>;
 /// Finds an item of the document by its key (a map key, or a list index as
 /// text).
 pub type Find<T> = for<'a> fn(&'a Policy, &str) -> Option<&'a T>;
@@ -401,8 +405,8 @@ pub fn CheckList(
     #[prop(into)] path: String,
     #[prop(into)] label: String,
     options: Options,
-    get: Arc<dyn Fn(&Policy) -> Vec<String> + Send + Sync>,
-    set: Arc<dyn Fn(&mut Policy, &str, bool) + Send + Sync>,
+    get: GetList,
+    set: SetInList,
     /// Choices shown greyed out (allowed, but rarely right).
     #[prop(optional)]
     muted: Option<fn(&str) -> bool>,

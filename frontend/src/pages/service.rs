@@ -16,9 +16,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use policy_editor::PolicyEditor;
-use shared::api::{
-    DiffView, RollbackRequest, RolloutAction, ServiceView, VersionView,
-};
+use shared::api::{DiffView, RollbackRequest, RolloutAction, ServiceView, VersionView};
 use shared::role::{Permission, Role};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
