@@ -159,6 +159,35 @@ static MUST_NOT_DO: Table<MustNotDo> = Table {
     footer: None,
 };
 
+/// Adds an entry, creating the section with its first one.
+fn add_entry(p: &mut Policy, f: impl FnOnce(&mut Invariants)) {
+    let _ = in_section(&mut p.invariants, |i| {
+        f(i);
+        Ok(())
+    });
+}
+
+/// One of the three lists: its heading, its table and its add button.
+#[component]
+fn InvariantList<T: Send + Sync + 'static>(
+    ed: Doc,
+    id: &'static str,
+    title: &'static str,
+    table: &'static Table<T>,
+    add_test: &'static str,
+    add_label: &'static str,
+    add: fn(&mut Policy),
+) -> impl IntoView {
+    view! {
+        <h3 class="subheading" id=id>
+            {title}
+        </h3>
+        <KeyedTable ed table labelled_by=id />
+        <AddButton ed test=add_test label=add_label add />
+    }
+    .into_any()
+}
+
 #[component]
 pub fn InvariantsSection(ed: Doc) -> impl IntoView {
     view! {
@@ -168,63 +197,57 @@ pub fn InvariantsSection(ed: Doc) -> impl IntoView {
             title="Invariants"
             about="Validation checks the rest of the policy against these, and a publish that loosens one needs an approver."
         >
-            <h3 class="subheading" id="fail-closed-title">
-                "Must fail closed"
-            </h3>
-            <KeyedTable ed table=&FAIL_CLOSED labelled_by="fail-closed-title" />
-            <AddButton
+            <InvariantList
                 ed
-                test="add-fail-closed"
-                label="Add fail-closed entry"
+                id="fail-closed-title"
+                title="Must fail closed"
+                table=&FAIL_CLOSED
+                add_test="add-fail-closed"
+                add_label="Add fail-closed entry"
                 add=|p| {
-                    let _ = in_section(&mut p.invariants, |i| {
+                    add_entry(p, |i| {
                         i.must_fail_closed.push(FailClosed {
                             id: format!("fail-closed-{}", i.must_fail_closed.len() + 1),
                             component: None,
                             failure: FailureType::Any,
                             description: "Describe what must stop.".into(),
-                        });
-                        Ok(())
-                    });
+                        })
+                    })
                 }
             />
-            <h3 class="subheading" id="may-degrade-title">
-                "May degrade"
-            </h3>
-            <KeyedTable ed table=&MAY_DEGRADE labelled_by="may-degrade-title" />
-            <AddButton
+            <InvariantList
                 ed
-                test="add-may-degrade"
-                label="Add may-degrade entry"
+                id="may-degrade-title"
+                title="May degrade"
+                table=&MAY_DEGRADE
+                add_test="add-may-degrade"
+                add_label="Add may-degrade entry"
                 add=|p| {
-                    let _ = in_section(&mut p.invariants, |i| {
+                    add_entry(p, |i| {
                         i.may_degrade.push(MayDegrade {
                             id: format!("may-degrade-{}", i.may_degrade.len() + 1),
                             component: None,
                             failure: FailureType::Any,
                             description: "Describe what may degrade, and when.".into(),
-                        });
-                        Ok(())
-                    });
+                        })
+                    })
                 }
             />
-            <h3 class="subheading" id="must-not-do-title">
-                "Must not do"
-            </h3>
-            <KeyedTable ed table=&MUST_NOT_DO labelled_by="must-not-do-title" />
-            <AddButton
+            <InvariantList
                 ed
-                test="add-must-not-do"
-                label="Add prohibition"
+                id="must-not-do-title"
+                title="Must not do"
+                table=&MUST_NOT_DO
+                add_test="add-must-not-do"
+                add_label="Add prohibition"
                 add=|p| {
-                    let _ = in_section(&mut p.invariants, |i| {
+                    add_entry(p, |i| {
                         i.must_not_do.push(MustNotDo {
                             id: format!("must-not-{}", i.must_not_do.len() + 1),
                             kind: Prohibition::Other,
                             description: "Describe what must never happen.".into(),
-                        });
-                        Ok(())
-                    });
+                        })
+                    })
                 }
             />
         </Section>
