@@ -76,55 +76,49 @@ macro_rules! failure {
     };
 }
 
-static FAIL_CLOSED: Table<FailClosed> = Table {
-    test: "editor-must-fail-closed",
-    row_test: "",
-    key_title: "",
-    noun: "fail-closed entry",
-    keys: |p| lists(p).map_or_else(Vec::new, |i| list_keys(&i.must_fail_closed)),
-    path: |k| format!("invariants.must_fail_closed.{k}"),
-    name: row_number,
-    find: |p, k| lists(p)?.must_fail_closed.get(k.parse::<usize>().ok()?),
-    find_mut: |p, k| {
-        lists_mut(p)?
-            .must_fail_closed
-            .get_mut(k.parse::<usize>().ok()?)
-    },
-    remove: |p, k| remove_entry(p, |i| remove_at(&mut i.must_fail_closed, k)),
-    row_issues: &[],
-    columns: &[
-        text!(new, "Id", id),
-        component!(),
-        failure!(),
-        text!(below, "Description", description),
-    ],
-    empty: "Nothing must fail closed.",
-    extra: None,
-    footer: None,
-};
+/// A table of one of the two lists whose entries name a component and a
+/// failure (must fail closed, may degrade).
+macro_rules! failure_list {
+    ($name:ident, $item:ty, $list:ident, $noun:literal, $empty:literal) => {
+        static $name: Table<$item> = Table {
+            test: concat!("editor-", stringify!($list)),
+            row_test: "",
+            key_title: "",
+            noun: $noun,
+            keys: |p| lists(p).map_or_else(Vec::new, |i| list_keys(&i.$list)),
+            path: |k| format!(concat!("invariants.", stringify!($list), ".{}"), k),
+            name: row_number,
+            find: |p, k| lists(p)?.$list.get(k.parse::<usize>().ok()?),
+            find_mut: |p, k| lists_mut(p)?.$list.get_mut(k.parse::<usize>().ok()?),
+            remove: |p, k| remove_entry(p, |i| remove_at(&mut i.$list, k)),
+            row_issues: &[],
+            columns: &[
+                text!(new, "Id", id),
+                component!(),
+                failure!(),
+                text!(below, "Description", description),
+            ],
+            empty: $empty,
+            extra: None,
+            footer: None,
+        };
+    };
+}
 
-static MAY_DEGRADE: Table<MayDegrade> = Table {
-    test: "editor-may-degrade",
-    row_test: "",
-    key_title: "",
-    noun: "may-degrade entry",
-    keys: |p| lists(p).map_or_else(Vec::new, |i| list_keys(&i.may_degrade)),
-    path: |k| format!("invariants.may_degrade.{k}"),
-    name: row_number,
-    find: |p, k| lists(p)?.may_degrade.get(k.parse::<usize>().ok()?),
-    find_mut: |p, k| lists_mut(p)?.may_degrade.get_mut(k.parse::<usize>().ok()?),
-    remove: |p, k| remove_entry(p, |i| remove_at(&mut i.may_degrade, k)),
-    row_issues: &[],
-    columns: &[
-        text!(new, "Id", id),
-        component!(),
-        failure!(),
-        text!(below, "Description", description),
-    ],
-    empty: "Nothing is declared as allowed to degrade.",
-    extra: None,
-    footer: None,
-};
+failure_list!(
+    FAIL_CLOSED,
+    FailClosed,
+    must_fail_closed,
+    "fail-closed entry",
+    "Nothing must fail closed."
+);
+failure_list!(
+    MAY_DEGRADE,
+    MayDegrade,
+    may_degrade,
+    "may-degrade entry",
+    "Nothing is declared as allowed to degrade."
+);
 
 static MUST_NOT_DO: Table<MustNotDo> = Table {
     test: "editor-must-not-do",
