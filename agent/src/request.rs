@@ -99,19 +99,8 @@ struct RecordInner {
     class: AtomicU8,
 }
 
-const CLASSES: [ErrorClass; 11] = [
-    ErrorClass::Timeout,
-    ErrorClass::Connection,
-    ErrorClass::RateLimited,
-    ErrorClass::Unavailable,
-    ErrorClass::Overloaded,
-    ErrorClass::AuthDenied,
-    ErrorClass::Validation,
-    ErrorClass::InsufficientEvidence,
-    ErrorClass::PolicyViolation,
-    ErrorClass::BudgetExceeded,
-    ErrorClass::Permanent,
-];
+/// A class is stored as its position in `ALL` (its declaration order) + 1.
+const CLASSES: [ErrorClass; ErrorClass::ALL.len()] = ErrorClass::ALL;
 
 /// The shared record of one call as it passes through the layers and its
 /// attempts. Cloning shares it.
@@ -149,9 +138,7 @@ impl CallRecord {
     /// it under its class even when all it sees is a boxed error or a
     /// response.
     pub fn set_outcome(&self, class: Option<ErrorClass>) {
-        let n = class.map_or(0, |class| {
-            CLASSES.iter().position(|c| *c == class).unwrap_or(10) as u8 + 1
-        });
+        let n = class.map_or(0, |class| class as u8 + 1);
         self.inner.class.store(n, Ordering::Relaxed);
     }
 

@@ -25,38 +25,19 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::time::Instant;
 
-const CLASSES: [ErrorClass; 11] = [
-    ErrorClass::Timeout,
-    ErrorClass::Connection,
-    ErrorClass::RateLimited,
-    ErrorClass::Unavailable,
-    ErrorClass::Overloaded,
-    ErrorClass::AuthDenied,
-    ErrorClass::Validation,
-    ErrorClass::InsufficientEvidence,
-    ErrorClass::PolicyViolation,
-    ErrorClass::BudgetExceeded,
-    ErrorClass::Permanent,
-];
+/// Failure counters are indexed by an error class's position in `ALL`,
+/// which is its declaration order, so `class as usize` finds its slot.
+const CLASSES: [ErrorClass; ErrorClass::ALL.len()] = ErrorClass::ALL;
 
-const STATUSES: [DegradedStatus; 6] = [
-    DegradedStatus::Normal,
-    DegradedStatus::Degraded,
-    DegradedStatus::Partial,
-    DegradedStatus::Queued,
-    DegradedStatus::Paused,
-    DegradedStatus::Refused,
-];
+/// Degraded counters, indexed like the failure counters.
+const STATUSES: [DegradedStatus; DegradedStatus::ALL.len()] = DegradedStatus::ALL;
 
 fn class_index(c: ErrorClass) -> usize {
-    CLASSES
-        .iter()
-        .position(|x| *x == c)
-        .unwrap_or(CLASSES.len() - 1)
+    c as usize
 }
 
 fn status_index(s: DegradedStatus) -> usize {
-    STATUSES.iter().position(|x| *x == s).unwrap_or(0)
+    s as usize
 }
 
 /// Whole milliseconds of `latency`, in 64-bit arithmetic (`as_millis`
@@ -264,7 +245,7 @@ struct Sealed {
 pub struct DependencyStats {
     shards: [Shard; OWN_SHARDS + 1],
     sealed: Mutex<Sealed>,
-    failures: [AtomicU64; 11],
+    failures: [AtomicU64; CLASSES.len()],
     timeouts: AtomicU64,
     retries: AtomicU64,
     retry_budget_exhausted: AtomicU64,
@@ -272,7 +253,7 @@ pub struct DependencyStats {
     bulkhead_rejections: AtomicU64,
     rate_limited: AtomicU64,
     shed: AtomicU64,
-    degraded: [AtomicU64; 6],
+    degraded: [AtomicU64; STATUSES.len()],
     repairs: AtomicU64,
     /// Calls queued in this dependency's bulkheads now: a gauge.
     pub(crate) queued: AtomicU64,
