@@ -17,6 +17,7 @@ use server::app::{AppState, Settings, router};
 use server::clock::{Clock, SystemClock};
 use server::config::Secret;
 use server::store::{AuditRecord, Store};
+use shared::paths;
 use shared::protocol::PolicySource;
 use shared::role::Role;
 use std::sync::Arc;
@@ -64,11 +65,10 @@ impl Ballast {
             )
             .await
             .unwrap();
-        let token =
-            server::routes::tokens::issue_token(&state.store, clock.now_ms(), "test", SERVICE, ENV)
-                .await
-                .unwrap()
-                .token;
+        let token = server::auth::tokens::issue(&state.store, clock.now_ms(), "test", SERVICE, ENV)
+            .await
+            .unwrap()
+            .token;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let app = router(state);
@@ -161,7 +161,7 @@ async fn the_agent_starts_on_the_published_policy_follows_the_stream_and_keeps_a
 
     // The fleet view: the heartbeat sent on apply reports v2 long before
     // the 10 s interval would.
-    let instances = format!("/api/v1/services/{SERVICE}/{ENV}/instances");
+    let instances = paths::service(SERVICE, ENV).instances();
     let seen = tokio::time::timeout(BOUND, async {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         loop {

@@ -39,6 +39,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use shared::paths;
 use shared::policy::Jitter;
 use shared::protocol::{
     ActionAck, DeadLetterAck, DeadLetterReport, DlqAction, Heartbeat, PolicyEnvelope, PolicySource,
@@ -167,7 +168,7 @@ impl ControlPlane {
     fn request(&self, method: http::Method, path: &str) -> http::request::Builder {
         Request::builder()
             .method(method)
-            .uri(format!("{}/api/v1/agent/{path}", self.base))
+            .uri(format!("{}{path}", self.base))
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
     }
 
@@ -208,7 +209,7 @@ impl ControlPlane {
     pub async fn pull(&self, etag: Option<&str>) -> Result<Pulled, ClientError> {
         let mut req = self.request(
             http::Method::GET,
-            &format!("policy?{}", self.instance_query()),
+            &format!("{}?{}", paths::AGENT_POLICY, self.instance_query()),
         );
         if let Some(etag) = etag {
             req = req.header(header::IF_NONE_MATCH, format!("\"{etag}\""));
@@ -263,7 +264,7 @@ impl ControlPlane {
 
     /// `POST /agent/heartbeat`.
     pub async fn heartbeat(&self, beat: &Heartbeat) -> Result<(), ClientError> {
-        self.post::<_, serde_json::Value>("heartbeat", beat)
+        self.post::<_, serde_json::Value>(paths::AGENT_HEARTBEAT, beat)
             .await
             .map(drop)
     }
@@ -273,7 +274,7 @@ impl ControlPlane {
         &self,
         batch: &shared::protocol::TelemetryBatch,
     ) -> Result<Option<TelemetryAck>, ClientError> {
-        self.post("telemetry", batch).await
+        self.post(paths::AGENT_TELEMETRY, batch).await
     }
 
     /// `POST /agent/dead-letters`.
@@ -281,7 +282,7 @@ impl ControlPlane {
         &self,
         report: &DeadLetterReport,
     ) -> Result<Option<DeadLetterAck>, ClientError> {
-        self.post("dead-letters", report).await
+        self.post(paths::AGENT_DEAD_LETTERS, report).await
     }
 
     /// `POST /agent/actions/{id}/ack`.
@@ -297,7 +298,7 @@ impl ControlPlane {
         let req = self
             .request(
                 http::Method::GET,
-                &format!("stream?{}", self.instance_query()),
+                &format!("{}?{}", paths::AGENT_STREAM, self.instance_query()),
             )
             .header(header::ACCEPT, "text/event-stream")
             .body(Full::default())

@@ -12,6 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
+use shared::paths;
 use std::time::Duration;
 
 /// Long enough for a loaded 2-core CI machine; nothing waits this long
@@ -43,7 +44,7 @@ impl Admin {
         let (status, body) = self
             .call(
                 "POST",
-                "/api/v1/auth/login",
+                paths::LOGIN,
                 Some(json!({ "username": "admin", "password": PASSWORD })),
             )
             .await;
@@ -86,7 +87,7 @@ impl Admin {
         let (status, body) = self
             .call(
                 "POST",
-                "/api/v1/services",
+                paths::SERVICES,
                 Some(json!({ "name": SERVICE, "environment": ENV, "owner": "knowledge-platform" })),
             )
             .await;
@@ -99,7 +100,7 @@ impl Admin {
         let (status, body) = self
             .call(
                 "POST",
-                &format!("/api/v1/services/{SERVICE}/{ENV}/publish"),
+                &paths::service(SERVICE, ENV).publish(),
                 Some(json!({ "message": message, "document": document })),
             )
             .await;
