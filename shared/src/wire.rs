@@ -59,6 +59,10 @@ macro_rules! wire_enum {
             /// Every variant, in declaration order.
             pub const ALL: [$name; [$(stringify!($variant)),+].len()] = [$($name::$variant),+];
 
+            /// (wire name, label) of every variant, as a picker offers them.
+            pub const OPTIONS: [(&'static str, &'static str); [$(stringify!($variant)),+].len()] =
+                [$(($wire, $label)),+];
+
             /// The wire name, as policy files and the API spell it.
             pub const fn as_str(self) -> &'static str {
                 match self {

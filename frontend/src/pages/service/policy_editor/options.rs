@@ -2,6 +2,11 @@
 //! and words.
 
 use super::Options;
+use shared::policy::{
+    AdmissionMode, CacheKeyPart, DegradedModeAction, DegradedStatus, DependencyKind, Effect,
+    ErrorClass, FailureType, ForcedState, IdempotencyKeyPart, Jitter, KeyReuse, PartitionKey,
+    PriorityClass, Prohibition, Sensitivity,
+};
 
 pub const RISK_TIERS: Options = &[
     ("low", "low"),
@@ -10,62 +15,20 @@ pub const RISK_TIERS: Options = &[
     ("regulated", "regulated — publishes need an approver"),
 ];
 
-pub const DEPENDENCY_KINDS: Options = &[
-    ("model_provider", "model provider"),
-    ("embedding", "embedding"),
-    ("vector_db", "vector DB"),
-    ("lexical_search", "lexical search"),
-    ("reranker", "reranker"),
-    ("tool_api", "tool API"),
-    ("queue", "queue"),
-    ("database", "database"),
-    ("object_store", "object store"),
-    ("identity", "identity"),
-    ("approval_service", "approval service"),
-    ("case_record", "case record"),
-    ("other", "other"),
-];
+pub const DEPENDENCY_KINDS: Options = &DependencyKind::OPTIONS;
 
-pub const JITTERS: Options = &[
-    ("full", "full"),
-    ("decorrelated", "decorrelated"),
-    ("none", "none"),
-];
+pub const JITTERS: Options = &Jitter::OPTIONS;
 
-pub const ERROR_CLASSES: Options = &[
-    ("timeout", "timeout"),
-    ("connection", "connection"),
-    ("rate_limited", "rate_limited"),
-    ("unavailable", "unavailable"),
-    ("overloaded", "overloaded"),
-    ("auth_denied", "auth_denied"),
-    ("validation", "validation"),
-    ("insufficient_evidence", "insufficient_evidence"),
-    ("policy_violation", "policy_violation"),
-    ("budget_exceeded", "budget_exceeded"),
-    ("permanent", "permanent"),
-];
+pub const ERROR_CLASSES: Options = &ErrorClass::OPTIONS;
 
-pub const FORCED: Options = &[
-    ("none", "no override"),
-    ("open", "forced open"),
-    ("closed", "forced closed"),
-];
+pub const FORCED: Options = &ForcedState::OPTIONS;
 
 pub const BREAKER_MODES: Options = &[
     ("consecutive", "failures in a row"),
     ("failure_rate", "failure rate"),
 ];
 
-pub const FAILURE_TYPES: Options = &[
-    ("unavailable", "unavailable"),
-    ("timeout", "timeout"),
-    ("slow", "slow"),
-    ("rate_limited", "rate limited"),
-    ("invalid_output", "invalid output"),
-    ("breaker_open", "breaker open"),
-    ("any", "any"),
-];
+pub const FAILURE_TYPES: Options = &FailureType::OPTIONS;
 
 pub const FALLBACK_ACTIONS: Options = &[
     ("alternate_dependency", "alternate dependency"),
@@ -87,38 +50,13 @@ pub const FALLBACK_ACTIONS: Options = &[
     ),
 ];
 
-pub const DEGRADED_STATUSES: Options = &[
-    ("normal", "normal"),
-    ("degraded", "degraded"),
-    ("partial", "partial"),
-    ("queued", "queued"),
-    ("paused", "paused"),
-    ("refused", "refused"),
-];
+pub const DEGRADED_STATUSES: Options = &DegradedStatus::OPTIONS;
 
-pub const PARTITIONS: Options = &[
-    ("tenant", "tenant"),
-    ("tool", "tool"),
-    ("model", "model"),
-    ("queue", "queue"),
-    ("priority", "priority class"),
-];
+pub const PARTITIONS: Options = &PartitionKey::OPTIONS;
 
-pub const PRIORITY_CLASSES: Options = &[
-    ("safety_critical", "safety critical"),
-    ("contractual", "contractual"),
-    ("interactive", "interactive"),
-    ("background", "background"),
-    ("batch_eval", "batch and evaluation"),
-    ("optional_enrichment", "optional enrichment"),
-];
+pub const PRIORITY_CLASSES: Options = &PriorityClass::OPTIONS;
 
-pub const ADMISSION_MODES: Options = &[
-    ("normal", "normal"),
-    ("degraded", "degraded"),
-    ("queued", "queued"),
-    ("rejected", "rejected"),
-];
+pub const ADMISSION_MODES: Options = &AdmissionMode::OPTIONS;
 
 pub const SIGNALS: Options = &[
     ("queue_depth", "queue deeper than"),
@@ -139,57 +77,41 @@ pub const SOURCE_FAILURES: Options = &[
     ("ask_human", "ask a person"),
 ];
 
-pub const EFFECTS: Options = &[
-    ("read", "read"),
-    ("write", "write"),
-    ("destructive", "destructive"),
-];
+pub const EFFECTS: Options = &Effect::OPTIONS;
 
-pub const DEGRADED_MODE_ACTIONS: Options = &[("run", "run"), ("hold", "hold")];
+pub const DEGRADED_MODE_ACTIONS: Options = &DegradedModeAction::OPTIONS;
 
-pub const CACHE_KEY_PARTS: Options = &[
-    ("tenant", "tenant"),
-    ("security_context", "security context"),
-    ("index_version", "index version"),
-    ("prompt_version", "prompt version"),
-    ("model_version", "model version"),
-    ("normalization_version", "normalisation version"),
-    ("query", "query"),
-    ("user", "user"),
-];
+pub const CACHE_KEY_PARTS: Options = &CacheKeyPart::OPTIONS;
 
-pub const SENSITIVITIES: Options = &[
-    ("public", "public"),
-    ("internal", "internal"),
-    ("confidential", "confidential"),
-    ("restricted", "restricted"),
-];
+pub const SENSITIVITIES: Options = &Sensitivity::OPTIONS;
 
-pub const IDEMPOTENCY_KEY_PARTS: Options = &[
-    ("request_id", "request id"),
-    ("workflow_run_id", "workflow run id"),
-    ("node", "node"),
-    ("operation", "operation"),
-    ("tenant", "tenant"),
-    ("action_id", "action id"),
-];
+pub const IDEMPOTENCY_KEY_PARTS: Options = &IdempotencyKeyPart::OPTIONS;
 
-pub const KEY_REUSES: Options = &[
-    ("reject", "reject"),
-    ("escalate", "escalate"),
-    ("replay_original", "replay the original"),
-];
+pub const KEY_REUSES: Options = &KeyReuse::OPTIONS;
 
-pub const PROHIBITIONS: Options = &[
-    ("act_without_approval", "act without approval"),
-    (
-        "destructive_action_in_degraded_mode",
-        "destructive action in degraded mode",
-    ),
-    ("unlabeled_stale_data", "unlabelled stale data"),
-    ("retry_without_idempotency", "retry without idempotency"),
-    ("hide_missing_evidence", "hide missing evidence"),
-    ("ungrounded_answer", "ungrounded answer"),
-    ("bypass_authorization", "bypass authorisation"),
-    ("other", "other"),
-];
+pub const PROHIBITIONS: Options = &Prohibition::OPTIONS;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::policy::{RepairFailure, RiskTier, SourceFailure};
+
+    /// The lists with words of their own still offer exactly the enum's
+    /// variants, so a new one cannot be missing from the editor.
+    #[test]
+    fn described_lists_offer_every_variant() {
+        let names = |o: Options| o.iter().map(|(n, _)| *n).collect::<Vec<_>>();
+        assert_eq!(
+            names(RISK_TIERS),
+            RiskTier::ALL.map(RiskTier::as_str).to_vec()
+        );
+        assert_eq!(
+            names(REPAIR_FAILURES),
+            RepairFailure::ALL.map(RepairFailure::as_str).to_vec()
+        );
+        assert_eq!(
+            names(SOURCE_FAILURES),
+            SourceFailure::ALL.map(SourceFailure::as_str).to_vec()
+        );
+    }
+}
