@@ -110,10 +110,8 @@ fn sentence_case(message: &str) -> String {
     }
 }
 
-pub const LOGIN: &str = "/api/v1/auth/login";
-pub const LOGOUT: &str = "/api/v1/auth/logout";
-const USERS: &str = "/api/v1/users";
-const AUDIT: &str = "/api/v1/audit";
+use shared::paths::{AUDIT, FLEET_INSTANCES, FLEET_LIVE, PUBLISH_REQUESTS, SERVICES, USERS};
+pub use shared::paths::{LOGIN, LOGOUT};
 
 /// How many audit entries the audit page shows.
 pub const AUDIT_PAGE_SIZE: u32 = 100;
@@ -140,9 +138,6 @@ pub async fn recent_audit() -> Result<Vec<AuditEntryView>, ApiError> {
     transport::send(Method::Get, &url, None::<&()>).await
 }
 
-const SERVICES: &str = "/api/v1/services";
-const PUBLISH_REQUESTS: &str = "/api/v1/publish-requests";
-
 pub async fn list_services() -> Result<Vec<ServiceView>, ApiError> {
     transport::send(Method::Get, SERVICES, None::<&()>).await
 }
@@ -151,29 +146,14 @@ pub async fn create_service(request: &CreateServiceRequest) -> Result<ServiceVie
     transport::send(Method::Post, SERVICES, Some(request)).await
 }
 
-/// A service's own URL under `/api/v1/services`. The server only accepts
-/// names of `[a-z0-9._-]`, but a name typed into the address bar may hold
-/// anything, so it is escaped rather than trusted.
+/// A service's own URL under `/api/v1/services`, its name and environment
+/// escaped rather than trusted (a name typed into the address bar may hold
+/// anything).
 fn service_url(name: &str, env: &str, rest: &str) -> String {
-    format!(
-        "{SERVICES}/{}/{}{rest}",
-        escape_segment(name),
-        escape_segment(env)
-    )
+    format!("{}{rest}", shared::paths::service(name, env).root())
 }
 
-/// Percent-encodes everything but unreserved characters (RFC 3986).
-pub fn escape_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
+pub use shared::paths::segment as escape_segment;
 
 pub async fn get_service(name: &str, env: &str) -> Result<ServiceView, ApiError> {
     transport::send(Method::Get, &service_url(name, env, ""), None::<&()>).await
@@ -293,18 +273,14 @@ pub async fn instances(name: &str, env: &str) -> Result<Vec<InstanceView>, ApiEr
 
 /// Every instance of every service, the lagging first.
 pub async fn fleet_instances() -> Result<Vec<InstanceView>, ApiError> {
-    transport::send(Method::Get, "/api/v1/fleet/instances", None::<&()>).await
+    transport::send(Method::Get, FLEET_INSTANCES, None::<&()>).await
 }
-
-/// Server-sent `fleet` events (a [`FleetLive`] each), for the overview.
-#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-pub const LIVE: &str = "/api/v1/live";
 
 /// Every service's live summary, once; the overview asks when its stream
 /// fails, to tell an ended session from a server that is away.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 pub async fn fleet_live() -> Result<FleetLive, ApiError> {
-    transport::send(Method::Get, "/api/v1/fleet/live", None::<&()>).await
+    transport::send(Method::Get, FLEET_LIVE, None::<&()>).await
 }
 
 /// One service's live figures and time series over the last `window_secs`.

@@ -325,7 +325,8 @@ fn follow_stream(fleet: RwSignal<Option<FleetLive>>, link: RwSignal<Link>) {
     let attempt = RwSignal::new(0_u32);
     Effect::new(move |_| {
         attempt.track();
-        let Ok(source) = EventSource::new(api::LIVE) else {
+        // Server-sent `fleet` events (a `FleetLive` each).
+        let Ok(source) = EventSource::new(shared::paths::LIVE) else {
             link.set(Link::Reconnecting);
             return;
         };

@@ -131,16 +131,22 @@ impl ServicePaths<'_> {
     }
 }
 
-/// A path segment with the characters that would change the path's meaning
-/// percent-encoded. Service and environment names are validated to a safe
-/// alphabet, so this only matters for input that fails validation anyway:
-/// it must reach the server as a 4xx, not as another path.
-fn segment(s: &str) -> String {
+/// A path segment with everything but RFC 3986's unreserved characters
+/// percent-encoded, and the dot segments `.` and `..` encoded whole.
+/// Service and environment names are validated to `[a-z0-9._-]`, so this
+/// only matters for input that fails validation anyway (a name typed into
+/// the address bar): it must reach the server as a 4xx, never as another
+/// path.
+pub fn segment(s: &str) -> String {
+    if s == "." || s == ".." {
+        return s.replace('.', "%2E");
+    }
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
         }
     }
     out
@@ -162,8 +168,10 @@ mod tests {
     fn segments_cannot_escape_their_place() {
         assert_eq!(
             service("../users", "prod").root(),
-            "/api/v1/services/%2E%2E%2Fusers/prod"
+            "/api/v1/services/..%2Fusers/prod"
         );
+        assert_eq!(service("..", "prod").root(), "/api/v1/services/%2E%2E/prod");
+        assert_eq!(service("a.b", "prod").root(), "/api/v1/services/a.b/prod");
         assert_eq!(token("a b?c"), "/api/v1/tokens/a%20b%3Fc");
     }
 }
