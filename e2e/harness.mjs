@@ -90,6 +90,20 @@ export async function launchBrowser() {
   };
 }
 
+/**
+ * Calls the REST API of `server`: a JSON body unless `contentType` says
+ * otherwise, the bearer token if one is given. Answers `{ status, body }`.
+ */
+export async function callApi(server, method, path, token, body, contentType = 'application/json') {
+  const res = await fetch(`${server.base}${path}`, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': contentType } : {}) },
+    body: body === undefined ? undefined : contentType === 'application/json' ? JSON.stringify(body) : body,
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
 /** Waits until the page has hydrated: only the wasm app sets this marker. */
 export async function waitForHydration(page) {
   await page.waitForSelector('body[data-hydrated="true"]', { timeout: 20_000 });

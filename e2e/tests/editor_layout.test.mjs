@@ -5,20 +5,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { ADMIN_PASSWORD, launchBrowser, startServer, waitForHydration } from '../harness.mjs';
+import { callApi, ADMIN_PASSWORD, launchBrowser, startServer, waitForHydration } from '../harness.mjs';
 
 let server;
 let chrome;
 
-async function api(method, path, token, body, contentType = 'application/json') {
-  const res = await fetch(`${server.base}${path}`, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': contentType } : {}) },
-    body: body === undefined ? undefined : contentType === 'application/json' ? JSON.stringify(body) : body,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const api = (...args) => callApi(server, ...args);
 
 before(async () => {
   server = await startServer();

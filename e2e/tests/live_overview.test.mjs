@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { ADMIN_PASSWORD, launchBrowser, startServer, waitForHydration } from '../harness.mjs';
+import { callApi, ADMIN_PASSWORD, launchBrowser, startServer, waitForHydration } from '../harness.mjs';
 
 const BIN = process.env.BALLAST_BIN ?? new URL('../../target/debug/ballast', import.meta.url).pathname;
 const DEMO_BIN = process.env.BALLAST_DEMO_BIN ?? join(dirname(BIN), 'ballast-demo');
@@ -32,15 +32,7 @@ function freePort() {
   });
 }
 
-async function api(method, path, token, body, contentType = 'application/json') {
-  const res = await fetch(`${server.base}${path}`, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': contentType } : {}) },
-    body: body === undefined ? undefined : contentType === 'application/json' ? JSON.stringify(body) : body,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const api = (...args) => callApi(server, ...args);
 
 before(async () => {
   server = await startServer();

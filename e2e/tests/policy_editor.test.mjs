@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { ADMIN_PASSWORD, USER_PASSWORD, launchBrowser, startServer, waitForHydration } from '../harness.mjs';
+import { callApi, ADMIN_PASSWORD, USER_PASSWORD, launchBrowser, startServer, waitForHydration } from '../harness.mjs';
 
 const BIN = process.env.BALLAST_BIN ?? new URL('../../target/debug/ballast', import.meta.url).pathname;
 const DEMO_BIN = process.env.BALLAST_DEMO_BIN ?? join(dirname(BIN), 'ballast-demo');
@@ -18,15 +18,7 @@ let chrome;
 let demo;
 let demoDir;
 
-async function api(method, path, token, body, contentType = 'application/json') {
-  const res = await fetch(`${server.base}${path}`, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': contentType } : {}) },
-    body: body === undefined ? undefined : contentType === 'application/json' ? JSON.stringify(body) : body,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const api = (...args) => callApi(server, ...args);
 
 before(async () => {
   server = await startServer({ users: [['erin', 'engineer']] });

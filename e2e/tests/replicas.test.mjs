@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { ADMIN_PASSWORD, startServer } from '../harness.mjs';
+import { callApi as api, ADMIN_PASSWORD, startServer } from '../harness.mjs';
 
 const PG = process.env.BALLAST_TEST_PG_URL;
 const required = process.env.BALLAST_REQUIRE_PG === '1';
@@ -39,15 +39,6 @@ after(async () => {
   if (dbName) psql(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
 });
 
-async function api(server, method, path, token, body, contentType = 'application/json') {
-  const res = await fetch(`${server.base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': contentType } : {}) },
-    body: body === undefined ? undefined : contentType === 'application/json' ? JSON.stringify(body) : body,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
 
 /** Reads SSE events from a fetch body until one carries `version`. */
 async function untilVersion(reader, state, version) {
