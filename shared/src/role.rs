@@ -6,21 +6,23 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// A human user's role. Service tokens are not users and have no role: they
-/// can only speak the agent protocol for their own service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Reads everything a dashboard shows; changes nothing.
-    Viewer,
-    /// Edits drafts, publishes low-risk policy, requests DLQ actions, writes
-    /// runbooks and alerts, runs chaos outside production.
-    Engineer,
-    /// Approves requests that someone else made, and high-risk publishes.
-    Approver,
-    /// Manages users and service tokens, and may do everything else.
-    Admin,
+crate::wire_enum! {
+    /// A human user's role. Service tokens are not users and have no role: they
+    /// can only speak the agent protocol for their own service.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "snake_case")]
+    pub enum Role {
+        /// Reads everything a dashboard shows; changes nothing.
+        Viewer => ("viewer", "Viewer"),
+        /// Edits drafts, publishes low-risk policy, requests DLQ actions, writes
+        /// runbooks and alerts, runs chaos outside production.
+        Engineer => ("engineer", "Engineer"),
+        /// Approves requests that someone else made, and high-risk publishes.
+        Approver => ("approver", "Approver"),
+        /// Manages users and service tokens, and may do everything else.
+        Admin => ("admin", "Admin"),
+    }
 }
 
 /// Something a request may want to do. Endpoints name the permission they need
@@ -46,9 +48,6 @@ pub enum Permission {
 }
 
 impl Role {
-    /// Every role, from least to most privileged.
-    pub const ALL: [Role; 4] = [Role::Viewer, Role::Engineer, Role::Approver, Role::Admin];
-
     /// Whether this role grants `permission`.
     ///
     /// Approvers do not edit: keeping the people who approve apart from the
@@ -60,33 +59,6 @@ impl Role {
             Role::Viewer => matches!(permission, Read),
             Role::Engineer => matches!(permission, Read | Edit | PublishLowRisk | RequestDlqAction),
             Role::Approver => matches!(permission, Read | Approve | ReadAudit),
-        }
-    }
-
-    /// The role's name as the API and the command line spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Engineer => "engineer",
-            Role::Approver => "approver",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl crate::wire::WireEnum for Role {
-    fn all() -> &'static [Self] {
-        &Self::ALL
-    }
-    fn wire_name(self) -> &'static str {
-        self.as_str()
-    }
-    fn label(self) -> &'static str {
-        match self {
-            Role::Viewer => "Viewer",
-            Role::Engineer => "Engineer",
-            Role::Approver => "Approver",
-            Role::Admin => "Admin",
         }
     }
 }
@@ -103,10 +75,12 @@ pub struct UnknownRole(pub String);
 
 impl fmt::Display for UnknownRole {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = Role::ALL.iter().map(|r| r.as_str()).collect();
         write!(
             f,
-            "unknown role {:?}: expected one of viewer, engineer, approver, admin",
-            self.0
+            "unknown role {:?}: expected one of {}",
+            self.0,
+            names.join(", ")
         )
     }
 }
@@ -117,10 +91,7 @@ impl FromStr for Role {
     type Err = UnknownRole;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| UnknownRole(s.to_owned()))
+        Role::from_name(s).ok_or_else(|| UnknownRole(s.to_owned()))
     }
 }
 

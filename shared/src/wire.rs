@@ -22,13 +22,6 @@ pub trait WireEnum: Copy + Eq + 'static {
     fn from_wire_name(name: &str) -> Option<Self> {
         Self::all().iter().copied().find(|v| v.wire_name() == name)
     }
-    /// The position of `self` in [`WireEnum::all`], for per-variant arrays.
-    fn index(self) -> usize {
-        Self::all()
-            .iter()
-            .position(|v| *v == self)
-            .expect("every variant is in ALL")
-    }
 }
 
 /// Declares a unit-only enum together with its `ALL`, wire names and labels.
@@ -122,7 +115,6 @@ mod tests {
             assert_eq!(T::from_wire_name(v.wire_name()), Some(v));
             assert!(names.insert(v.wire_name()), "{v:?}: duplicate wire name");
             assert!(labels.insert(v.label()), "{v:?}: duplicate label");
-            assert_eq!(T::all()[v.index()], v);
         }
         assert_eq!(T::from_wire_name("no_such_variant"), None);
     }
