@@ -110,7 +110,9 @@ fn sentence_case(message: &str) -> String {
     }
 }
 
-use shared::paths::{AUDIT, FLEET_INSTANCES, FLEET_LIVE, PUBLISH_REQUESTS, SERVICES, USERS};
+use shared::paths::{
+    self, AUDIT, FLEET_INSTANCES, FLEET_LIVE, PUBLISH_REQUESTS, SERVICES, USERS, segment,
+};
 pub use shared::paths::{LOGIN, LOGOUT};
 
 /// How many audit entries the audit page shows.
@@ -150,10 +152,8 @@ pub async fn create_service(request: &CreateServiceRequest) -> Result<ServiceVie
 /// escaped rather than trusted (a name typed into the address bar may hold
 /// anything).
 fn service_url(name: &str, env: &str, rest: &str) -> String {
-    format!("{}{rest}", shared::paths::service(name, env).root())
+    format!("{}{rest}", paths::service(name, env).root())
 }
-
-pub use shared::paths::segment as escape_segment;
 
 pub async fn get_service(name: &str, env: &str) -> Result<ServiceView, ApiError> {
     transport::send(Method::Get, &service_url(name, env, ""), None::<&()>).await
@@ -227,11 +227,7 @@ pub async fn diff(name: &str, env: &str, from: &str, to: &str) -> Result<DiffVie
     let url = service_url(
         name,
         env,
-        &format!(
-            "/diff?from={}&to={}",
-            escape_segment(from),
-            escape_segment(to)
-        ),
+        &format!("/diff?from={}&to={}", segment(from), segment(to)),
     );
     transport::send(Method::Get, &url, None::<&()>).await
 }
@@ -303,8 +299,11 @@ pub async fn decide_publish_request(
     approve: bool,
     request: &DecisionRequest,
 ) -> Result<PublishRequestView, ApiError> {
-    let verb = if approve { "approve" } else { "reject" };
-    let url = format!("{PUBLISH_REQUESTS}/{}/{verb}", escape_segment(id));
+    let url = if approve {
+        paths::approve_publish(id)
+    } else {
+        paths::reject_publish(id)
+    };
     transport::send(Method::Post, &url, Some(request)).await
 }
 
@@ -476,8 +475,8 @@ mod tests {
 
     #[test]
     fn path_segments_are_escaped() {
-        assert_eq!(escape_segment("rag-answer_v1.2"), "rag-answer_v1.2");
-        assert_eq!(escape_segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(segment("rag-answer_v1.2"), "rag-answer_v1.2");
+        assert_eq!(segment("a/b c"), "a%2Fb%20c");
         assert_eq!(
             service_url("x", "prod", "/draft"),
             "/api/v1/services/x/prod/draft"

@@ -1,10 +1,10 @@
 //! The table of agent instances, shared by a service's instances tab and the
 //! fleet page: what each agent enforces against what it should.
 
-use crate::api::escape_segment;
 use crate::time::Utc;
 use leptos::prelude::*;
 use shared::api::{InstanceStatus, InstanceView};
+use shared::paths::segment as escape_segment;
 
 /// `fleet` adds a service column (linking to the service) and words the
 /// empty state for the whole fleet.

@@ -95,8 +95,8 @@ fn RequestRow(request: PublishRequestView, on_decided: Callback<()>) -> impl Int
     let at = Utc::from_millis(request.created_at_ms);
     let href = format!(
         "/services/{}/{}?tab=versions",
-        api::escape_segment(&request.service),
-        api::escape_segment(&request.environment)
+        shared::paths::segment(&request.service),
+        shared::paths::segment(&request.environment)
     );
     let comment = RwSignal::new(String::new());
     let result = RwSignal::new(None::<Result<String, String>>);

@@ -134,8 +134,8 @@ fn ServiceCard(fleet: Memo<Option<FleetLive>>, name: String, env: String) -> imp
     });
     let href = format!(
         "/services/{}/{}?tab=telemetry",
-        crate::api::escape_segment(&name),
-        crate::api::escape_segment(&env)
+        shared::paths::segment(&name),
+        shared::paths::segment(&env)
     );
     let prefix = format!("{name}-{env}");
     let card = format!("service-card-{prefix}");

@@ -101,8 +101,8 @@ fn ServiceBody(name: String, env: String, role: Role) -> impl IntoView {
     });
     let base = format!(
         "/services/{}/{}",
-        api::escape_segment(&name),
-        api::escape_segment(&env)
+        shared::paths::segment(&name),
+        shared::paths::segment(&env)
     );
     let tabs = [Tab::Editor, Tab::Telemetry, Tab::Versions, Tab::Instances]
         .into_iter()

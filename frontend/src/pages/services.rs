@@ -80,8 +80,8 @@ fn ServicesTable(services: Vec<ServiceView>) -> impl IntoView {
         .map(|s| {
             let href = format!(
                 "/services/{}/{}",
-                api::escape_segment(&s.name),
-                api::escape_segment(&s.environment)
+                shared::paths::segment(&s.name),
+                shared::paths::segment(&s.environment)
             );
             let canary = match (s.rollout.canary_version, s.rollout.canary_percent) {
                 (Some(v), Some(p)) => format!("v{v} on {p} %"),
@@ -240,8 +240,8 @@ fn RegisterService(on_created: Callback<()>) -> impl IntoView {
                         .map(|(name, env)| {
                             let href = format!(
                                 "/services/{}/{}",
-                                api::escape_segment(&name),
-                                api::escape_segment(&env),
+                                shared::paths::segment(&name),
+                                shared::paths::segment(&env),
                             );
                             view! {
                                 <p class="alert alert-success" role="status" data-test="register-created">
