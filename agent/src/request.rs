@@ -95,12 +95,10 @@ struct RecordInner {
     cost: AtomicU64,
     usage_reported: AtomicBool,
     latency_recorded: AtomicBool,
-    /// `ErrorClass` index + 1 of the last classified failure; 0 for none.
+    /// The last classified failure's position in `ErrorClass::ALL` (its
+    /// declaration order, so its discriminant) + 1; 0 for none.
     class: AtomicU8,
 }
-
-/// A class is stored as its position in `ALL` (its declaration order) + 1.
-const CLASSES: [ErrorClass; ErrorClass::ALL.len()] = ErrorClass::ALL;
 
 /// The shared record of one call as it passes through the layers and its
 /// attempts. Cloning shares it.
@@ -146,7 +144,7 @@ impl CallRecord {
     pub fn class(&self) -> Option<ErrorClass> {
         match self.inner.class.load(Ordering::Relaxed) {
             0 => None,
-            n => CLASSES.get(usize::from(n) - 1).copied(),
+            n => ErrorClass::ALL.get(usize::from(n) - 1).copied(),
         }
     }
 }
@@ -422,7 +420,7 @@ mod tests {
     fn a_record_notes_the_latest_outcome() {
         let r = CallRecord::new();
         assert_eq!(r.class(), None);
-        for class in CLASSES {
+        for class in ErrorClass::ALL {
             r.set_outcome(Some(class));
             assert_eq!(r.class(), Some(class));
         }

@@ -26,16 +26,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Failure counters are indexed by an error class's position in `ALL`,
-/// which is its declaration order, so `class as usize` finds its slot.
-const CLASSES: [ErrorClass; ErrorClass::ALL.len()] = ErrorClass::ALL;
-
-/// Degraded counters, indexed like the failure counters.
-const STATUSES: [DegradedStatus; DegradedStatus::ALL.len()] = DegradedStatus::ALL;
-
+/// which is its declaration order, so the discriminant is the slot.
 fn class_index(c: ErrorClass) -> usize {
     c as usize
 }
 
+/// Degraded counters, indexed like the failure counters.
 fn status_index(s: DegradedStatus) -> usize {
     s as usize
 }
@@ -245,7 +241,7 @@ struct Sealed {
 pub struct DependencyStats {
     shards: [Shard; OWN_SHARDS + 1],
     sealed: Mutex<Sealed>,
-    failures: [AtomicU64; CLASSES.len()],
+    failures: [AtomicU64; ErrorClass::ALL.len()],
     timeouts: AtomicU64,
     retries: AtomicU64,
     retry_budget_exhausted: AtomicU64,
@@ -253,7 +249,7 @@ pub struct DependencyStats {
     bulkhead_rejections: AtomicU64,
     rate_limited: AtomicU64,
     shed: AtomicU64,
-    degraded: [AtomicU64; STATUSES.len()],
+    degraded: [AtomicU64; DegradedStatus::ALL.len()],
     repairs: AtomicU64,
     /// Calls queued in this dependency's bulkheads now: a gauge.
     pub(crate) queued: AtomicU64,
@@ -466,14 +462,14 @@ impl DependencyStats {
         for (i, c) in self.failures.iter().enumerate() {
             let n = t(c);
             if n > 0 {
-                failures.insert(CLASSES[i], n);
+                failures.insert(ErrorClass::ALL[i], n);
             }
         }
         let mut degraded = BTreeMap::new();
         for (i, c) in self.degraded.iter().enumerate() {
             let n = t(c);
             if n > 0 {
-                degraded.insert(STATUSES[i], n);
+                degraded.insert(DegradedStatus::ALL[i], n);
             }
         }
         let mut sealed = self.sealed.lock().unwrap_or_else(|e| e.into_inner());
