@@ -24,6 +24,16 @@ pub const AUDIT: &str = "/api/v1/audit";
 pub const SERVICES: &str = "/api/v1/services";
 /// `GET`: publishes waiting for a second person.
 pub const PUBLISH_REQUESTS: &str = "/api/v1/publish-requests";
+/// `GET`: search dead letters.
+pub const DEAD_LETTERS: &str = "/api/v1/dead-letters";
+/// `POST`: the same action on many dead letters.
+pub const DEAD_LETTER_BULK_ACTIONS: &str = "/api/v1/dead-letters/bulk-actions";
+/// `GET`: dead-letter actions (the approvals inbox).
+pub const DLQ_ACTIONS: &str = "/api/v1/dlq-actions";
+/// `GET`: how many decisions wait for the signed-in user.
+pub const DLQ_ACTIONS_COUNT: &str = "/api/v1/dlq-actions/count";
+/// `POST`: approve many dead-letter actions at once.
+pub const DLQ_ACTIONS_BULK_APPROVE: &str = "/api/v1/dlq-actions/bulk-approve";
 /// `GET`: every agent instance in the fleet.
 pub const FLEET_INSTANCES: &str = "/api/v1/fleet/instances";
 /// `GET`: every service's live state.
@@ -57,6 +67,22 @@ pub fn token(id: &str) -> String {
 /// `POST`: the outcome of a dead-letter action the agent executed.
 pub fn agent_action_ack(id: &str) -> String {
     format!("/api/v1/agent/actions/{}/ack", segment(id))
+}
+
+/// `GET`: one dead letter, its actions and history.
+pub fn dead_letter(id: &str) -> String {
+    format!("{DEAD_LETTERS}/{}", segment(id))
+}
+
+/// `POST`: ask for an action on a dead letter.
+pub fn dead_letter_actions(id: &str) -> String {
+    format!("{DEAD_LETTERS}/{}/actions", segment(id))
+}
+
+/// `POST`: approve, reject or withdraw a dead-letter action; `verb` is
+/// `approve`, `reject` or `withdraw`.
+pub fn dlq_action(id: &str, verb: &str) -> String {
+    format!("{DLQ_ACTIONS}/{}/{verb}", segment(id))
 }
 
 /// `POST`: approve a publish request.
@@ -128,6 +154,10 @@ impl ServicePaths<'_> {
     /// `GET`: the service's live telemetry.
     pub fn telemetry(self) -> String {
         self.sub("telemetry")
+    }
+    /// `GET`: the service's dead-letter queue in figures.
+    pub fn dead_letter_summary(self) -> String {
+        self.sub("dead-letters/summary")
     }
 }
 

@@ -680,6 +680,33 @@ fn invariants() -> BoxedStrategy<Invariants> {
         .boxed()
 }
 
+fn dead_letters() -> BoxedStrategy<DeadLetterPolicy> {
+    let need = select(&ApprovalNeed::ALL[..]);
+    let kind = select(&shared::protocol::DlqActionKind::ALL[..]);
+    (
+        btree_map(name(), any::<bool>(), 0..3),
+        btree_map(kind, need, 0..4),
+        small(),
+        small(),
+        small32(),
+    )
+        .prop_map(
+            |(task_types, approval, approval_expires_after_s, ack_timeout_s, redrive_per_s)| {
+                DeadLetterPolicy {
+                    task_types: task_types
+                        .into_iter()
+                        .map(|(n, side_effects)| (n, TaskType { side_effects }))
+                        .collect(),
+                    approval,
+                    approval_expires_after_s,
+                    ack_timeout_s,
+                    redrive_per_s,
+                }
+            },
+        )
+        .boxed()
+}
+
 fn policy() -> impl Strategy<Value = Policy> {
     let first = (
         service(),
@@ -706,6 +733,7 @@ fn policy() -> impl Strategy<Value = Policy> {
         opt(cache()),
         opt(idempotency()),
         opt(invariants()),
+        opt(dead_letters()),
     );
     (first, second).prop_map(
         |(
@@ -720,6 +748,7 @@ fn policy() -> impl Strategy<Value = Policy> {
                 cache,
                 idempotency,
                 invariants,
+                dead_letters,
             ),
         )| Policy {
             service,
@@ -739,6 +768,7 @@ fn policy() -> impl Strategy<Value = Policy> {
             cache,
             idempotency,
             invariants,
+            dead_letters,
         },
     )
 }

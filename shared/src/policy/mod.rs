@@ -18,6 +18,7 @@
 
 mod ai;
 mod codec;
+mod dead_letters;
 mod degradation;
 mod diff;
 mod invariants;
@@ -32,6 +33,7 @@ pub use ai::{
     Sensitivity, SourceFailure, SourceRequirement,
 };
 pub use codec::{EncodeError, Format, MAX_DOCUMENT_BYTES, MAX_NESTING_DEPTH, ParseError};
+pub use dead_letters::{ApprovalNeed, DeadLetterPolicy, TaskType, bounds as dead_letter_bounds};
 pub use degradation::{
     DegradedStatus, FailureType, FallbackAction, FallbackRule, ModelFallback, ModelRoute,
     ModelRouting,
@@ -121,6 +123,9 @@ pub struct Policy {
     /// What must fail closed, may degrade, and must never happen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invariants: Option<Invariants>,
+    /// Which dead-letter actions need an approver, and their time limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letters: Option<DeadLetterPolicy>,
 }
 
 impl Policy {
@@ -144,6 +149,7 @@ impl Policy {
             cache: None,
             idempotency: None,
             invariants: None,
+            dead_letters: None,
         }
     }
 

@@ -8,6 +8,7 @@
 //! the dashboard and tests match on.
 
 mod calls;
+mod dead_letters;
 mod degradation;
 mod header;
 mod invariants;
@@ -193,6 +194,9 @@ codes! {
     InvariantContradicted = "invariant_contradicted",
     /// The invariants contradict each other.
     InvariantConflict = "invariant_conflict",
+    /// A high or regulated service lets a dead-letter action with side
+    /// effects run without an approver.
+    DlqActionWithoutApproval = "dlq_action_without_approval",
 }
 
 impl fmt::Display for Code {
@@ -321,6 +325,7 @@ pub fn validate(policy: &Policy, context: &ValidationContext) -> ValidationRepor
     degradation::check(&mut checker);
     workflow::check(&mut checker);
     invariants::check(&mut checker);
+    dead_letters::check(&mut checker);
     ValidationReport {
         findings: checker.findings,
     }

@@ -671,3 +671,6 @@ pub struct FleetLive {
     /// Every registered service, by name and environment.
     pub services: Vec<ServiceLiveSummary>,
 }
+
+mod dead_letters;
+pub use dead_letters::*;
