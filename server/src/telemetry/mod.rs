@@ -540,6 +540,7 @@ pub async fn fleet_view(app: &App) -> ApiResult<FleetLive> {
                     ),
                     worst_breaker,
                     dependencies,
+                    dead_letters: Default::default(),
                 })
             })
             .collect()

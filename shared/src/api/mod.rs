@@ -657,6 +657,21 @@ pub struct ServiceLiveSummary {
     pub worst_breaker: Option<crate::protocol::BreakerState>,
     /// Per dependency, by name, over the fleet window.
     pub dependencies: Vec<DependencyLive>,
+    /// The dead-letter queue's depth and oldest entry.
+    #[serde(default)]
+    pub dead_letters: DeadLetterFigures,
+}
+
+/// A service's dead-letter queue in two figures, for the overview card and
+/// `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeadLetterFigures {
+    /// Entries open or with an action pending.
+    pub depth: u64,
+    /// When the oldest of them arrived, Unix milliseconds; its age is the
+    /// summary's `as_of_ms` minus this.
+    pub oldest_received_at_ms: Option<i64>,
 }
 
 /// `GET /api/v1/fleet/live`, and each `fleet` event of `GET /api/v1/live`:
