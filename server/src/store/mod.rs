@@ -8,12 +8,16 @@
 //! stored as integer milliseconds so that values round-trip on both.
 
 mod audit;
+mod dead_letters;
 mod policy;
 mod telemetry;
 mod tokens;
 mod users;
 
 pub use audit::{AuditRecord, ChainBreak};
+pub use dead_letters::{
+    ActionRow, DeadLetterFilter, DeadLetterRow, EventRow, Ingested, NewEvent, Transition,
+};
 pub use policy::{
     CanaryChange, DraftRow, InstanceRow, NewVersion, PublishRequestRow, RolloutRow, ServiceRow,
     VersionRow,
