@@ -8,7 +8,9 @@
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
-use shared::api::{DependencyLive, FleetLive, InstanceCounts, ServiceLiveSummary};
+use shared::api::{
+    DeadLetterFigures, DependencyLive, FleetLive, InstanceCounts, ServiceLiveSummary,
+};
 use shared::protocol::BreakerState;
 
 /// Where the page's event stream stands.
@@ -51,7 +53,8 @@ impl Link {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OverviewFleet(i64, u64, Vec<SeedService>);
 
-/// `[service, environment, [up, stale, down, lagging], worst_breaker, dependencies]`
+/// `[service, environment, [up, stale, down, lagging], worst_breaker,
+/// dependencies, [dead-letter depth, oldest entry's arrival]]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct SeedService(
     String,
@@ -59,6 +62,7 @@ struct SeedService(
     (u64, u64, u64, Vec<String>),
     Option<BreakerState>,
     Vec<SeedDependency>,
+    (u64, Option<i64>),
 );
 
 /// `[dependency, breaker, calls, degraded_rate, fallback_rate,
@@ -94,6 +98,7 @@ impl From<&ServiceLiveSummary> for SeedService {
             (i.up, i.stale, i.down, i.lagging.clone()),
             s.worst_breaker,
             s.dependencies.iter().map(SeedDependency::from).collect(),
+            (s.dead_letters.depth, s.dead_letters.oldest_received_at_ms),
         )
     }
 }
@@ -127,7 +132,7 @@ impl From<OverviewFleet> for FleetLive {
 
 impl From<SeedService> for ServiceLiveSummary {
     fn from(seed: SeedService) -> Self {
-        let SeedService(service, environment, (up, stale, down, lagging), worst, deps) = seed;
+        let SeedService(service, environment, (up, stale, down, lagging), worst, deps, dlq) = seed;
         ServiceLiveSummary {
             service,
             environment,
@@ -139,6 +144,10 @@ impl From<SeedService> for ServiceLiveSummary {
             },
             worst_breaker: worst,
             dependencies: deps.into_iter().map(DependencyLive::from).collect(),
+            dead_letters: DeadLetterFigures {
+                depth: dlq.0,
+                oldest_received_at_ms: dlq.1,
+            },
         }
     }
 }
@@ -410,6 +419,10 @@ mod tests {
                 },
                 worst_breaker: Some(BreakerState::Open),
                 dependencies: vec![dependency.clone()],
+                dead_letters: DeadLetterFigures {
+                    depth: 7,
+                    oldest_received_at_ms: Some(1_699_999_000_000),
+                },
             }],
         };
         let seed = OverviewFleet::from(&fleet);
@@ -419,6 +432,7 @@ mod tests {
         assert_eq!((back.as_of_ms, back.window_secs), (fleet.as_of_ms, 60));
         assert_eq!(s.instances, fleet.services[0].instances);
         assert_eq!(s.worst_breaker, Some(BreakerState::Open));
+        assert_eq!(s.dead_letters, fleet.services[0].dead_letters);
         assert_eq!(
             (d.dependency.as_str(), d.breaker, d.calls, d.shed, d.p95_ms),
             ("reranker", Some(BreakerState::Open), 100, 4, Some(250))

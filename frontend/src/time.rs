@@ -48,6 +48,21 @@ impl Utc {
     }
 }
 
+/// A span of time for people, in its two largest units: `45 s`, `12 min`,
+/// `3 h 5 min`, `2 d 4 h`. A negative span (clocks that disagree) is `0 s`.
+pub fn age(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s} s"),
+        (0, 0, m) => format!("{m} min"),
+        (0, h, 0) => format!("{h} h"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, 0, _) => format!("{d} d"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
+
 /// The proleptic Gregorian date of a day counted from 1970-01-01, after
 /// Howard Hinnant's `civil_from_days`: exact for any `i64` day a timestamp in
 /// milliseconds can reach, with no table and no dependency.
@@ -88,6 +103,17 @@ mod tests {
         assert_eq!(show(951_782_400_000), "2000-02-29 00:00:00 UTC");
         assert_eq!(show(4_107_542_399_000), "2100-02-28 23:59:59 UTC");
         assert_eq!(show(4_107_542_400_000), "2100-03-01 00:00:00 UTC");
+    }
+
+    #[test]
+    fn ages_read_in_their_two_largest_units() {
+        assert_eq!(age(-5_000), "0 s");
+        assert_eq!(age(45_999), "45 s");
+        assert_eq!(age(12 * 60_000 + 30_000), "12 min");
+        assert_eq!(age(3 * 3_600_000), "3 h");
+        assert_eq!(age(3 * 3_600_000 + 5 * 60_000), "3 h 5 min");
+        assert_eq!(age(2 * 86_400_000 + 4 * 3_600_000 + 59_000), "2 d 4 h");
+        assert_eq!(age(86_400_000 + 60_000), "1 d");
     }
 
     #[test]

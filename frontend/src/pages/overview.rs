@@ -5,9 +5,10 @@
 use crate::components::telemetry::{breaker_key, ms, pct};
 use crate::layout::{Loading, PageHeader};
 use crate::live::{LiveFleet, LiveStatus};
+use crate::time::age;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use shared::api::{DependencyLive, FleetLive, ServiceLiveSummary};
+use shared::api::{DeadLetterFigures, DependencyLive, FleetLive, ServiceLiveSummary};
 use shared::protocol::BreakerState;
 
 #[component]
@@ -80,6 +81,8 @@ fn Fleet(fleet: Memo<Option<FleetLive>>) -> impl IntoView {
             keys.into_iter().map(|(_, n, e)| (n, e)).collect::<Vec<_>>()
         })
     });
+    // One clock for every card's queue age: the time the figures are from.
+    let as_of = Memo::new(move |_| fleet.with(|f| f.as_ref().map_or(0, |f| f.as_of_ms)));
     let attention = Memo::new(move |_| {
         fleet.with(|f| {
             f.iter()
@@ -101,7 +104,7 @@ fn Fleet(fleet: Memo<Option<FleetLive>>) -> impl IntoView {
             <For
                 each=move || order.get()
                 key=|k| k.clone()
-                children=move |(name, env)| view! { <ServiceCard fleet name env /> }
+                children=move |(name, env)| view! { <ServiceCard fleet as_of name env /> }
             />
         </div>
     }
@@ -117,7 +120,12 @@ fn Fleet(fleet: Memo<Option<FleetLive>>) -> impl IntoView {
 /// `Memo` is looked up in the reactive arena on every read (a thread-local,
 /// a weak reference and a lock on the server).
 #[component]
-fn ServiceCard(fleet: Memo<Option<FleetLive>>, name: String, env: String) -> impl IntoView {
+fn ServiceCard(
+    fleet: Memo<Option<FleetLive>>,
+    as_of: Memo<i64>,
+    name: String,
+    env: String,
+) -> impl IntoView {
     let (n, e) = (name.clone(), env.clone());
     let s = ArcMemo::new(move |_| {
         fleet.with(|f| {
@@ -132,15 +140,23 @@ fn ServiceCard(fleet: Memo<Option<FleetLive>>, name: String, env: String) -> imp
         let s = s.clone();
         move |_| s.with(severity)
     });
-    let href = format!(
-        "/services/{}/{}?tab=telemetry",
+    let base = format!(
+        "/services/{}/{}",
         shared::paths::segment(&name),
         shared::paths::segment(&env)
     );
+    let href = format!("{base}?tab=telemetry");
+    let dlq_href = format!("{base}/dead-letters");
     let prefix = format!("{name}-{env}");
     let card = format!("service-card-{prefix}");
+    let dlq_test = format!("dlq-depth-{prefix}");
     let (class_level, badge_level) = (level.clone(), level.clone());
-    let (facts_of, quiet_of, rows_of) = (s.clone(), s.clone(), s);
+    let (facts_of, quiet_of, rows_of, dlq_of) = (s.clone(), s.clone(), s.clone(), s);
+    // Its own memo: the age moves with the clock, and only its words redraw.
+    let dlq = ArcMemo::new(move |_| {
+        let as_of = as_of.get();
+        dlq_of.with(|s| dlq_figure(&s.dead_letters, as_of))
+    });
     view! {
         <section
             class=move || ["fleet-card", "fleet-card is-warn", "fleet-card is-bad"][class_level.get() as usize]
@@ -161,7 +177,18 @@ fn ServiceCard(fleet: Memo<Option<FleetLive>>, name: String, env: String) -> imp
                         </span>
                     }
                 }}
-                {move || facts_of.with(facts)}
+                <dl class="fleet-facts">
+                    {move || facts_of.with(facts)}
+                    <div>
+                        <dt>"DLQ depth"</dt>
+                        <dd>
+                            <a href=dlq_href data-test=dlq_test>
+                                <span class="visually-hidden">"Dead letters: "</span>
+                                {move || dlq.get()}
+                            </a>
+                        </dd>
+                    </div>
+                </dl>
             </header>
             {move || {
                 quiet_of
@@ -197,26 +224,31 @@ fn facts(s: &ServiceLiveSummary) -> impl IntoView + use<> {
         ids => ids.join(", "),
     };
     view! {
-        <dl class="fleet-facts">
-            <div>
-                <dt>"Instances"</dt>
-                <dd class="numeric">
-                    <span class="status status-on">{i.up} " up"</span>
-                    " "
-                    <span class="status status-warn">{i.stale} " stale"</span>
-                    " "
-                    <span class="status status-bad">{i.down} " down"</span>
-                </dd>
-            </div>
-            <div>
-                <dt>"Lagging"</dt>
-                <dd>{lagging}</dd>
-            </div>
-            <div>
-                <dt>"DLQ depth"</dt>
-                <dd title="No dead-letter queue yet">"—"</dd>
-            </div>
-        </dl>
+        <div>
+            <dt>"Instances"</dt>
+            <dd class="numeric">
+                <span class="status status-on">{i.up} " up"</span>
+                " "
+                <span class="status status-warn">{i.stale} " stale"</span>
+                " "
+                <span class="status status-bad">{i.down} " down"</span>
+            </dd>
+        </div>
+        <div>
+            <dt>"Lagging"</dt>
+            <dd>{lagging}</dd>
+        </div>
+    }
+}
+
+/// The dead-letter queue in words: its depth, and how long the oldest entry
+/// has waited as of `as_of_ms`.
+fn dlq_figure(f: &DeadLetterFigures, as_of_ms: i64) -> String {
+    match f.oldest_received_at_ms {
+        Some(oldest) if f.depth > 0 => {
+            format!("{} · oldest {}", f.depth, age(as_of_ms - oldest))
+        }
+        _ => f.depth.to_string(),
     }
 }
 
@@ -510,6 +542,20 @@ mod tests {
             assert_eq!(written, expected, "with {n} dependencies");
             assert_eq!(expected.matches("</tr>").count(), n, "{expected}");
         }
+    }
+
+    #[test]
+    fn the_queue_reads_as_its_depth_and_oldest_age() {
+        let f = |depth, oldest| DeadLetterFigures {
+            depth,
+            oldest_received_at_ms: oldest,
+        };
+        assert_eq!(dlq_figure(&f(0, None), 1_000), "0");
+        assert_eq!(
+            dlq_figure(&f(3, Some(1_000)), 1_000 + 2 * 3_600_000 + 5 * 60_000),
+            "3 · oldest 2 h 5 min"
+        );
+        assert_eq!(dlq_figure(&f(2, None), 1_000), "2");
     }
 
     #[test]
