@@ -49,6 +49,10 @@ pub struct Settings {
     /// registrations and heartbeats handled by other replicas reach this
     /// one's fleet view (see `telemetry::roster`).
     pub fleet_refresh: Duration,
+    /// The most dead letters one service may have open or pending at once.
+    pub dead_letter_max_live: i64,
+    /// Days to keep a dead letter after it left the queue.
+    pub dead_letter_retention_days: u32,
 }
 
 impl Default for Settings {
@@ -62,6 +66,8 @@ impl Default for Settings {
             rollup_retention_days: 14,
             metrics_token: None,
             fleet_refresh: Duration::from_secs(2),
+            dead_letter_max_live: 100_000,
+            dead_letter_retention_days: 30,
         }
     }
 }
@@ -87,6 +93,8 @@ pub struct App {
     pub telemetry: crate::telemetry::Telemetry,
     /// Router settings.
     pub settings: Settings,
+    /// Hands approved dead-letter actions to agent streams.
+    pub dlq: crate::dead_letters::dispatch::Dispatcher,
 }
 
 /// The axum state: a cheap handle on [`App`].
@@ -141,8 +149,10 @@ impl AppState {
             leptos,
             telemetry,
             settings,
+            dlq: Default::default(),
         });
         crate::telemetry::start(&app);
+        crate::dead_letters::dispatch::start(&app);
         Ok(AppState(app))
     }
 }

@@ -334,6 +334,8 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         session_ttl_secs: config.session_ttl_secs,
         cookie_secure: config.cookie_secure,
         rollup_retention_days: config.rollup_retention_days,
+        dead_letter_retention_days: config.dead_letter_retention_days,
+        dead_letter_max_live: config.dead_letter_max_live,
         metrics_token: config
             .metrics_token
             .clone()

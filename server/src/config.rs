@@ -90,6 +90,16 @@ pub struct ServeConfig {
     #[arg(long, env = "BALLAST_ROLLUP_RETENTION_DAYS", default_value_t = 14,
           value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub rollup_retention_days: u32,
+    /// Days to keep a dead letter (with its actions and history) after it
+    /// left the queue.
+    #[arg(long, env = "BALLAST_DEAD_LETTER_RETENTION_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub dead_letter_retention_days: u32,
+    /// The most dead letters one service may have open at once; reports
+    /// past it get 429, so a misbehaving agent cannot fill the disk.
+    #[arg(long, env = "BALLAST_DEAD_LETTER_MAX_LIVE", default_value_t = 100_000,
+          value_parser = clap::value_parser!(i64).range(1..=100_000_000))]
+    pub dead_letter_max_live: i64,
     /// Bearer token that Prometheus must present to scrape `/metrics`.
     /// `/metrics` answers 404 while this is unset.
     #[arg(long, env = "BALLAST_METRICS_TOKEN", hide_env_values = true)]

@@ -4,10 +4,12 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod approvals;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dead_letters;
 pub mod error;
 pub mod policy;
 pub mod policy_cli;

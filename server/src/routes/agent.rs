@@ -4,19 +4,24 @@
 
 use crate::app::AppState;
 use crate::auth::ServicePrincipal;
+use crate::dead_letters::{dispatch, ingest};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::policy::instances;
-use crate::policy_hub::Published;
+use crate::policy_hub::{Published, Snapshot};
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
-use shared::protocol::{Heartbeat, HeartbeatAck, events};
+use shared::protocol::{
+    ActionAck, DeadLetterAck, DeadLetterReport, DlqAction, Heartbeat, HeartbeatAck, events,
+};
+use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The routes of this module.
@@ -25,6 +30,8 @@ pub fn router() -> Router<AppState> {
         .route("/agent/policy", get(policy))
         .route("/agent/stream", get(stream))
         .route("/agent/heartbeat", post(heartbeat))
+        .route("/agent/dead-letters", post(dead_letter))
+        .route("/agent/actions/{id}/ack", post(ack_action))
 }
 
 /// Which instance is asking; decides canary membership.
@@ -110,11 +117,93 @@ fn policy_event(p: &Published) -> Event {
         .data(p.json.as_ref())
 }
 
+/// What one agent stream is waiting on.
+struct StreamState {
+    app: AppState,
+    service_id: i64,
+    instance: String,
+    policy: tokio::sync::watch::Receiver<Arc<Snapshot>>,
+    pending_policy: Option<Arc<Published>>,
+    sent_version: Option<u64>,
+    wakeups: tokio::sync::watch::Receiver<u64>,
+    /// Actions this stream sent, so a wake-up does not send them again.
+    sent_actions: HashSet<String>,
+    queued: VecDeque<DlqAction>,
+    /// When to look for work again regardless of wake-ups.
+    next_look: tokio::time::Instant,
+    look_now: bool,
+}
+
+fn action_event(a: &DlqAction) -> Option<Event> {
+    let data = serde_json::to_string(a).ok()?;
+    Some(
+        Event::default()
+            .event(events::ACTION)
+            .id(a.id.clone())
+            .data(data),
+    )
+}
+
+impl StreamState {
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            if let Some(p) = self.pending_policy.take()
+                && self.sent_version != Some(p.version)
+            {
+                self.sent_version = Some(p.version);
+                return Some(policy_event(&p));
+            }
+            if let Some(a) = self.queued.pop_front() {
+                if let Some(e) = action_event(&a) {
+                    return Some(e);
+                }
+                continue;
+            }
+            if self.look_now {
+                self.look_now = false;
+                match dispatch::claim(
+                    &self.app,
+                    self.service_id,
+                    &self.instance,
+                    &mut self.sent_actions,
+                )
+                .await
+                {
+                    Ok(claimed) => {
+                        self.queued.extend(claimed.actions);
+                        let wait = claimed.retry_after.unwrap_or(dispatch::POLL_EVERY);
+                        self.next_look = tokio::time::Instant::now() + wait;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e.message, "could not look for dead-letter actions");
+                        self.next_look = tokio::time::Instant::now() + dispatch::POLL_EVERY;
+                    }
+                }
+                continue;
+            }
+            tokio::select! {
+                // The hub's sender lives as long as the server; an error
+                // means shutdown, which ends the stream.
+                changed = self.policy.changed() => {
+                    changed.ok()?;
+                    self.pending_policy = self.policy.borrow_and_update().for_instance(&self.instance).cloned();
+                }
+                woken = self.wakeups.changed() => {
+                    woken.ok()?;
+                    self.look_now = true;
+                }
+                () = tokio::time::sleep_until(self.next_look) => self.look_now = true,
+            }
+        }
+    }
+}
+
 /// Server-sent events: the policy this instance should run on connect, then
-/// again whenever that changes (a publish, a canary step, a rollback), with
-/// keep-alive comments every 15 s.
+/// again whenever that changes (a publish, a canary step, a rollback); the
+/// approved dead-letter actions handed to this instance, including, after a
+/// reconnect, those it has not acknowledged; keep-alive comments every 15 s.
 #[utoipa::path(get, path = "/api/v1/agent/stream", tag = "agent", params(InstanceQuery),
-    responses((status = 200, description = "text/event-stream of `policy` events", content_type = "text/event-stream")))]
+    responses((status = 200, description = "text/event-stream of `policy` and `action` events", content_type = "text/event-stream")))]
 pub async fn stream(
     State(state): State<AppState>,
     agent: ServicePrincipal,
@@ -126,30 +215,61 @@ pub async fn stream(
         .service_id(&agent.service, &agent.environment)
         .await?
         .ok_or_else(|| instances::no_policy(&agent))?;
-    let mut rx = state.hub.subscribe(service_id).await?;
-    let first = rx.borrow_and_update().for_instance(&instance).cloned();
-    let events = stream::unfold(
-        (rx, first, None::<u64>),
-        move |(mut rx, mut pending, mut sent)| {
-            let instance = instance.clone();
-            async move {
-                loop {
-                    if let Some(p) = pending.take()
-                        && sent != Some(p.version)
-                    {
-                        sent = Some(p.version);
-                        return Some((Ok(policy_event(&p)), (rx, None, sent)));
-                    }
-                    // The hub's sender lives as long as the server; an error
-                    // means shutdown, which ends the stream.
-                    rx.changed().await.ok()?;
-                    pending = rx.borrow_and_update().for_instance(&instance).cloned();
-                }
-            }
-        },
-    );
-    let events = futures_util::StreamExt::take_until(events, state.shutting_down());
+    let mut policy = state.hub.subscribe(service_id).await?;
+    let first = policy.borrow_and_update().for_instance(&instance).cloned();
+    let wakeups = state.dlq.subscribe(service_id);
+    let shutdown = state.shutting_down();
+    let st = StreamState {
+        app: state,
+        service_id,
+        instance,
+        policy,
+        pending_policy: first,
+        sent_version: None,
+        wakeups,
+        sent_actions: HashSet::new(),
+        queued: VecDeque::new(),
+        next_look: tokio::time::Instant::now(),
+        look_now: true,
+    };
+    let events = stream::unfold(st, |mut st| async move {
+        let e = st.next_event().await?;
+        Some((Ok(e), st))
+    });
+    let events = futures_util::StreamExt::take_until(events, shutdown);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// An instance reports work that failed for good. Idempotent per run and
+/// failed node: the same report again returns the same id and changes
+/// nothing; changed content makes a new revision.
+#[utoipa::path(post, path = "/api/v1/agent/dead-letters", tag = "agent", request_body = DeadLetterReport,
+    responses((status = 200, body = DeadLetterAck),
+        (status = 422, description = "A field is out of bounds; `field` names it", body = shared::api::ErrorBody),
+        (status = 429, description = "The service's queue is full", body = shared::api::ErrorBody)))]
+pub async fn dead_letter(
+    State(state): State<AppState>,
+    agent: ServicePrincipal,
+    ApiJson(report): ApiJson<DeadLetterReport>,
+) -> ApiResult<axum::Json<DeadLetterAck>> {
+    Ok(axum::Json(ingest::ingest(&state, &agent, &report).await?))
+}
+
+/// An instance reports what became of an action it was sent. A repeated
+/// identical outcome is accepted; a different one is 409.
+#[utoipa::path(post, path = "/api/v1/agent/actions/{id}/ack", tag = "agent",
+    params(("id" = String, Path)), request_body = ActionAck,
+    responses((status = 204, description = "Recorded"),
+        (status = 404, description = "No such action for this service", body = shared::api::ErrorBody),
+        (status = 409, description = "Not dispatched, or a different outcome is recorded", body = shared::api::ErrorBody)))]
+pub async fn ack_action(
+    State(state): State<AppState>,
+    agent: ServicePrincipal,
+    Path(id): Path<String>,
+    ApiJson(ack): ApiJson<ActionAck>,
+) -> ApiResult<StatusCode> {
+    dispatch::ack(&state, &agent, &id, &ack).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// An instance reports that it is alive and which version it enforces.

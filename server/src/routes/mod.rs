@@ -1,14 +1,16 @@
 //! The REST API under `/api/v1`, one module per resource, merged here.
 //!
 //! A handler checks the caller's role, parses the request, calls one
-//! function of the domain (`crate::policy`, `crate::telemetry`,
-//! `crate::auth`) and turns the answer into a response. Workflows and their
+//! function of the domain (`crate::policy`, `crate::dead_letters`,
+//! `crate::telemetry`, `crate::auth`) and turns the answer into a response. Workflows and their
 //! side effects live in the domain, so nothing outside this module imports
 //! it.
 
 pub mod agent;
 pub mod audit;
 pub mod auth;
+pub mod dead_letters;
+pub mod dlq_actions;
 pub mod drafts;
 pub mod health;
 pub mod instances;
@@ -50,7 +52,11 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         versions::list_versions, versions::get_version, versions::diff, publish::rollback, rollout::rollout,
         instances::service_instances, instances::fleet_instances,
         publish_requests::list_publish_requests, publish_requests::approve, publish_requests::reject,
-        agent::policy, agent::stream, agent::heartbeat,
+        agent::policy, agent::stream, agent::heartbeat, agent::dead_letter, agent::ack_action,
+        dead_letters::list_dead_letters, dead_letters::get_dead_letter, dead_letters::request_action,
+        dead_letters::bulk_request, dead_letters::summary,
+        dlq_actions::list_actions, dlq_actions::count, dlq_actions::approve, dlq_actions::reject,
+        dlq_actions::withdraw, dlq_actions::bulk_approve,
         telemetry::ingest, telemetry::service_telemetry, telemetry::fleet_live, telemetry::live,
     ),
     modifiers(&BearerAuth),
@@ -63,6 +69,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         (name = "policy", description = "Services, drafts, versions, publishing, approvals and rollouts"),
         (name = "fleet", description = "Agent instances, the versions they run, and live telemetry"),
         (name = "agent", description = "The agent protocol (service tokens only)"),
+        (name = "dead-letters", description = "Dead letters, and four-eyes actions on them"),
     )
 )]
 pub struct ApiDoc;
@@ -95,6 +102,8 @@ pub fn router() -> Router<AppState> {
         .merge(instances::router())
         .merge(agent::router())
         .merge(telemetry::router())
+        .merge(dead_letters::router())
+        .merge(dlq_actions::router())
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
 }

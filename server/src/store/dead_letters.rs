@@ -179,6 +179,8 @@ pub struct Transition<'a> {
     pub to: &'a str,
     /// Who decided, and why (approve, reject, withdraw).
     pub decided: Option<(&'a str, &'a str)>,
+    /// A new expiry (an approval starts its own clock).
+    pub expires_at: Option<i64>,
     /// The instance it goes to, and its ack deadline.
     pub dispatched: Option<(&'a str, i64)>,
     /// Ends the action with these words.
@@ -552,6 +554,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            if let Some(at) = t.expires_at {
+                sqlx::query("UPDATE dlq_actions SET expires_at = $2 WHERE id = $1")
+                    .bind(t.action_id)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if let Some((instance, deadline)) = t.dispatched {
                 sqlx::query(
                     "UPDATE dlq_actions SET dispatched_to = $2, dispatched_at = $3, ack_deadline = $4 \
@@ -603,7 +612,11 @@ impl Store {
         now_ms: i64,
         limit: i64,
     ) -> StoreResult<Vec<ActionRow>> {
-        let column = if ack_deadline { "a.ack_deadline" } else { "a.expires_at" };
+        let column = if ack_deadline {
+            "a.ack_deadline"
+        } else {
+            "a.expires_at"
+        };
         let sql = format!(
             "{ACTION_SELECT} WHERE a.status IN ({}) AND {column} < $1 ORDER BY {column} LIMIT $2",
             placeholders(3, statuses.len())

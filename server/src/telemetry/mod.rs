@@ -26,7 +26,8 @@ use crate::store::{
 };
 use live::Live;
 use shared::api::{
-    FleetLive, InstanceCounts, InstanceStatus, ServiceLiveSummary, ServiceTelemetry,
+    DeadLetterFigures, FleetLive, InstanceCounts, InstanceStatus, ServiceLiveSummary,
+    ServiceTelemetry,
 };
 use shared::policy::DegradedStatus;
 use shared::protocol::{DependencyTelemetry, LATENCY_BUCKETS_MS, TelemetryBatch};
@@ -367,6 +368,8 @@ pub struct Telemetry {
     writer: writer::Writer,
     changed: Arc<Notify>,
     fleet: watch::Sender<Arc<str>>,
+    /// Each service's dead-letter queue, as the last sweep counted it.
+    dead_letters: Mutex<HashMap<i64, DeadLetterFigures>>,
 }
 
 impl Telemetry {
@@ -380,7 +383,41 @@ impl Telemetry {
             writer: writer::Writer::spawn(store, clock),
             changed: Arc::new(Notify::new()),
             fleet: watch::channel(Arc::from("")).0,
+            dead_letters: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Replaces the dead-letter figures with a fresh count of (service id,
+    /// live entries, oldest arrival), waking the live view if they changed.
+    /// The count comes from the store, so every replica shows the same.
+    pub fn set_dead_letter_depths(&self, rows: Vec<(i64, i64, Option<i64>)>) {
+        let fresh: HashMap<i64, DeadLetterFigures> = rows
+            .into_iter()
+            .map(|(id, depth, oldest)| {
+                (
+                    id,
+                    DeadLetterFigures {
+                        depth: depth.max(0) as u64,
+                        oldest_received_at_ms: oldest,
+                    },
+                )
+            })
+            .collect();
+        let mut figures = self.dead_letters.lock().expect("dead-letter figures lock");
+        if *figures != fresh {
+            *figures = fresh;
+            self.changed.notify_one();
+        }
+    }
+
+    /// One service's dead-letter figures.
+    pub fn dead_letter_figures(&self, service_id: i64) -> DeadLetterFigures {
+        self.dead_letters
+            .lock()
+            .expect("dead-letter figures lock")
+            .get(&service_id)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Records a checked batch durably, then (if it was new) adds it to the
@@ -540,7 +577,7 @@ pub async fn fleet_view(app: &App) -> ApiResult<FleetLive> {
                     ),
                     worst_breaker,
                     dependencies,
-                    dead_letters: Default::default(),
+                    dead_letters: app.telemetry.dead_letter_figures(s.id),
                 })
             })
             .collect()

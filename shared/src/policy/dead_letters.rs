@@ -167,14 +167,24 @@ mod tests {
     #[test]
     fn the_tier_decides_unless_the_policy_says_otherwise() {
         let mut p = DeadLetterPolicy::default();
-        p.task_types
-            .insert("lookup".into(), TaskType { side_effects: false });
+        p.task_types.insert(
+            "lookup".into(),
+            TaskType {
+                side_effects: false,
+            },
+        );
         let cancel = DlqActionKind::Cancel;
         assert!(p.approval_reason(RiskTier::Low, cancel, "lookup").is_none());
         assert!(p.approval_reason(RiskTier::Low, cancel, "notify").is_some());
-        assert!(p.approval_reason(RiskTier::High, cancel, "lookup").is_some());
+        assert!(
+            p.approval_reason(RiskTier::High, cancel, "lookup")
+                .is_some()
+        );
         p.approval.insert(cancel, ApprovalNeed::Never);
-        assert!(p.approval_reason(RiskTier::High, cancel, "notify").is_none());
+        assert!(
+            p.approval_reason(RiskTier::High, cancel, "notify")
+                .is_none()
+        );
         p.approval.insert(cancel, ApprovalNeed::Always);
         let why = p.approval_reason(RiskTier::Low, cancel, "lookup").unwrap();
         assert!(why.contains("dead_letters.approval"), "{why}");
