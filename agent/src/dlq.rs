@@ -5,6 +5,19 @@
 //! reconnect, a replica fan-out) returns the stored acknowledgement without
 //! running the handler again, and that includes a failed run: "tried and
 //! failed, nothing half-done" is an outcome, not an invitation to retry.
+//!
+//! * [`dead_letter`] builds the report of work that failed for good;
+//!   [`DlqTransport::report`] sends it, through [`deliver`] to survive a
+//!   control plane that is briefly away.
+//! * [`ActionRunner`] drains the approved actions from the stream, runs
+//!   each through [`ActionExecutor`] with the service's [`ActionHandler`],
+//!   and acknowledges the outcome.
+
+mod runner;
+mod transport;
+
+pub use runner::{ActionHandler, ActionRunner, Handled};
+pub use transport::{Delivery, DeliveryRetry, DlqTransport, deliver, is_transient};
 
 use crate::idempotency::{DedupStore, Fingerprint, IdempotencyKey, Once, OnceError, run_once};
 use shared::policy::ErrorClass;

@@ -287,8 +287,9 @@ impl ControlPlane {
 
     /// `POST /agent/actions/{id}/ack`.
     pub async fn ack_action(&self, id: &str, ack: &ActionAck) -> Result<(), ClientError> {
-        let path = format!("actions/{}/ack", id.replace(['/', '?', '#'], ""));
-        self.post::<_, serde_json::Value>(&path, ack)
+        // The shared path builder escapes the id, so an id cannot reach
+        // another path, and the prefix is the one the server routes.
+        self.post::<_, serde_json::Value>(&paths::agent_action_ack(id), ack)
             .await
             .map(drop)
     }
