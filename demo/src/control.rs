@@ -10,16 +10,33 @@
 //! | `POST /faults/{dependency}` | `{"error_rate": 0.0–1.0, "latency_ms": n, "outage": bool}`, each optional |
 //! | `DELETE /faults/{dependency}` | back to the dependency's everyday behaviour |
 //! | `GET /status` | each instance's policy version and source, stream state and breakers, and the request counts |
+//! | `POST /case-review/runs` | `{"run_id", "tenant"?, "fail_at"?: "draft" \| "send_notice"}`: runs that review now and answers what it did, with its dead letter if it left one |
+//! | `POST /case-review/fail-once` | `{"run_id", "node": "draft" \| "send_notice"}`: the next execution of that run (a new run, or a redrive) fails at that node, through the guard, and is dead-lettered |
+//! | `GET /case-review/fail-once` | the runs armed to fail, by run id |
+//! | `GET /case-review/dead-letters` | the dead-lettered runs the service holds, oldest first, with the last action executed on each |
+//! | `GET /side-effects` | every write the fake systems of record did, `{run_id: {operation: count}}`; `?run_id=` for one run (`{}` when none) |
+//!
+//! `fail_at: "send_notice"` closes the case and then fails the notice on
+//! every attempt (the guard retries it as the policy says), so the run
+//! dead-letters at `send_notice` with `close_case` as its checkpoint;
+//! `"draft"` makes every structured output of the run miss its schema, so
+//! it dead-letters at `draft` once the policy's repairs are used up. A run
+//! id is 1 to 128 characters of letters, digits and `.`, `_`, `:`, `-`; a
+//! reused run id reuses its idempotency keys, so nothing it did before is
+//! done again.
 //!
 //! Errors are JSON in the server's shape: `{"error": {"code", "message", "field"?}}`.
 
+use crate::dead_letters::{ARMED_RUNS, BoxFuture, DeadLetterState, Node};
+use crate::deps::Dependencies;
 use crate::faults::{FaultSpec, Faults};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -27,12 +44,28 @@ use std::sync::Arc;
 /// Produces the `GET /status` document.
 pub type StatusFn = Arc<dyn Fn() -> Value + Send + Sync>;
 
+/// Runs the case review `(run_id, tenant)` now and describes it; `None`
+/// when no case-review instance runs.
+pub type RunFn = Arc<dyn Fn(String, String) -> BoxFuture<Option<Value>> + Send + Sync>;
+
+/// What the case-review endpoints work on.
+#[derive(Clone)]
+pub struct CaseControl {
+    /// The service's dead letters and armed failures.
+    pub dead_letters: DeadLetterState,
+    /// The fake dependencies, whose writes are the side effects.
+    pub deps: Dependencies,
+    /// Runs a review on demand.
+    pub run: RunFn,
+}
+
 /// What the control API works on.
 #[derive(Clone)]
 pub struct ControlState {
     faults: Faults,
     known: Arc<BTreeSet<String>>,
     status: StatusFn,
+    case: Option<CaseControl>,
 }
 
 impl ControlState {
@@ -47,7 +80,14 @@ impl ControlState {
             faults,
             known: Arc::new(known.into_iter().collect()),
             status,
+            case: None,
         }
+    }
+
+    /// With the case-review endpoints.
+    pub fn with_case_review(mut self, case: CaseControl) -> ControlState {
+        self.case = Some(case);
+        self
     }
 }
 
@@ -122,6 +162,184 @@ async fn status(State(state): State<ControlState>) -> Response {
     axum::Json((state.status)()).into_response()
 }
 
+fn case_control(state: &ControlState) -> Result<&CaseControl, Response> {
+    state.case.as_ref().ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            "no_case_review",
+            "the case-review agent does not run in this process".into(),
+            None,
+        )
+    })
+}
+
+/// Checks a run id: it becomes part of idempotency keys (`run/node`), so
+/// it is kept to characters that cannot split or escape one.
+fn run_id(id: &str) -> Result<(), Response> {
+    let fits = (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if fits {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_run_id",
+            "a run id is 1 to 128 characters of letters, digits and . _ : -".into(),
+            Some("run_id"),
+        ))
+    }
+}
+
+fn node(name: &str, field: &str) -> Result<Node, Response> {
+    Node::parse(name).ok_or_else(|| {
+        let known: Vec<&str> = Node::ALL.iter().map(|n| n.as_str()).collect();
+        error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_node",
+            format!(
+                "a run can be made to fail at {}, not {name:?}",
+                known.join(" or ")
+            ),
+            Some(field),
+        )
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_json",
+            format!("the body is not {what}: {e}"),
+            None,
+        )
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailOnceBody {
+    run_id: String,
+    node: String,
+}
+
+async fn arm(State(state): State<ControlState>, body: Bytes) -> Response {
+    let armed = (|| {
+        let case = case_control(&state)?;
+        let body: FailOnceBody = parse(&body, "a run id and a node")?;
+        run_id(&body.run_id)?;
+        let node = node(&body.node, "node")?;
+        case.dead_letters
+            .fail_once
+            .arm(&body.run_id, node)
+            .map_err(|_| {
+                error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_armed",
+                    format!("at most {ARMED_RUNS} runs can be armed at once"),
+                    None,
+                )
+            })?;
+        tracing::info!(run_id = %body.run_id, node = node.as_str(), "run armed to fail once");
+        Ok::<_, Response>(json!({ "run_id": body.run_id, "node": node }))
+    })();
+    match armed {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn armed(State(state): State<ControlState>) -> Response {
+    match case_control(&state) {
+        Ok(case) => axum::Json(case.dead_letters.fail_once.armed()).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunBody {
+    run_id: String,
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
+    fail_at: Option<String>,
+}
+
+async fn run(State(state): State<ControlState>, body: Bytes) -> Response {
+    let checked = (|| {
+        let case = case_control(&state)?.clone();
+        let body: RunBody = parse(&body, "a run")?;
+        run_id(&body.run_id)?;
+        let fail_at = body
+            .fail_at
+            .as_deref()
+            .map(|n| node(n, "fail_at"))
+            .transpose()?;
+        Ok::<_, Response>((case, body, fail_at))
+    })();
+    let (case, body, fail_at) = match checked {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let fail_once = &case.dead_letters.fail_once;
+    if let Some(node) = fail_at
+        && fail_once.arm(&body.run_id, node).is_err()
+    {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_armed",
+            format!("at most {ARMED_RUNS} runs can be armed at once"),
+            None,
+        );
+    }
+    let tenant = body.tenant.unwrap_or_else(|| "tenant-a".to_owned());
+    let review = (case.run)(body.run_id.clone(), tenant).await;
+    // A run that stopped before the node (a paused approval, say) must not
+    // leave the arming behind for some later execution.
+    if let Some(node) = fail_at {
+        fail_once.take(&body.run_id, node);
+    }
+    match review {
+        Some(v) => axum::Json(v).into_response(),
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_instance",
+            "no case-review instance is running".into(),
+            None,
+        ),
+    }
+}
+
+async fn held(State(state): State<ControlState>) -> Response {
+    match case_control(&state) {
+        Ok(case) => axum::Json(case.dead_letters.held.list()).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct EffectsQuery {
+    run_id: Option<String>,
+}
+
+async fn side_effects(
+    State(state): State<ControlState>,
+    Query(q): Query<EffectsQuery>,
+) -> Response {
+    let case = match case_control(&state) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut all = case.deps.side_effects();
+    match q.run_id {
+        Some(id) => axum::Json(all.remove(&id).unwrap_or_default()).into_response(),
+        None => axum::Json(all).into_response(),
+    }
+}
+
 /// The control API.
 pub fn router(state: ControlState) -> Router {
     Router::new()
@@ -131,11 +349,16 @@ pub fn router(state: ControlState) -> Router {
             axum::routing::post(set).delete(clear),
         )
         .route("/status", get(status))
+        .route("/case-review/runs", post(run))
+        .route("/case-review/fail-once", post(arm).get(armed))
+        .route("/case-review/dead-letters", get(held))
+        .route("/side-effects", get(side_effects))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                "no such endpoint; see GET /faults and GET /status".into(),
+                "no such endpoint; see GET /faults, GET /status, GET /side-effects and /case-review/…"
+                    .into(),
                 None,
             )
         })
@@ -192,7 +415,8 @@ mod tests {
             Some(FaultSpec {
                 error_rate: 1.0,
                 latency_ms: 250,
-                outage: false
+                outage: false,
+                invalid_output_rate: 0.0,
             })
         );
         let (status, body) = send(&app, "GET", "/faults", "").await;

@@ -64,6 +64,18 @@ pub const CATALOGUE: &[(&str, Profile)] = &[
 /// not free.
 const REFUSE_MS: u64 = 2;
 
+/// The share of a model's structured outputs that miss their schema on an
+/// ordinary day: rare, and nearly always fixed by one repair.
+pub const NATURAL_INVALID_OUTPUT_RATE: f64 = 0.01;
+
+/// What a model call gave back: only whether it matches the schema it was
+/// asked for matters to the simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Output {
+    /// Whether the output validates against its schema.
+    pub valid: bool,
+}
+
 /// True with probability `p`, drawn from `rng`.
 pub fn chance(rng: &dyn RandomSource, p: f64) -> bool {
     // 53 random bits make an exact double in [0, 1).
@@ -77,6 +89,10 @@ pub struct FakeDependency {
     profile: Profile,
     faults: Faults,
     rng: SplitMix64,
+    /// Draws whether an output validates. Its own generator, so that
+    /// validating outputs does not shift the latencies and errors a seed
+    /// replays.
+    output_rng: SplitMix64,
     /// Side effects done, by idempotency key: what the system of record
     /// holds. A key is applied at most once, however often it is sent.
     effects: Mutex<HashMap<String, u32>>,
@@ -91,6 +107,7 @@ impl FakeDependency {
             profile,
             faults,
             rng: SplitMix64::seeded(seed),
+            output_rng: SplitMix64::seeded(seed ^ 0xA076_1D64_78BD_642F),
             effects: Mutex::default(),
         }
     }
@@ -126,6 +143,32 @@ impl FakeDependency {
     /// A call without side effects (a read, a search, a generation).
     pub async fn call(&self) -> Result<(), DependencyError> {
         self.respond().await
+    }
+
+    /// A model call producing structured output. The call fails as any
+    /// call does; when it succeeds, the output misses its schema with the
+    /// injected `invalid_output_rate` (or the natural one), and always when
+    /// `force_invalid` is set.
+    pub async fn generate(&self, force_invalid: bool) -> Result<Output, DependencyError> {
+        self.respond().await?;
+        let rate = self
+            .faults
+            .get(&self.name)
+            .map_or(0.0, |f| f.invalid_output_rate)
+            .max(NATURAL_INVALID_OUTPUT_RATE);
+        let invalid = force_invalid || chance(&self.output_rng, rate);
+        Ok(Output { valid: !invalid })
+    }
+
+    /// Refuses the call at once, as an outage does, but for this one call
+    /// only: how a single run is made to fail on demand (see
+    /// [`crate::dead_letters::FailOnce`]) without touching the rest.
+    pub async fn refuse(&self) -> Result<(), DependencyError> {
+        tokio::time::sleep(Duration::from_millis(REFUSE_MS)).await;
+        Err(DependencyError::new(
+            ErrorClass::Connection,
+            format!("{}: connection refused", self.name),
+        ))
     }
 
     /// A call with a side effect under an idempotency key. A failure may
@@ -196,6 +239,26 @@ impl Dependencies {
         self.by_name
             .get(name)
             .unwrap_or_else(|| panic!("{name} is not a catalogued dependency"))
+    }
+
+    /// Every side effect done so far, by run and operation: each key
+    /// `run/…/operation` counted under its first and last segments. The
+    /// writes of the workflows key by run and node, so a redrive that kept
+    /// its key shows as one effect and one that made a new key as two.
+    pub fn side_effects(&self) -> BTreeMap<String, BTreeMap<String, u32>> {
+        let mut out: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+        for dep in self.by_name.values() {
+            let effects = dep.effects.lock().unwrap_or_else(|e| e.into_inner());
+            for (key, n) in effects.iter() {
+                let run = key.split_once('/').map_or(key.as_str(), |(r, _)| r);
+                let operation = key.rsplit_once('/').map_or(key.as_str(), |(_, o)| o);
+                *out.entry(run.to_owned())
+                    .or_default()
+                    .entry(operation.to_owned())
+                    .or_default() += n;
+            }
+        }
+        out
     }
 
     /// Whether `name` is a dependency here.

@@ -25,6 +25,12 @@ pub struct FaultSpec {
     /// The dependency refuses connections outright, at once.
     #[serde(default)]
     pub outage: bool,
+    /// The share of a model's structured outputs, 0.0 to 1.0, that do not
+    /// match their schema. The call itself succeeds: this is the failure a
+    /// model provider's status page never shows, caught only by validating
+    /// what came back.
+    #[serde(default)]
+    pub invalid_output_rate: f64,
 }
 
 /// A fault that cannot be set, naming the field at fault.
@@ -43,6 +49,12 @@ impl FaultSpec {
             return Err(InvalidFault {
                 field: "error_rate",
                 message: "error_rate is a share of calls, from 0.0 to 1.0".into(),
+            });
+        }
+        if !(0.0..=1.0).contains(&self.invalid_output_rate) {
+            return Err(InvalidFault {
+                field: "invalid_output_rate",
+                message: "invalid_output_rate is a share of outputs, from 0.0 to 1.0".into(),
             });
         }
         if self.latency_ms > MAX_LATENCY_MS {

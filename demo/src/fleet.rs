@@ -2,11 +2,14 @@
 //! instance id, live agent, guard and last-known-good file, and a steady
 //! request load spread over them.
 
-use crate::case_review::CaseReview;
+use crate::case_review::{CaseReview, Review};
+use crate::dead_letters::{DeadLetterState, DeadLetters, control_plane_reporter};
 use crate::deps::Dependencies;
 use crate::outcome::Outcome;
 use crate::rag::{Question, RagPipeline};
 use agent::client::{AgentConfig, LiveAgent};
+use agent::dlq::ActionRunner;
+use agent::idempotency::SqliteDedupStore;
 use agent::{Guard, SplitMix64};
 use serde_json::{Value, json};
 use shared::policy::DegradedStatus;
@@ -114,8 +117,17 @@ pub struct ServiceSpec {
 }
 
 /// Starts the instances of `spec` concurrently (each waits at most its
-/// start-up bound for the control plane) and their background work.
-pub async fn start(spec: &ServiceSpec, deps: &Dependencies) -> Vec<Arc<Instance>> {
+/// start-up bound for the control plane) and their background work. The
+/// case-review instances hold their dead letters in `dead_letters` (one
+/// per service, shared by its instances) and execute approved actions.
+pub async fn start(
+    spec: &ServiceSpec,
+    deps: &Dependencies,
+    dead_letters: &DeadLetterState,
+) -> Vec<Arc<Instance>> {
+    if let Err(e) = std::fs::create_dir_all(&spec.state_dir) {
+        tracing::warn!(dir = %spec.state_dir.display(), error = %e, "cannot create the state directory");
+    }
     let mut set = tokio::task::JoinSet::new();
     for i in 1..=spec.instances {
         let id = format!("{}-{}-{i}", spec.id_prefix, spec.service);
@@ -135,33 +147,98 @@ pub async fn start(spec: &ServiceSpec, deps: &Dependencies) -> Vec<Arc<Instance>
         started.push((i, id, live));
     }
     started.sort_by_key(|(i, _, _)| *i);
-    started
-        .into_iter()
-        .map(|(i, id, live)| {
-            let live = Arc::new(live);
-            let guard = Guard::builder(live.policy())
-                .instance_id(&id)
-                .random(Arc::new(SplitMix64::seeded(
-                    spec.seed.wrapping_add(i as u64),
-                )))
-                .build();
-            live.spawn(guard.clone());
-            let (version, source) = live.applied();
-            tracing::info!(instance = %id, ?version, ?source, "instance started");
-            let workload = if spec.service == crate::rag::SERVICE {
-                Workload::Rag(RagPipeline::new(guard.clone(), deps.clone()))
-            } else {
-                Workload::Case(CaseReview::new(guard.clone(), deps.clone()))
-            };
-            Arc::new(Instance {
-                service: spec.service,
-                id,
-                live,
-                guard,
-                workload,
-            })
+    let mut instances = Vec::with_capacity(started.len());
+    for (i, id, live) in started {
+        let live = Arc::new(live);
+        let guard = Guard::builder(live.policy())
+            .instance_id(&id)
+            .random(Arc::new(SplitMix64::seeded(
+                spec.seed.wrapping_add(i as u64),
+            )))
+            .build();
+        live.spawn(guard.clone());
+        let (version, source) = live.applied();
+        tracing::info!(instance = %id, ?version, ?source, "instance started");
+        let workload = if spec.service == crate::rag::SERVICE {
+            Workload::Rag(RagPipeline::new(guard.clone(), deps.clone()))
+        } else {
+            let reporter = control_plane_reporter(live.control_plane());
+            let case = CaseReview::new(
+                guard.clone(),
+                deps.clone(),
+                DeadLetters::new(dead_letters.clone(), reporter),
+            );
+            execute_actions(spec, &id, &live, &case).await;
+            Workload::Case(case)
+        };
+        instances.push(Arc::new(Instance {
+            service: spec.service,
+            id,
+            live,
+            guard,
+            workload,
+        }));
+    }
+    instances
+}
+
+/// Starts executing the approved dead-letter actions the instance `id`
+/// receives, remembering them in a SQLite file next to its last-known-good
+/// policy, so that a restarted instance does not run an action again.
+/// Without that file it executes none: an action run without a durable
+/// record could run twice, while one left alone is only marked uncertain.
+async fn execute_actions(spec: &ServiceSpec, id: &str, live: &LiveAgent, case: &CaseReview) {
+    let path = spec.state_dir.join(format!("{id}.actions.sqlite"));
+    let store = match SqliteDedupStore::open(&path).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(
+                instance = %id, path = %path.display(), error = %e,
+                "no durable record of executed actions; this instance executes none"
+            );
+            return;
+        }
+    };
+    if let Some(actions) = live.take_actions() {
+        ActionRunner::new(store, case.clone(), live.control_plane().clone()).spawn(actions);
+    }
+}
+
+/// Runs the case review `run_id` for `tenant` now, on the case-review
+/// instance its id hashes to (the same one every time), and describes
+/// what it did; `None` without a case-review instance.
+pub async fn run_case(instances: &[Arc<Instance>], run_id: &str, tenant: &str) -> Option<Value> {
+    let cases: Vec<(&str, &CaseReview)> = instances
+        .iter()
+        .filter_map(|i| match &i.workload {
+            Workload::Case(c) => Some((i.id.as_str(), c)),
+            Workload::Rag(_) => None,
         })
-        .collect()
+        .collect();
+    if cases.is_empty() {
+        return None;
+    }
+    let hash = run_id.bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+    });
+    let (instance, case) = cases[(hash % cases.len() as u64) as usize];
+    let review = case.review(run_id, tenant).await;
+    Some(review_json(instance, run_id, &review))
+}
+
+/// A review as the control API shows it.
+pub fn review_json(instance: &str, run_id: &str, review: &Review) -> Value {
+    json!({
+        "run_id": run_id,
+        "instance_id": instance,
+        "status": review.outcome.status.as_str(),
+        "messages": review.outcome.messages,
+        "approved": review.approved,
+        "closed": review.closed,
+        "notified": review.notified,
+        "dead_letter": review.dead_letter,
+        "dead_letter_id": review.dead_letter_id,
+    })
 }
 
 const TENANTS: [&str; 4] = ["tenant-enterprise-1", "tenant-a", "tenant-b", "tenant-c"];

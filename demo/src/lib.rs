@@ -26,6 +26,7 @@
 pub mod bootstrap;
 pub mod case_review;
 pub mod control;
+pub mod dead_letters;
 pub mod deps;
 pub mod faults;
 pub mod fleet;

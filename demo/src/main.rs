@@ -6,7 +6,8 @@
 
 use clap::Parser;
 use demo::bootstrap::{Credentials, SERVICES, bootstrap};
-use demo::control::{ControlState, router};
+use demo::control::{CaseControl, ControlState, RunFn, router};
+use demo::dead_letters::DeadLetterState;
 use demo::deps::{CATALOGUE, Dependencies};
 use demo::faults::Faults;
 use demo::fleet::{self, Counters, ServiceSpec};
@@ -122,6 +123,8 @@ async fn main() -> ExitCode {
 
     let faults = Faults::new();
     let deps = Dependencies::new(&faults, args.seed);
+    // The case-review agent's dead letters, shared by its instances.
+    let dead_letters = DeadLetterState::default();
     let mut all = Vec::new();
     let mut counters = Vec::new();
     let mut drivers = Vec::new();
@@ -139,7 +142,7 @@ async fn main() -> ExitCode {
             state_dir: args.state_dir.clone(),
             seed: args.seed,
         };
-        let instances = fleet::start(&spec, &deps).await;
+        let instances = fleet::start(&spec, &deps, &dead_letters).await;
         let count = Arc::new(Counters::default());
         drivers.push(fleet::drive(instances.clone(), rps, count.clone()));
         counters.push((*service, count));
@@ -159,12 +162,30 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(address = %args.control, "control API: GET /faults, POST|DELETE /faults/{{dependency}}, GET /status");
-    let app = router(ControlState::new(
-        faults,
-        names.iter().map(|n| (*n).to_owned()),
-        status.clone(),
-    ));
+    tracing::info!(
+        address = %args.control,
+        "control API: GET /faults, POST|DELETE /faults/{{dependency}}, GET /status, \
+         POST /case-review/runs, POST /case-review/fail-once, GET /case-review/dead-letters, GET /side-effects"
+    );
+    let run: RunFn = {
+        let all = all.clone();
+        Arc::new(move |run_id: String, tenant: String| {
+            let all = all.clone();
+            Box::pin(async move { fleet::run_case(&all, &run_id, &tenant).await })
+        })
+    };
+    let app = router(
+        ControlState::new(
+            faults,
+            names.iter().map(|n| (*n).to_owned()),
+            status.clone(),
+        )
+        .with_case_review(CaseControl {
+            dead_letters,
+            deps: deps.clone(),
+            run,
+        }),
+    );
     let control = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let mut report = tokio::time::interval(Duration::from_secs(args.report_every.max(1)));
