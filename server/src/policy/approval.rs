@@ -91,11 +91,7 @@ pub async fn decide(
         .publish_request(id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such publish request"))?;
-    if row.author == user.actor() {
-        return Err(ApiError::forbidden(
-            "nobody approves or rejects their own request",
-        ));
-    }
+    crate::approvals::four_eyes(&row.author, user)?;
     if row.status != "pending" {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -109,6 +105,29 @@ pub async fn decide(
         .await?
         .ok_or_else(|| ApiError::internal(&"request for a missing service"))?;
     let policy = stored(&row.document)?;
+    // The approval binds to what the approver saw: the request's change
+    // against the version active when it was filed. If another version was
+    // published since, approving would publish over it (and could drop an
+    // invariant it added), so the answer is 409 with the change as it
+    // stands now, and the author files the request again.
+    let active = crate::policy::active_policy(app, row.service_id).await?;
+    let active_version = active.as_ref().map(|(v, _)| *v as i64);
+    if approve && active_version != row.base_version {
+        let mut e = crate::approvals::stale(format!(
+            "version {} was published after this request was filed against {}; \
+             the request must be filed again against the active version",
+            active_version.map_or("none".into(), |v| v.to_string()),
+            row.base_version
+                .map_or("no version".into(), |v| format!("version {v}")),
+        ));
+        let changes = active
+            .as_ref()
+            .map(|(_, p)| shared::policy::diff(p, &policy))
+            .unwrap_or_default();
+        e.details = Some(json!({ "active_version": active_version,
+            "base_version": row.base_version, "changes": changes }));
+        return Err(e);
+    }
     // The policy may have been published over since the request was filed;
     // the approver approves exactly what is recorded, which still validates.
     let report = policy.validate(&validation_context());

@@ -110,6 +110,7 @@ async fn publish_policy(
                     decided_by: None,
                     decided_at: None,
                     version: None,
+                    base_version: active.as_ref().map(|(v, _)| *v as i64),
                 },
                 &AuditRecord::new(
                     user.actor(),

@@ -106,6 +106,21 @@ pub struct ActionRow {
     pub detail: Option<String>,
 }
 
+/// A service's dead-letter queue in two figures.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DepthRow {
+    /// The service.
+    pub service_id: i64,
+    /// Its name.
+    pub name: String,
+    /// Its environment.
+    pub environment: String,
+    /// Entries open or pending.
+    pub depth: i64,
+    /// The oldest one's arrival.
+    pub oldest: Option<i64>,
+}
+
 /// One history event.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EventRow {
@@ -653,12 +668,14 @@ impl Store {
         })
     }
 
-    /// Per service: live entries and the oldest one's arrival.
-    pub async fn dead_letter_depths(&self) -> StoreResult<Vec<(i64, i64, Option<i64>)>> {
+    /// Per service with any: its id, name and environment, live entries and
+    /// the oldest one's arrival.
+    pub async fn dead_letter_depths(&self) -> StoreResult<Vec<DepthRow>> {
         with_db!(self, pool => {
             Ok(sqlx::query_as(
-                "SELECT service_id, COUNT(*), MIN(received_at) FROM dead_letters \
-                 WHERE status IN ('open', 'pending') GROUP BY service_id",
+                "SELECT d.service_id, s.name, s.environment, COUNT(*) AS depth, \
+                 MIN(d.received_at) AS oldest FROM dead_letters d JOIN services s ON s.id = d.service_id \
+                 WHERE d.status IN ('open', 'pending') GROUP BY d.service_id, s.name, s.environment",
             )
             .fetch_all(pool)
             .await?)

@@ -93,6 +93,9 @@ pub struct PublishRequestRow {
     pub decided_at: Option<i64>,
     /// The version the approval published.
     pub version: Option<i64>,
+    /// The version that was active when the request was filed; the request
+    /// was computed against it and is approved against nothing else.
+    pub base_version: Option<i64>,
 }
 
 /// An agent instance as last heard from.
@@ -441,8 +444,8 @@ impl Store {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO publish_requests \
-                 (id, service_id, document, message, canary_percent, reasons, author, created_at, status) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending')",
+                 (id, service_id, document, message, canary_percent, reasons, author, created_at, status, \
+                 base_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9)",
             )
             .bind(&req.id)
             .bind(req.service_id)
@@ -452,6 +455,7 @@ impl Store {
             .bind(&req.reasons)
             .bind(&req.author)
             .bind(req.created_at)
+            .bind(req.base_version)
             .execute(&mut *tx)
             .await?;
             append_audit!(tx, req.created_at, audit);
@@ -465,7 +469,7 @@ impl Store {
         with_db!(self, pool => {
             Ok(sqlx::query_as::<_, PublishRequestRow>(
                 "SELECT id, service_id, document, message, canary_percent, reasons, author, created_at, status, \
-                 decided_by, decided_at, version FROM publish_requests WHERE id = $1",
+                 decided_by, decided_at, version, base_version FROM publish_requests WHERE id = $1",
             )
             .bind(id)
             .fetch_optional(pool)
@@ -481,7 +485,7 @@ impl Store {
         with_db!(self, pool => {
             Ok(sqlx::query_as::<_, PublishRequestRow>(
                 "SELECT id, service_id, document, message, canary_percent, reasons, author, created_at, status, \
-                 decided_by, decided_at, version FROM publish_requests \
+                 decided_by, decided_at, version, base_version FROM publish_requests \
                  WHERE ($1 IS NULL OR status = $1) ORDER BY created_at DESC, id LIMIT 500",
             )
             .bind(status)

@@ -20,6 +20,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use shared::protocol::{BreakerState, LATENCY_BUCKETS_MS};
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
@@ -37,7 +38,11 @@ pub struct Metrics {
 
 impl Metrics {
     /// A registry with the server's instruments and the fleet collector.
-    pub fn new(live: Arc<Mutex<Live>>, clock: Arc<dyn Clock>) -> Metrics {
+    pub fn new(
+        live: Arc<Mutex<Live>>,
+        dead_letters: Arc<Mutex<HashMap<i64, QueueFigures>>>,
+        clock: Arc<dyn Clock>,
+    ) -> Metrics {
         let mut registry = Registry::with_prefix("ballast");
         let http = Family::<Label, Counter>::default();
         registry.register(
@@ -57,7 +62,11 @@ impl Metrics {
             "Open /api/v1/live streams",
             subscribers.clone(),
         );
-        registry.register_collector(Box::new(FleetCollector { live, clock }));
+        registry.register_collector(Box::new(FleetCollector {
+            live,
+            dead_letters,
+            clock,
+        }));
         Metrics {
             registry,
             http,
@@ -147,10 +156,71 @@ impl EncodeLabelValue for Esc<'_> {
     }
 }
 
+/// One service's dead-letter queue as the sweep last counted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueFigures {
+    /// Service name.
+    pub service: String,
+    /// Environment.
+    pub environment: String,
+    /// Depth and oldest arrival.
+    pub figures: shared::api::DeadLetterFigures,
+}
+
 #[derive(Debug)]
 struct FleetCollector {
     live: Arc<Mutex<Live>>,
+    dead_letters: Arc<Mutex<HashMap<i64, QueueFigures>>>,
     clock: Arc<dyn Clock>,
+}
+
+impl FleetCollector {
+    /// Depth and oldest age of every service's dead-letter queue. A service
+    /// whose queue is empty has no series, as Prometheus expects of a
+    /// figure that is absent rather than zero-valued by accident.
+    fn encode_dead_letters(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        now_ms: i64,
+    ) -> Result<(), std::fmt::Error> {
+        let queues = self.dead_letters.lock().expect("dead-letter figures lock");
+        let mut queues: Vec<&QueueFigures> = queues.values().collect();
+        queues.sort_by(|a, b| (&a.service, &a.environment).cmp(&(&b.service, &b.environment)));
+        let mut family = encoder.encode_descriptor(
+            "dead_letters",
+            "Dead letters open or with an action pending",
+            None,
+            MetricType::Gauge,
+        )?;
+        for q in &queues {
+            let l = vec![
+                ("service", Esc(&q.service)),
+                ("environment", Esc(&q.environment)),
+            ];
+            family
+                .encode_family(&l)?
+                .encode_gauge(&(q.figures.depth as i64))?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "dead_letter_oldest_age_seconds",
+            "Age of the oldest dead letter open or with an action pending",
+            None,
+            MetricType::Gauge,
+        )?;
+        for q in &queues {
+            let Some(oldest) = q.figures.oldest_received_at_ms else {
+                continue;
+            };
+            let l = vec![
+                ("service", Esc(&q.service)),
+                ("environment", Esc(&q.environment)),
+            ];
+            family
+                .encode_family(&l)?
+                .encode_gauge(&((now_ms - oldest).max(0) as f64 / 1000.0))?;
+        }
+        Ok(())
+    }
 }
 
 type Labels<'a> = Vec<(&'static str, Esc<'a>)>;
@@ -226,6 +296,7 @@ fn histogram_buckets(c: &Counts) -> Vec<(f64, u64)> {
 impl Collector for FleetCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let now_ms = self.clock.now_ms();
+        self.encode_dead_letters(&mut encoder, now_ms)?;
         let live = self.live.lock().expect("live telemetry lock");
         let mut services: Vec<_> = live.services.values().collect();
         services.sort_by(|a, b| (&a.name, &a.environment).cmp(&(&b.name, &b.environment)));

@@ -21,8 +21,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::policy::instances::{self, FORGET_MS};
 use crate::policy_hub::Snapshot;
 use crate::store::{
-    BatchWrite, InstanceRow, ROLLUP_FIRST_BUCKET, ROLLUP_WIDTH, ReceiptKey, RollupRow, ServiceRow,
-    Store,
+    BatchWrite, DepthRow, InstanceRow, ROLLUP_FIRST_BUCKET, ROLLUP_WIDTH, ReceiptKey, RollupRow,
+    ServiceRow, Store,
 };
 use live::Live;
 use shared::api::{
@@ -368,37 +368,43 @@ pub struct Telemetry {
     writer: writer::Writer,
     changed: Arc<Notify>,
     fleet: watch::Sender<Arc<str>>,
-    /// Each service's dead-letter queue, as the last sweep counted it.
-    dead_letters: Mutex<HashMap<i64, DeadLetterFigures>>,
+    /// Each service's dead-letter queue, as the last sweep counted it;
+    /// shared with the `/metrics` collector.
+    dead_letters: Arc<Mutex<HashMap<i64, metrics::QueueFigures>>>,
 }
 
 impl Telemetry {
     /// Starts the writer task.
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Telemetry {
         let live = Arc::new(Mutex::new(Live::default()));
+        let dead_letters = Arc::new(Mutex::new(HashMap::new()));
         Telemetry {
-            metrics: metrics::Metrics::new(live.clone(), clock.clone()),
+            metrics: metrics::Metrics::new(live.clone(), dead_letters.clone(), clock.clone()),
             live,
             roster: roster::Roster::default(),
             writer: writer::Writer::spawn(store, clock),
             changed: Arc::new(Notify::new()),
             fleet: watch::channel(Arc::from("")).0,
-            dead_letters: Mutex::new(HashMap::new()),
+            dead_letters,
         }
     }
 
-    /// Replaces the dead-letter figures with a fresh count of (service id,
-    /// live entries, oldest arrival), waking the live view if they changed.
-    /// The count comes from the store, so every replica shows the same.
-    pub fn set_dead_letter_depths(&self, rows: Vec<(i64, i64, Option<i64>)>) {
-        let fresh: HashMap<i64, DeadLetterFigures> = rows
+    /// Replaces the dead-letter figures with a fresh count from the store
+    /// (so every replica shows the same), waking the live view if they
+    /// changed.
+    pub fn set_dead_letter_depths(&self, rows: Vec<DepthRow>) {
+        let fresh: HashMap<i64, metrics::QueueFigures> = rows
             .into_iter()
-            .map(|(id, depth, oldest)| {
+            .map(|r| {
                 (
-                    id,
-                    DeadLetterFigures {
-                        depth: depth.max(0) as u64,
-                        oldest_received_at_ms: oldest,
+                    r.service_id,
+                    metrics::QueueFigures {
+                        service: r.name,
+                        environment: r.environment,
+                        figures: DeadLetterFigures {
+                            depth: r.depth.max(0) as u64,
+                            oldest_received_at_ms: r.oldest,
+                        },
                     },
                 )
             })
@@ -416,7 +422,7 @@ impl Telemetry {
             .lock()
             .expect("dead-letter figures lock")
             .get(&service_id)
-            .copied()
+            .map(|q| q.figures)
             .unwrap_or_default()
     }
 
