@@ -12,6 +12,7 @@ mod admission;
 mod ai;
 mod breakers;
 mod bulkheads;
+mod dead_letters;
 mod fallbacks;
 mod goals;
 mod invariants;
@@ -250,6 +251,7 @@ const SECTIONS: Options = &[
     ("cache", "Cache"),
     ("idempotency", "Idempotency"),
     ("invariants", "Invariants"),
+    ("dead_letters", "Dead letters"),
 ];
 
 /// Links to each section of the form; the page is long.
@@ -325,6 +327,7 @@ fn FormSections(ed: Doc) -> impl IntoView {
         <ai::CacheSection ed />
         <ai::IdempotencySection ed />
         <invariants::InvariantsSection ed />
+        <dead_letters::DeadLettersSection ed />
     }
     .into_any()
 }

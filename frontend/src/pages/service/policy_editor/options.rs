@@ -3,9 +3,9 @@
 
 use super::Options;
 use shared::policy::{
-    AdmissionMode, CacheKeyPart, DegradedModeAction, DegradedStatus, DependencyKind, Effect,
-    ErrorClass, FailureType, ForcedState, IdempotencyKeyPart, Jitter, KeyReuse, PartitionKey,
-    PriorityClass, Prohibition, Sensitivity,
+    AdmissionMode, ApprovalNeed, CacheKeyPart, DegradedModeAction, DegradedStatus, DependencyKind,
+    Effect, ErrorClass, FailureType, ForcedState, IdempotencyKeyPart, Jitter, KeyReuse,
+    PartitionKey, PriorityClass, Prohibition, Sensitivity,
 };
 
 pub const RISK_TIERS: Options = &[
@@ -91,6 +91,18 @@ pub const KEY_REUSES: Options = &KeyReuse::OPTIONS;
 
 pub const PROHIBITIONS: Options = &Prohibition::OPTIONS;
 
+/// When a dead-letter action needs an approver, with "the tier decides"
+/// (the key left out) first.
+pub const APPROVAL_NEEDS: Options = &{
+    let mut all = [("", "risk tier's default"); ApprovalNeed::OPTIONS.len() + 1];
+    let mut i = 0;
+    while i < ApprovalNeed::OPTIONS.len() {
+        all[i + 1] = ApprovalNeed::OPTIONS[i];
+        i += 1;
+    }
+    all
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +124,10 @@ mod tests {
         assert_eq!(
             names(SOURCE_FAILURES),
             SourceFailure::ALL.map(SourceFailure::as_str).to_vec()
+        );
+        assert_eq!(
+            names(APPROVAL_NEEDS)[1..],
+            ApprovalNeed::ALL.map(ApprovalNeed::as_str)
         );
     }
 }
