@@ -6,11 +6,14 @@
 //! which only run in the browser.
 
 use shared::api::{
-    AuditEntryView, CreateServiceRequest, CreateUserRequest, DecisionRequest, DiffView, DraftView,
-    ErrorDetail, FleetLive, InstanceView, LoginRequest, LoginResponse, PublishOutcome,
+    ActionDecision, ActionRequest, ActionView, AuditEntryView, BulkActionRequest, BulkDecision,
+    BulkItemResult, CreateServiceRequest, CreateUserRequest, DeadLetterDetail, DeadLetterPage,
+    DeadLetterStatus, DeadLetterSummary, DecisionRequest, DiffView, DraftView, ErrorDetail,
+    FleetLive, InboxCount, InstanceView, LoginRequest, LoginResponse, PublishOutcome,
     PublishRequest, PublishRequestView, RollbackRequest, RolloutAction, RolloutView,
     ServiceTelemetry, ServiceView, UserView, ValidationView, VersionView,
 };
+use shared::policy::ErrorClass;
 use shared::policy::Policy;
 
 /// Why a call to the API did not give the expected answer.
@@ -111,7 +114,8 @@ fn sentence_case(message: &str) -> String {
 }
 
 use shared::paths::{
-    self, AUDIT, FLEET_INSTANCES, FLEET_LIVE, PUBLISH_REQUESTS, SERVICES, USERS, segment,
+    self, AUDIT, DEAD_LETTER_BULK_ACTIONS, DEAD_LETTERS, DLQ_ACTIONS, DLQ_ACTIONS_BULK_APPROVE,
+    DLQ_ACTIONS_COUNT, FLEET_INSTANCES, FLEET_LIVE, PUBLISH_REQUESTS, SERVICES, USERS, segment,
 };
 pub use shared::paths::{LOGIN, LOGOUT};
 
@@ -307,6 +311,135 @@ pub async fn decide_publish_request(
     transport::send(Method::Post, &url, Some(request)).await
 }
 
+/// How many dead letters one page of the queue shows.
+pub const DEAD_LETTER_PAGE_SIZE: u32 = 50;
+
+/// What the dead-letter page searches for; empty fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadLetterFilter {
+    pub task_type: String,
+    pub failed_node: String,
+    pub error_type: Option<ErrorClass>,
+    pub status: Option<DeadLetterStatus>,
+    /// Only entries at least this old, in seconds.
+    pub min_age_s: Option<u64>,
+    /// Only entries at most this old, in seconds.
+    pub max_age_s: Option<u64>,
+}
+
+/// `GET /api/v1/dead-letters` for one service's queue, filtered, one page
+/// from `cursor` on. Every value is escaped: the filters are typed by
+/// people.
+fn dead_letters_url(
+    name: &str,
+    env: &str,
+    filter: &DeadLetterFilter,
+    cursor: Option<&str>,
+) -> String {
+    let mut url = format!(
+        "{DEAD_LETTERS}?service={}&environment={}&limit={DEAD_LETTER_PAGE_SIZE}",
+        segment(name),
+        segment(env)
+    );
+    let mut add = |key: &str, value: &str| {
+        if !value.trim().is_empty() {
+            url.push_str(&format!("&{key}={}", segment(value.trim())));
+        }
+    };
+    add("task_type", &filter.task_type);
+    add("failed_node", &filter.failed_node);
+    add(
+        "error_type",
+        filter.error_type.map_or("", ErrorClass::as_str),
+    );
+    add("status", filter.status.map_or("", DeadLetterStatus::as_str));
+    add(
+        "min_age_s",
+        &filter.min_age_s.map(|s| s.to_string()).unwrap_or_default(),
+    );
+    add(
+        "max_age_s",
+        &filter.max_age_s.map(|s| s.to_string()).unwrap_or_default(),
+    );
+    add("cursor", cursor.unwrap_or_default());
+    url
+}
+
+pub async fn dead_letters(
+    name: &str,
+    env: &str,
+    filter: &DeadLetterFilter,
+    cursor: Option<&str>,
+) -> Result<DeadLetterPage, ApiError> {
+    let url = dead_letters_url(name, env, filter, cursor);
+    transport::send(Method::Get, &url, None::<&()>).await
+}
+
+pub async fn dead_letter_summary(name: &str, env: &str) -> Result<DeadLetterSummary, ApiError> {
+    let url = paths::service(name, env).dead_letter_summary();
+    transport::send(Method::Get, &url, None::<&()>).await
+}
+
+/// One dead letter with its actions, history and what each action needs.
+pub async fn dead_letter(id: &str) -> Result<DeadLetterDetail, ApiError> {
+    transport::send(Method::Get, &paths::dead_letter(id), None::<&()>).await
+}
+
+pub async fn request_dlq_action(id: &str, request: &ActionRequest) -> Result<ActionView, ApiError> {
+    let url = paths::dead_letter_actions(id);
+    transport::send(Method::Post, &url, Some(request)).await
+}
+
+/// The same action on many entries; each answers for itself.
+pub async fn bulk_dlq_action(request: &BulkActionRequest) -> Result<Vec<BulkItemResult>, ApiError> {
+    transport::send(Method::Post, DEAD_LETTER_BULK_ACTIONS, Some(request)).await
+}
+
+/// Dead-letter actions waiting for an approver, newest first.
+pub async fn requested_dlq_actions() -> Result<Vec<ActionView>, ApiError> {
+    let url = format!("{DLQ_ACTIONS}?status=requested");
+    transport::send(Method::Get, &url, None::<&()>).await
+}
+
+/// How many decisions wait for the signed-in user.
+pub async fn inbox_count() -> Result<InboxCount, ApiError> {
+    transport::send(Method::Get, DLQ_ACTIONS_COUNT, None::<&()>).await
+}
+
+/// What a person may do to a dead-letter action that is still live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Approve,
+    Reject,
+    Withdraw,
+}
+
+impl Verdict {
+    /// The verb in the action's path.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Verdict::Approve => "approve",
+            Verdict::Reject => "reject",
+            Verdict::Withdraw => "withdraw",
+        }
+    }
+}
+
+pub async fn decide_dlq_action(
+    id: &str,
+    verdict: Verdict,
+    decision: &ActionDecision,
+) -> Result<ActionView, ApiError> {
+    let url = paths::dlq_action(id, verdict.verb());
+    transport::send(Method::Post, &url, Some(decision)).await
+}
+
+pub async fn bulk_approve_dlq_actions(
+    decision: &BulkDecision,
+) -> Result<Vec<BulkItemResult>, ApiError> {
+    transport::send(Method::Post, DLQ_ACTIONS_BULK_APPROVE, Some(decision)).await
+}
+
 #[derive(Clone, Copy)]
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 enum Method {
@@ -480,6 +613,28 @@ mod tests {
         assert_eq!(
             service_url("x", "prod", "/draft"),
             "/api/v1/services/x/prod/draft"
+        );
+    }
+
+    #[test]
+    fn dead_letter_searches_escape_their_filters() {
+        let all = DeadLetterFilter::default();
+        assert_eq!(
+            dead_letters_url("case-review", "prod", &all, None),
+            "/api/v1/dead-letters?service=case-review&environment=prod&limit=50"
+        );
+        let some = DeadLetterFilter {
+            task_type: " case review ".into(),
+            failed_node: "a&b=c".into(),
+            error_type: Some(ErrorClass::Timeout),
+            status: Some(DeadLetterStatus::Open),
+            min_age_s: Some(3600),
+            max_age_s: None,
+        };
+        assert_eq!(
+            dead_letters_url("x", "prod", &some, Some("c/1")),
+            "/api/v1/dead-letters?service=x&environment=prod&limit=50&task_type=case%20review\
+             &failed_node=a%26b%3Dc&error_type=timeout&status=open&min_age_s=3600&cursor=c%2F1"
         );
     }
 

@@ -1,8 +1,8 @@
 use crate::layout::Layout;
 use crate::live::FleetSeed;
 use crate::pages::{
-    ApprovalsRoute, AuditRoute, FleetRoute, LoginPage, NotFound, OverviewPage, ServiceRoute,
-    ServicesRoute, UsersRoute,
+    ApprovalsRoute, AuditRoute, DeadLetterRoute, DeadLettersRoute, FleetRoute, LoginPage, NotFound,
+    OverviewPage, ServiceRoute, ServicesRoute, UsersRoute,
 };
 use crate::session::Session;
 use leptos::prelude::*;
@@ -38,6 +38,11 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=OverviewPage />
                     <Route path=path!("/services") view={Lazy::<ServicesRoute>::new()} />
                     <Route path=path!("/services/:name/:env") view={Lazy::<ServiceRoute>::new()} />
+                    <Route
+                        path=path!("/services/:name/:env/dead-letters")
+                        view={Lazy::<DeadLettersRoute>::new()}
+                    />
+                    <Route path=path!("/dead-letters/:id") view={Lazy::<DeadLetterRoute>::new()} />
                     <Route path=path!("/fleet") view={Lazy::<FleetRoute>::new()} />
                     <Route path=path!("/approvals") view={Lazy::<ApprovalsRoute>::new()} />
                     <Route path=path!("/users") view={Lazy::<UsersRoute>::new()} />

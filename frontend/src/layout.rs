@@ -1,6 +1,7 @@
 //! The frame around every signed-in page, and the small pieces pages share.
 
 use crate::api;
+use crate::remote::Remote;
 use crate::session::Session;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -8,7 +9,7 @@ use leptos_router::{
     NavigateOptions,
     components::{A, Outlet, Redirect},
 };
-use shared::api::Me;
+use shared::api::{InboxCount, Me};
 use shared::role::{Permission, Role};
 
 /// The header, navigation and page area of every page but `/login`.
@@ -50,7 +51,10 @@ pub fn Layout() -> impl IntoView {
 fn SignedIn(me: Me) -> impl IntoView {
     let can_manage_users = me.role.allows(Permission::ManageUsers);
     let can_read_audit = me.role.allows(Permission::ReadAudit);
-    let can_approve = me.role.allows(Permission::Approve);
+    let badge = me
+        .role
+        .allows(Permission::Approve)
+        .then(InboxBadge::provide);
     view! {
         <a class="skip-link" href="#main">
             "Skip to content"
@@ -78,16 +82,7 @@ fn SignedIn(me: Me) -> impl IntoView {
                                 "Fleet"
                             </A>
                         </li>
-                        {can_approve
-                            .then(|| {
-                                view! {
-                                    <li>
-                                        <A href="/approvals" attr:data-test="nav-approvals">
-                                            "Approvals"
-                                        </A>
-                                    </li>
-                                }
-                            })}
+                        {badge.map(|badge| view! { <ApprovalsLink badge /> })}
                         {can_manage_users
                             .then(|| {
                                 view! {
@@ -126,6 +121,72 @@ fn SignedIn(me: Me) -> impl IntoView {
         <main id="main" class="content" tabindex="-1">
             <Outlet />
         </main>
+    }
+}
+
+/// How many decisions wait for the signed-in approver: the badge on the
+/// Approvals link. The approvals page refreshes it after each decision.
+#[derive(Clone, Copy)]
+pub struct InboxBadge(Remote<InboxCount>);
+
+impl InboxBadge {
+    /// Starts counting, and provides the badge to the pages below.
+    fn provide() -> Self {
+        let count = Remote::new(api::inbox_count);
+        // Requests arrive from other people; look again now and then.
+        Effect::new(move |_| {
+            if let Ok(handle) =
+                set_interval_with_handle(move || count.reload(), std::time::Duration::from_secs(30))
+            {
+                on_cleanup(move || handle.clear());
+            }
+        });
+        let badge = InboxBadge(count);
+        provide_context(badge);
+        badge
+    }
+
+    /// Counts again, if the navigation shows a badge.
+    pub fn refresh() {
+        if let Some(badge) = use_context::<InboxBadge>() {
+            badge.0.reload();
+        }
+    }
+}
+
+/// The Approvals link, with the number of decisions waiting; its
+/// accessible name says the number in words.
+#[component]
+fn ApprovalsLink(badge: InboxBadge) -> impl IntoView {
+    let waiting = move || match badge.0.get() {
+        Some(Ok(c)) => c.actions + c.publishes,
+        _ => 0,
+    };
+    view! {
+        <li>
+            <A
+                href="/approvals"
+                attr:data-test="nav-approvals"
+                attr:aria-label=move || match waiting() {
+                    0 => None,
+                    n => Some(format!("Approvals, {n} waiting")),
+                }
+            >
+                "Approvals"
+                {move || match waiting() {
+                    0 => None,
+                    n => {
+                        Some(
+                            view! {
+                                <span class="nav-count" aria-hidden="true" data-test="nav-approvals-count">
+                                    {n}
+                                </span>
+                            },
+                        )
+                    }
+                }}
+            </A>
+        </li>
     }
 }
 
@@ -275,6 +336,101 @@ pub fn PageHeader(
             </div>
             {children.map(|actions| view! { <div class="page-actions">{actions()}</div> })}
         </div>
+    }
+}
+
+/// The trail above a page's title, from the services list down: the
+/// links between, each followed by a slash.
+#[component]
+pub fn Crumbs(#[prop(optional)] children: Option<Children>) -> impl IntoView {
+    view! {
+        <p class="breadcrumb">
+            <a href="/services">"Services"</a>
+            " / "
+            {children.map(|c| view! { {c()} " / " })}
+        </p>
+    }
+}
+
+/// A titled panel of a page; the title names the region for screen
+/// readers.
+#[component]
+pub fn Panel(
+    /// The heading's id.
+    id: &'static str,
+    title: &'static str,
+    /// A sentence under the title.
+    #[prop(optional)]
+    about: Option<&'static str>,
+    #[prop(optional)] test: Option<&'static str>,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <section class="panel" aria-labelledby=id data-test=test>
+            <div class="panel-header">
+                <h2 id=id>{title}</h2>
+                {about.map(|about| view! { <p class="muted">{about}</p> })}
+            </div>
+            {children()}
+        </section>
+    }
+}
+
+/// What came of the last attempt, in a live region: a success in green, a
+/// failure in red, or nothing yet.
+#[component]
+pub fn Outcome(
+    result: RwSignal<Option<Result<String, String>>>,
+    #[prop(into)] test: String,
+    /// One small line (in a table cell) rather than a banner.
+    #[prop(optional)]
+    small: bool,
+) -> impl IntoView {
+    let (ok, bad) = if small {
+        ("ok small", "bad small")
+    } else {
+        ("alert alert-success", "alert alert-error")
+    };
+    view! {
+        <div role="status" data-test=test>
+            {move || {
+                result
+                    .get()
+                    .map(|r| match r {
+                        Ok(m) => view! { <p class=ok>{m}</p> },
+                        Err(m) => view! { <p class=bad>{m}</p> },
+                    })
+            }}
+        </div>
+    }
+}
+
+/// A labelled line of text bound to `value`; `id` is also its `data-test`.
+#[component]
+pub fn TextInput(
+    #[prop(into)] id: String,
+    label: &'static str,
+    value: RwSignal<String>,
+    /// The label for screen readers only (a table cell says enough).
+    #[prop(optional)]
+    hidden_label: bool,
+    #[prop(optional)] placeholder: &'static str,
+    #[prop(optional)] class: &'static str,
+) -> impl IntoView {
+    view! {
+        <label for=id.clone() class=hidden_label.then_some("visually-hidden")>
+            {label}
+        </label>
+        <input
+            id=id.clone()
+            type="text"
+            class=class
+            autocomplete="off"
+            placeholder=placeholder
+            data-test=id
+            prop:value=move || value.get()
+            on:input=move |ev| value.set(event_target_value(&ev))
+        />
     }
 }
 

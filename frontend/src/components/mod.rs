@@ -1,8 +1,11 @@
 //! Pieces that more than one page shows, or that a page is made of. A page
 //! imports these, never another page.
 
+pub mod data_table;
 pub mod diff_list;
+pub mod dlq;
 pub mod fields;
 pub mod instances_table;
 pub mod keyed_table;
+pub mod selection;
 pub mod telemetry;

@@ -112,24 +112,50 @@ fn chart(
         .into_iter()
         .map(|(class, _, values)| view! { <path class=format!("line {class}") d=path(&values, max) /> })
         .collect_view();
-    view! {
-        <figure class="chart">
-            <figcaption>
-                <span>{title}</span>
-                <span class="muted numeric">{top}</span>
-            </figcaption>
-            <svg viewBox="0 0 300 60" preserveAspectRatio="none" role="img" aria-label=label>
-                <line class="chart-base" x1="0" y1="60" x2="300" y2="60" />
-                {paths}
-            </svg>
-            <div class="chart-axis muted small" aria-hidden="true">
-                <span>"−5 min"</span>
-                <span>"now"</span>
-            </div>
-            <ul class="chart-legend small">{legend}</ul>
-        </figure>
+    let legend = view! { <ul class="chart-legend small">{legend}</ul> };
+    ChartFrame {
+        title,
+        top,
+        label,
+        since: "−5 min",
     }
-    .into_any()
+    .draw(paths, legend)
+}
+
+/// What every small chart has around its marks: a caption with the top of
+/// the scale, the SVG (300 × 60 user units, the marks' coordinates) with
+/// its text alternative, and the time axis.
+pub struct ChartFrame {
+    pub title: &'static str,
+    /// The top of the scale, in words.
+    pub top: String,
+    /// The chart's text alternative.
+    pub label: String,
+    /// Where the time axis starts, such as "−5 min".
+    pub since: &'static str,
+}
+
+impl ChartFrame {
+    pub fn draw(self, marks: impl IntoView, below: impl IntoView) -> AnyView {
+        view! {
+            <figure class="chart">
+                <figcaption>
+                    <span>{self.title}</span>
+                    <span class="muted numeric">{self.top}</span>
+                </figcaption>
+                <svg viewBox="0 0 300 60" preserveAspectRatio="none" role="img" aria-label=self.label>
+                    <line class="chart-base" x1="0" y1="60" x2="300" y2="60" />
+                    {marks}
+                </svg>
+                <div class="chart-axis muted small" aria-hidden="true">
+                    <span>{self.since}</span>
+                    <span>"now"</span>
+                </div>
+                {below}
+            </figure>
+        }
+        .into_any()
+    }
 }
 
 #[component]

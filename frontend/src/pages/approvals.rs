@@ -1,18 +1,25 @@
 use crate::api;
 use crate::app::Hydrated;
-use crate::layout::{LoadError, Loading, PageHeader, RequirePermission};
+use crate::components::dlq::{ActionsTable, BulkResults, cannot_decide};
+use crate::components::selection::Selection;
+use crate::layout::{
+    InboxBadge, LoadError, Loading, PageHeader, Panel, RequirePermission, TextInput,
+};
 use crate::remote::Remote;
+use crate::session::Session;
 use crate::time::Utc;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use shared::api::{DecisionRequest, PublishRequestView};
+use shared::api::{
+    ActionView, BulkDecision, BulkItemResult, DecisionRequest, Me, PublishRequestView,
+};
 use shared::role::Permission;
 
 #[component]
 pub fn ApprovalsPage() -> impl IntoView {
     view! {
         <Title text="Approvals" />
-        <RequirePermission permission=Permission::Approve purpose="approve publishes">
+        <RequirePermission permission=Permission::Approve purpose="approve publishes and dead-letter actions">
             <Approvals />
         </RequirePermission>
     }
@@ -21,18 +28,46 @@ pub fn ApprovalsPage() -> impl IntoView {
 #[component]
 fn Approvals() -> impl IntoView {
     let requests = Remote::new(api::pending_publish_requests);
+    let actions = Remote::new(api::requested_dlq_actions);
+    let session = Session::expect();
+    let refresh = move || {
+        requests.reload();
+        actions.reload();
+        InboxBadge::refresh();
+    };
     view! {
         <PageHeader
             title="Approvals"
-            lede="Publishes that need a second person: high-risk and regulated services, and changes that loosen an invariant. Nobody approves their own request."
+            lede="What needs a second person: publishes to high-risk and regulated services or that loosen an invariant, and actions on dead letters. Nobody approves their own request."
         >
-            <button type="button" class="button" on:click=move |_| requests.reload()>
+            <button type="button" class="button" on:click=move |_| refresh()>
                 "Refresh"
             </button>
         </PageHeader>
+        <Panel
+            id="dlq-approvals-title"
+            title="Dead-letter actions"
+            about="Redrives, cancellations, manual completions and escalations awaiting approval. Times in UTC."
+            test="dlq-approvals"
+        >
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    session
+                        .me()
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|me| {
+                            view! {
+                                <DlqInbox actions me on_changed=Callback::new(move |()| refresh()) />
+                            }
+                        })
+                })}
+            </Suspense>
+        </Panel>
         <section class="panel" aria-labelledby="approvals-title">
             <div class="panel-header">
-                <h2 id="approvals-title">"Waiting for a decision"</h2>
+                <h2 id="approvals-title">"Publishes waiting for a decision"</h2>
             </div>
             {move || match requests.get() {
                 None => view! { <Loading label="Loading requests…" /> }.into_any(),
@@ -44,13 +79,103 @@ fn Approvals() -> impl IntoView {
                     view! {
                         <ApprovalsTable
                             requests=list
-                            on_decided=Callback::new(move |()| requests.reload())
+                            on_decided=Callback::new(move |()| {
+                                requests.reload();
+                                InboxBadge::refresh();
+                            })
                         />
                     }
                         .into_any()
                 }
             }}
         </section>
+    }
+}
+
+/// Dead-letter actions awaiting approval, each decided on its own or many
+/// approved at once with one reason.
+#[component]
+fn DlqInbox(actions: Remote<Vec<ActionView>>, me: Me, on_changed: Callback<()>) -> impl IntoView {
+    let selection = Selection::default();
+    let chooser = me.clone();
+    Effect::new(move |_| {
+        if let Some(Ok(list)) = actions.get() {
+            let mine = |a: &&ActionView| cannot_decide(&chooser, a).is_none();
+            selection.show(list.iter().filter(mine).map(|a| a.id.clone()).collect());
+        }
+    });
+    let table = move || {
+        match actions.get() {
+        None => view! { <Loading label="Loading dead-letter actions…" /> }.into_any(),
+        Some(Err(e)) => {
+            view! { <LoadError message=e.message() retry=Callback::new(move |()| actions.reload()) /> }
+                .into_any()
+        }
+        Some(Ok(list)) => {
+            view! { <ActionsTable actions=list me=me.clone() inbox=true selection on_changed /> }
+                .into_any()
+        }
+    }
+    };
+    view! {
+        {table}
+        <BulkApprove selection on_done=on_changed />
+    }
+}
+
+/// Approves every picked action with one reason; each answers for itself.
+#[component]
+fn BulkApprove(selection: Selection, on_done: Callback<()>) -> impl IntoView {
+    let hydrated = Hydrated::expect();
+    let reason = RwSignal::new(String::new());
+    let result = RwSignal::new(None::<Result<Vec<BulkItemResult>, String>>);
+    let approve = Action::new_local(move |decision: &BulkDecision| {
+        let decision = decision.clone();
+        async move {
+            let answer = api::bulk_approve_dlq_actions(&decision).await;
+            result.try_set(Some(answer.map_err(|e| e.message())));
+            selection.clear();
+            on_done.run(());
+        }
+    });
+    let pending = approve.pending();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let text = reason.get_untracked().trim().to_owned();
+        let ids = selection.ids();
+        if ids.is_empty() {
+            result.set(Some(Err("Select actions in the table first.".into())));
+        } else if text.is_empty() {
+            result.set(Some(Err(
+                "Give a reason first: the audit log keeps it.".into()
+            )));
+        } else {
+            approve.dispatch(BulkDecision { ids, reason: text });
+        }
+    };
+    view! {
+        <form class="form inline-form panel-body" novalidate on:submit=submit data-test="dlq-bulk-approve">
+            <div class="cell-field">
+                <TextInput id="dlq-bulk-reason" label="Reason for approving the selected actions" value=reason />
+            </div>
+            <div class="button-row">
+                <button
+                    type="submit"
+                    class="button button-primary"
+                    data-test="dlq-bulk-approve-submit"
+                    disabled=move || pending.get() || !hydrated.get()
+                >
+                    {move || format!("Approve selected ({})", selection.count())}
+                </button>
+            </div>
+            <div role="status" data-test="dlq-bulk-approve-result">
+                {move || match result.get() {
+                    Some(Ok(results)) => view! { <BulkResults results test="dlq-bulk-approve-results" /> }.into_any(),
+                    Some(Err(m)) => view! { <p class="alert alert-error">{m}</p> }.into_any(),
+                    None => ().into_any(),
+                }}
+            </div>
+        </form>
     }
 }
 

@@ -12,7 +12,10 @@
 //! split manifest outside any reactive owner and so never finds it; not
 //! verified further. Preloading would save one round trip on such loads.
 
-use super::{ApprovalsPage, AuditPage, FleetPage, ServicePage, ServicesPage, UsersPage};
+use super::{
+    ApprovalsPage, AuditPage, DeadLetterPage, DeadLettersPage, FleetPage, ServicePage,
+    ServicesPage, UsersPage,
+};
 use leptos::prelude::*;
 use leptos_router::{LazyRoute, lazy_route};
 
@@ -28,6 +31,34 @@ impl LazyRoute for ServiceRoute {
 
     fn view(_this: Self) -> AnyView {
         view! { <ServicePage /> }.into_any()
+    }
+}
+
+/// `/services/:name/:env/dead-letters`: one service's dead-letter queue.
+pub struct DeadLettersRoute;
+
+#[lazy_route]
+impl LazyRoute for DeadLettersRoute {
+    fn data() -> Self {
+        DeadLettersRoute
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <DeadLettersPage /> }.into_any()
+    }
+}
+
+/// `/dead-letters/:id`: one dead letter, its actions and history.
+pub struct DeadLetterRoute;
+
+#[lazy_route]
+impl LazyRoute for DeadLetterRoute {
+    fn data() -> Self {
+        DeadLetterRoute
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <DeadLetterPage /> }.into_any()
     }
 }
 

@@ -2,6 +2,8 @@
 
 mod approvals;
 mod audit;
+mod dead_letter;
+mod dead_letters;
 mod fleet;
 mod lazy;
 mod login;
@@ -13,11 +15,30 @@ mod users;
 
 use approvals::ApprovalsPage;
 use audit::AuditPage;
+use dead_letter::DeadLetterPage;
+use dead_letters::DeadLettersPage;
 use fleet::FleetPage;
-pub use lazy::{ApprovalsRoute, AuditRoute, FleetRoute, ServiceRoute, ServicesRoute, UsersRoute};
+pub use lazy::{
+    ApprovalsRoute, AuditRoute, DeadLetterRoute, DeadLettersRoute, FleetRoute, ServiceRoute,
+    ServicesRoute, UsersRoute,
+};
 pub use login::LoginPage;
 pub use not_found::NotFound;
 pub use overview::OverviewPage;
 use service::ServicePage;
 use services::ServicesPage;
 use users::UsersPage;
+
+/// The service and environment of a `/services/:name/:env/…` page.
+fn service_in_path() -> leptos::prelude::Memo<(String, String)> {
+    use leptos::prelude::*;
+    let params = leptos_router::hooks::use_params_map();
+    Memo::new(move |_| {
+        params.with(|p| {
+            (
+                p.get("name").unwrap_or_default(),
+                p.get("env").unwrap_or_default(),
+            )
+        })
+    })
+}

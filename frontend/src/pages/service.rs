@@ -8,13 +8,13 @@ use crate::app::Hydrated;
 use crate::components::diff_list::{DiffList, outcome_text};
 use crate::components::instances_table::{InstancesTable, version_label};
 use crate::components::telemetry::Telemetry;
-use crate::layout::{LoadError, Loading};
+use crate::layout::{Crumbs, LoadError, Loading};
 use crate::remote::Remote;
 use crate::session::Session;
 use crate::time::Utc;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_query_map;
 use policy_editor::PolicyEditor;
 use shared::api::{DiffView, RollbackRequest, RolloutAction, ServiceView, VersionView};
 use shared::role::{Permission, Role};
@@ -58,15 +58,7 @@ impl Tab {
 
 #[component]
 pub fn ServicePage() -> impl IntoView {
-    let params = use_params_map();
-    let target = Memo::new(move |_| {
-        params.with(|p| {
-            (
-                p.get("name").unwrap_or_default(),
-                p.get("env").unwrap_or_default(),
-            )
-        })
-    });
+    let target = super::service_in_path();
     let session = Session::expect();
     view! {
         <Title text=move || target.with(|(n, e)| format!("{n} in {e}")) />
@@ -131,10 +123,7 @@ fn ServiceBody(name: String, env: String, role: Role) -> impl IntoView {
     view! {
         <div class="page-header">
             <div>
-                <p class="breadcrumb">
-                    <a href="/services">"Services"</a>
-                    " / "
-                </p>
+                <Crumbs />
                 <h1>
                     <span data-test="service-name">{name.clone()}</span>
                     " "
@@ -146,6 +135,11 @@ fn ServiceBody(name: String, env: String, role: Role) -> impl IntoView {
                         _ => "\u{a0}".to_owned(),
                     }}
                 </p>
+            </div>
+            <div class="page-actions">
+                <a class="button" href=format!("{base}/dead-letters") data-test="service-dead-letters">
+                    "Dead letters"
+                </a>
             </div>
         </div>
         {move || match service.get() {
