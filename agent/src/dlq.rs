@@ -24,8 +24,39 @@ use shared::policy::ErrorClass;
 use shared::protocol::{ActionAck, ActionOutcome, DeadLetterReport, DlqAction};
 use std::future::Future;
 
+/// The longest error message the control plane stores, in bytes.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
+
+/// `message` as the control plane accepts it: control characters (other
+/// than newlines and tabs) become spaces, and a message past
+/// [`MAX_ERROR_MESSAGE_BYTES`] is cut at a character boundary and marked,
+/// so that an overlong upstream error cannot get a dead letter refused.
+fn error_message(message: &str) -> String {
+    const CUT: &str = " …";
+    let clean: String = message
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    if clean.len() <= MAX_ERROR_MESSAGE_BYTES {
+        return clean;
+    }
+    let mut end = MAX_ERROR_MESSAGE_BYTES - CUT.len();
+    while !clean.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT}", &clean[..end])
+}
+
 /// Builds the report of a dead letter. The payload stays in the service;
 /// only its hash travels, so the control plane never holds personal data.
+/// The message is cleaned of control characters and cut to the control
+/// plane's bound ([`MAX_ERROR_MESSAGE_BYTES`]).
 #[allow(clippy::too_many_arguments)]
 pub fn dead_letter(
     run_id: &str,
@@ -43,7 +74,7 @@ pub fn dead_letter(
         task_type: task_type.to_owned(),
         failed_node: failed_node.to_owned(),
         error_type,
-        error_message: error_message.to_owned(),
+        error_message: self::error_message(error_message),
         retry_count,
         last_checkpoint: last_checkpoint.map(str::to_owned),
         created_at_ms,
@@ -131,5 +162,37 @@ impl<S: DedupStore> ActionExecutor<S> {
             Err(OnceError::Store(e)) => Execution::NotRun(e.to_string()),
             Err(OnceError::Failed(())) => Execution::InProgress,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_carries_the_payloads_hash_and_a_message_the_control_plane_accepts() {
+        let long = format!("first\r\nline\u{7}{}", "é".repeat(3000));
+        let r = dead_letter(
+            "run-1",
+            "case_review",
+            "send_notice",
+            ErrorClass::Connection,
+            &long,
+            2,
+            Some("close_case"),
+            1,
+            b"{}",
+        );
+        assert!(r.error_message.len() <= MAX_ERROR_MESSAGE_BYTES);
+        assert!(
+            r.error_message.starts_with("first \nline "),
+            "{:?}",
+            &r.error_message[..12]
+        );
+        assert!(r.error_message.ends_with(" …"));
+        assert_eq!(r.payload_hash, Fingerprint::of(b"{}").as_str());
+        assert_eq!(r.payload_hash.len(), 64);
+        let short = dead_letter("r", "t", "n", ErrorClass::Timeout, "late", 1, None, 1, b"");
+        assert_eq!(short.error_message, "late");
     }
 }
