@@ -457,5 +457,129 @@ mod tests {
         let (status, body) = send(&app, "GET", "/status", "").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, json!({ "instances": [] }));
+        let (status, body) = send(&app, "GET", "/side-effects", "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "no case review here");
+        assert_eq!(body["error"]["code"], "no_case_review");
+    }
+
+    /// The control API over one case-review workflow, reporting nowhere.
+    fn case_app(faults: &Faults) -> Router {
+        use crate::case_review::CaseReview;
+        use crate::dead_letters::{DeadLetters, no_reporter};
+        use agent::{CompiledPolicy, Guard, SplitMix64, policy_channel};
+        use shared::policy::Policy;
+        use shared::protocol::PolicySource;
+        let policy = Policy::from_yaml(include_str!(
+            "../../examples/policies/case-review-agent.yaml"
+        ))
+        .unwrap();
+        let (_, rx) = policy_channel(CompiledPolicy::compile(
+            policy,
+            Some(1),
+            PolicySource::Server,
+        ));
+        let guard = Guard::builder(rx)
+            .random(Arc::new(SplitMix64::seeded(5)))
+            .build();
+        let deps = Dependencies::new(faults, 21);
+        let state = DeadLetterState::default();
+        let case = CaseReview::new(
+            guard,
+            deps.clone(),
+            DeadLetters::new(state.clone(), no_reporter()),
+        );
+        let run: RunFn = Arc::new(move |run_id: String, tenant: String| {
+            let case = case.clone();
+            Box::pin(async move {
+                let review = case.review(&run_id, &tenant).await;
+                Some(crate::fleet::review_json("case-1", &run_id, &review))
+            })
+        });
+        router(
+            ControlState::new(faults.clone(), Vec::new(), Arc::new(|| json!({}))).with_case_review(
+                CaseControl {
+                    dead_letters: state,
+                    deps,
+                    run,
+                },
+            ),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_made_to_fail_at_the_notice_is_dead_lettered_and_its_effects_counted() {
+        let app = case_app(&Faults::new());
+        let (status, body) = send(
+            &app,
+            "POST",
+            "/case-review/runs",
+            r#"{"run_id": "ctl-1", "fail_at": "send_notice"}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["closed"], true, "{body}");
+        assert_eq!(body["notified"], false);
+        assert_eq!(body["dead_letter"]["failed_node"], "send_notice");
+        assert_eq!(body["dead_letter"]["last_checkpoint"], "close_case");
+        assert_eq!(body["dead_letter"]["error_type"], "connection");
+        assert_eq!(body["dead_letter_id"], Value::Null, "reported nowhere");
+
+        let (_, effects) = send(&app, "GET", "/side-effects?run_id=ctl-1", "").await;
+        assert_eq!(effects["close_case"], 1, "{effects}");
+        assert_eq!(effects.get("send_notice"), None);
+        let (_, held) = send(&app, "GET", "/case-review/dead-letters", "").await;
+        assert_eq!(held[0]["input"]["run_id"], "ctl-1", "{held}");
+        assert_eq!(held[0]["node"], "send_notice");
+        let (_, armed) = send(&app, "GET", "/case-review/fail-once", "").await;
+        assert_eq!(armed, json!({}), "a run's arming goes with it");
+
+        // Armed on its own, the next execution of the run fails; then the
+        // run goes through and the notice is sent once.
+        let (status, body) = send(
+            &app,
+            "POST",
+            "/case-review/fail-once",
+            r#"{"run_id": "ctl-2", "node": "draft"}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (_, armed) = send(&app, "GET", "/case-review/fail-once", "").await;
+        assert_eq!(armed, json!({ "ctl-2": "draft" }));
+        let (_, body) = send(&app, "POST", "/case-review/runs", r#"{"run_id": "ctl-2"}"#).await;
+        assert_eq!(body["dead_letter"]["failed_node"], "draft", "{body}");
+        let (_, body) = send(&app, "POST", "/case-review/runs", r#"{"run_id": "ctl-2"}"#).await;
+        assert_eq!(body["notified"], true, "{body}");
+        let (_, all) = send(&app, "GET", "/side-effects", "").await;
+        assert_eq!(all["ctl-2"]["send_notice"], 1, "{all}");
+        let (_, none) = send(&app, "GET", "/side-effects?run_id=nobody", "").await;
+        assert_eq!(none, json!({}));
+    }
+
+    #[tokio::test]
+    async fn bad_case_review_requests_get_a_json_error_naming_the_field() {
+        let app = case_app(&Faults::new());
+        for (path, body, field) in [
+            ("/case-review/runs", r#"{"run_id": "a/b"}"#, "run_id"),
+            ("/case-review/runs", r#"{"run_id": ""}"#, "run_id"),
+            (
+                "/case-review/runs",
+                r#"{"run_id": "r", "fail_at": "close_case"}"#,
+                "fail_at",
+            ),
+            (
+                "/case-review/fail-once",
+                r#"{"run_id": "r", "node": "nowhere"}"#,
+                "node",
+            ),
+        ] {
+            let (status, err) = send(&app, "POST", path, body).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {err}");
+            assert_eq!(err["error"]["field"], field, "{body}: {err}");
+        }
+        let (status, err) = send(&app, "POST", "/case-review/fail-once", r#"{"run": "r"}"#).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(err["error"]["code"], "invalid_json");
+        let (_, armed) = send(&app, "GET", "/case-review/fail-once", "").await;
+        assert_eq!(armed, json!({}), "nothing invalid is armed");
     }
 }
