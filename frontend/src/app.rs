@@ -67,6 +67,12 @@ impl Hydrated {
     pub fn get(self) -> bool {
         self.0.get()
     }
+
+    /// A page rendered alone, as the server renders it (not hydrated).
+    #[cfg(test)]
+    pub fn provide_unhydrated() {
+        provide_context(Hydrated(signal(false).0));
+    }
 }
 
 /// Provides [`Hydrated`], which [`hydration_finished`] sets.

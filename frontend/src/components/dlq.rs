@@ -576,6 +576,38 @@ mod tests {
         assert!(cannot_decide(&me("cy", Role::Approver), &done).is_some());
     }
 
+    /// The rule is in the markup itself, before any script runs: the
+    /// requester's Approve is off and says why; an approver's is on once
+    /// the page is live (off until then, like every control).
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn the_requester_is_shown_why_they_cannot_approve() {
+        use leptos::tachys::view::RenderHtml;
+        let owner = Owner::new();
+        owner.set();
+        crate::app::Hydrated::provide_unhydrated();
+        let render = |who: Me| {
+            let action = action("ana", ActionStatus::Requested);
+            view! { <DecisionControls action me=who on_changed=Callback::new(|()| ()) /> }.to_html()
+        };
+        let own = render(me("ana", Role::Admin));
+        let approve = &own[own.find(r#"data-test="dlq-approve-a1""#).unwrap()..];
+        let approve = &approve[..approve.find('>').unwrap()];
+        assert!(approve.contains("disabled"), "{own}");
+        assert!(
+            approve.contains("title=\"You asked for this action"),
+            "{own}"
+        );
+        assert!(own.contains(r#"data-test="dlq-withdraw-a1""#), "{own}");
+        let other = render(me("cy", Role::Approver));
+        assert!(!other.contains("title="), "{other}");
+        assert!(!other.contains("dlq-withdraw"), "{other}");
+        assert!(
+            other.contains(r#"data-test="dlq-decision-reason-a1""#),
+            "{other}"
+        );
+    }
+
     #[test]
     fn the_requester_and_the_approver_withdraw_before_dispatch() {
         let mut a = action("ana", ActionStatus::Requested);
