@@ -162,20 +162,53 @@ async fn status(State(state): State<ControlState>) -> Response {
     axum::Json((state.status)()).into_response()
 }
 
-fn case_control(state: &ControlState) -> Result<&CaseControl, Response> {
-    state.case.as_ref().ok_or_else(|| {
-        error(
-            StatusCode::NOT_FOUND,
-            "no_case_review",
-            "the case-review agent does not run in this process".into(),
-            None,
-        )
+/// A request the case-review endpoints turn down, answered in the
+/// server's error shape.
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<&'static str>,
+}
+
+impl Refusal {
+    fn invalid(code: &'static str, message: String, field: Option<&'static str>) -> Refusal {
+        Refusal {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            message,
+            field,
+        }
+    }
+
+    fn too_many_armed() -> Refusal {
+        Refusal {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "too_many_armed",
+            message: format!("at most {ARMED_RUNS} runs can be armed at once"),
+            field: None,
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.status, self.code, self.message, self.field)
+    }
+}
+
+fn case_control(state: &ControlState) -> Result<&CaseControl, Refusal> {
+    state.case.as_ref().ok_or_else(|| Refusal {
+        status: StatusCode::NOT_FOUND,
+        code: "no_case_review",
+        message: "the case-review agent does not run in this process".into(),
+        field: None,
     })
 }
 
 /// Checks a run id: it becomes part of idempotency keys (`run/node`), so
 /// it is kept to characters that cannot split or escape one.
-fn run_id(id: &str) -> Result<(), Response> {
+fn run_id(id: &str) -> Result<(), Refusal> {
     let fits = (1..=128).contains(&id.len())
         && id
             .bytes()
@@ -183,8 +216,7 @@ fn run_id(id: &str) -> Result<(), Response> {
     if fits {
         Ok(())
     } else {
-        Err(error(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        Err(Refusal::invalid(
             "invalid_run_id",
             "a run id is 1 to 128 characters of letters, digits and . _ : -".into(),
             Some("run_id"),
@@ -192,11 +224,10 @@ fn run_id(id: &str) -> Result<(), Response> {
     }
 }
 
-fn node(name: &str, field: &str) -> Result<Node, Response> {
+fn node(name: &str, field: &'static str) -> Result<Node, Refusal> {
     Node::parse(name).ok_or_else(|| {
         let known: Vec<&str> = Node::ALL.iter().map(|n| n.as_str()).collect();
-        error(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        Refusal::invalid(
             "unknown_node",
             format!(
                 "a run can be made to fail at {}, not {name:?}",
@@ -207,15 +238,9 @@ fn node(name: &str, field: &str) -> Result<Node, Response> {
     })
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| {
-        error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_json",
-            format!("the body is not {what}: {e}"),
-            None,
-        )
-    })
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, Refusal> {
+    serde_json::from_slice(body)
+        .map_err(|e| Refusal::invalid("invalid_json", format!("the body is not {what}: {e}"), None))
 }
 
 #[derive(Deserialize)]
@@ -225,37 +250,22 @@ struct FailOnceBody {
     node: String,
 }
 
-async fn arm(State(state): State<ControlState>, body: Bytes) -> Response {
-    let armed = (|| {
-        let case = case_control(&state)?;
-        let body: FailOnceBody = parse(&body, "a run id and a node")?;
-        run_id(&body.run_id)?;
-        let node = node(&body.node, "node")?;
-        case.dead_letters
-            .fail_once
-            .arm(&body.run_id, node)
-            .map_err(|_| {
-                error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_armed",
-                    format!("at most {ARMED_RUNS} runs can be armed at once"),
-                    None,
-                )
-            })?;
-        tracing::info!(run_id = %body.run_id, node = node.as_str(), "run armed to fail once");
-        Ok::<_, Response>(json!({ "run_id": body.run_id, "node": node }))
-    })();
-    match armed {
-        Ok(v) => axum::Json(v).into_response(),
-        Err(r) => r,
-    }
+async fn arm(State(state): State<ControlState>, body: Bytes) -> Result<Response, Refusal> {
+    let case = case_control(&state)?;
+    let body: FailOnceBody = parse(&body, "a run id and a node")?;
+    run_id(&body.run_id)?;
+    let node = node(&body.node, "node")?;
+    case.dead_letters
+        .fail_once
+        .arm(&body.run_id, node)
+        .map_err(|_| Refusal::too_many_armed())?;
+    tracing::info!(run_id = %body.run_id, node = node.as_str(), "run armed to fail once");
+    Ok(axum::Json(json!({ "run_id": body.run_id, "node": node })).into_response())
 }
 
-async fn armed(State(state): State<ControlState>) -> Response {
-    match case_control(&state) {
-        Ok(case) => axum::Json(case.dead_letters.fail_once.armed()).into_response(),
-        Err(r) => r,
-    }
+async fn armed(State(state): State<ControlState>) -> Result<Response, Refusal> {
+    let case = case_control(&state)?;
+    Ok(axum::Json(case.dead_letters.fail_once.armed()).into_response())
 }
 
 #[derive(Deserialize)]
@@ -268,32 +278,19 @@ struct RunBody {
     fail_at: Option<String>,
 }
 
-async fn run(State(state): State<ControlState>, body: Bytes) -> Response {
-    let checked = (|| {
-        let case = case_control(&state)?.clone();
-        let body: RunBody = parse(&body, "a run")?;
-        run_id(&body.run_id)?;
-        let fail_at = body
-            .fail_at
-            .as_deref()
-            .map(|n| node(n, "fail_at"))
-            .transpose()?;
-        Ok::<_, Response>((case, body, fail_at))
-    })();
-    let (case, body, fail_at) = match checked {
-        Ok(c) => c,
-        Err(r) => return r,
+async fn run(State(state): State<ControlState>, body: Bytes) -> Result<Response, Refusal> {
+    let case = case_control(&state)?.clone();
+    let body: RunBody = parse(&body, "a run")?;
+    run_id(&body.run_id)?;
+    let fail_at = match body.fail_at.as_deref() {
+        Some(n) => Some(node(n, "fail_at")?),
+        None => None,
     };
     let fail_once = &case.dead_letters.fail_once;
-    if let Some(node) = fail_at
-        && fail_once.arm(&body.run_id, node).is_err()
-    {
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_armed",
-            format!("at most {ARMED_RUNS} runs can be armed at once"),
-            None,
-        );
+    if let Some(node) = fail_at {
+        fail_once
+            .arm(&body.run_id, node)
+            .map_err(|_| Refusal::too_many_armed())?;
     }
     let tenant = body.tenant.unwrap_or_else(|| "tenant-a".to_owned());
     let review = (case.run)(body.run_id.clone(), tenant).await;
@@ -302,22 +299,19 @@ async fn run(State(state): State<ControlState>, body: Bytes) -> Response {
     if let Some(node) = fail_at {
         fail_once.take(&body.run_id, node);
     }
-    match review {
-        Some(v) => axum::Json(v).into_response(),
-        None => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_instance",
-            "no case-review instance is running".into(),
-            None,
-        ),
-    }
+    review
+        .map(|v| axum::Json(v).into_response())
+        .ok_or_else(|| Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "no_instance",
+            message: "no case-review instance is running".into(),
+            field: None,
+        })
 }
 
-async fn held(State(state): State<ControlState>) -> Response {
-    match case_control(&state) {
-        Ok(case) => axum::Json(case.dead_letters.held.list()).into_response(),
-        Err(r) => r,
-    }
+async fn held(State(state): State<ControlState>) -> Result<Response, Refusal> {
+    let case = case_control(&state)?;
+    Ok(axum::Json(case.dead_letters.held.list()).into_response())
 }
 
 #[derive(Deserialize)]
@@ -328,16 +322,13 @@ struct EffectsQuery {
 async fn side_effects(
     State(state): State<ControlState>,
     Query(q): Query<EffectsQuery>,
-) -> Response {
-    let case = match case_control(&state) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+) -> Result<Response, Refusal> {
+    let case = case_control(&state)?;
     let mut all = case.deps.side_effects();
-    match q.run_id {
+    Ok(match q.run_id {
         Some(id) => axum::Json(all.remove(&id).unwrap_or_default()).into_response(),
         None => axum::Json(all).into_response(),
-    }
+    })
 }
 
 /// The control API.
