@@ -41,11 +41,17 @@ impl Admin {
 
     /// Signs in as `admin` with [`PASSWORD`].
     pub async fn sign_in(&mut self) {
+        self.sign_in_as("admin").await;
+    }
+
+    /// Signs in as `username` with [`PASSWORD`]: another person, for what
+    /// needs a second one.
+    pub async fn sign_in_as(&mut self, username: &str) {
         let (status, body) = self
             .call(
                 "POST",
                 paths::LOGIN,
-                Some(json!({ "username": "admin", "password": PASSWORD })),
+                Some(json!({ "username": username, "password": PASSWORD })),
             )
             .await;
         assert_eq!(status, 200, "login: {body}");
