@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod dead_letters;
 pub mod error;
+pub mod group_commit;
 pub mod policy;
 pub mod policy_cli;
 pub mod policy_hub;

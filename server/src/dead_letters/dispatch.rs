@@ -17,11 +17,13 @@ use crate::app::App;
 use crate::approvals::still_approver;
 use crate::auth::ServicePrincipal;
 use crate::error::{ApiError, ApiResult};
-use crate::store::{ActionRow, AuditRecord, NewEvent, Transition};
+use crate::group_commit::GroupCommit;
+use crate::store::{AckResult, AckWrite, ActionRow, AuditRecord, Claim, NewEvent, Transition};
 use axum::http::StatusCode;
 use serde_json::json;
 use shared::api::{ActionStatus, DeadLetterStatus};
 use shared::protocol::{ActionAck, ActionOutcome, DlqAction, DlqActionKind};
+use shared::role::{Permission, Role};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -33,6 +35,10 @@ pub const NOTIFY_CHANNEL: &str = "ballast_dlq";
 pub const POLL_EVERY: Duration = Duration::from_secs(5);
 /// How often expiries, missing acks and retention are swept.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// The most acks one transaction takes.
+const ACK_GROUP: usize = 512;
+/// Acks waiting beyond this make agents wait too.
+const ACK_QUEUE: usize = 4096;
 /// The most actions one claim hands to one stream.
 const CLAIM_BATCH: i64 = 256;
 
@@ -41,6 +47,7 @@ const CLAIM_BATCH: i64 = 256;
 pub struct Dispatcher {
     channels: Mutex<HashMap<i64, watch::Sender<u64>>>,
     pacing: Mutex<HashMap<i64, Pace>>,
+    acks: std::sync::OnceLock<GroupCommit<AckWrite, AckResult>>,
 }
 
 /// A token bucket of redrives per second for one service, on this replica.
@@ -83,6 +90,19 @@ impl Dispatcher {
             // The slow poll still finds the work; nothing is lost.
             tracing::warn!(error = %e, "could not tell other replicas about a dead-letter action");
         }
+    }
+
+    /// The group commit of agents' acks, started on first use.
+    fn acks(&self, app: &App) -> &GroupCommit<AckWrite, AckResult> {
+        self.acks.get_or_init(|| {
+            let store = app.store.clone();
+            let clock = app.clock.clone();
+            GroupCommit::spawn(ACK_GROUP, ACK_QUEUE, move |acks| {
+                let store = store.clone();
+                let now = clock.now_ms();
+                async move { store.ack_dlq_actions(&acks, now).await }
+            })
+        })
     }
 
     /// Takes one redrive token of `service_id` at `rate` per second; `Err`
@@ -238,15 +258,46 @@ pub async fn claim(
     instance: &str,
     sent: &mut HashSet<String>,
 ) -> ApiResult<Claimed> {
+    let rules = Rules::of(app, service_id).await?;
+    let now = app.clock.now_ms();
+    let ack_ms = i64::try_from(rules.dead_letters.ack_timeout_s)
+        .unwrap_or(3600)
+        .saturating_mul(1000);
+    let approver_roles: Vec<&str> = Role::ALL
+        .iter()
+        .filter(|r| r.allows(Permission::Approve))
+        .map(|r| r.as_str())
+        .collect();
+    let mut out = Claimed::default();
+    // The common case in one transaction: every valid, unpaced action.
+    let fast = app
+        .store
+        .claim_dlq_actions(&Claim {
+            service_id,
+            instance,
+            policy_version: rules.version.map(|v| v as i64),
+            approver_roles: &approver_roles,
+            now_ms: now,
+            ack_deadline: now.saturating_add(ack_ms),
+            limit: CLAIM_BATCH,
+        })
+        .await?;
+    if fast.len() as i64 == CLAIM_BATCH {
+        out.retry_after = Some(Duration::ZERO);
+    }
+    for row in fast {
+        if let Some(kind) = DlqActionKind::from_name(&row.kind) {
+            sent.insert(row.id.clone());
+            out.actions.push(wire(&row, kind));
+        }
+    }
+    // The rest one by one: redeliveries after a reconnect, redrives (paced),
+    // and actions that no longer pass a check, which are refused or expired
+    // with their reason.
     let rows = app
         .store
         .dlq_actions_for_dispatch(service_id, instance, CLAIM_BATCH)
         .await?;
-    let mut out = Claimed::default();
-    if rows.is_empty() {
-        return Ok(out);
-    }
-    let rules = Rules::of(app, service_id).await?;
     for row in rows {
         let Some(kind) = DlqActionKind::from_name(&row.kind) else {
             continue;
@@ -276,9 +327,6 @@ pub async fn claim(
             out.retry_after = Some(wait.max(Duration::from_millis(10)));
             continue;
         }
-        let ack_ms = i64::try_from(rules.dead_letters.ack_timeout_s)
-            .unwrap_or(3600)
-            .saturating_mul(1000);
         let audit = AuditRecord::new(
             "ballast",
             "dlq.action_dispatched",
@@ -314,21 +362,12 @@ pub async fn claim(
     Ok(out)
 }
 
-/// The entry's status after `kind` succeeded.
-fn resolved_as(kind: &str) -> DeadLetterStatus {
-    match DlqActionKind::from_name(kind) {
-        Some(DlqActionKind::Redrive) => DeadLetterStatus::Redriven,
-        Some(DlqActionKind::Cancel) => DeadLetterStatus::Cancelled,
-        Some(DlqActionKind::ManualComplete) => DeadLetterStatus::Completed,
-        Some(DlqActionKind::Escalate) | None => DeadLetterStatus::Escalated,
-    }
-}
-
 /// The longest outcome detail kept.
 const MAX_DETAIL_LEN: usize = 4096;
 
-/// Records an agent's outcome. A repeat of the same outcome is accepted and
-/// changes nothing; a late ack of an `uncertain` action settles it.
+/// Records an agent's outcome, in a group commit with the others arriving
+/// at the same moment. A repeat of the same outcome is accepted and changes
+/// nothing; a late ack of an `uncertain` action settles it.
 pub async fn ack(app: &App, agent: &ServicePrincipal, id: &str, ack: &ActionAck) -> ApiResult<()> {
     if ack.detail.len() > MAX_DETAIL_LEN {
         return Err(ApiError::invalid(
@@ -336,79 +375,32 @@ pub async fn ack(app: &App, agent: &ServicePrincipal, id: &str, ack: &ActionAck)
             format!("detail is at most {MAX_DETAIL_LEN} bytes"),
         ));
     }
-    let row = app
-        .store
-        .dlq_action(id)
+    let not_found = || ApiError::not_found("no such action for this service");
+    let service_id = app
+        .hub
+        .service_id(&agent.service, &agent.environment)
         .await?
-        .filter(|r| r.service == agent.service && r.environment == agent.environment)
-        .ok_or_else(|| ApiError::not_found("no such action for this service"))?;
-    let (to, entry, verb) = match ack.outcome {
-        ActionOutcome::Succeeded => (ActionStatus::Succeeded, resolved_as(&row.kind), "succeeded"),
-        ActionOutcome::Failed => (ActionStatus::Failed, DeadLetterStatus::Open, "failed"),
-    };
-    if row.status == to.as_str() {
-        return Ok(());
-    }
-    let from = [
-        ActionStatus::Dispatched.as_str(),
-        ActionStatus::Uncertain.as_str(),
-    ];
-    if !from.contains(&row.status.as_str()) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "not_dispatched",
-            format!(
-                "the action is {}; only a dispatched action takes an outcome",
-                row.status
-            ),
-        ));
-    }
-    let now = app.clock.now_ms();
-    let actor = format!("token:{}", agent.token_id);
-    let audit = AuditRecord::new(
-        actor.clone(),
-        format!("dlq.action_{verb}"),
-        target(&row.dead_letter_id),
-        json!({ "action": row.id, "kind": row.kind, "instance": row.dispatched_to,
-                "detail": ack.detail, "was": row.status }),
-    );
-    let moved = app
-        .store
-        .transition_dlq_action(&Transition {
-            action_id: &row.id,
-            from: &from,
-            to: to.as_str(),
-            decided: None,
-            expires_at: None,
-            dispatched: None,
-            finished: Some(&ack.detail),
-            entry: Some((entry.as_str(), ack.outcome == ActionOutcome::Succeeded)),
-            event: NewEvent {
-                actor: &actor,
-                event: if ack.outcome == ActionOutcome::Succeeded {
-                    "action.succeeded"
-                } else {
-                    "action.failed"
-                },
-                detail: format!("{} {verb}: {}", row.kind, ack.detail),
-            },
-            audit: Some(&audit),
-            now_ms: now,
+        .ok_or_else(not_found)?;
+    let result = app
+        .dlq
+        .acks(app)
+        .write(AckWrite {
+            action_id: id.to_owned(),
+            service_id,
+            succeeded: ack.outcome == ActionOutcome::Succeeded,
+            detail: ack.detail.clone(),
+            actor: format!("token:{}", agent.token_id),
         })
         .await?;
-    if !moved {
-        // Raced with another ack of the same action; look again.
-        let now_row = app.store.dlq_action(id).await?;
-        if now_row.is_some_and(|r| r.status == to.as_str()) {
-            return Ok(());
-        }
-        return Err(ApiError::new(
+    match result {
+        AckResult::Applied | AckResult::Repeated => Ok(()),
+        AckResult::NotFound => Err(not_found()),
+        AckResult::Conflict(status) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "outcome_conflict",
-            "the action already has a different outcome",
-        ));
+            format!("the action is {status}; only a dispatched action takes an outcome, once"),
+        )),
     }
-    Ok(())
 }
 
 /// Expires undecided and undispatched actions, marks unacknowledged ones

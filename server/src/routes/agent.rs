@@ -171,8 +171,14 @@ impl StreamState {
                 {
                     Ok(claimed) => {
                         self.queued.extend(claimed.actions);
-                        let wait = claimed.retry_after.unwrap_or(dispatch::POLL_EVERY);
-                        self.next_look = tokio::time::Instant::now() + wait;
+                        match claimed.retry_after {
+                            // More is waiting: look again once these are out.
+                            Some(wait) if wait.is_zero() => self.look_now = true,
+                            Some(wait) => self.next_look = tokio::time::Instant::now() + wait,
+                            None => {
+                                self.next_look = tokio::time::Instant::now() + dispatch::POLL_EVERY
+                            }
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e.message, "could not look for dead-letter actions");

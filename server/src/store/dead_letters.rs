@@ -183,6 +183,64 @@ pub struct DeadLetterFilter<'a> {
     pub before: Option<(i64, &'a str)>,
 }
 
+/// What [`Store::claim_dlq_actions`] may claim, and for whom.
+#[derive(Debug, Clone)]
+pub struct Claim<'a> {
+    /// The service.
+    pub service_id: i64,
+    /// The instance the actions go to.
+    pub instance: &'a str,
+    /// The active policy version; actions requested under another are not
+    /// claimed.
+    pub policy_version: Option<i64>,
+    /// The roles whose holders may approve, by wire name.
+    pub approver_roles: &'a [&'a str],
+    /// Unix milliseconds.
+    pub now_ms: i64,
+    /// When the claimed actions become uncertain without an ack.
+    pub ack_deadline: i64,
+    /// The most to claim.
+    pub limit: i64,
+}
+
+/// An agent's outcome for one action.
+#[derive(Debug, Clone)]
+pub struct AckWrite {
+    /// The action.
+    pub action_id: String,
+    /// The acking token's service: an action of another is not found.
+    pub service_id: i64,
+    /// Succeeded or failed.
+    pub succeeded: bool,
+    /// The agent's words.
+    pub detail: String,
+    /// `token:ID`.
+    pub actor: String,
+}
+
+/// What became of one [`AckWrite`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckResult {
+    /// Recorded now.
+    Applied,
+    /// The same outcome was recorded before.
+    Repeated,
+    /// The action is in this other status.
+    Conflict(String),
+    /// No such action for this service.
+    NotFound,
+}
+
+/// The entry's status once `kind` succeeded.
+fn resolved_status(kind: &str) -> &'static str {
+    match kind {
+        "redrive" => "redriven",
+        "cancel" => "cancelled",
+        "manual_complete" => "completed",
+        _ => "escalated",
+    }
+}
+
 /// A change of an action's status, with what goes with it.
 #[derive(Debug, Clone)]
 pub struct Transition<'a> {
@@ -269,76 +327,16 @@ impl Store {
         let retry_count = i64::from(report.retry_count);
         with_db!(self, pool => {
             let mut tx = pool.begin().await?;
-            let existing: Option<(String, String, String, i64, Option<String>, i64, String, String)> =
-                sqlx::query_as(
-                    "SELECT id, task_type, error_type, retry_count, last_checkpoint, created_at, \
-                     payload_hash, error_message FROM dead_letters \
-                     WHERE service_id = $1 AND run_id = $2 AND failed_node = $3",
-                )
-                .bind(service_id)
-                .bind(&report.run_id)
-                .bind(&report.failed_node)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some((id, task_type, et, rc, cp, created, hash, message)) = existing {
-                let same = task_type == report.task_type
-                    && et == error_type
-                    && rc == retry_count
-                    && cp == report.last_checkpoint
-                    && created == report.created_at_ms
-                    && hash == report.payload_hash
-                    && message == report.error_message;
-                if same {
-                    return Ok(Ingested::Unchanged(id));
-                }
-                // New content for the same work: a new revision, back in the
-                // queue if it had left (a redrive that failed again). An
-                // action in flight keeps the entry pending; its dispatch is
-                // refused, because the entry is no longer what was approved.
-                sqlx::query(
-                    "UPDATE dead_letters SET task_type = $2, error_type = $3, error_message = $4, \
-                     retry_count = $5, last_checkpoint = $6, created_at = $7, payload_hash = $8, \
-                     updated_at = $9, revision = revision + 1, resolved_at = NULL, \
-                     status = CASE WHEN status = 'pending' THEN 'pending' ELSE 'open' END \
-                     WHERE id = $1",
-                )
-                .bind(&id)
-                .bind(&report.task_type)
-                .bind(error_type)
-                .bind(&report.error_message)
-                .bind(retry_count)
-                .bind(&report.last_checkpoint)
-                .bind(report.created_at_ms)
-                .bind(&report.payload_hash)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
-                let ev = NewEvent {
-                    actor,
-                    event: "reported_again",
-                    detail: format!(
-                        "{} after {} attempts: {}",
-                        error_type, report.retry_count, report.error_message
-                    ),
-                };
-                insert_event!(tx, &id, None::<&str>, now_ms, &ev);
-                tx.commit().await?;
-                return Ok(Ingested::Updated(id));
-            }
-            let (live,): (i64,) = sqlx::query_as(
-                "SELECT COUNT(*) FROM dead_letters WHERE service_id = $1 AND status IN ('open', 'pending')",
-            )
-            .bind(service_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            if live >= max_live {
-                return Ok(Ingested::Full);
-            }
-            sqlx::query(
+            // The first statement writes, so the transaction holds SQLite's
+            // write lock from its start: a read first would have to upgrade
+            // later, which fails at once (busy) when another agent's report
+            // is being written.
+            let inserted = sqlx::query(
                 "INSERT INTO dead_letters (id, service_id, run_id, task_type, failed_node, error_type, \
                  error_message, retry_count, last_checkpoint, payload_hash, created_at, received_at, \
                  updated_at, revision, status) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, 1, 'open')",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, 1, 'open') \
+                 ON CONFLICT (service_id, run_id, failed_node) DO NOTHING",
             )
             .bind(new_id)
             .bind(service_id)
@@ -354,17 +352,85 @@ impl Store {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
+            if inserted.rows_affected() == 1 {
+                let (live,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM dead_letters \
+                     WHERE service_id = $1 AND status IN ('open', 'pending')",
+                )
+                .bind(service_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if live > max_live {
+                    // Dropping the transaction rolls the insert back.
+                    return Ok(Ingested::Full);
+                }
+                let ev = NewEvent {
+                    actor,
+                    event: "reported",
+                    detail: format!(
+                        "{} at {} after {} attempts: {}",
+                        error_type, report.failed_node, report.retry_count, report.error_message
+                    ),
+                };
+                insert_event!(tx, new_id, None::<&str>, now_ms, &ev);
+                tx.commit().await?;
+                return Ok(Ingested::Created(new_id.to_owned()));
+            }
+            let (id, task_type, et, rc, cp, created, hash, message): (
+                String, String, String, i64, Option<String>, i64, String, String,
+            ) = sqlx::query_as(
+                "SELECT id, task_type, error_type, retry_count, last_checkpoint, created_at, \
+                 payload_hash, error_message FROM dead_letters \
+                 WHERE service_id = $1 AND run_id = $2 AND failed_node = $3",
+            )
+            .bind(service_id)
+            .bind(&report.run_id)
+            .bind(&report.failed_node)
+            .fetch_one(&mut *tx)
+            .await?;
+            let same = task_type == report.task_type
+                && et == error_type
+                && rc == retry_count
+                && cp == report.last_checkpoint
+                && created == report.created_at_ms
+                && hash == report.payload_hash
+                && message == report.error_message;
+            if same {
+                return Ok(Ingested::Unchanged(id));
+            }
+            // New content for the same work: a new revision, back in the
+            // queue if it had left (a redrive that failed again). An action
+            // in flight keeps the entry pending; its dispatch is refused,
+            // because the entry is no longer what was approved.
+            sqlx::query(
+                "UPDATE dead_letters SET task_type = $2, error_type = $3, error_message = $4, \
+                 retry_count = $5, last_checkpoint = $6, created_at = $7, payload_hash = $8, \
+                 updated_at = $9, revision = revision + 1, resolved_at = NULL, \
+                 status = CASE WHEN status = 'pending' THEN 'pending' ELSE 'open' END \
+                 WHERE id = $1",
+            )
+            .bind(&id)
+            .bind(&report.task_type)
+            .bind(error_type)
+            .bind(&report.error_message)
+            .bind(retry_count)
+            .bind(&report.last_checkpoint)
+            .bind(report.created_at_ms)
+            .bind(&report.payload_hash)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
             let ev = NewEvent {
                 actor,
-                event: "reported",
+                event: "reported_again",
                 detail: format!(
-                    "{} at {} after {} attempts: {}",
-                    error_type, report.failed_node, report.retry_count, report.error_message
+                    "{} after {} attempts: {}",
+                    error_type, report.retry_count, report.error_message
                 ),
             };
-            insert_event!(tx, new_id, None::<&str>, now_ms, &ev);
+            insert_event!(tx, &id, None::<&str>, now_ms, &ev);
             tx.commit().await?;
-            Ok(Ingested::Created(new_id.to_owned()))
+            Ok(Ingested::Updated(id))
         })
     }
 
@@ -665,6 +731,143 @@ impl Store {
                 .bind(limit)
                 .fetch_all(pool)
                 .await?)
+        })
+    }
+
+    /// Claims, in one transaction, up to `c.limit` of a service's approved
+    /// actions that are still valid for dispatch to `c.instance`: not
+    /// expired, the entry at the approved revision, the policy version the
+    /// request was made under still active, and the approver (where one
+    /// was needed) still enabled in a role that approves. Each claimed
+    /// action is audited and gets its history event. Redrives are left to
+    /// the caller, which paces them; so is every action that fails a
+    /// check, so that it is refused or expired with its reason.
+    pub async fn claim_dlq_actions(&self, c: &Claim<'_>) -> StoreResult<Vec<ActionRow>> {
+        let roles = placeholders(7, c.approver_roles.len());
+        let claim_sql = format!(
+            "UPDATE dlq_actions SET status = 'dispatched', dispatched_to = $1, dispatched_at = $2, \
+             ack_deadline = $3 WHERE status = 'approved' AND id IN ( \
+               SELECT a.id FROM dlq_actions a JOIN dead_letters d ON d.id = a.dead_letter_id \
+               LEFT JOIN users u ON a.decided_by = 'user:' || u.username \
+               WHERE a.service_id = $4 AND a.status = 'approved' AND a.kind <> 'redrive' \
+                 AND a.expires_at > $2 AND d.revision = a.entry_revision \
+                 AND a.policy_version IS NOT DISTINCT FROM $5 \
+                 AND (a.approval_reasons = '[]' OR (u.disabled = 0 AND u.role IN ({roles}) \
+                      AND a.decided_by <> a.requested_by)) \
+               ORDER BY COALESCE(a.decided_at, a.requested_at), a.id LIMIT $6) \
+             RETURNING id"
+        );
+        with_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut q = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(claim_sql))
+                .bind(c.instance)
+                .bind(c.now_ms)
+                .bind(c.ack_deadline)
+                .bind(c.service_id)
+                .bind(c.policy_version)
+                .bind(c.limit);
+            for r in c.approver_roles {
+                q = q.bind(*r);
+            }
+            let ids: Vec<String> = q.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id).collect();
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let select = format!("{ACTION_SELECT} WHERE a.id IN ({}) ORDER BY COALESCE(a.decided_at, a.requested_at), a.id", placeholders(1, ids.len()));
+            let mut q = sqlx::query_as::<_, ActionRow>(sqlx::AssertSqlSafe(select));
+            for id in &ids {
+                q = q.bind(id);
+            }
+            let rows = q.fetch_all(&mut *tx).await?;
+            for row in &rows {
+                let ev = NewEvent {
+                    actor: "ballast",
+                    event: "action.dispatched",
+                    detail: format!("{} sent to instance {}", row.kind, c.instance),
+                };
+                insert_event!(tx, &row.dead_letter_id, Some(&row.id), c.now_ms, &ev);
+                let audit = AuditRecord::new(
+                    "ballast",
+                    "dlq.action_dispatched",
+                    format!("dead_letter:{}", row.dead_letter_id),
+                    serde_json::json!({ "action": row.id, "kind": row.kind, "instance": c.instance }),
+                );
+                append_audit!(tx, c.now_ms, &audit);
+            }
+            tx.commit().await?;
+            Ok(rows)
+        })
+    }
+
+    /// Records agents' outcomes in one transaction, each as if alone: an
+    /// action of the acking service that is dispatched (or uncertain) takes
+    /// the outcome, its entry resolves or reopens, and both are audited.
+    pub async fn ack_dlq_actions(
+        &self,
+        acks: &[AckWrite],
+        now_ms: i64,
+    ) -> StoreResult<Vec<AckResult>> {
+        with_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut out = Vec::with_capacity(acks.len());
+            for a in acks {
+                let to = if a.succeeded { "succeeded" } else { "failed" };
+                let moved: Option<(String, String, Option<String>)> = sqlx::query_as(
+                    "UPDATE dlq_actions SET status = $3, finished_at = $4, detail = $5 \
+                     WHERE id = $1 AND service_id = $2 AND status IN ('dispatched', 'uncertain') \
+                     RETURNING dead_letter_id, kind, dispatched_to",
+                )
+                .bind(&a.action_id)
+                .bind(a.service_id)
+                .bind(to)
+                .bind(now_ms)
+                .bind(&a.detail)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((entry, kind, instance)) = moved else {
+                    let status: Option<(String,)> = sqlx::query_as(
+                        "SELECT status FROM dlq_actions WHERE id = $1 AND service_id = $2",
+                    )
+                    .bind(&a.action_id)
+                    .bind(a.service_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    out.push(match status {
+                        None => AckResult::NotFound,
+                        Some((s,)) if s == to => AckResult::Repeated,
+                        Some((s,)) => AckResult::Conflict(s),
+                    });
+                    continue;
+                };
+                let (entry_status, resolved) = if a.succeeded {
+                    (resolved_status(&kind), Some(now_ms))
+                } else {
+                    ("open", None)
+                };
+                sqlx::query("UPDATE dead_letters SET status = $2, resolved_at = $3 WHERE id = $1")
+                    .bind(&entry)
+                    .bind(entry_status)
+                    .bind(resolved)
+                    .execute(&mut *tx)
+                    .await?;
+                let ev = NewEvent {
+                    actor: &a.actor,
+                    event: if a.succeeded { "action.succeeded" } else { "action.failed" },
+                    detail: format!("{kind} {to}: {}", a.detail),
+                };
+                insert_event!(tx, &entry, Some(&a.action_id), now_ms, &ev);
+                let audit = AuditRecord::new(
+                    a.actor.clone(),
+                    format!("dlq.action_{to}"),
+                    format!("dead_letter:{entry}"),
+                    serde_json::json!({ "action": a.action_id, "kind": kind,
+                                        "instance": instance, "detail": a.detail }),
+                );
+                append_audit!(tx, now_ms, &audit);
+                out.push(AckResult::Applied);
+            }
+            tx.commit().await?;
+            Ok(out)
         })
     }
 

@@ -16,7 +16,8 @@ mod users;
 
 pub use audit::{AuditRecord, ChainBreak};
 pub use dead_letters::{
-    ActionRow, DeadLetterFilter, DeadLetterRow, DepthRow, EventRow, Ingested, NewEvent, Transition,
+    AckResult, AckWrite, ActionRow, Claim, DeadLetterFilter, DeadLetterRow, DepthRow, EventRow,
+    Ingested, NewEvent, Transition,
 };
 pub use policy::{
     CanaryChange, DraftRow, InstanceRow, NewVersion, PublishRequestRow, RolloutRow, ServiceRow,
