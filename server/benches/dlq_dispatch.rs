@@ -9,7 +9,8 @@
 //! 2. Dispatch: as many approved actions (cancels the policy lets run
 //!    without a second person, so the redrive pace does not cap the
 //!    figure) wait while `DLQ_STREAMS` agent instances connect over TCP;
-//!    each reads its `action` events and acknowledges each over HTTP.
+//!    each reads its `action` events and acknowledges each at once (acks
+//!    in flight side by side, as the agent's runner sends them).
 //!    Actions dispatched and acknowledged per second, from the first
 //!    connect to the last ack, every one revalidated, claimed, audited.
 //!
@@ -155,6 +156,7 @@ async fn run(url: &str) {
     for i in 0..streams {
         let agent = agent.clone();
         let done = done_tx.clone();
+        let app = bench.app.clone();
         tokio::spawn(async move {
             let s = TcpStream::connect(addr).await.unwrap();
             let (read, mut write) = s.into_split();
@@ -165,9 +167,9 @@ async fn run(url: &str) {
                 ).as_bytes())
                 .await
                 .unwrap();
-            // Acks go over a second keep-alive connection, as an agent's
-            // HTTP client would send them.
-            let mut ack_reader = BufReader::new(TcpStream::connect(addr).await.unwrap());
+            // Each action is acknowledged as soon as it arrives, without
+            // waiting for the previous ack, as the agent's runner does; the
+            // acks travel through the router in this process.
             let mut lines = BufReader::new(read).lines();
             let mut is_action = false;
             while let Ok(Some(line)) = lines.next_line().await {
@@ -178,28 +180,23 @@ async fn run(url: &str) {
                 {
                     is_action = false;
                     let action: serde_json::Value = serde_json::from_str(data).unwrap();
-                    let id = action["id"].as_str().unwrap();
-                    let body = r#"{"outcome":"succeeded","detail":"bench"}"#;
-                    ack_reader
-                        .get_mut()
-                        .write_all(format!(
-                            "POST {} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {agent}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                            shared::paths::agent_action_ack(id), body.len()
-                        ).as_bytes())
-                        .await
-                        .unwrap();
-                    // Read the 204's status line and headers.
-                    let mut status = String::new();
-                    ack_reader.read_line(&mut status).await.unwrap();
-                    assert!(status.contains("204"), "{status}");
-                    loop {
-                        let mut h = String::new();
-                        ack_reader.read_line(&mut h).await.unwrap();
-                        if h == "\r\n" {
-                            break;
-                        }
-                    }
-                    done.send(()).unwrap();
+                    let id = action["id"].as_str().unwrap().to_owned();
+                    let b = Bench {
+                        app: app.clone(),
+                        admin: String::new(),
+                    };
+                    let agent = agent.clone();
+                    let done = done.clone();
+                    tokio::spawn(async move {
+                        b.ok(
+                            Method::POST,
+                            &shared::paths::agent_action_ack(&id),
+                            Some(&agent),
+                            Some(json!({ "outcome": "succeeded", "detail": "bench" })),
+                        )
+                        .await;
+                        done.send(()).unwrap();
+                    });
                 }
             }
         });

@@ -18,7 +18,9 @@ use crate::approvals::still_approver;
 use crate::auth::ServicePrincipal;
 use crate::error::{ApiError, ApiResult};
 use crate::group_commit::GroupCommit;
-use crate::store::{AckResult, AckWrite, ActionRow, AuditRecord, Claim, NewEvent, Transition};
+use crate::store::{
+    AckResult, AckWrite, ActionRow, AuditRecord, Claim, IngestWrite, Ingested, NewEvent, Transition,
+};
 use axum::http::StatusCode;
 use serde_json::json;
 use shared::api::{ActionStatus, DeadLetterStatus};
@@ -35,9 +37,9 @@ pub const NOTIFY_CHANNEL: &str = "ballast_dlq";
 pub const POLL_EVERY: Duration = Duration::from_secs(5);
 /// How often expiries, missing acks and retention are swept.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
-/// The most acks one transaction takes.
+/// The most acks (or reports) one transaction takes.
 const ACK_GROUP: usize = 512;
-/// Acks waiting beyond this make agents wait too.
+/// Acks (or reports) waiting beyond this make agents wait too.
 const ACK_QUEUE: usize = 4096;
 /// The most actions one claim hands to one stream.
 const CLAIM_BATCH: i64 = 256;
@@ -48,6 +50,7 @@ pub struct Dispatcher {
     channels: Mutex<HashMap<i64, watch::Sender<u64>>>,
     pacing: Mutex<HashMap<i64, Pace>>,
     acks: std::sync::OnceLock<GroupCommit<AckWrite, AckResult>>,
+    reports: std::sync::OnceLock<GroupCommit<IngestWrite, Ingested>>,
 }
 
 /// A token bucket of redrives per second for one service, on this replica.
@@ -101,6 +104,19 @@ impl Dispatcher {
                 let store = store.clone();
                 let now = clock.now_ms();
                 async move { store.ack_dlq_actions(&acks, now).await }
+            })
+        })
+    }
+
+    /// The group commit of agents' dead-letter reports, started on first use.
+    pub(super) fn reports(&self, app: &App) -> &GroupCommit<IngestWrite, Ingested> {
+        self.reports.get_or_init(|| {
+            let store = app.store.clone();
+            let clock = app.clock.clone();
+            GroupCommit::spawn(ACK_GROUP, ACK_QUEUE, move |items| {
+                let store = store.clone();
+                let now = clock.now_ms();
+                async move { store.ingest_dead_letters(&items, now).await }
             })
         })
     }

@@ -1,12 +1,13 @@
 //! Agents report dead letters. A report is checked field by field (a bad
 //! one is a 422 naming the field), stored idempotently per (service, run,
-//! node), and bounded per service.
+//! node), bounded per service, and written in a group commit with the
+//! other reports arriving at the same moment.
 
 use crate::app::App;
 use crate::auth::ServicePrincipal;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::instances::no_policy;
-use crate::store::Ingested;
+use crate::store::{IngestWrite, Ingested};
 use axum::http::StatusCode;
 use shared::protocol::{DeadLetterAck, DeadLetterReport};
 
@@ -104,12 +105,17 @@ pub async fn ingest(
         .service_id(&agent.service, &agent.environment)
         .await?
         .ok_or_else(|| no_policy(agent))?;
-    let new_id = format!("dl-{}", crate::auth::random_hex(12));
-    let actor = format!("token:{}", agent.token_id);
     let max_live = app.settings.dead_letter_max_live;
     match app
-        .store
-        .ingest_dead_letter(service_id, report, &new_id, &actor, max_live, now)
+        .dlq
+        .reports(app)
+        .write(IngestWrite {
+            service_id,
+            report: report.clone(),
+            new_id: format!("dl-{}", crate::auth::random_hex(12)),
+            actor: format!("token:{}", agent.token_id),
+            max_live,
+        })
         .await?
     {
         Ingested::Created(id) | Ingested::Unchanged(id) | Ingested::Updated(id) => {

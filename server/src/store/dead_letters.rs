@@ -147,6 +147,21 @@ pub struct NewEvent<'a> {
     pub detail: String,
 }
 
+/// One report to store.
+#[derive(Debug, Clone)]
+pub struct IngestWrite {
+    /// The reporting token's service.
+    pub service_id: i64,
+    /// The report.
+    pub report: DeadLetterReport,
+    /// The id a new entry gets.
+    pub new_id: String,
+    /// `token:ID`.
+    pub actor: String,
+    /// The service's bound on live entries.
+    pub max_live: i64,
+}
+
 /// What an ingest did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingested {
@@ -312,125 +327,133 @@ fn placeholders(start: usize, n: usize) -> String {
 }
 
 impl Store {
-    /// Stores a report, idempotently per (service, run, node). At most
-    /// `max_live` entries of a service may be open or pending at once.
-    pub async fn ingest_dead_letter(
+    /// Stores reports in one transaction, each idempotently per (service,
+    /// run, node) and as if alone. At most `max_live` entries of a service
+    /// may be open or pending at once.
+    pub async fn ingest_dead_letters(
         &self,
-        service_id: i64,
-        report: &DeadLetterReport,
-        new_id: &str,
-        actor: &str,
-        max_live: i64,
+        items: &[IngestWrite],
         now_ms: i64,
-    ) -> StoreResult<Ingested> {
-        let error_type = report.error_type.as_str();
-        let retry_count = i64::from(report.retry_count);
+    ) -> StoreResult<Vec<Ingested>> {
         with_db!(self, pool => {
             let mut tx = pool.begin().await?;
-            // The first statement writes, so the transaction holds SQLite's
-            // write lock from its start: a read first would have to upgrade
-            // later, which fails at once (busy) when another agent's report
-            // is being written.
-            let inserted = sqlx::query(
-                "INSERT INTO dead_letters (id, service_id, run_id, task_type, failed_node, error_type, \
-                 error_message, retry_count, last_checkpoint, payload_hash, created_at, received_at, \
-                 updated_at, revision, status) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, 1, 'open') \
-                 ON CONFLICT (service_id, run_id, failed_node) DO NOTHING",
-            )
-            .bind(new_id)
-            .bind(service_id)
-            .bind(&report.run_id)
-            .bind(&report.task_type)
-            .bind(&report.failed_node)
-            .bind(error_type)
-            .bind(&report.error_message)
-            .bind(retry_count)
-            .bind(&report.last_checkpoint)
-            .bind(&report.payload_hash)
-            .bind(report.created_at_ms)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 1 {
-                let (live,): (i64,) = sqlx::query_as(
-                    "SELECT COUNT(*) FROM dead_letters \
-                     WHERE service_id = $1 AND status IN ('open', 'pending')",
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                let report = &item.report;
+                let (service_id, new_id, actor) = (item.service_id, item.new_id.as_str(), item.actor.as_str());
+                let error_type = report.error_type.as_str();
+                let retry_count = i64::from(report.retry_count);
+                // The first statement writes, so the transaction holds
+                // SQLite's write lock from its start: a read first would
+                // have to upgrade later, which fails at once (busy) when
+                // another writer got in between.
+                let inserted = sqlx::query(
+                    "INSERT INTO dead_letters (id, service_id, run_id, task_type, failed_node, error_type, \
+                     error_message, retry_count, last_checkpoint, payload_hash, created_at, received_at, \
+                     updated_at, revision, status) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, 1, 'open') \
+                     ON CONFLICT (service_id, run_id, failed_node) DO NOTHING",
+                )
+                .bind(new_id)
+                .bind(service_id)
+                .bind(&report.run_id)
+                .bind(&report.task_type)
+                .bind(&report.failed_node)
+                .bind(error_type)
+                .bind(&report.error_message)
+                .bind(retry_count)
+                .bind(&report.last_checkpoint)
+                .bind(&report.payload_hash)
+                .bind(report.created_at_ms)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+                if inserted.rows_affected() == 1 {
+                    let (live,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM dead_letters \
+                         WHERE service_id = $1 AND status IN ('open', 'pending')",
+                    )
+                    .bind(service_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if live > item.max_live {
+                        sqlx::query("DELETE FROM dead_letters WHERE id = $1")
+                            .bind(new_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        out.push(Ingested::Full);
+                        continue;
+                    }
+                    let ev = NewEvent {
+                        actor,
+                        event: "reported",
+                        detail: format!(
+                            "{} at {} after {} attempts: {}",
+                            error_type, report.failed_node, report.retry_count, report.error_message
+                        ),
+                    };
+                    insert_event!(tx, new_id, None::<&str>, now_ms, &ev);
+                    out.push(Ingested::Created(new_id.to_owned()));
+                    continue;
+                }
+                let (id, task_type, et, rc, cp, created, hash, message): (
+                    String, String, String, i64, Option<String>, i64, String, String,
+                ) = sqlx::query_as(
+                    "SELECT id, task_type, error_type, retry_count, last_checkpoint, created_at, \
+                     payload_hash, error_message FROM dead_letters \
+                     WHERE service_id = $1 AND run_id = $2 AND failed_node = $3",
                 )
                 .bind(service_id)
+                .bind(&report.run_id)
+                .bind(&report.failed_node)
                 .fetch_one(&mut *tx)
                 .await?;
-                if live > max_live {
-                    // Dropping the transaction rolls the insert back.
-                    return Ok(Ingested::Full);
+                let same = task_type == report.task_type
+                    && et == error_type
+                    && rc == retry_count
+                    && cp == report.last_checkpoint
+                    && created == report.created_at_ms
+                    && hash == report.payload_hash
+                    && message == report.error_message;
+                if same {
+                    out.push(Ingested::Unchanged(id));
+                    continue;
                 }
+                // New content for the same work: a new revision, back in the
+                // queue if it had left (a redrive that failed again). An
+                // action in flight keeps the entry pending; its dispatch is
+                // refused, because the entry is no longer what was approved.
+                sqlx::query(
+                    "UPDATE dead_letters SET task_type = $2, error_type = $3, error_message = $4, \
+                     retry_count = $5, last_checkpoint = $6, created_at = $7, payload_hash = $8, \
+                     updated_at = $9, revision = revision + 1, resolved_at = NULL, \
+                     status = CASE WHEN status = 'pending' THEN 'pending' ELSE 'open' END \
+                     WHERE id = $1",
+                )
+                .bind(&id)
+                .bind(&report.task_type)
+                .bind(error_type)
+                .bind(&report.error_message)
+                .bind(retry_count)
+                .bind(&report.last_checkpoint)
+                .bind(report.created_at_ms)
+                .bind(&report.payload_hash)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
                 let ev = NewEvent {
                     actor,
-                    event: "reported",
+                    event: "reported_again",
                     detail: format!(
-                        "{} at {} after {} attempts: {}",
-                        error_type, report.failed_node, report.retry_count, report.error_message
+                        "{} after {} attempts: {}",
+                        error_type, report.retry_count, report.error_message
                     ),
                 };
-                insert_event!(tx, new_id, None::<&str>, now_ms, &ev);
-                tx.commit().await?;
-                return Ok(Ingested::Created(new_id.to_owned()));
+                insert_event!(tx, &id, None::<&str>, now_ms, &ev);
+                out.push(Ingested::Updated(id));
             }
-            let (id, task_type, et, rc, cp, created, hash, message): (
-                String, String, String, i64, Option<String>, i64, String, String,
-            ) = sqlx::query_as(
-                "SELECT id, task_type, error_type, retry_count, last_checkpoint, created_at, \
-                 payload_hash, error_message FROM dead_letters \
-                 WHERE service_id = $1 AND run_id = $2 AND failed_node = $3",
-            )
-            .bind(service_id)
-            .bind(&report.run_id)
-            .bind(&report.failed_node)
-            .fetch_one(&mut *tx)
-            .await?;
-            let same = task_type == report.task_type
-                && et == error_type
-                && rc == retry_count
-                && cp == report.last_checkpoint
-                && created == report.created_at_ms
-                && hash == report.payload_hash
-                && message == report.error_message;
-            if same {
-                return Ok(Ingested::Unchanged(id));
-            }
-            // New content for the same work: a new revision, back in the
-            // queue if it had left (a redrive that failed again). An action
-            // in flight keeps the entry pending; its dispatch is refused,
-            // because the entry is no longer what was approved.
-            sqlx::query(
-                "UPDATE dead_letters SET task_type = $2, error_type = $3, error_message = $4, \
-                 retry_count = $5, last_checkpoint = $6, created_at = $7, payload_hash = $8, \
-                 updated_at = $9, revision = revision + 1, resolved_at = NULL, \
-                 status = CASE WHEN status = 'pending' THEN 'pending' ELSE 'open' END \
-                 WHERE id = $1",
-            )
-            .bind(&id)
-            .bind(&report.task_type)
-            .bind(error_type)
-            .bind(&report.error_message)
-            .bind(retry_count)
-            .bind(&report.last_checkpoint)
-            .bind(report.created_at_ms)
-            .bind(&report.payload_hash)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-            let ev = NewEvent {
-                actor,
-                event: "reported_again",
-                detail: format!(
-                    "{} after {} attempts: {}",
-                    error_type, report.retry_count, report.error_message
-                ),
-            };
-            insert_event!(tx, &id, None::<&str>, now_ms, &ev);
             tx.commit().await?;
-            Ok(Ingested::Updated(id))
+            Ok(out)
         })
     }
 
@@ -744,6 +767,13 @@ impl Store {
     /// check, so that it is refused or expired with its reason.
     pub async fn claim_dlq_actions(&self, c: &Claim<'_>) -> StoreResult<Vec<ActionRow>> {
         let roles = placeholders(7, c.approver_roles.len());
+        // On Postgres, streams claiming at once take different rows rather
+        // than queue behind one another's row locks (and then find them
+        // taken). SQLite has one writer at a time, so the question is moot.
+        let skip = match self.backend() {
+            super::Backend::Postgres => " FOR UPDATE OF a SKIP LOCKED",
+            super::Backend::Sqlite => "",
+        };
         let claim_sql = format!(
             "UPDATE dlq_actions SET status = 'dispatched', dispatched_to = $1, dispatched_at = $2, \
              ack_deadline = $3 WHERE status = 'approved' AND id IN ( \
@@ -754,7 +784,7 @@ impl Store {
                  AND a.policy_version IS NOT DISTINCT FROM $5 \
                  AND (a.approval_reasons = '[]' OR (u.disabled = 0 AND u.role IN ({roles}) \
                       AND a.decided_by <> a.requested_by)) \
-               ORDER BY COALESCE(a.decided_at, a.requested_at), a.id LIMIT $6) \
+               ORDER BY COALESCE(a.decided_at, a.requested_at), a.id LIMIT $6{skip}) \
              RETURNING id"
         );
         with_db!(self, pool => {

@@ -17,7 +17,7 @@ mod users;
 pub use audit::{AuditRecord, ChainBreak};
 pub use dead_letters::{
     AckResult, AckWrite, ActionRow, Claim, DeadLetterFilter, DeadLetterRow, DepthRow, EventRow,
-    Ingested, NewEvent, Transition,
+    IngestWrite, Ingested, NewEvent, Transition,
 };
 pub use policy::{
     CanaryChange, DraftRow, InstanceRow, NewVersion, PublishRequestRow, RolloutRow, ServiceRow,
