@@ -53,6 +53,12 @@ fn chip(tone: &'static str, key: &'static str, label: &'static str, test: String
     .into_any()
 }
 
+/// Whether an actor as the server records it (`user:NAME`, see the audit
+/// log) is the signed-in user.
+pub fn is_me(me: &Me, actor: &str) -> bool {
+    actor.strip_prefix("user:") == Some(me.username.as_str())
+}
+
 /// Why `me` may not approve or reject `action`, or `None` when they may.
 pub fn cannot_decide(me: &Me, action: &ActionView) -> Option<String> {
     if action.status != ActionStatus::Requested {
@@ -60,7 +66,7 @@ pub fn cannot_decide(me: &Me, action: &ActionView) -> Option<String> {
             "Only a request awaiting approval can be decided; this one is {}.",
             action.status.label().to_lowercase()
         ))
-    } else if action.requested_by == me.username {
+    } else if is_me(me, &action.requested_by) {
         Some("You asked for this action: someone else must approve or reject it.".to_owned())
     } else if !me.role.allows(Permission::Approve) {
         Some(format!(
@@ -78,8 +84,8 @@ pub fn may_withdraw(me: &Me, action: &ActionView) -> bool {
     matches!(
         action.status,
         ActionStatus::Requested | ActionStatus::Approved
-    ) && (action.requested_by == me.username
-        || action.decided_by.as_deref() == Some(me.username.as_str()))
+    ) && (is_me(me, &action.requested_by)
+        || action.decided_by.as_deref().is_some_and(|by| is_me(me, by)))
 }
 
 /// Approve, reject or withdraw one action, with the reason the audit log
@@ -547,7 +553,7 @@ mod tests {
             reason: "the notifier is back".into(),
             resolution_note: None,
             escalate_to: None,
-            requested_by: by.into(),
+            requested_by: format!("user:{by}"),
             requested_at_ms: 0,
             approval_reasons: vec![],
             expires_at_ms: 0,
@@ -614,7 +620,7 @@ mod tests {
         assert!(may_withdraw(&me("ana", Role::Engineer), &a));
         assert!(!may_withdraw(&me("cy", Role::Approver), &a));
         a.status = ActionStatus::Approved;
-        a.decided_by = Some("cy".into());
+        a.decided_by = Some("user:cy".into());
         assert!(may_withdraw(&me("cy", Role::Approver), &a));
         a.status = ActionStatus::Dispatched;
         assert!(!may_withdraw(&me("ana", Role::Engineer), &a));
