@@ -8,13 +8,12 @@
 //! streams with one query. Across replicas on Postgres, a change is announced
 //! with `NOTIFY ballast_policy` and every replica's listener reloads.
 
-use crate::store::{Store, StoreResult};
+use crate::store::{Heard, Store, StoreResult};
 use sha2::{Digest, Sha256};
 use shared::policy::Policy;
 use shared::protocol::PolicyEnvelope;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::watch;
 
 /// The Postgres channel that carries policy changes between replicas.
@@ -214,57 +213,28 @@ impl PolicyHub {
     /// process runs, reconnecting with backoff, and reloads everything after
     /// each (re)connect so that nothing said while disconnected is missed.
     pub fn listen(self: &Arc<Self>) {
-        let Some(pool) = self.store.pg_pool().cloned() else {
-            return;
-        };
         let hub = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "policy listener cannot connect; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                        continue;
-                    }
+        self.store.listen(NOTIFY_CHANNEL, move |heard| {
+            let hub = hub.clone();
+            async move {
+                let Some(hub) = hub.upgrade() else {
+                    return false;
                 };
-                if let Err(e) = listener.listen(NOTIFY_CHANNEL).await {
-                    tracing::warn!(error = %e, "policy listener cannot LISTEN; retrying");
-                    tokio::time::sleep(backoff).await;
-                    continue;
-                }
-                backoff = Duration::from_millis(100);
-                match hub.upgrade() {
-                    Some(hub) => hub.refresh_all().await,
-                    None => return,
-                }
-                loop {
-                    match listener.try_recv().await {
-                        Ok(Some(notification)) => {
-                            let Some(hub) = hub.upgrade() else { return };
-                            // "service_id:origin"; this replica already
-                            // reloaded its own changes in `changed`.
-                            let (id, origin) = notification
-                                .payload()
-                                .split_once(':')
-                                .unwrap_or((notification.payload(), ""));
-                            if origin != hub.origin
-                                && let Ok(id) = id.parse::<i64>()
-                                && let Err(e) = hub.refresh(id).await
-                            {
-                                tracing::warn!(service_id = id, error = %e, "could not reload after NOTIFY");
-                            }
-                        }
-                        // The connection dropped: reconnect and reload all.
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "policy listener failed; reconnecting");
-                            break;
+                match heard {
+                    Heard::Connected => hub.refresh_all().await,
+                    Heard::Message(payload) => {
+                        // "service_id:origin"; this replica already
+                        // reloaded its own changes in `changed`.
+                        let (id, origin) = payload.split_once(':').unwrap_or((&payload, ""));
+                        if origin != hub.origin
+                            && let Ok(id) = id.parse::<i64>()
+                            && let Err(e) = hub.refresh(id).await
+                        {
+                            tracing::warn!(service_id = id, error = %e, "could not reload after NOTIFY");
                         }
                     }
                 }
+                true
             }
         });
     }

@@ -19,7 +19,8 @@ use crate::auth::ServicePrincipal;
 use crate::error::{ApiError, ApiResult};
 use crate::group_commit::GroupCommit;
 use crate::store::{
-    AckResult, AckWrite, ActionRow, AuditRecord, Claim, IngestWrite, Ingested, NewEvent, Transition,
+    AckResult, AckWrite, ActionRow, AuditRecord, Claim, Heard, IngestWrite, Ingested, NewEvent,
+    Transition,
 };
 use axum::http::StatusCode;
 use serde_json::json;
@@ -144,36 +145,23 @@ impl Dispatcher {
     /// On Postgres: listens for other replicas' wake-ups for as long as the
     /// app lives, reconnecting with backoff.
     pub fn listen(app: &Arc<App>) {
-        let Some(pool) = app.store.pg_pool().cloned() else {
-            return;
-        };
         let weak: Weak<App> = Arc::downgrade(app);
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "dead-letter listener cannot connect; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                        continue;
-                    }
+        app.store.listen(NOTIFY_CHANNEL, move |heard| {
+            let weak = weak.clone();
+            async move {
+                let Some(app) = weak.upgrade() else {
+                    return false;
                 };
-                if listener.listen(NOTIFY_CHANNEL).await.is_err() {
-                    tokio::time::sleep(backoff).await;
-                    continue;
-                }
-                backoff = Duration::from_millis(100);
-                while let Ok(n) = listener.recv().await {
-                    let Some(app) = weak.upgrade() else { return };
-                    if let Ok(id) = n.payload().parse::<i64>() {
-                        app.dlq.wake_here(id);
+                match heard {
+                    // Streams poll, so nothing missed while away is lost.
+                    Heard::Connected => {}
+                    Heard::Message(payload) => {
+                        if let Ok(id) = payload.parse::<i64>() {
+                            app.dlq.wake_here(id);
+                        }
                     }
                 }
-                if weak.upgrade().is_none() {
-                    return;
-                }
+                true
             }
         });
     }

@@ -86,11 +86,7 @@ pub async fn approve(
     Path(id): Path<String>,
     body: Result<ApiJson<ActionDecision>, ApiError>,
 ) -> ApiResult<axum::Json<ActionView>> {
-    user.require(Permission::Approve)?;
-    let ApiJson(d) = body?;
-    Ok(axum::Json(
-        actions::decide(&state, &user, &id, true, &d.reason).await?,
-    ))
+    decision(&state, &user, &id, body, true).await
 }
 
 /// Rejects someone else's request; the entry is open again.
@@ -104,10 +100,21 @@ pub async fn reject(
     Path(id): Path<String>,
     body: Result<ApiJson<ActionDecision>, ApiError>,
 ) -> ApiResult<axum::Json<ActionView>> {
+    decision(&state, &user, &id, body, false).await
+}
+
+/// An approver's decision on someone else's request.
+async fn decision(
+    state: &AppState,
+    user: &UserPrincipal,
+    id: &str,
+    body: Result<ApiJson<ActionDecision>, ApiError>,
+    approve: bool,
+) -> ApiResult<axum::Json<ActionView>> {
     user.require(Permission::Approve)?;
     let ApiJson(d) = body?;
     Ok(axum::Json(
-        actions::decide(&state, &user, &id, false, &d.reason).await?,
+        actions::decide(state, user, id, approve, &d.reason).await?,
     ))
 }
 

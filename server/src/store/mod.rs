@@ -57,6 +57,15 @@ pub(crate) enum Db {
     Postgres(PgPool),
 }
 
+/// What a [`Store::listen`] handler hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    /// Listening (again): anything said before may have been missed.
+    Connected,
+    /// A notification's payload.
+    Message(String),
+}
+
 /// Which backend a store runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -220,6 +229,60 @@ impl Store {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
         Ok(())
+    }
+
+    /// On Postgres: `LISTEN`s on `channel` for as long as `handler` answers
+    /// true, reconnecting with capped backoff. The handler hears
+    /// [`Heard::Connected`] after each (re)connect, so that it can catch up
+    /// on what was said while it was away, then each payload. Nothing
+    /// happens on SQLite, which has one process and so nobody to hear from.
+    pub fn listen<F, Fut>(&self, channel: &'static str, handler: F)
+    where
+        F: Fn(Heard) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = bool> + Send,
+    {
+        let Some(pool) = self.pg_pool().cloned() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, channel, "cannot connect to LISTEN; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                };
+                if let Err(e) = listener.listen(channel).await {
+                    tracing::warn!(error = %e, channel, "cannot LISTEN; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+                backoff = Duration::from_millis(100);
+                if !handler(Heard::Connected).await {
+                    return;
+                }
+                loop {
+                    match listener.try_recv().await {
+                        Ok(Some(n)) => {
+                            if !handler(Heard::Message(n.payload().to_owned())).await {
+                                return;
+                            }
+                        }
+                        // The connection dropped: reconnect, and catch up.
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, channel, "listener failed; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
     }
 
     /// The Postgres pool, for LISTEN; `None` on SQLite.
