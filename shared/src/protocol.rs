@@ -314,7 +314,12 @@ crate::wire_enum! {
     }
 }
 
-/// `POST /agent/actions/{id}/ack`.
+/// `POST /agent/actions/{id}/ack`. The control plane sends each action to
+/// one instance and sends it again only to that instance (after a
+/// reconnect) until it is acknowledged; the same outcome acknowledged twice
+/// is accepted, a different one is 409. Without an ack within the policy's
+/// `dead_letters.ack_timeout_s` the action is marked uncertain and is not
+/// sent again; a late ack still settles it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
