@@ -4,7 +4,7 @@
 //! stored in one transaction with its history event and audit entry, and
 //! wakes the dispatcher when an action becomes ready to run.
 
-use super::{Rules, action_view, target};
+use super::{Rules, action_view, end_and_reopen, target};
 use crate::app::App;
 use crate::approvals::{four_eyes, reason, stale};
 use crate::auth::UserPrincipal;
@@ -187,7 +187,7 @@ pub async fn decide(
     }
     let now = app.clock.now_ms();
     if now >= row.expires_at {
-        expire(app, &row, now).await?;
+        expire(app, &row).await?;
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "expired",
@@ -195,6 +195,7 @@ pub async fn decide(
         ));
     }
     let actor = user.actor();
+    let rules = Rules::of(app, row.service_id).await?;
     if approve {
         let entry = app
             .store
@@ -207,7 +208,6 @@ pub async fn decide(
                 row.entry_revision, entry.revision
             )));
         }
-        let rules = Rules::of(app, row.service_id).await?;
         if rules.version.map(|v| v as i64) != row.policy_version {
             return Err(stale(format!(
                 "the policy changed after the request (version {:?} → {:?}); reject this and request again",
@@ -215,7 +215,6 @@ pub async fn decide(
             )));
         }
     }
-    let rules = Rules::of(app, row.service_id).await?;
     let expiry_ms = i64::try_from(rules.dead_letters.approval_expires_after_s)
         .unwrap_or(i64::MAX / 2000)
         .saturating_mul(1000);
@@ -295,33 +294,17 @@ pub async fn withdraw(
             "waiting (only waiting actions can be withdrawn)",
         ));
     }
-    let now = app.clock.now_ms();
-    let audit = AuditRecord::new(
-        actor.clone(),
-        "dlq.action_withdrawn",
-        target(&row.dead_letter_id),
-        json!({ "action": row.id, "kind": row.kind, "reason": why }),
-    );
-    let moved = app
-        .store
-        .transition_dlq_action(&Transition {
-            action_id: &row.id,
-            from: &from,
-            to: ActionStatus::Withdrawn.as_str(),
-            decided: None,
-            expires_at: None,
-            dispatched: None,
-            finished: Some(&format!("withdrawn by {actor}: {why}")),
-            entry: Some((DeadLetterStatus::Open.as_str(), false)),
-            event: NewEvent {
-                actor: &actor,
-                event: "action.withdrawn",
-                detail: format!("{} withdrawn: {why}", row.kind),
-            },
-            audit: Some(&audit),
-            now_ms: now,
-        })
-        .await?;
+    let moved = end_and_reopen(
+        app,
+        &row,
+        &from,
+        ActionStatus::Withdrawn,
+        &actor,
+        &format!("withdrawn by {actor}: {why}"),
+        format!("{} withdrawn: {why}", row.kind),
+        json!({ "reason": why }),
+    )
+    .await?;
     if !moved {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -333,36 +316,21 @@ pub async fn withdraw(
 }
 
 /// Marks a request or approval past its expiry as expired.
-pub(crate) async fn expire(app: &App, row: &ActionRow, now: i64) -> ApiResult<bool> {
-    let audit = AuditRecord::new(
+pub(crate) async fn expire(app: &App, row: &ActionRow) -> ApiResult<bool> {
+    end_and_reopen(
+        app,
+        row,
+        &[
+            ActionStatus::Requested.as_str(),
+            ActionStatus::Approved.as_str(),
+        ],
+        ActionStatus::Expired,
         "ballast",
-        "dlq.action_expired",
-        target(&row.dead_letter_id),
-        json!({ "action": row.id, "kind": row.kind, "was": row.status }),
-    );
-    Ok(app
-        .store
-        .transition_dlq_action(&Transition {
-            action_id: &row.id,
-            from: &[
-                ActionStatus::Requested.as_str(),
-                ActionStatus::Approved.as_str(),
-            ],
-            to: ActionStatus::Expired.as_str(),
-            decided: None,
-            expires_at: None,
-            dispatched: None,
-            finished: Some("expired before it was decided or dispatched"),
-            entry: Some((DeadLetterStatus::Open.as_str(), false)),
-            event: NewEvent {
-                actor: "ballast",
-                event: "action.expired",
-                detail: format!("{} expired while {}", row.kind, row.status),
-            },
-            audit: Some(&audit),
-            now_ms: now,
-        })
-        .await?)
+        "expired before it was decided or dispatched",
+        format!("{} expired while {}", row.kind, row.status),
+        json!({ "was": row.status }),
+    )
+    .await
 }
 
 fn item(id: &str, result: ApiResult<ActionView>) -> BulkItemResult {

@@ -12,7 +12,7 @@
 //! Without an ack by its deadline an action becomes `uncertain` ([`sweep`])
 //! and is never sent again on its own.
 
-use super::{Rules, actions::expire, target};
+use super::{Rules, actions::expire, end_and_reopen, target};
 use crate::app::App;
 use crate::approvals::still_approver;
 use crate::auth::ServicePrincipal;
@@ -24,7 +24,7 @@ use crate::store::{
 };
 use axum::http::StatusCode;
 use serde_json::json;
-use shared::api::{ActionStatus, DeadLetterStatus};
+use shared::api::ActionStatus;
 use shared::protocol::{ActionAck, ActionOutcome, DlqAction, DlqActionKind};
 use shared::role::{Permission, Role};
 use std::collections::{HashMap, HashSet};
@@ -215,33 +215,18 @@ async fn revalidate(app: &App, row: &ActionRow, rules: &Rules) -> ApiResult<Opti
     Ok(None)
 }
 
-async fn refuse(app: &App, row: &ActionRow, why: &str, now: i64) -> ApiResult<()> {
-    let audit = AuditRecord::new(
+async fn refuse(app: &App, row: &ActionRow, why: &str) -> ApiResult<bool> {
+    end_and_reopen(
+        app,
+        row,
+        &[ActionStatus::Approved.as_str()],
+        ActionStatus::Refused,
         "ballast",
-        "dlq.action_refused",
-        target(&row.dead_letter_id),
-        json!({ "action": row.id, "kind": row.kind, "reason": why }),
-    );
-    app.store
-        .transition_dlq_action(&Transition {
-            action_id: &row.id,
-            from: &[ActionStatus::Approved.as_str()],
-            to: ActionStatus::Refused.as_str(),
-            decided: None,
-            expires_at: None,
-            dispatched: None,
-            finished: Some(why),
-            entry: Some((DeadLetterStatus::Open.as_str(), false)),
-            event: NewEvent {
-                actor: "ballast",
-                event: "action.refused",
-                detail: format!("{} refused at dispatch: {why}", row.kind),
-            },
-            audit: Some(&audit),
-            now_ms: now,
-        })
-        .await?;
-    Ok(())
+        why,
+        format!("{} refused at dispatch: {why}", row.kind),
+        json!({ "reason": why }),
+    )
+    .await
 }
 
 /// What a stream should send now, and when to look again if work is left
@@ -316,11 +301,11 @@ pub async fn claim(
         }
         let now = app.clock.now_ms();
         if now >= row.expires_at {
-            expire(app, &row, now).await?;
+            expire(app, &row).await?;
             continue;
         }
         if let Some(why) = revalidate(app, &row, &rules).await? {
-            refuse(app, &row, &why, now).await?;
+            refuse(app, &row, &why).await?;
             continue;
         }
         if kind == DlqActionKind::Redrive
@@ -417,7 +402,7 @@ pub async fn sweep(app: &App) -> ApiResult<()> {
         .dlq_actions_due(&["requested", "approved"], false, now, 500)
         .await?
     {
-        expire(app, &row, now).await?;
+        expire(app, &row).await?;
     }
     for row in app
         .store
@@ -425,35 +410,21 @@ pub async fn sweep(app: &App) -> ApiResult<()> {
         .await?
     {
         let instance = row.dispatched_to.clone().unwrap_or_default();
-        let audit = AuditRecord::new(
-            "ballast",
-            "dlq.action_uncertain",
-            target(&row.dead_letter_id),
-            json!({ "action": row.id, "kind": row.kind, "instance": instance }),
-        );
         let why = format!(
             "no acknowledgement from instance {instance} in time: it may or may not have run; \
              check the service before acting again"
         );
-        app.store
-            .transition_dlq_action(&Transition {
-                action_id: &row.id,
-                from: &[ActionStatus::Dispatched.as_str()],
-                to: ActionStatus::Uncertain.as_str(),
-                decided: None,
-                expires_at: None,
-                dispatched: None,
-                finished: Some(&why),
-                entry: Some((DeadLetterStatus::Open.as_str(), false)),
-                event: NewEvent {
-                    actor: "ballast",
-                    event: "action.uncertain",
-                    detail: why.clone(),
-                },
-                audit: Some(&audit),
-                now_ms: now,
-            })
-            .await?;
+        end_and_reopen(
+            app,
+            &row,
+            &[ActionStatus::Dispatched.as_str()],
+            ActionStatus::Uncertain,
+            "ballast",
+            &why,
+            why.clone(),
+            json!({ "instance": instance }),
+        )
+        .await?;
     }
     let keep_ms = i64::from(app.settings.dead_letter_retention_days) * 86_400_000;
     app.store

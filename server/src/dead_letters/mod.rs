@@ -20,7 +20,7 @@ pub mod search;
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
-use crate::store::{ActionRow, DeadLetterRow};
+use crate::store::{ActionRow, AuditRecord, DeadLetterRow, NewEvent, Transition};
 use shared::api::{ActionStatus, ActionView, DeadLetterStatus, DeadLetterView};
 use shared::policy::{DeadLetterPolicy, ErrorClass, RiskTier};
 use shared::protocol::DlqActionKind;
@@ -131,6 +131,57 @@ pub fn action_view(row: ActionRow) -> ApiResult<ActionView> {
         finished_at_ms: row.finished_at,
         detail: row.detail,
     })
+}
+
+/// Ends an action in `to` (withdrawn, expired, refused, uncertain) and puts
+/// its entry back in the queue for a person to act on again. Audited as
+/// `dlq.action_{to}` with the action, its kind and `extra`, and recorded in
+/// the entry's history with `detail`. False, writing nothing, when the
+/// action was not in one of `from`.
+// Each argument is one word of the record a person reads later; a struct
+// would only rename them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn end_and_reopen(
+    app: &App,
+    row: &ActionRow,
+    from: &[&str],
+    to: ActionStatus,
+    actor: &str,
+    finished: &str,
+    detail: String,
+    extra: serde_json::Value,
+) -> ApiResult<bool> {
+    let mut audit_detail = serde_json::json!({ "action": row.id, "kind": row.kind });
+    if let (Some(all), serde_json::Value::Object(more)) = (audit_detail.as_object_mut(), extra) {
+        all.extend(more);
+    }
+    let audit = AuditRecord::new(
+        actor,
+        format!("dlq.action_{}", to.as_str()),
+        target(&row.dead_letter_id),
+        audit_detail,
+    );
+    let event = format!("action.{}", to.as_str());
+    Ok(app
+        .store
+        .transition_dlq_action(&Transition {
+            action_id: &row.id,
+            from,
+            to: to.as_str(),
+            decided: None,
+            expires_at: None,
+            dispatched: None,
+            finished: Some(finished),
+            entry: Some((DeadLetterStatus::Open.as_str(), false)),
+            event: NewEvent {
+                actor,
+                event: &event,
+                detail,
+            },
+            audit: Some(&audit),
+            now_ms: app.clock.now_ms(),
+        })
+        .await?)
 }
 
 /// The audit target of an entry.

@@ -186,16 +186,10 @@ pub async fn inbox_count(app: &App, user: &UserPrincipal) -> ApiResult<InboxCoun
     }
     let me = user.actor();
     let actions = app.store.dlq_actions_awaiting(&me).await?;
-    let publishes = app
-        .store
-        .publish_requests(Some("pending"))
-        .await?
-        .iter()
-        .filter(|r| r.author != me)
-        .count();
+    let publishes = app.store.pending_publish_requests_not_by(&me).await?;
     Ok(InboxCount {
         actions: actions.max(0) as u64,
-        publishes: publishes as u64,
+        publishes: publishes.max(0) as u64,
     })
 }
 

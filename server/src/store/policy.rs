@@ -494,6 +494,20 @@ impl Store {
         })
     }
 
+    /// How many publish requests wait for a decision and were not filed by
+    /// `author` (who may not decide them).
+    pub async fn pending_publish_requests_not_by(&self, author: &str) -> StoreResult<i64> {
+        with_db!(self, pool => {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM publish_requests WHERE status = 'pending' AND author <> $1",
+            )
+            .bind(author)
+            .fetch_one(pool)
+            .await?;
+            Ok(n)
+        })
+    }
+
     /// Approves a pending request and publishes it in one transaction, or
     /// rejects it. A request already decided is a [`StoreError::Conflict`].
     pub async fn decide_publish_request(
