@@ -65,46 +65,7 @@ fn SignedIn(me: Me) -> impl IntoView {
                     <span class="brand-mark" aria-hidden="true"></span>
                     "Ballast"
                 </a>
-                <nav class="nav" aria-label="Main" data-test="nav">
-                    <ul>
-                        <li>
-                            <A href="/" exact=true attr:data-test="nav-overview">
-                                "Overview"
-                            </A>
-                        </li>
-                        <li>
-                            <A href="/services" attr:data-test="nav-services">
-                                "Services"
-                            </A>
-                        </li>
-                        <li>
-                            <A href="/fleet" attr:data-test="nav-fleet">
-                                "Fleet"
-                            </A>
-                        </li>
-                        {badge.map(|badge| view! { <ApprovalsLink badge /> })}
-                        {can_manage_users
-                            .then(|| {
-                                view! {
-                                    <li>
-                                        <A href="/users" attr:data-test="nav-users">
-                                            "Users"
-                                        </A>
-                                    </li>
-                                }
-                            })}
-                        {can_read_audit
-                            .then(|| {
-                                view! {
-                                    <li>
-                                        <A href="/audit" attr:data-test="nav-audit">
-                                            "Audit log"
-                                        </A>
-                                    </li>
-                                }
-                            })}
-                    </ul>
-                </nav>
+                <MainNav badge can_manage_users can_read_audit />
                 <div class="session">
                     <span class="current-user" data-test="current-user">
                         <span class="visually-hidden">"Signed in as "</span>
@@ -122,6 +83,59 @@ fn SignedIn(me: Me) -> impl IntoView {
             <Outlet />
         </main>
     }
+}
+
+/// The main navigation, by role. Its view type is erased: nested in the
+/// header it made one type too deep for the server's compiler to lay out.
+#[component]
+fn MainNav(
+    badge: Option<InboxBadge>,
+    can_manage_users: bool,
+    can_read_audit: bool,
+) -> impl IntoView {
+    view! {
+        <nav class="nav" aria-label="Main" data-test="nav">
+            <ul>
+                <li>
+                    <A href="/" exact=true attr:data-test="nav-overview">
+                        "Overview"
+                    </A>
+                </li>
+                <li>
+                    <A href="/services" attr:data-test="nav-services">
+                        "Services"
+                    </A>
+                </li>
+                <li>
+                    <A href="/fleet" attr:data-test="nav-fleet">
+                        "Fleet"
+                    </A>
+                </li>
+                {badge.map(|badge| view! { <ApprovalsLink badge /> })}
+                {can_manage_users
+                    .then(|| {
+                        view! {
+                            <li>
+                                <A href="/users" attr:data-test="nav-users">
+                                    "Users"
+                                </A>
+                            </li>
+                        }
+                    })}
+                {can_read_audit
+                    .then(|| {
+                        view! {
+                            <li>
+                                <A href="/audit" attr:data-test="nav-audit">
+                                    "Audit log"
+                                </A>
+                            </li>
+                        }
+                    })}
+            </ul>
+        </nav>
+    }
+    .into_any()
 }
 
 /// How many decisions wait for the signed-in approver: the badge on the

@@ -2,9 +2,6 @@
 //! log and the dashboard's server side. The `ballast` binary is a thin CLI
 //! over this library, and the integration tests drive it through [`app::router`].
 #![forbid(unsafe_code)]
-// The dashboard's layout is one deeply nested view type that this crate
-// instantiates for server rendering; the default limit of 128 is too low.
-#![recursion_limit = "256"]
 
 pub mod app;
 pub mod approvals;
