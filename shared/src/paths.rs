@@ -34,6 +34,12 @@ pub const DLQ_ACTIONS: &str = "/api/v1/dlq-actions";
 pub const DLQ_ACTIONS_COUNT: &str = "/api/v1/dlq-actions/count";
 /// `POST`: approve many dead-letter actions at once.
 pub const DLQ_ACTIONS_BULK_APPROVE: &str = "/api/v1/dlq-actions/bulk-approve";
+/// `GET`: runbooks, filtered by what they are about.
+pub const RUNBOOKS: &str = "/api/v1/runbooks";
+/// `GET`: the starting text for a new runbook: the incident steps.
+pub const RUNBOOK_TEMPLATE: &str = "/api/v1/runbook-template";
+/// `GET`: incident checklists, open ones first.
+pub const CHECKLISTS: &str = "/api/v1/checklists";
 /// `GET`: every agent instance in the fleet.
 pub const FLEET_INSTANCES: &str = "/api/v1/fleet/instances";
 /// `GET`: every service's live state.
@@ -53,6 +59,41 @@ pub const AGENT_HEARTBEAT: &str = "/api/v1/agent/heartbeat";
 pub const AGENT_TELEMETRY: &str = "/api/v1/agent/telemetry";
 /// `POST`: a dead-lettered task.
 pub const AGENT_DEAD_LETTERS: &str = "/api/v1/agent/dead-letters";
+
+/// `GET`: a runbook's latest version; `PUT`: write its next version.
+pub fn runbook(slug: &str) -> String {
+    format!("{RUNBOOKS}/{}", segment(slug))
+}
+
+/// `GET`: a runbook's history.
+pub fn runbook_versions(slug: &str) -> String {
+    format!("{RUNBOOKS}/{}/versions", segment(slug))
+}
+
+/// `GET`: one version of a runbook.
+pub fn runbook_version(slug: &str, version: u64) -> String {
+    format!("{RUNBOOKS}/{}/versions/{version}", segment(slug))
+}
+
+/// `POST`: start a checklist from a runbook's latest version.
+pub fn runbook_checklists(slug: &str) -> String {
+    format!("{RUNBOOKS}/{}/checklists", segment(slug))
+}
+
+/// `GET`: one checklist.
+pub fn checklist(id: &str) -> String {
+    format!("{CHECKLISTS}/{}", segment(id))
+}
+
+/// `PUT`: tick or untick one step of a checklist.
+pub fn checklist_step(id: &str, index: u32) -> String {
+    format!("{CHECKLISTS}/{}/steps/{index}", segment(id))
+}
+
+/// `POST`: close a checklist.
+pub fn close_checklist(id: &str) -> String {
+    format!("{CHECKLISTS}/{}/close", segment(id))
+}
 
 /// `PATCH`: one user.
 pub fn user(id: i64) -> String {

@@ -39,6 +39,10 @@ pub enum Permission {
     RequestDlqAction,
     /// Approve or reject someone else's request or high-risk publish.
     Approve,
+    /// Work an incident: start a runbook's checklist, tick its steps,
+    /// acknowledge and silence alerts. On-call approvers do this too, so it
+    /// is not part of [`Permission::Edit`].
+    Respond,
     /// Create, change and disable users.
     ManageUsers,
     /// Create, list and revoke service tokens.
@@ -57,8 +61,13 @@ impl Role {
         match self {
             Role::Admin => true,
             Role::Viewer => matches!(permission, Read),
-            Role::Engineer => matches!(permission, Read | Edit | PublishLowRisk | RequestDlqAction),
-            Role::Approver => matches!(permission, Read | Approve | ReadAudit),
+            Role::Engineer => {
+                matches!(
+                    permission,
+                    Read | Edit | PublishLowRisk | RequestDlqAction | Respond
+                )
+            }
+            Role::Approver => matches!(permission, Read | Approve | Respond | ReadAudit),
         }
     }
 }

@@ -688,4 +688,6 @@ pub struct FleetLive {
 }
 
 mod dead_letters;
+mod runbooks;
 pub use dead_letters::*;
+pub use runbooks::*;
