@@ -52,6 +52,12 @@ impl ApiError {
         self
     }
 
+    /// Adds structured detail, such as the version a stale write lost to.
+    pub fn with_details(mut self, details: serde_json::Value) -> ApiError {
+        self.details = Some(details);
+        self
+    }
+
     /// 422: a well-formed request whose field `field` is unacceptable.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).with_field(field)

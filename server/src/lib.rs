@@ -16,6 +16,7 @@ pub mod policy;
 pub mod policy_cli;
 pub mod policy_hub;
 pub mod routes;
+pub mod runbooks;
 pub mod store;
 pub mod telemetry;
 pub mod web;

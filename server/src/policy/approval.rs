@@ -130,7 +130,7 @@ pub async fn decide(
     }
     // The policy may have been published over since the request was filed;
     // the approver approves exactly what is recorded, which still validates.
-    let report = policy.validate(&validation_context());
+    let report = policy.validate(&validation_context(app).await?);
     if approve && report.has_errors() {
         return Err(rejected(&report));
     }

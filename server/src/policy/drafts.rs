@@ -20,7 +20,7 @@ pub async fn get(app: &App, service: &ServiceRow) -> ApiResult<DraftView> {
         .await?
         .ok_or_else(|| ApiError::not_found("no draft saved for this service"))?;
     let policy = stored(&draft.document)?;
-    let report = policy.validate(&validation_context());
+    let report = policy.validate(&validation_context(app).await?);
     Ok(DraftView {
         policy,
         updated_by: draft.updated_by,
@@ -53,7 +53,7 @@ pub async fn save(
             ),
         )
         .await?;
-    let report = policy.validate(&validation_context());
+    let report = policy.validate(&validation_context(app).await?);
     Ok(DraftView {
         policy,
         updated_by: user.actor(),
@@ -67,7 +67,7 @@ pub async fn save(
 /// `ballast policy apply --dry-run` shows.
 pub async fn dry_run(app: &App, service: &ServiceRow, policy: Policy) -> ApiResult<ValidationView> {
     check_header(&policy, service)?;
-    let report = policy.validate(&validation_context());
+    let report = policy.validate(&validation_context(app).await?);
     let active = active_policy(app, service.id).await?;
     let changes = match &active {
         Some((_, old)) => shared::policy::diff(old, &policy),

@@ -30,10 +30,11 @@ use crate::store::ServiceRow;
 use axum::http::StatusCode;
 use shared::policy::{Policy, ValidationContext, ValidationReport};
 
-/// The validation every stored document goes through.
-pub(crate) fn validation_context() -> ValidationContext {
-    // Alerts and runbooks do not exist yet, so references to them are not checked.
-    ValidationContext::new()
+/// The validation every stored document goes through. Runbook references
+/// must name a runbook that exists, so a publish cannot point an open
+/// breaker at a page nobody wrote.
+pub(crate) async fn validation_context(app: &App) -> ApiResult<ValidationContext> {
+    Ok(ValidationContext::new().with_runbooks(app.store.runbook_slugs().await?))
 }
 
 /// The document must describe the service it is stored under.

@@ -84,7 +84,7 @@ async fn publish_policy(
         check_canary_percent("canary_percent", p)?;
     }
     check_header(&policy, service)?;
-    let report = policy.validate(&validation_context());
+    let report = policy.validate(&validation_context(app).await?);
     if report.has_errors() {
         return Err(rejected(&report));
     }

@@ -2,7 +2,7 @@
 //!
 //! A handler checks the caller's role, parses the request, calls one
 //! function of the domain (`crate::policy`, `crate::dead_letters`,
-//! `crate::telemetry`, `crate::auth`) and turns the answer into a response. Workflows and their
+//! `crate::telemetry`, `crate::auth`, `crate::runbooks`) and turns the answer into a response. Workflows and their
 //! side effects live in the domain, so nothing outside this module imports
 //! it.
 
@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod publish;
 pub mod publish_requests;
 pub mod rollout;
+pub mod runbooks;
 pub mod services;
 pub mod telemetry;
 pub mod tokens;
@@ -58,6 +59,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         dlq_actions::list_actions, dlq_actions::count, dlq_actions::approve, dlq_actions::reject,
         dlq_actions::withdraw, dlq_actions::bulk_approve,
         telemetry::ingest, telemetry::service_telemetry, telemetry::fleet_live, telemetry::live,
+        runbooks::list_runbooks, runbooks::template, runbooks::get_runbook, runbooks::put_runbook,
+        runbooks::runbook_history, runbooks::runbook_version, runbooks::start_checklist,
+        runbooks::list_checklists, runbooks::get_checklist, runbooks::tick_step, runbooks::close_checklist,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -70,6 +74,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         (name = "fleet", description = "Agent instances, the versions they run, and live telemetry"),
         (name = "agent", description = "The agent protocol (service tokens only)"),
         (name = "dead-letters", description = "Dead letters, and four-eyes actions on them"),
+        (name = "runbooks", description = "Runbooks, versioned, and the checklists worked through in incidents"),
     )
 )]
 pub struct ApiDoc;
@@ -104,6 +109,7 @@ pub fn router() -> Router<AppState> {
         .merge(telemetry::router())
         .merge(dead_letters::router())
         .merge(dlq_actions::router())
+        .merge(runbooks::router())
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
 }

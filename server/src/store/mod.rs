@@ -10,6 +10,7 @@
 mod audit;
 mod dead_letters;
 mod policy;
+mod runbooks;
 mod telemetry;
 mod tokens;
 mod users;
@@ -22,6 +23,10 @@ pub use dead_letters::{
 pub use policy::{
     CanaryChange, DraftRow, InstanceRow, NewVersion, PublishRequestRow, RolloutRow, ServiceRow,
     VersionRow,
+};
+pub use runbooks::{
+    ChecklistChange, ChecklistEventRow, ChecklistRow, NewRunbookVersion, RunbookRow,
+    RunbookVersionRow, RunbookWritten,
 };
 pub use telemetry::{
     BatchWrite, FleetInstanceRow, ROLLUP_COLUMNS, ROLLUP_FIRST_BUCKET, ROLLUP_WIDTH, ReceiptKey,
@@ -207,6 +212,13 @@ impl Store {
                 "database URL must start with sqlite:// or postgres://".into(),
             )));
         };
+        // The built-in runbooks are initial data, like a migration's rows:
+        // policies and the built-in alert rules refer to them, so they must
+        // be there before anything is served. Existing runbooks are kept.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        crate::runbooks::library::seed(&store, now_ms).await?;
         Ok(store)
     }
 
