@@ -7,11 +7,13 @@
 
 use shared::api::{
     ActionDecision, ActionRequest, ActionView, AuditEntryView, BulkActionRequest, BulkDecision,
-    BulkItemResult, CreateServiceRequest, CreateUserRequest, DeadLetterDetail, DeadLetterPage,
-    DeadLetterStatus, DeadLetterSummary, DecisionRequest, DiffView, DraftView, ErrorDetail,
-    FleetLive, InboxCount, InstanceView, LoginRequest, LoginResponse, PublishOutcome,
-    PublishRequest, PublishRequestView, RollbackRequest, RolloutAction, RolloutView,
-    ServiceTelemetry, ServiceView, UserView, ValidationView, VersionView,
+    BulkItemResult, ChecklistStart, ChecklistView, CreateServiceRequest, CreateUserRequest,
+    DeadLetterDetail, DeadLetterPage, DeadLetterStatus, DeadLetterSummary, DecisionRequest,
+    DiffView, DraftView, ErrorDetail, FleetLive, InboxCount, InstanceView, LoginRequest,
+    LoginResponse, PublishOutcome, PublishRequest, PublishRequestView, RollbackRequest,
+    RolloutAction, RolloutView, RunbookSummary, RunbookTemplate, RunbookVersionSummary,
+    RunbookView, RunbookWrite, ServiceTelemetry, ServiceView, StepTick, UserView, ValidationView,
+    VersionView,
 };
 use shared::policy::ErrorClass;
 use shared::policy::Policy;
@@ -48,6 +50,17 @@ impl ApiError {
             ApiError::Status {
                 detail: Some(d), ..
             } => Some(&d.code),
+            _ => None,
+        }
+    }
+
+    /// A number from the body's structured details, such as the
+    /// `latest_version` of a runbook that moved on.
+    pub fn detail_number(&self, key: &str) -> Option<u64> {
+        match self {
+            ApiError::Status {
+                detail: Some(d), ..
+            } => d.details.as_ref()?.get(key)?.as_u64(),
             _ => None,
         }
     }
@@ -114,8 +127,9 @@ fn sentence_case(message: &str) -> String {
 }
 
 use shared::paths::{
-    self, AUDIT, DEAD_LETTER_BULK_ACTIONS, DEAD_LETTERS, DLQ_ACTIONS, DLQ_ACTIONS_BULK_APPROVE,
-    DLQ_ACTIONS_COUNT, FLEET_INSTANCES, FLEET_LIVE, PUBLISH_REQUESTS, SERVICES, USERS, segment,
+    self, AUDIT, CHECKLISTS, DEAD_LETTER_BULK_ACTIONS, DEAD_LETTERS, DLQ_ACTIONS,
+    DLQ_ACTIONS_BULK_APPROVE, DLQ_ACTIONS_COUNT, FLEET_INSTANCES, FLEET_LIVE, PUBLISH_REQUESTS,
+    RUNBOOK_TEMPLATE, RUNBOOKS, SERVICES, USERS, segment,
 };
 pub use shared::paths::{LOGIN, LOGOUT};
 
@@ -440,6 +454,94 @@ pub async fn bulk_approve_dlq_actions(
     transport::send(Method::Post, DLQ_ACTIONS_BULK_APPROVE, Some(decision)).await
 }
 
+/// What the runbooks page searches for; empty fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunbookFilter {
+    pub service: String,
+    pub dependency: String,
+    pub failure_type: String,
+    /// Words in the slug or title.
+    pub text: String,
+}
+
+/// `GET /api/v1/runbooks`, filtered; every value escaped, since people
+/// type them.
+fn runbooks_url(filter: &RunbookFilter) -> String {
+    let query: Vec<String> = [
+        ("service", &filter.service),
+        ("dependency", &filter.dependency),
+        ("failure_type", &filter.failure_type),
+        ("q", &filter.text),
+    ]
+    .into_iter()
+    .filter(|(_, value)| !value.trim().is_empty())
+    .map(|(key, value)| format!("{key}={}", segment(value.trim())))
+    .collect();
+    if query.is_empty() {
+        RUNBOOKS.to_owned()
+    } else {
+        format!("{RUNBOOKS}?{}", query.join("&"))
+    }
+}
+
+pub async fn runbooks(filter: &RunbookFilter) -> Result<Vec<RunbookSummary>, ApiError> {
+    transport::send(Method::Get, &runbooks_url(filter), None::<&()>).await
+}
+
+/// The text a new runbook starts from.
+pub async fn runbook_template() -> Result<RunbookTemplate, ApiError> {
+    transport::send(Method::Get, RUNBOOK_TEMPLATE, None::<&()>).await
+}
+
+/// One version of a runbook, rendered; the latest when `version` is `None`.
+pub async fn runbook(slug: &str, version: Option<u64>) -> Result<RunbookView, ApiError> {
+    let url = match version {
+        Some(v) => paths::runbook_version(slug, v),
+        None => paths::runbook(slug),
+    };
+    transport::send(Method::Get, &url, None::<&()>).await
+}
+
+/// A runbook's versions, newest first.
+pub async fn runbook_history(slug: &str) -> Result<Vec<RunbookVersionSummary>, ApiError> {
+    transport::send(Method::Get, &paths::runbook_versions(slug), None::<&()>).await
+}
+
+/// Creates a runbook (no `base_version`) or writes its next version.
+pub async fn write_runbook(slug: &str, write: &RunbookWrite) -> Result<RunbookView, ApiError> {
+    transport::send(Method::Put, &paths::runbook(slug), Some(write)).await
+}
+
+/// Starts a checklist from a runbook's latest version.
+pub async fn start_checklist(
+    slug: &str,
+    start: &ChecklistStart,
+) -> Result<ChecklistView, ApiError> {
+    transport::send(Method::Post, &paths::runbook_checklists(slug), Some(start)).await
+}
+
+/// Checklists, open ones first; only one runbook's when `runbook` is given.
+pub async fn checklists(runbook: Option<&str>) -> Result<Vec<ChecklistView>, ApiError> {
+    let url = match runbook {
+        Some(slug) => format!("{CHECKLISTS}?runbook={}", segment(slug)),
+        None => CHECKLISTS.to_owned(),
+    };
+    transport::send(Method::Get, &url, None::<&()>).await
+}
+
+pub async fn checklist(id: &str) -> Result<ChecklistView, ApiError> {
+    transport::send(Method::Get, &paths::checklist(id), None::<&()>).await
+}
+
+/// Ticks or unticks a step; the answer says who and when, as recorded.
+pub async fn tick_step(id: &str, index: u32, tick: &StepTick) -> Result<ChecklistView, ApiError> {
+    transport::send(Method::Put, &paths::checklist_step(id, index), Some(tick)).await
+}
+
+pub async fn close_checklist(id: &str) -> Result<ChecklistView, ApiError> {
+    transport::send(Method::Post, &paths::close_checklist(id), None::<&()>).await
+}
+
 #[derive(Clone, Copy)]
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 enum Method {
@@ -636,6 +738,38 @@ mod tests {
             "/api/v1/dead-letters?service=x&environment=prod&limit=50&task_type=case%20review\
              &failed_node=a%26b%3Dc&error_type=timeout&status=open&min_age_s=3600&cursor=c%2F1"
         );
+    }
+
+    #[test]
+    fn runbook_searches_escape_their_filters() {
+        assert_eq!(runbooks_url(&RunbookFilter::default()), "/api/v1/runbooks");
+        let some = RunbookFilter {
+            service: " rag-answer ".into(),
+            dependency: String::new(),
+            failure_type: "breaker_open".into(),
+            text: "dlq & more".into(),
+        };
+        assert_eq!(
+            runbooks_url(&some),
+            "/api/v1/runbooks?service=rag-answer&failure_type=breaker_open&q=dlq%20%26%20more"
+        );
+    }
+
+    #[test]
+    fn numbers_in_the_details_are_read() {
+        let e = ApiError::Status {
+            status: 409,
+            detail: Some(ErrorDetail {
+                code: "conflict".into(),
+                message: "moved on".into(),
+                field: Some("base_version".into()),
+                details: Some(serde_json::json!({ "latest_version": 3 })),
+            }),
+            retry_after_secs: None,
+        };
+        assert_eq!(e.detail_number("latest_version"), Some(3));
+        assert_eq!(e.detail_number("other"), None);
+        assert_eq!(ApiError::Network.detail_number("latest_version"), None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 use crate::layout::Layout;
 use crate::live::FleetSeed;
 use crate::pages::{
-    ApprovalsRoute, AuditRoute, DeadLetterRoute, DeadLettersRoute, FleetRoute, LoginPage, NotFound,
-    OverviewPage, ServiceRoute, ServicesRoute, UsersRoute,
+    ApprovalsRoute, AuditRoute, ChecklistRoute, DeadLetterRoute, DeadLettersRoute, FleetRoute,
+    LoginPage, NotFound, OverviewPage, RunbookRoute, RunbooksRoute, ServiceRoute, ServicesRoute,
+    UsersRoute,
 };
 use crate::session::Session;
 use leptos::prelude::*;
@@ -44,6 +45,13 @@ pub fn App() -> impl IntoView {
                     />
                     <Route path=path!("/dead-letters/:id") view={Lazy::<DeadLetterRoute>::new()} />
                     <Route path=path!("/fleet") view={Lazy::<FleetRoute>::new()} />
+                    <Route path=path!("/runbooks") view={Lazy::<RunbooksRoute>::new()} />
+                    <Route path=path!("/runbooks/:slug") view={Lazy::<RunbookRoute>::new()} />
+                    <Route
+                        path=path!("/runbooks/:slug/versions/:v")
+                        view={Lazy::<RunbookRoute>::new()}
+                    />
+                    <Route path=path!("/checklists/:id") view={Lazy::<ChecklistRoute>::new()} />
                     <Route path=path!("/approvals") view={Lazy::<ApprovalsRoute>::new()} />
                     <Route path=path!("/users") view={Lazy::<UsersRoute>::new()} />
                     <Route path=path!("/audit") view={Lazy::<AuditRoute>::new()} />
@@ -69,7 +77,8 @@ impl Hydrated {
     }
 
     /// A page rendered alone, as the server renders it (not hydrated).
-    #[cfg(test)]
+    /// Only the server build renders to HTML, so only its tests use this.
+    #[cfg(all(test, feature = "ssr"))]
     pub fn provide_unhydrated() {
         provide_context(Hydrated(signal(false).0));
     }

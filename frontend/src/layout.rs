@@ -111,6 +111,11 @@ fn MainNav(
                         "Fleet"
                     </A>
                 </li>
+                <li>
+                    <A href="/runbooks" attr:data-test="nav-runbooks">
+                        "Runbooks"
+                    </A>
+                </li>
                 {badge.map(|badge| view! { <ApprovalsLink badge /> })}
                 {can_manage_users
                     .then(|| {
@@ -353,13 +358,19 @@ pub fn PageHeader(
     }
 }
 
-/// The trail above a page's title, from the services list down: the
-/// links between, each followed by a slash.
+/// The trail above a page's title, from a list page (the services list
+/// unless `root` names another) down: the links between, each followed by
+/// a slash.
 #[component]
-pub fn Crumbs(#[prop(optional)] children: Option<Children>) -> impl IntoView {
+pub fn Crumbs(
+    /// The list page the trail starts from: its address and its name.
+    #[prop(default = ("/services", "Services"))]
+    root: (&'static str, &'static str),
+    #[prop(optional)] children: Option<Children>,
+) -> impl IntoView {
     view! {
         <p class="breadcrumb">
-            <a href="/services">"Services"</a>
+            <a href=root.0>{root.1}</a>
             " / "
             {children.map(|c| view! { {c()} " / " })}
         </p>

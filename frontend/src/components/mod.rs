@@ -1,11 +1,13 @@
 //! Pieces that more than one page shows, or that a page is made of. A page
 //! imports these, never another page.
 
+pub mod checklists;
 pub mod data_table;
 pub mod diff_list;
 pub mod dlq;
 pub mod fields;
 pub mod instances_table;
 pub mod keyed_table;
+pub mod runbook_form;
 pub mod selection;
 pub mod telemetry;

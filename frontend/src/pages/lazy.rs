@@ -13,8 +13,8 @@
 //! verified further. Preloading would save one round trip on such loads.
 
 use super::{
-    ApprovalsPage, AuditPage, DeadLetterPage, DeadLettersPage, FleetPage, ServicePage,
-    ServicesPage, UsersPage,
+    ApprovalsPage, AuditPage, ChecklistPage, DeadLetterPage, DeadLettersPage, FleetPage,
+    RunbookPage, RunbooksPage, ServicePage, ServicesPage, UsersPage,
 };
 use leptos::prelude::*;
 use leptos_router::{LazyRoute, lazy_route};
@@ -129,5 +129,48 @@ impl LazyRoute for AuditRoute {
 
     fn view(_this: Self) -> AnyView {
         view! { <AuditPage /> }.into_any()
+    }
+}
+
+/// `/runbooks`: the library, open incidents, and a new runbook.
+pub struct RunbooksRoute;
+
+#[lazy_route]
+impl LazyRoute for RunbooksRoute {
+    fn data() -> Self {
+        RunbooksRoute
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <RunbooksPage /> }.into_any()
+    }
+}
+
+/// `/runbooks/:slug` and `/runbooks/:slug/versions/:v`: one runbook, its
+/// editor, history and checklists.
+pub struct RunbookRoute;
+
+#[lazy_route]
+impl LazyRoute for RunbookRoute {
+    fn data() -> Self {
+        RunbookRoute
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <RunbookPage /> }.into_any()
+    }
+}
+
+/// `/checklists/:id`: an incident checklist being worked through.
+pub struct ChecklistRoute;
+
+#[lazy_route]
+impl LazyRoute for ChecklistRoute {
+    fn data() -> Self {
+        ChecklistRoute
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <ChecklistPage /> }.into_any()
     }
 }

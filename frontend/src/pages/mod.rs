@@ -2,6 +2,7 @@
 
 mod approvals;
 mod audit;
+mod checklist;
 mod dead_letter;
 mod dead_letters;
 mod fleet;
@@ -9,22 +10,27 @@ mod lazy;
 mod login;
 mod not_found;
 mod overview;
+mod runbook;
+mod runbooks;
 mod service;
 mod services;
 mod users;
 
 use approvals::ApprovalsPage;
 use audit::AuditPage;
+use checklist::ChecklistPage;
 use dead_letter::DeadLetterPage;
 use dead_letters::DeadLettersPage;
 use fleet::FleetPage;
 pub use lazy::{
-    ApprovalsRoute, AuditRoute, DeadLetterRoute, DeadLettersRoute, FleetRoute, ServiceRoute,
-    ServicesRoute, UsersRoute,
+    ApprovalsRoute, AuditRoute, ChecklistRoute, DeadLetterRoute, DeadLettersRoute, FleetRoute,
+    RunbookRoute, RunbooksRoute, ServiceRoute, ServicesRoute, UsersRoute,
 };
 pub use login::LoginPage;
 pub use not_found::NotFound;
 pub use overview::OverviewPage;
+use runbook::RunbookPage;
+use runbooks::RunbooksPage;
 use service::ServicePage;
 use services::ServicesPage;
 use users::UsersPage;
