@@ -65,6 +65,28 @@ pub struct Heartbeat {
     pub policy_source: PolicySource,
     /// When the instance started, Unix milliseconds.
     pub started_at_ms: i64,
+    /// The newest policy this instance received and refused because it
+    /// failed validation, while it keeps enforcing `policy_version`.
+    /// Absent when nothing was refused, and from older agents; the fleet
+    /// view shows it, so a bad publish that no agent applies is visible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_policy: Option<RefusedPolicy>,
+}
+
+/// A policy version an agent refused to enforce, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RefusedPolicy {
+    /// The version refused.
+    pub version: u64,
+    /// Where it came from: the control plane, or the copy on disk.
+    pub source: PolicySource,
+    /// The validation errors, as `path: code`, the first few only: enough
+    /// to find the fault, bounded so a heartbeat stays small.
+    pub errors: Vec<String>,
+    /// When it was refused, Unix milliseconds.
+    pub refused_at_ms: i64,
 }
 
 crate::wire_enum! {

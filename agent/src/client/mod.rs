@@ -9,8 +9,13 @@
 //!   capped, jittered backoff, and pulls `GET /agent/policy` with its ETag
 //!   whenever the stream is down, so a broken stream never means a stale
 //!   policy for long.
-//! * Each new version is compiled once and swapped in through the watch
-//!   channel (calls in flight keep theirs), then written to disk.
+//! * Each new version is validated first, with the server's own
+//!   validation ([`check_policy`]); one that fails is refused, logged and
+//!   reported in the heartbeat, and the version in force stays. A valid
+//!   one is compiled once and swapped in through the watch channel (calls
+//!   in flight keep theirs), then written to disk. The copy on disk is
+//!   checked the same way at start-up, and must govern this service and
+//!   environment.
 //! * Heartbeats report the applied version and its source, on an interval
 //!   and at once after each apply (so the fleet view sees a new version
 //!   without waiting a whole interval); telemetry is
@@ -21,9 +26,11 @@
 //! carry `?instance_id=`. Plain HTTP only: TLS is expected to be
 //! terminated by the platform (a sidecar or the node's proxy).
 
+mod accept;
 mod lkg;
 mod sse;
 
+pub use accept::{MAX_REPORTED_ERRORS, check as check_policy};
 pub use lkg::{load as load_last_known_good, newest, save as save_last_known_good};
 pub use sse::{LineTooLong, SseEvent, SseParser};
 
@@ -43,7 +50,7 @@ use shared::paths;
 use shared::policy::Jitter;
 use shared::protocol::{
     ActionAck, DeadLetterAck, DeadLetterReport, DlqAction, Heartbeat, PolicyEnvelope, PolicySource,
-    TelemetryAck, events,
+    RefusedPolicy, TelemetryAck, events,
 };
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -340,6 +347,24 @@ pub struct LiveAgent {
     heartbeat_now: Arc<Notify>,
     /// Whether the policy stream is open now.
     connected: watch::Sender<bool>,
+    /// The newest policy refused for failing validation, for heartbeats.
+    refused: Mutex<Option<RefusedPolicy>>,
+}
+
+/// Logs a refused policy and describes it for the heartbeat.
+fn refusal(envelope: &PolicyEnvelope, source: PolicySource, errors: Vec<String>) -> RefusedPolicy {
+    tracing::warn!(
+        version = envelope.version,
+        source = source.as_str(),
+        errors = ?errors,
+        "policy refused: it fails validation; the policy in force stays"
+    );
+    RefusedPolicy {
+        version: envelope.version,
+        source,
+        errors,
+        refused_at_ms: crate::clock::WallClock::system().now_ms(),
+    }
 }
 
 impl LiveAgent {
@@ -348,9 +373,20 @@ impl LiveAgent {
     /// conservative default) and returns at once after that.
     pub async fn start(config: AgentConfig) -> LiveAgent {
         let plane = ControlPlane::new(&config);
-        let disk = lkg::load(&config.last_known_good);
+        let mut refused = None;
+        let disk = lkg::load(&config.last_known_good).filter(|e| {
+            accept::check(e, Some((&config.service, &config.environment)))
+                .map_err(|errors| refused = Some(refusal(e, PolicySource::Disk, errors)))
+                .is_ok()
+        });
         let server = match tokio::time::timeout(config.startup_wait, plane.pull(None)).await {
-            Ok(Ok(Pulled::Policy(e))) => Some(*e),
+            Ok(Ok(Pulled::Policy(e))) => match accept::check(&e, None) {
+                Ok(()) => Some(*e),
+                Err(errors) => {
+                    refused = Some(refusal(&e, PolicySource::Server, errors));
+                    None
+                }
+            },
             Ok(Ok(_)) => None,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "control plane unreachable at start");
@@ -405,8 +441,18 @@ impl LiveAgent {
             random: Arc::new(SplitMix64::from_entropy()),
             heartbeat_now: Arc::new(Notify::new()),
             connected: watch::Sender::new(false),
+            refused: Mutex::new(refused),
             config,
         }
+    }
+
+    /// The newest policy this instance refused because it failed
+    /// validation, if any; the heartbeat reports it.
+    pub fn refused(&self) -> Option<RefusedPolicy> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The policy channel to build a [`crate::Guard`] on.
@@ -449,6 +495,7 @@ impl LiveAgent {
             policy_version: version,
             policy_source: source,
             started_at_ms: self.started_at_ms,
+            refused_policy: self.refused(),
         }
     }
 
@@ -499,8 +546,10 @@ impl LiveAgent {
         }
     }
 
-    /// Applies `envelope` if it differs from what is applied: compiles it,
-    /// swaps it in, writes it to disk.
+    /// Applies `envelope` if it differs from what is applied and passes
+    /// validation: compiles it, swaps it in, writes it to disk. One that
+    /// fails validation is refused (see [`LiveAgent::refused`]) and the
+    /// version in force stays; returns whether it was applied.
     pub fn apply(&self, envelope: PolicyEnvelope) -> bool {
         {
             let a = self.applied.lock().unwrap_or_else(|e| e.into_inner());
@@ -508,6 +557,17 @@ impl LiveAgent {
             {
                 return false;
             }
+        }
+        if let Err(errors) = accept::check(&envelope, None) {
+            let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+            // Pulls repeat a refused version while the stream is down: it is
+            // logged and reported once.
+            if refused.as_ref().map(|r| r.version) != Some(envelope.version) {
+                *refused = Some(refusal(&envelope, PolicySource::Server, errors));
+                drop(refused);
+                self.heartbeat_now.notify_one();
+            }
+            return false;
         }
         save_quietly(&self.config.last_known_good, &envelope);
         let version = envelope.version;
@@ -527,6 +587,12 @@ impl LiveAgent {
             source: PolicySource::Server,
         };
         drop(applied);
+        // A refusal of an older version is history once a newer one runs.
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        if refused.as_ref().is_some_and(|r| r.version <= version) {
+            *refused = None;
+        }
+        drop(refused);
         // A permit is stored if the loop is mid-request, so this is never lost.
         self.heartbeat_now.notify_one();
         tracing::info!(version, "policy applied");
