@@ -6,7 +6,7 @@
 //! it.
 
 use crate::deadline::Deadline;
-use shared::policy::{Effect, ErrorClass, PartitionKey, PriorityClass};
+use shared::policy::{Effect, ErrorClass, PartitionKey, PriorityClass, RiskTier};
 use std::fmt;
 
 /// Model tokens and spend of one call.
@@ -81,6 +81,8 @@ pub struct Call<'a> {
     pub(crate) idempotency_key: Option<&'a str>,
     pub(crate) effect: Option<Effect>,
     pub(crate) estimate: Usage,
+    pub(crate) risk: Option<RiskTier>,
+    pub(crate) feature: Option<&'a str>,
 }
 
 impl<'a> Call<'a> {
@@ -141,6 +143,26 @@ impl<'a> Call<'a> {
     pub fn estimate(mut self, usage: Usage) -> Self {
         self.estimate = usage;
         self
+    }
+    /// The risk of the decision the answer feeds. Absent, the service's
+    /// risk tier: a fallback model or a cached answer is chosen as if the
+    /// request were as risky as the service (see [`crate::routing`]).
+    pub fn risk(mut self, risk: RiskTier) -> Self {
+        self.risk = Some(risk);
+        self
+    }
+    /// The feature the answer serves, such as `summary`: a fallback model
+    /// that serves only some features serves only those.
+    pub fn feature(mut self, feature: &'a str) -> Self {
+        self.feature = Some(feature);
+        self
+    }
+    /// What model routing needs to know about the call.
+    pub(crate) fn model_request(&self) -> crate::routing::ModelRequest<'a> {
+        crate::routing::ModelRequest {
+            risk: self.risk,
+            feature: self.feature,
+        }
     }
 
     /// The dependency called, as named to [`Call::new`].

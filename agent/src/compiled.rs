@@ -11,7 +11,8 @@ use rustc_hash::FxHashMap;
 use shared::policy::{
     Admission, BreakerMode, BreakerPolicy, Bulkhead, CacheKeyPart, DependencyKind, Effect,
     ErrorClass, FailureType, FallbackRule, ForcedState, IdempotentOperation, Jitter, OutputRepair,
-    Policy, PriorityClass, RateLimit, RepairFailure, RetryBudget, RetryPolicy, RiskTier, Service,
+    Policy, PriorityClass, Prohibition, RateLimit, RepairFailure, RetryBudget, RetryPolicy,
+    RiskTier, Service,
 };
 use shared::protocol::PolicySource;
 use std::collections::{BTreeSet, HashMap};
@@ -111,6 +112,11 @@ pub struct CompiledPolicy {
     retry_budget: Option<RetryBudget>,
     fallbacks: HashMap<String, Vec<FallbackRule>>,
     fail_closed: HashMap<String, Vec<FailClosedRule>>,
+    /// The failures that may degrade, by component; `None` when the policy
+    /// lists none, which restricts nothing.
+    may_degrade: Option<HashMap<String, Vec<FailureType>>>,
+    /// The kinds of prohibition the `must_not_do` invariants name.
+    must_not_do: BTreeSet<Prohibition>,
     service_bulkheads: Vec<BulkheadRule>,
     idempotency: HashMap<String, IdempotentOperation>,
     cache_key: Vec<CacheKeyPart>,
@@ -191,14 +197,32 @@ impl CompiledPolicy {
                 }
             }
         }
-        // A retrieval source that fails closed protects its dependency too:
-        // the invariant names the source, the call names the dependency.
+        let mut may_degrade: Option<HashMap<String, Vec<FailureType>>> = None;
+        let mut must_not_do = BTreeSet::new();
+        if let Some(inv) = &policy.invariants {
+            if !inv.may_degrade.is_empty() {
+                let map = may_degrade.get_or_insert_with(HashMap::new);
+                for d in &inv.may_degrade {
+                    if let Some(component) = &d.component {
+                        map.entry(component.clone()).or_default().push(d.failure);
+                    }
+                }
+            }
+            must_not_do.extend(inv.must_not_do.iter().map(|m| m.kind));
+        }
+        // A retrieval source that fails closed (or may degrade) speaks for
+        // its dependency too: the invariant names the source, the call
+        // names the dependency.
         if let Some(retrieval) = &policy.retrieval {
             for (source, req) in &retrieval.sources {
-                if let (Some(dep), Some(rules)) =
-                    (&req.dependency, fail_closed.get(source).cloned())
-                {
+                let Some(dep) = &req.dependency else { continue };
+                if let Some(rules) = fail_closed.get(source).cloned() {
                     fail_closed.entry(dep.clone()).or_default().extend(rules);
+                }
+                if let Some(map) = &mut may_degrade
+                    && let Some(failures) = map.get(source).cloned()
+                {
+                    map.entry(dep.clone()).or_default().extend(failures);
                 }
             }
         }
@@ -226,6 +250,8 @@ impl CompiledPolicy {
             retry_budget: policy.retry_budget.clone(),
             fallbacks,
             fail_closed,
+            may_degrade,
+            must_not_do,
             service_bulkheads,
             idempotency,
             cache_key: key.into_iter().collect(),
@@ -361,6 +387,27 @@ impl CompiledPolicy {
             .into_iter()
             .flatten()
             .filter(move |r| r.failure.overlaps(failure))
+    }
+
+    /// Whether a failure of `component` of type `failure` may be answered
+    /// with a degraded result under the `may_degrade` invariants. A policy
+    /// that lists none restricts nothing; one that lists any has said
+    /// which failures may degrade, and every other one must fail safe. An
+    /// entry covers a failure when it is for `any` failure or for this one.
+    pub fn may_degrade(&self, component: &str, failure: Option<FailureType>) -> bool {
+        let Some(map) = &self.may_degrade else {
+            return true;
+        };
+        map.get(component).is_some_and(|failures| {
+            failures
+                .iter()
+                .any(|f| *f == FailureType::Any || Some(*f) == failure)
+        })
+    }
+
+    /// Whether a `must_not_do` invariant of kind `prohibition` is in force.
+    pub fn forbids(&self, prohibition: Prohibition) -> bool {
+        self.must_not_do.contains(&prohibition)
     }
 
     /// The bulkheads on the service's own requests.

@@ -213,6 +213,7 @@ pub mod rate_limit;
 pub mod repair;
 pub mod request;
 pub mod retry;
+pub mod routing;
 pub mod state;
 pub mod steps;
 pub mod telemetry;

@@ -113,6 +113,29 @@ impl crate::state::Enforcement {
             repair,
         )
         .await;
+        // The repair model is routed like any fallback model: one the
+        // `models` section does not admit for the service's own risk
+        // (unlisted, unvalidated in a high-risk service, disallowed at its
+        // tier) is never asked, and the loop fails safe instead.
+        let out = match out {
+            Repaired::Fallback {
+                model,
+                repairs,
+                reason,
+            } => match crate::routing::admit(&policy, &model, &crate::routing::ModelRequest::new())
+            {
+                Ok(_) => Repaired::Fallback {
+                    model,
+                    repairs,
+                    reason,
+                },
+                Err(refusal) => Repaired::FailSafe {
+                    repairs,
+                    reason: format!("{reason}; fallback model `{model}` refused: {refusal}"),
+                },
+            },
+            other => other,
+        };
         match &out {
             Repaired::Valid { .. } => {}
             Repaired::FailSafe { .. } => {

@@ -8,8 +8,42 @@
 //! policy reaches it some other way (built in code, from an older server).
 
 use agent::client::{AgentConfig, LiveAgent, save_last_known_good};
-use shared::policy::Policy;
-use shared::protocol::{PolicyEnvelope, PolicySource};
+use agent::fallback::{resolve, resolve_for};
+use agent::repair::Repaired;
+use agent::routing::{ModelRefusal, ModelRequest, admit, fallback_model};
+use agent::{Call, CompiledPolicy, DependencyError, Guard, GuardError, SplitMix64, policy_channel};
+use shared::policy::{DegradedStatus, ErrorClass, FailureType, FallbackAction, Policy, RiskTier};
+use shared::protocol::{DependencyTelemetry, PolicyEnvelope, PolicySource};
+use std::sync::Arc;
+
+fn compiled(yaml: &str) -> CompiledPolicy {
+    let policy = Policy::from_yaml(yaml).expect("the test policy parses");
+    CompiledPolicy::compile(policy, Some(1), PolicySource::Server)
+}
+
+fn guard(yaml: &str) -> Guard {
+    let (tx, rx) = policy_channel(compiled(yaml));
+    // Kept open for the test's life; these tests never publish.
+    std::mem::forget(tx);
+    Guard::builder(rx)
+        .random(Arc::new(SplitMix64::seeded(18)))
+        .build()
+}
+
+fn err(class: ErrorClass) -> DependencyError {
+    DependencyError::new(class, "injected")
+}
+
+fn telemetry(guard: &Guard, component: &str) -> DependencyTelemetry {
+    guard.seal_telemetry();
+    let batch = guard.recorder().next_batch().expect("a batch");
+    guard.recorder().acknowledge(batch.sequence);
+    batch
+        .dependencies
+        .get(component)
+        .cloned()
+        .unwrap_or_default()
+}
 
 // ------------------------------------------------------- policy on receipt
 
@@ -102,4 +136,300 @@ async fn an_invalid_or_foreign_last_known_good_copy_is_refused_and_the_default_a
     let live = offline_agent(dir.path(), Some(foreign)).await;
     assert_eq!(live.applied(), (None, PolicySource::Default));
     assert!(live.refused().unwrap().errors[0].contains("billing/test"));
+}
+
+// ---------------------------------------------------------------- fallbacks
+
+/// Every row here is allowed, and every unsafe one would be refused by
+/// validation; the agent passes over each all the same.
+const UNSAFE_ROWS: &str = r#"
+service:
+  name: unsafe
+  environment: test
+  owner: reliability
+  risk_tier: high
+  dependencies:
+    search: { kind: lexical_search }
+    identity: { kind: identity }
+    approvals: { kind: approval_service }
+    ticket_tool: { kind: tool_api }
+    case_db: { kind: database }
+fallbacks:
+  - { component: search, failure: any, fallback: { kind: model_memory },
+      degraded_status: degraded, user_message: Answered from memory., allowed: true }
+  - { component: search, failure: any, fallback: { kind: explain_unavailable },
+      degraded_status: refused, user_message: Search is down., allowed: true }
+  - { component: identity, failure: any, fallback: { kind: skip_authorization },
+      degraded_status: degraded, allowed: true }
+  - { component: identity, failure: any, fallback: { kind: cached, max_staleness_ms: 60000 },
+      degraded_status: degraded, user_message: Using a saved session., allowed: true }
+  - { component: approvals, failure: any, fallback: { kind: skip_step },
+      degraded_status: degraded, user_message: Skipped the approval., allowed: true }
+  - { component: ticket_tool, failure: any, fallback: { kind: proceed_without_approval },
+      degraded_status: degraded, allowed: true }
+  - { component: case_db, failure: any, fallback: { kind: cached, max_staleness_ms: 60000 },
+      degraded_status: degraded, user_message: Case data from a few minutes ago., allowed: true }
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn an_allowed_but_unsafe_fallback_row_is_never_handed_back_and_the_next_safe_row_is() {
+    let policy = compiled(UNSAFE_ROWS);
+    let unavailable = Some(FailureType::Unavailable);
+    // Model memory is passed over; the safe row after it is taken, and the
+    // passed-over row's message is not shown.
+    let r = resolve(&policy, "search", unavailable);
+    let taken = r.degradation.fallback.expect("the safe row");
+    assert_eq!(taken.action, FallbackAction::ExplainUnavailable {});
+    assert_eq!(
+        r.degradation.user_message.as_deref(),
+        Some("Search is down.")
+    );
+    // Nothing carries on past identity or approvals, nor acts unapproved.
+    for component in ["identity", "approvals", "ticket_tool"] {
+        let r = resolve(&policy, component, unavailable);
+        assert_eq!(r.degradation.fallback, None, "{component}");
+        assert_eq!(r.status, DegradedStatus::Refused, "{component}");
+    }
+    // A cached answer may be stale: never for a high-risk decision (the
+    // service's tier, when the request says nothing), but for a low one.
+    assert_eq!(
+        resolve(&policy, "case_db", unavailable)
+            .degradation
+            .fallback,
+        None
+    );
+    let low = ModelRequest::new().risk(RiskTier::Low);
+    let r = resolve_for(&policy, "case_db", unavailable, &low);
+    assert!(matches!(
+        r.degradation.fallback.map(|f| f.action),
+        Some(FallbackAction::Cached { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_guarded_call_whose_only_row_is_unsafe_fails_safe_and_counts_no_fallback() {
+    let guard = guard(UNSAFE_ROWS);
+    let out = guard
+        .call(&Call::new("ticket_tool", "create"), |_| async {
+            Err::<(), _>(err(ErrorClass::Unavailable))
+        })
+        .await;
+    assert!(out.fallback().is_none());
+    assert_eq!(out.status, DegradedStatus::Refused);
+    let t = telemetry(&guard, "ticket_tool");
+    assert!(t.fallbacks.is_empty(), "{:?}", t.fallbacks);
+    assert_eq!(t.degraded[&DegradedStatus::Refused], 1);
+}
+
+// ------------------------------------------------------------ model routing
+
+const MODELS: &str = r#"
+service:
+  name: advice
+  environment: test
+  owner: reliability
+  risk_tier: RISK
+  dependencies:
+    llm: { kind: model_provider }
+models:
+  primary: { model: large, dependency: llm, validated: true }
+  fallbacks:
+    - { model: small, dependency: llm, validated: false, disallowed_risk_levels: [regulated] }
+    - { model: mini, dependency: llm, validated: true, allowed_features: [summary],
+        requires_additional_validation: true }
+fallbacks:
+  - { component: llm, failure: timeout, fallback: { kind: alternate_model, model: small },
+      degraded_status: degraded, user_message: A smaller model answered., allowed: true,
+      confidence_penalty_percent: 20 }
+  - { component: llm, failure: rate_limited, fallback: { kind: alternate_model, model: mini },
+      degraded_status: degraded, user_message: A smaller model answered., allowed: true,
+      confidence_penalty_percent: 20 }
+output_repair: { max_attempts: 0, on_failure: fallback, fallback_model: small }
+"#;
+
+fn models(risk: &str) -> String {
+    MODELS.replace("RISK", risk)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_high_tier_request_never_reaches_an_unvalidated_fallback_model_even_when_a_row_names_it()
+{
+    let timeout = |guard: Guard, risk: Option<RiskTier>| async move {
+        let mut call = Call::new("llm", "generate");
+        if let Some(r) = risk {
+            call = call.risk(r);
+        }
+        guard
+            .call(&call, |_| async { Err::<(), _>(err(ErrorClass::Timeout)) })
+            .await
+    };
+    // A high-tier service: not for any request, whatever it says.
+    let out = timeout(guard(&models("high")), Some(RiskTier::Low)).await;
+    assert_eq!(
+        out.result,
+        Err(GuardError::Dependency(err(ErrorClass::Timeout)))
+    );
+    assert!(out.fallback().is_none());
+    assert_eq!(out.status, DegradedStatus::Refused);
+    // A medium-tier service: a low-risk request may use it, a high one not.
+    let out = timeout(guard(&models("medium")), Some(RiskTier::Low)).await;
+    let model = out.fallback().expect("small").model.clone().unwrap();
+    assert_eq!(model.model, "small");
+    let out = timeout(guard(&models("medium")), Some(RiskTier::High)).await;
+    assert!(out.fallback().is_none());
+    // And a request that says nothing is as risky as its service.
+    let policy = compiled(&models("high"));
+    assert_eq!(
+        admit(&policy, "small", &ModelRequest::new()),
+        Err(ModelRefusal::Unvalidated)
+    );
+    let regulated = ModelRequest::new().risk(RiskTier::Regulated);
+    assert_eq!(
+        admit(&compiled(&models("low")), "small", &regulated),
+        Err(ModelRefusal::DisallowedRisk(RiskTier::Regulated))
+    );
+    assert_eq!(
+        admit(&policy, "gpt-x", &ModelRequest::new()),
+        Err(ModelRefusal::Unlisted)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fallback_model_serves_only_its_features_and_its_answers_pass_the_extra_validation() {
+    let guard = guard(&models("high"));
+    let rate_limited = |feature: &'static str| {
+        let guard = guard.clone();
+        async move {
+            guard
+                .call(&Call::new("llm", "generate").feature(feature), |_| async {
+                    Err::<(), _>(err(ErrorClass::RateLimited))
+                })
+                .await
+        }
+    };
+    assert!(rate_limited("advice").await.fallback().is_none());
+    let out = rate_limited("summary").await;
+    let grant = out.fallback().unwrap().model.clone().unwrap();
+    assert_eq!(grant.model, "mini");
+    assert!(grant.requires_additional_validation);
+    let checked = |answer: &&str| {
+        if answer.contains("[1]") {
+            Ok(())
+        } else {
+            Err("no citation".to_owned())
+        }
+    };
+    assert_eq!(grant.accept("cited [1]", checked), Ok("cited [1]"));
+    assert!(grant.accept("uncited", checked).is_err());
+    // The preference order, filtered the same way.
+    let policy = guard.policy();
+    let summary = ModelRequest::new().feature("summary");
+    assert_eq!(fallback_model(&policy, &summary).unwrap().model, "mini");
+    assert_eq!(fallback_model(&policy, &ModelRequest::new()), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_repair_never_falls_back_to_a_model_the_service_may_not_use() {
+    let repair = |guard: Guard| async move {
+        guard
+            .repair(
+                "llm",
+                "{bad",
+                |s: &&str| Err(format!("{s} is not json")),
+                |_, _| async { None },
+            )
+            .await
+    };
+    assert!(matches!(
+        repair(guard(&models("high"))).await,
+        Repaired::FailSafe { .. }
+    ));
+    assert!(matches!(
+        repair(guard(&models("low"))).await,
+        Repaired::Fallback { .. }
+    ));
+}
+
+// --------------------------------------------------------------- invariants
+
+const INVARIANTS: &str = r#"
+service:
+  name: case-review
+  environment: test
+  owner: reliability
+  risk_tier: medium
+  dependencies:
+    reranker: { kind: reranker, required: false }
+    vector_db: { kind: vector_db }
+    lexical_search: { kind: lexical_search }
+    case_db: { kind: database }
+    glossary_db: { kind: database, required: false }
+fallbacks:
+  - { component: reranker, failure: any, fallback: { kind: skip_step },
+      degraded_status: normal, allowed: true }
+  - { component: vector_db, failure: any,
+      fallback: { kind: alternate_dependency, dependency: lexical_search },
+      degraded_status: degraded, user_message: Reduced search., allowed: true,
+      confidence_penalty_percent: 15 }
+  - { component: case_db, failure: any, fallback: { kind: cached, max_staleness_ms: 60000 },
+      degraded_status: normal, allowed: true }
+retrieval:
+  sources:
+    glossary: { dependency: glossary_db, required: false, on_failure: omit }
+agent_nodes:
+  close_case:
+    effect: destructive
+    required_for_completion: true
+cache:
+  stale_caveat: Based on case data saved a few minutes ago.
+invariants:
+  may_degrade:
+    - { id: reranker_down, component: reranker, description: Coarser ranking is fine. }
+    - { id: cases_stale, component: case_db, description: Recent case data will do. }
+    - { id: glossary_missing, component: glossary, description: Terms may go unexplained. }
+  must_not_do:
+    - { id: no_hidden_gaps, kind: hide_missing_evidence, description: Say what is missing. }
+    - { id: no_silent_stale, kind: unlabeled_stale_data, description: Label stale data. }
+    - { id: approve_first, kind: act_without_approval, description: Approve before acting. }
+    - { id: no_blind_actions, kind: destructive_action_in_degraded_mode,
+        description: No destructive action on partial evidence. }
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn only_failures_a_may_degrade_invariant_covers_are_answered_degraded() {
+    let policy = compiled(INVARIANTS);
+    let down = Some(FailureType::Unavailable);
+    assert!(
+        resolve(&policy, "reranker", down)
+            .degradation
+            .fallback
+            .is_some()
+    );
+    let vector = resolve(&policy, "vector_db", down);
+    assert_eq!(
+        vector.degradation.fallback, None,
+        "no may_degrade covers vector_db"
+    );
+    assert_eq!(vector.status, DegradedStatus::Refused);
+    // Without the list, the same row is taken: the list is what restricts.
+    let without: Vec<&str> = INVARIANTS
+        .lines()
+        .filter(|l| {
+            ![
+                "may_degrade",
+                "reranker_down",
+                "cases_stale",
+                "glossary_missing",
+            ]
+            .iter()
+            .any(|w| l.contains(w))
+        })
+        .collect();
+    let open = compiled(&without.join("\n"));
+    assert!(
+        resolve(&open, "vector_db", down)
+            .degradation
+            .fallback
+            .is_some()
+    );
 }

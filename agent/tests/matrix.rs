@@ -129,6 +129,10 @@ fallbacks:
     degraded_status: paused
     user_message: Waiting for the approval service; nothing has been done.
     allowed: true
+models:
+  primary: { model: large-2026-01, dependency: model_provider, validated: true }
+  fallbacks:
+    - { model: small-2026-02, dependency: model_provider, validated: true }
 limits:
   cost_per_tenant_per_day_usd_micros: 1000
   dependencies:

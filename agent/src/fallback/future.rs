@@ -108,7 +108,15 @@ pub(crate) fn degrade(
     let Resolution {
         status,
         degradation,
-    } = resolve_counted(policy, dependency, failure_type(&error, class), stats);
+    } = resolve_counted(
+        policy,
+        dependency,
+        failure_type(&error, class),
+        // A tower request carries no risk or feature: it is judged at the
+        // service's tier, the strict reading.
+        &crate::routing::ModelRequest::new(),
+        stats,
+    );
     Degraded {
         error,
         class,

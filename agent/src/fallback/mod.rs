@@ -3,9 +3,26 @@
 //!
 //! The order is fixed. A must-fail-closed invariant on the component wins
 //! over every fallback row, however permissive the rest of the policy
-//! reads. Then the first row of the matrix that matches and is allowed is
-//! taken. A row marked not allowed is never taken, and when no allowed row
-//! remains the call fails safe (`refused`), never open.
+//! reads. Then the first row of the matrix that matches, is allowed and is
+//! safe is taken. A row marked not allowed is never taken, and when no
+//! allowed row remains the call fails safe (`refused`), never open.
+//!
+//! "Safe" is checked here again, at resolve time, although the agent
+//! refuses a policy that fails validation when it arrives: a policy built
+//! in code, or one from an older server with weaker rules, must not make
+//! the agent do what validation forbids (defence in depth). So a row is
+//! passed over when it answers from the model's memory, skips
+//! authorisation or acts without approval; skips a step that serves a
+//! required retrieval source; carries on past an identity or approval
+//! service; stands a dependency in for itself or for an undeclared one;
+//! routes to a model that [`crate::routing::admit`] does not admit for the
+//! request; serves a cached (possibly stale) answer to a high-risk
+//! request; or degrades a failure that the policy's `may_degrade`
+//! invariants, when it lists any, do not cover. The `must_not_do`
+//! invariants relabel what would otherwise pass silently: with
+//! `unlabeled_stale_data` a cached answer is never labelled normal nor
+//! left without a caveat, and with `hide_missing_evidence` a skipped step
+//! is never labelled normal.
 //!
 //! [`FallbackLayer`] gives a stack of tower layers the same labels
 //! [`crate::Guard::call`] gives its callers: it sits outermost, and turns
@@ -23,9 +40,14 @@ pub use error::{Degraded, FailedResponse};
 pub use future::ResponseFuture;
 pub use layer::{FallbackLayer, FallbackService};
 
+use crate::cache::DEFAULT_STALE_CAVEAT;
 use crate::compiled::CompiledPolicy;
+use crate::routing::{ModelGrant, ModelRequest, admit};
 use crate::telemetry::DependencyStats;
-use shared::policy::{DegradedStatus, ErrorClass, FailureType, FallbackAction, FallbackRule};
+use shared::policy::{
+    DegradedStatus, DependencyKind, ErrorClass, FailureType, FallbackAction, FallbackRule,
+    Prohibition, RiskTier,
+};
 
 /// The fallback the caller is to take instead of the failed call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +58,11 @@ pub struct FallbackDecision {
     pub row: String,
     /// How much the answer's confidence drops, in percentage points.
     pub confidence_penalty_percent: u32,
+    /// For an `alternate_model` fallback, the grant under which the model
+    /// may serve the request: release its answer through
+    /// [`ModelGrant::accept`], which runs the extra validation the model's
+    /// row asks for.
+    pub model: Option<ModelGrant>,
 }
 
 /// What a failure resolves to.
@@ -100,14 +127,15 @@ pub(crate) fn resolve_counted(
     policy: &CompiledPolicy,
     dependency: &str,
     failure: Option<FailureType>,
+    request: &ModelRequest<'_>,
     stats: &DependencyStats,
 ) -> Resolution {
-    let mut r = resolve(policy, dependency, failure);
+    let mut r = resolve_for(policy, dependency, failure, request);
     if r.degradation.fallback.is_none()
         && r.degradation.fail_closed.is_none()
         && failure == Some(FailureType::BreakerOpen)
     {
-        r = resolve(policy, dependency, Some(FailureType::Unavailable));
+        r = resolve_for(policy, dependency, Some(FailureType::Unavailable), request);
     }
     if let Some(f) = &r.degradation.fallback {
         stats.fallback(&f.row);
@@ -116,11 +144,127 @@ pub(crate) fn resolve_counted(
     r
 }
 
-/// Resolves a failure of `component` of type `failure` under `policy`.
+/// Resolves a failure of `component` of type `failure` under `policy`, for
+/// a request that says nothing about its risk or feature (so it is judged
+/// at the service's risk tier; see [`ModelRequest`]).
 pub fn resolve(
     policy: &CompiledPolicy,
     component: &str,
     failure: Option<FailureType>,
+) -> Resolution {
+    resolve_for(policy, component, failure, &ModelRequest::new())
+}
+
+/// Why the agent passes over an allowed row, or `None` when it may be
+/// taken for `request`.
+fn unsafe_row(
+    policy: &CompiledPolicy,
+    rule: &FallbackRule,
+    failure: Option<FailureType>,
+    request: &ModelRequest<'_>,
+) -> Option<String> {
+    let doc = policy.policy();
+    let kind = doc
+        .service
+        .dependencies
+        .get(&rule.component)
+        .map(|d| d.kind);
+    let reason = match &rule.fallback {
+        FallbackAction::ModelMemory {} => Some("answering from memory drops grounding".into()),
+        FallbackAction::SkipAuthorization {} => Some("it skips authorisation".into()),
+        FallbackAction::ProceedWithoutApproval {} => Some("it acts without approval".into()),
+        FallbackAction::SkipStep {} if serves_required_source(policy, &rule.component) => {
+            Some("it skips a required retrieval source".into())
+        }
+        FallbackAction::AlternateDependency { dependency }
+            if *dependency == rule.component
+                || !doc.service.dependencies.contains_key(dependency) =>
+        {
+            Some(format!(
+                "`{dependency}` cannot stand in for `{}`",
+                rule.component
+            ))
+        }
+        FallbackAction::AlternateModel { model } => admit(policy, model, request)
+            .err()
+            .map(|e| format!("model `{model}`: {e}")),
+        FallbackAction::Cached { .. } if request.risk_under(policy) >= RiskTier::High => {
+            Some("a possibly stale answer never feeds a high-risk decision".into())
+        }
+        _ => None,
+    };
+    if reason.is_some() {
+        return reason;
+    }
+    if !rule.fallback.fails_closed()
+        && matches!(
+            kind,
+            Some(DependencyKind::Identity | DependencyKind::ApprovalService)
+        )
+    {
+        return Some("without identity or approval the work must stop, not carry on".into());
+    }
+    let degrades = !rule.fallback.fails_closed()
+        && (!rule.fallback.keeps_quality()
+            || matches!(
+                rule.degraded_status,
+                DegradedStatus::Degraded | DegradedStatus::Partial
+            ));
+    if degrades && !policy.may_degrade(&rule.component, failure) {
+        return Some("no may_degrade invariant covers this failure".into());
+    }
+    None
+}
+
+/// Whether `component` is a required retrieval source, or the dependency
+/// that serves one.
+fn serves_required_source(policy: &CompiledPolicy, component: &str) -> bool {
+    policy.policy().retrieval.as_ref().is_some_and(|r| {
+        r.sources.iter().any(|(name, s)| {
+            s.required && (name == component || s.dependency.as_deref() == Some(component))
+        })
+    })
+}
+
+/// The status and message a taken row gives the answer, relabelled where a
+/// `must_not_do` invariant forbids what the row would let pass silently.
+fn labels(policy: &CompiledPolicy, rule: &FallbackRule) -> (DegradedStatus, Option<String>) {
+    let mut status = rule.degraded_status;
+    let mut message = rule.user_message.clone();
+    match rule.fallback {
+        FallbackAction::Cached { .. } if policy.forbids(Prohibition::UnlabeledStaleData) => {
+            status = status.max(DegradedStatus::Degraded);
+            if message.is_none() {
+                let caveat = policy
+                    .policy()
+                    .cache
+                    .as_ref()
+                    .and_then(|c| c.stale_caveat.clone());
+                message = Some(caveat.unwrap_or_else(|| DEFAULT_STALE_CAVEAT.to_owned()));
+            }
+        }
+        FallbackAction::SkipStep {} if policy.forbids(Prohibition::HideMissingEvidence) => {
+            status = status.max(DegradedStatus::Degraded);
+            if message.is_none() {
+                message = Some(format!(
+                    "Part of the evidence is missing: {} is unavailable.",
+                    rule.component
+                ));
+            }
+        }
+        _ => {}
+    }
+    (status, message)
+}
+
+/// Resolves a failure of `component` of type `failure` under `policy`, for
+/// `request`: its risk and feature decide which model rows and cached rows
+/// may serve it.
+pub fn resolve_for(
+    policy: &CompiledPolicy,
+    component: &str,
+    failure: Option<FailureType>,
+    request: &ModelRequest<'_>,
 ) -> Resolution {
     let rows = policy.fallbacks(component);
     let mut closed = policy.fail_closed(component, failure.unwrap_or(FailureType::Any));
@@ -148,14 +292,26 @@ pub fn resolve(
             forbidden_message = forbidden_message.or(rule.user_message.clone());
             continue;
         }
+        if let Some(reason) = unsafe_row(policy, rule, failure, request) {
+            // Its message describes an answer that is not given: not
+            // shown.
+            tracing::debug!(row = %row_name(rule), %reason, "fallback row passed over");
+            continue;
+        }
+        let model = match &rule.fallback {
+            FallbackAction::AlternateModel { model } => admit(policy, model, request).ok(),
+            _ => None,
+        };
+        let (status, user_message) = labels(policy, rule);
         return Resolution {
-            status: rule.degraded_status,
+            status,
             degradation: Degradation {
-                user_message: rule.user_message.clone(),
+                user_message,
                 fallback: Some(FallbackDecision {
                     action: rule.fallback.clone(),
                     row: row_name(rule),
                     confidence_penalty_percent: rule.confidence_penalty_percent,
+                    model,
                 }),
                 fail_closed: None,
             },

@@ -196,7 +196,13 @@ impl Guard {
         let Resolution {
             status,
             degradation,
-        } = resolve_counted(policy, call.dependency, failure_type, stats);
+        } = resolve_counted(
+            policy,
+            call.dependency,
+            failure_type,
+            &call.model_request(),
+            stats,
+        );
         Guarded {
             result: Err(error),
             status,
