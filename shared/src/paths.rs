@@ -40,6 +40,16 @@ pub const RUNBOOKS: &str = "/api/v1/runbooks";
 pub const RUNBOOK_TEMPLATE: &str = "/api/v1/runbook-template";
 /// `GET`: incident checklists, open ones first.
 pub const CHECKLISTS: &str = "/api/v1/checklists";
+/// `GET`: alert rules.
+pub const ALERT_RULES: &str = "/api/v1/alert-rules";
+/// `GET`: alerts, firing ones first.
+pub const ALERTS: &str = "/api/v1/alerts";
+/// `GET`, `POST`: silences.
+pub const SILENCES: &str = "/api/v1/silences";
+/// `GET`, `POST`: webhooks that receive alert notifications.
+pub const WEBHOOKS: &str = "/api/v1/webhooks";
+/// `GET`: notifications and their delivery.
+pub const NOTIFICATIONS: &str = "/api/v1/notifications";
 /// `GET`: every agent instance in the fleet.
 pub const FLEET_INSTANCES: &str = "/api/v1/fleet/instances";
 /// `GET`: every service's live state.
@@ -93,6 +103,31 @@ pub fn checklist_step(id: &str, index: u32) -> String {
 /// `POST`: close a checklist.
 pub fn close_checklist(id: &str) -> String {
     format!("{CHECKLISTS}/{}/close", segment(id))
+}
+
+/// `GET`, `PUT`, `DELETE`: one alert rule.
+pub fn alert_rule(name: &str) -> String {
+    format!("{ALERT_RULES}/{}", segment(name))
+}
+
+/// `GET`: one alert.
+pub fn alert(id: &str) -> String {
+    format!("{ALERTS}/{}", segment(id))
+}
+
+/// `POST`: acknowledge an alert.
+pub fn acknowledge_alert(id: &str) -> String {
+    format!("{ALERTS}/{}/acknowledge", segment(id))
+}
+
+/// `POST`: end a silence early.
+pub fn end_silence(id: &str) -> String {
+    format!("{SILENCES}/{}/end", segment(id))
+}
+
+/// `DELETE`: one webhook.
+pub fn webhook(id: &str) -> String {
+    format!("{WEBHOOKS}/{}", segment(id))
 }
 
 /// `PATCH`: one user.

@@ -687,7 +687,9 @@ pub struct FleetLive {
     pub services: Vec<ServiceLiveSummary>,
 }
 
+mod alerts;
 mod dead_letters;
 mod runbooks;
+pub use alerts::*;
 pub use dead_letters::*;
 pub use runbooks::*;
