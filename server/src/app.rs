@@ -53,6 +53,10 @@ pub struct Settings {
     pub dead_letter_max_live: i64,
     /// Days to keep a dead letter after it left the queue.
     pub dead_letter_retention_days: u32,
+    /// How often alert rules are evaluated (by whichever replica holds the
+    /// evaluator's lease) and notifications delivered; `None` runs neither,
+    /// for tests that drive them step by step.
+    pub alert_interval: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -68,6 +72,7 @@ impl Default for Settings {
             fleet_refresh: Duration::from_secs(2),
             dead_letter_max_live: 100_000,
             dead_letter_retention_days: 30,
+            alert_interval: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -153,6 +158,7 @@ impl AppState {
         });
         crate::telemetry::start(&app);
         crate::dead_letters::dispatch::start(&app);
+        crate::alerts::start(&app);
         Ok(AppState(app))
     }
 }

@@ -3,6 +3,7 @@
 //! over this library, and the integration tests drive it through [`app::router`].
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod app;
 pub mod approvals;
 pub mod auth;

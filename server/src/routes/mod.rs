@@ -2,11 +2,12 @@
 //!
 //! A handler checks the caller's role, parses the request, calls one
 //! function of the domain (`crate::policy`, `crate::dead_letters`,
-//! `crate::telemetry`, `crate::auth`, `crate::runbooks`) and turns the answer into a response. Workflows and their
+//! `crate::telemetry`, `crate::auth`, `crate::runbooks`, `crate::alerts`) and turns the answer into a response. Workflows and their
 //! side effects live in the domain, so nothing outside this module imports
 //! it.
 
 pub mod agent;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod dead_letters;
@@ -62,6 +63,10 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         runbooks::list_runbooks, runbooks::template, runbooks::get_runbook, runbooks::put_runbook,
         runbooks::runbook_history, runbooks::runbook_version, runbooks::start_checklist,
         runbooks::list_checklists, runbooks::get_checklist, runbooks::tick_step, runbooks::close_checklist,
+        alerts::list_rules, alerts::get_rule, alerts::put_rule, alerts::delete_rule, alerts::list_alerts,
+        alerts::get_alert, alerts::acknowledge, alerts::list_silences, alerts::create_silence,
+        alerts::end_silence, alerts::list_webhooks, alerts::create_webhook, alerts::delete_webhook,
+        alerts::list_notifications,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -74,6 +79,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         (name = "fleet", description = "Agent instances, the versions they run, and live telemetry"),
         (name = "agent", description = "The agent protocol (service tokens only)"),
         (name = "dead-letters", description = "Dead letters, and four-eyes actions on them"),
+        (name = "alerts", description = "Alert rules on live metrics, alerts, silences and webhook notifications"),
         (name = "runbooks", description = "Runbooks, versioned, and the checklists worked through in incidents"),
     )
 )]
@@ -110,6 +116,7 @@ pub fn router() -> Router<AppState> {
         .merge(dead_letters::router())
         .merge(dlq_actions::router())
         .merge(runbooks::router())
+        .merge(alerts::router())
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
 }

@@ -7,6 +7,7 @@
 //! written once and [`with_db!`] compiles it against each driver. Times are
 //! stored as integer milliseconds so that values round-trip on both.
 
+mod alerts;
 mod audit;
 mod dead_letters;
 mod policy;
@@ -15,6 +16,10 @@ mod telemetry;
 mod tokens;
 mod users;
 
+pub use alerts::{
+    AlertRow, AlertRuleRow, Changed, ClaimedNotification, DeliveryOutcome, NewAlert,
+    NewNotification, NotificationRow, SilenceRow, WebhookRow,
+};
 pub use audit::{AuditRecord, ChainBreak};
 pub use dead_letters::{
     AckResult, AckWrite, ActionRow, Claim, DeadLetterFilter, DeadLetterRow, DepthRow, EventRow,
@@ -212,13 +217,14 @@ impl Store {
                 "database URL must start with sqlite:// or postgres://".into(),
             )));
         };
-        // The built-in runbooks are initial data, like a migration's rows:
+        // The built-in runbooks and alert rules are initial data, like a migration's rows:
         // policies and the built-in alert rules refer to them, so they must
         // be there before anything is served. Existing runbooks are kept.
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         crate::runbooks::library::seed(&store, now_ms).await?;
+        crate::alerts::pack::seed(&store, now_ms).await?;
         Ok(store)
     }
 

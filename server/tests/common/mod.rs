@@ -91,6 +91,8 @@ impl TestApp {
         let mut settings = Settings {
             site_root: dir.path().join("site"),
             body_limit: 64 * 1024,
+            // Tests drive evaluation and delivery step by step.
+            alert_interval: None,
             ..Settings::default()
         };
         configure(&mut settings);

@@ -1,0 +1,238 @@
+//! Alert rules: written whole (`PUT` creates or replaces), checked field by
+//! field, audited. The runbook is required and must exist.
+
+use crate::app::App;
+use crate::auth::UserPrincipal;
+use crate::error::{ApiError, ApiResult};
+use crate::store::{AlertRuleRow, AuditRecord};
+use serde_json::json;
+use shared::api::{AlertMetric, AlertRuleView, AlertRuleWrite, Comparison};
+
+const MAX_NAME: usize = 64;
+const MAX_DESCRIPTION: usize = 500;
+const MAX_SCOPE: usize = 100;
+/// The shortest window: the rollups' resolution.
+pub const MIN_WINDOW_S: u32 = 60;
+/// The longest window a rule may have.
+pub const MAX_WINDOW_S: u32 = 86_400;
+/// The longest a condition may have to hold before firing.
+pub const MAX_FOR_S: u32 = 86_400;
+const MAX_NOTIFY: usize = 20;
+
+/// Checks a rule's name: the same shape as a runbook's slug, since policies
+/// name rules in their `alert` fields.
+pub fn check_name(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "name",
+            format!(
+                "a rule's name is 1 to {MAX_NAME} lowercase letters, digits and single hyphens"
+            ),
+        ))
+    }
+}
+
+fn check_scope_part(field: &str, value: &Option<String>) -> ApiResult<()> {
+    if let Some(v) = value
+        && (v.trim().is_empty()
+            || v.len() > MAX_SCOPE
+            || v.chars().any(|c| c.is_control() || c.is_whitespace()))
+    {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be a name of 1 to {MAX_SCOPE} characters without spaces"),
+        ));
+    }
+    Ok(())
+}
+
+/// The range a threshold of `metric` can meaningfully take.
+fn threshold_range(metric: AlertMetric) -> (f64, f64, &'static str) {
+    match metric {
+        AlertMetric::ErrorRate
+        | AlertMetric::TimeoutRate
+        | AlertMetric::FallbackRate
+        | AlertMetric::DegradedRate
+        | AlertMetric::ShedRate
+        | AlertMetric::RepairRate => (0.0, 1.0, "a share of calls, from 0 to 1"),
+        AlertMetric::RetryAmplification => (1.0, 100.0, "attempts per call, from 1 to 100"),
+        AlertMetric::CostBudget => (0.0, 10.0, "a share of the daily budget, from 0 to 10"),
+        AlertMetric::BreakerOpen | AlertMetric::DlqDepth | AlertMetric::DlqGrowth => {
+            (0.0, 1e12, "a count, 0 or more")
+        }
+        AlertMetric::DlqOldestAge => (0.0, 1e9, "seconds, 0 or more"),
+    }
+}
+
+/// Checks everything about a rule but whether its runbook and webhooks
+/// exist (that needs the store).
+pub fn check(rule: &AlertRuleWrite) -> ApiResult<()> {
+    if rule.description.chars().count() > MAX_DESCRIPTION {
+        return Err(ApiError::invalid(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION} characters"),
+        ));
+    }
+    check_scope_part("scope.service", &rule.scope.service)?;
+    check_scope_part("scope.environment", &rule.scope.environment)?;
+    check_scope_part("scope.dependency", &rule.scope.dependency)?;
+    if rule.scope.dependency.is_some() && !rule.metric.per_dependency() {
+        return Err(ApiError::invalid(
+            "scope.dependency",
+            format!(
+                "{} is computed per service, not per dependency",
+                rule.metric.as_str()
+            ),
+        ));
+    }
+    let (lo, hi, unit) = threshold_range(rule.metric);
+    if !rule.threshold.is_finite() || rule.threshold < lo || rule.threshold > hi {
+        return Err(ApiError::invalid(
+            "threshold",
+            format!("{} is {unit}", rule.metric.as_str()),
+        ));
+    }
+    if rule.comparison == Comparison::Below && rule.threshold <= lo {
+        return Err(ApiError::invalid(
+            "threshold",
+            "nothing is below this threshold, so the rule could never fire",
+        ));
+    }
+    if !(MIN_WINDOW_S..=MAX_WINDOW_S).contains(&rule.window_s) {
+        return Err(ApiError::invalid(
+            "window_s",
+            format!("must be from {MIN_WINDOW_S} to {MAX_WINDOW_S} seconds"),
+        ));
+    }
+    if rule.for_s > MAX_FOR_S {
+        return Err(ApiError::invalid(
+            "for_s",
+            format!("must be at most {MAX_FOR_S} seconds"),
+        ));
+    }
+    if rule.runbook.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "runbook",
+            "every alert rule needs a runbook: what should the person it wakes do?",
+        ));
+    }
+    if rule.notify.len() > MAX_NOTIFY {
+        return Err(ApiError::invalid(
+            "notify",
+            format!("at most {MAX_NOTIFY} webhooks"),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a stored rule's definition.
+pub fn definition(row: &AlertRuleRow) -> ApiResult<AlertRuleWrite> {
+    serde_json::from_str(&row.definition)
+        .map_err(|e| ApiError::internal(&format!("stored alert rule {}: {e}", row.name)))
+}
+
+fn view(row: &AlertRuleRow) -> ApiResult<AlertRuleView> {
+    Ok(AlertRuleView {
+        name: row.name.clone(),
+        rule: definition(row)?,
+        builtin: row.builtin != 0,
+        updated_by: row.updated_by.clone(),
+        updated_at_ms: row.updated_at,
+    })
+}
+
+/// Every rule, by name.
+pub async fn list(app: &App) -> ApiResult<Vec<AlertRuleView>> {
+    app.store.alert_rules().await?.iter().map(view).collect()
+}
+
+/// One rule.
+pub async fn get(app: &App, name: &str) -> ApiResult<AlertRuleView> {
+    let row = app
+        .store
+        .alert_rule(name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no alert rule `{name}`")))?;
+    view(&row)
+}
+
+/// Creates or replaces a rule. Returns whether it was created.
+pub async fn put(
+    app: &App,
+    user: &UserPrincipal,
+    name: &str,
+    mut rule: AlertRuleWrite,
+) -> ApiResult<(bool, AlertRuleView)> {
+    check_name(name)?;
+    check(&rule)?;
+    rule.runbook = rule.runbook.trim().to_owned();
+    let runbooks = app.store.runbook_slugs().await?;
+    if !runbooks.contains(&rule.runbook) {
+        return Err(ApiError::invalid(
+            "runbook",
+            format!("there is no runbook `{}`; write it first", rule.runbook),
+        ));
+    }
+    let webhooks = app.store.webhook_ids().await?;
+    for (i, id) in rule.notify.iter().enumerate() {
+        if !webhooks.contains(id) {
+            return Err(ApiError::invalid(
+                format!("notify[{i}]"),
+                format!("there is no webhook `{id}`"),
+            ));
+        }
+    }
+    rule.notify.sort();
+    rule.notify.dedup();
+    let document = serde_json::to_string(&rule).map_err(|e| ApiError::internal(&e))?;
+    let created = app
+        .store
+        .put_alert_rule(
+            name,
+            &document,
+            &rule.runbook,
+            rule.enabled,
+            &user.actor(),
+            app.clock.now_ms(),
+            &AuditRecord::new(
+                user.actor(),
+                "alert_rule.put",
+                format!("alert_rule:{name}"),
+                json!({ "rule": rule }),
+            ),
+        )
+        .await?;
+    Ok((created, get(app, name).await?))
+}
+
+/// Deletes a rule, with its alerts' history.
+pub async fn delete(app: &App, user: &UserPrincipal, name: &str) -> ApiResult<()> {
+    let gone = app
+        .store
+        .delete_alert_rule(
+            name,
+            app.clock.now_ms(),
+            &AuditRecord::new(
+                user.actor(),
+                "alert_rule.delete",
+                format!("alert_rule:{name}"),
+                json!({}),
+            ),
+        )
+        .await?;
+    if gone {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("no alert rule `{name}`")))
+    }
+}
