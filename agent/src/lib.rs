@@ -64,6 +64,19 @@
 //! # }
 //! ```
 //!
+//! The rest of the policy is enforced where the service asks: model
+//! routing in [`routing`] (which fallback model may serve a request of a
+//! given risk and feature, and the extra validation its answers need),
+//! retrieval sources in [`retrieval`] (fail, degrade, omit or ask a
+//! person), agent workflow nodes in [`nodes`] (approvals, degraded-mode
+//! holds, node retries, fallback nodes, handoffs, optional nodes),
+//! idempotent side effects in [`idempotency`]. The invariants bind them
+//! all: a must-fail-closed failure is never worked around, only the
+//! failures a `may_degrade` entry covers are answered degraded (when the
+//! policy lists any), and each `must_not_do` kind is checked where it can
+//! happen. A received policy that fails the server's own validation is
+//! refused before any of this (see [`client`]).
+//!
 //! The layers read the policy in force when a call starts and keep that
 //! version for the whole call. Their order is the caller's: in the stack
 //! above the breaker sees the outcome of all of a call's attempts, where
@@ -208,10 +221,12 @@ pub mod dlq;
 pub mod fallback;
 pub mod guard;
 pub mod idempotency;
+pub mod nodes;
 pub mod random;
 pub mod rate_limit;
 pub mod repair;
 pub mod request;
+pub mod retrieval;
 pub mod retry;
 pub mod routing;
 pub mod state;

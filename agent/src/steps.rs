@@ -91,7 +91,7 @@ impl StepBudget {
     }
 }
 
-impl crate::Guard {
+impl crate::state::Enforcement {
     /// Takes the step that runs `node` from `budget` under the policy in
     /// force (see [`StepBudget::step`]). A run stopped by its budget is
     /// counted against the node as a `budget_exceeded` failure with the

@@ -9,12 +9,20 @@
 
 use agent::client::{AgentConfig, LiveAgent, save_last_known_good};
 use agent::fallback::{resolve, resolve_for};
+use agent::nodes::{Hold, NodeContext, NodeOutcome};
 use agent::repair::Repaired;
+use agent::retrieval::{Evidence, source_failed};
 use agent::routing::{ModelRefusal, ModelRequest, admit, fallback_model};
+use agent::steps::StepBudget;
 use agent::{Call, CompiledPolicy, DependencyError, Guard, GuardError, SplitMix64, policy_channel};
-use shared::policy::{DegradedStatus, ErrorClass, FailureType, FallbackAction, Policy, RiskTier};
+use shared::policy::{
+    DegradedStatus, ErrorClass, FailureType, FallbackAction, Policy, RiskTier, SourceFailure,
+};
 use shared::protocol::{DependencyTelemetry, PolicyEnvelope, PolicySource};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
 
 fn compiled(yaml: &str) -> CompiledPolicy {
     let policy = Policy::from_yaml(yaml).expect("the test policy parses");
@@ -350,6 +358,270 @@ async fn a_repair_never_falls_back_to_a_model_the_service_may_not_use() {
     ));
 }
 
+// ----------------------------------------------------- retrieval and nodes
+
+const WORKFLOW: &str = r#"
+service:
+  name: case-review
+  environment: test
+  owner: reliability
+  risk_tier: high
+  dependencies:
+    docs_db: { kind: vector_db }
+    facts_db: { kind: database }
+    web_search: { kind: lexical_search, required: false }
+    glossary_db: { kind: database, required: false }
+retrieval:
+  sources:
+    policy: { dependency: docs_db, required: true, on_failure: fail,
+              user_message: Policy documents are unavailable. }
+    case_facts: { dependency: facts_db, required: true, on_failure: ask_human,
+                  user_message: A person will check the case facts. }
+    web: { dependency: web_search, required: false, on_failure: degrade,
+           user_message: Public sources were not searched., confidence_penalty_percent: 15 }
+    glossary: { dependency: glossary_db, required: false, on_failure: omit }
+    # Unsafe: a required source omitted (validation refuses it).
+    precedents: { required: true, on_failure: omit }
+agent_nodes:
+  draft_reply:
+    required_for_completion: true
+    retry: { max_attempts: 3, base_delay_ms: 100, max_delay_ms: 1000, jitter: none,
+             retry_on: [unavailable] }
+  classify:
+    required_for_completion: true
+    fallback_node: classify_rules
+  classify_rules:
+    required_for_completion: true
+  enrich:
+    required_for_completion: false
+  decide:
+    required_for_completion: true
+    human_handoff_on_failure: true
+    runbook: https://runbooks.example/decide
+  summarise:
+    required_for_completion: true
+  send_letter:
+    effect: write
+    required_for_completion: true
+    in_degraded_mode: hold
+    retry: { max_attempts: 3, base_delay_ms: 100, max_delay_ms: 1000, jitter: none,
+             retry_on: [unavailable] }
+  close_case:
+    effect: destructive
+    requires_approval: true
+    required_for_completion: true
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_source_fails_degrades_omits_or_asks_a_person_as_its_policy_says() {
+    let guard = guard(WORKFLOW);
+    let down = FailureType::Unavailable;
+    let policy = guard.source_failed("policy", down);
+    assert_eq!(
+        (policy.action, policy.status),
+        (SourceFailure::Fail, DegradedStatus::Refused)
+    );
+    assert!(!policy.proceeds());
+    let facts = guard.source_failed("case_facts", down);
+    assert_eq!(
+        (facts.action, facts.status),
+        (SourceFailure::AskHuman, DegradedStatus::Paused)
+    );
+    let web = guard.source_failed("web", down);
+    assert_eq!(
+        (web.action, web.status),
+        (SourceFailure::Degrade, DegradedStatus::Degraded)
+    );
+    assert_eq!(web.confidence_penalty_percent, 15);
+    assert_eq!(
+        web.user_message.as_deref(),
+        Some("Public sources were not searched.")
+    );
+    let glossary = guard.source_failed("glossary", down);
+    assert_eq!(
+        (glossary.action, glossary.status),
+        (SourceFailure::Omit, DegradedStatus::Normal)
+    );
+    // A required source is never omitted, and an unknown one never assumed
+    // optional.
+    for source in ["precedents", "unknown"] {
+        assert_eq!(
+            guard.source_failed(source, down).action,
+            SourceFailure::Fail,
+            "{source}"
+        );
+    }
+
+    let mut evidence = Evidence::new();
+    evidence.record(web);
+    evidence.record(glossary);
+    assert!(evidence.may_answer());
+    assert_eq!(evidence.status(), DegradedStatus::Degraded);
+    assert_eq!(evidence.confidence_penalty_percent(), 15);
+    evidence.record(facts);
+    assert!(!evidence.may_answer() && evidence.needs_human());
+    assert_eq!(evidence.status(), DegradedStatus::Paused);
+    assert_eq!(
+        telemetry(&guard, "web").degraded[&DegradedStatus::Degraded],
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_is_retried_by_its_own_policy_then_succeeds() {
+    let guard = guard(WORKFLOW);
+    let mut budget = StepBudget::new(10);
+    let start = Instant::now();
+    let out = guard
+        .run_node(
+            &mut budget,
+            "draft_reply",
+            NodeContext::default(),
+            |_, n| async move {
+                if n < 3 {
+                    Err(err(ErrorClass::Unavailable))
+                } else {
+                    Ok("draft")
+                }
+            },
+        )
+        .await;
+    assert_eq!(
+        out,
+        NodeOutcome::Done {
+            node: "draft_reply".into(),
+            value: "draft",
+            attempts: 3
+        }
+    );
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(300),
+        "100 ms, then 200 ms"
+    );
+    assert_eq!(budget.taken(), 3, "each attempt is a step");
+    assert_eq!(telemetry(&guard, "draft_reply").retries, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_node_takes_its_fallback_node_hands_off_is_skipped_or_fails_as_its_policy_says() {
+    let guard = guard(WORKFLOW);
+    let mut budget = StepBudget::new(20);
+    let ran = std::sync::Mutex::new(Vec::new());
+    // Every node fails but the rules-based classifier.
+    async fn run(
+        guard: &Guard,
+        budget: &mut StepBudget,
+        ran: &std::sync::Mutex<Vec<String>>,
+        node: &str,
+    ) -> NodeOutcome<usize, DependencyError> {
+        guard
+            .run_node(budget, node, NodeContext::default(), |n, _| {
+                ran.lock().unwrap().push(n.to_owned());
+                let result = if n == "classify_rules" {
+                    Ok(n.len())
+                } else {
+                    Err(err(ErrorClass::Permanent))
+                };
+                async move { result }
+            })
+            .await
+    }
+    let out = run(&guard, &mut budget, &ran, "classify").await;
+    assert_eq!(
+        out,
+        NodeOutcome::Done {
+            node: "classify_rules".into(),
+            value: 14,
+            attempts: 2
+        }
+    );
+    assert_eq!(*ran.lock().unwrap(), ["classify", "classify_rules"]);
+
+    let out = run(&guard, &mut budget, &ran, "decide").await;
+    assert!(
+        matches!(&out, NodeOutcome::HandedOff { runbook: Some(r), .. } if r.contains("decide"))
+    );
+    assert_eq!(out.status(), DegradedStatus::Paused);
+
+    let out = run(&guard, &mut budget, &ran, "enrich").await;
+    assert!(matches!(out, NodeOutcome::Skipped { .. }));
+    assert!(out.run_continues());
+    assert_eq!(out.status(), DegradedStatus::Partial);
+
+    let out = run(&guard, &mut budget, &ran, "summarise").await;
+    assert!(matches!(
+        out,
+        NodeOutcome::Failed {
+            fail_closed: None,
+            ..
+        }
+    ));
+    assert!(!out.run_continues());
+    assert_eq!(out.status(), DegradedStatus::Refused);
+    assert_eq!(
+        telemetry(&guard, "classify").fallbacks["classify/fallback_node"],
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_node_never_runs_and_a_write_is_never_retried_without_a_key() {
+    let guard = guard(WORKFLOW);
+    let mut budget = StepBudget::new(20);
+    let calls = AtomicU32::new(0);
+    let op = |_: &str, _| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        async { Err::<(), _>(err(ErrorClass::Unavailable)) }
+    };
+    let degraded = NodeContext {
+        degraded: true,
+        ..NodeContext::default()
+    };
+    let out = guard
+        .run_node(&mut budget, "send_letter", degraded, op)
+        .await;
+    assert_eq!(
+        out,
+        NodeOutcome::Held {
+            node: "send_letter".into(),
+            hold: Hold::DegradedMode
+        }
+    );
+    let out = guard
+        .run_node(&mut budget, "close_case", NodeContext::default(), op)
+        .await;
+    assert_eq!(
+        out,
+        NodeOutcome::Held {
+            node: "close_case".into(),
+            hold: Hold::ApprovalMissing
+        }
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "held nodes never ran");
+    assert_eq!(budget.taken(), 0, "and took no step");
+
+    let out = guard
+        .run_node(&mut budget, "send_letter", NodeContext::default(), op)
+        .await;
+    assert!(matches!(out, NodeOutcome::Failed { .. }));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "a write without a key is not retried"
+    );
+    let keyed = NodeContext {
+        idempotency_key: Some("run-1/send_letter"),
+        ..NodeContext::default()
+    };
+    guard.run_node(&mut budget, "send_letter", keyed, op).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        4,
+        "with a key, its three attempts"
+    );
+}
+
 // --------------------------------------------------------------- invariants
 
 const INVARIANTS: &str = r#"
@@ -432,4 +704,68 @@ async fn only_failures_a_may_degrade_invariant_covers_are_answered_degraded() {
             .fallback
             .is_some()
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn must_not_do_labels_what_would_pass_silently_and_holds_unapproved_or_blind_actions() {
+    let guard = guard(INVARIANTS);
+    let policy = guard.policy();
+    let down = Some(FailureType::Unavailable);
+    // A skipped step and a cached answer are never labelled normal.
+    let skip = resolve(&policy, "reranker", down);
+    assert_eq!(skip.status, DegradedStatus::Degraded);
+    assert!(skip.degradation.user_message.unwrap().contains("reranker"));
+    let cached = resolve(&policy, "case_db", down);
+    assert_eq!(cached.status, DegradedStatus::Degraded);
+    assert_eq!(
+        cached.degradation.user_message.as_deref(),
+        Some("Based on case data saved a few minutes ago.")
+    );
+    // An omitted source is labelled instead of hidden.
+    let glossary = source_failed(&policy, "glossary", FailureType::Unavailable);
+    assert_eq!(
+        (glossary.action, glossary.status),
+        (SourceFailure::Degrade, DegradedStatus::Degraded)
+    );
+    // A destructive node needs an approval, and never runs degraded.
+    let mut budget = StepBudget::new(5);
+    let calls = AtomicU32::new(0);
+    let op = |_: &str, _| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<_, DependencyError>(()) }
+    };
+    let out = guard
+        .run_node(&mut budget, "close_case", NodeContext::default(), op)
+        .await;
+    assert_eq!(
+        out,
+        NodeOutcome::Held {
+            node: "close_case".into(),
+            hold: Hold::ApprovalMissing
+        }
+    );
+    let approved_degraded = NodeContext {
+        approved: true,
+        degraded: true,
+        ..NodeContext::default()
+    };
+    let out = guard
+        .run_node(&mut budget, "close_case", approved_degraded, op)
+        .await;
+    assert_eq!(
+        out,
+        NodeOutcome::Held {
+            node: "close_case".into(),
+            hold: Hold::DegradedMode
+        }
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    let approved = NodeContext {
+        approved: true,
+        ..NodeContext::default()
+    };
+    let out = guard
+        .run_node(&mut budget, "close_case", approved, op)
+        .await;
+    assert!(matches!(out, NodeOutcome::Done { .. }));
 }
