@@ -251,6 +251,8 @@ pub struct DependencyStats {
     shed: AtomicU64,
     degraded: [AtomicU64; DegradedStatus::ALL.len()],
     repairs: AtomicU64,
+    idempotency_conflicts: AtomicU64,
+    duplicates_prevented: AtomicU64,
     /// Calls queued in this dependency's bulkheads now: a gauge.
     pub(crate) queued: AtomicU64,
     fallbacks: Mutex<BTreeMap<String, u64>>,
@@ -411,6 +413,14 @@ impl DependencyStats {
     pub fn repair(&self) {
         add(&self.repairs, 1);
     }
+    /// An idempotency key that came back with a different payload.
+    pub fn idempotency_conflict(&self) {
+        add(&self.idempotency_conflicts, 1);
+    }
+    /// A side effect not run again because its key had run or was running.
+    pub fn duplicate_prevented(&self) {
+        add(&self.duplicates_prevented, 1);
+    }
     /// Usage of a call.
     pub fn usage(&self, tokens: u64, cost_usd_micros: u64) {
         let (s, own) = self.shard();
@@ -501,6 +511,8 @@ impl DependencyStats {
             ),
             degraded,
             repairs: t(&self.repairs),
+            idempotency_conflicts: t(&self.idempotency_conflicts),
+            duplicates_prevented: t(&self.duplicates_prevented),
             tokens: totals.tokens.wrapping_sub(start.tokens),
             cost_usd_micros: totals.cost_usd_micros.wrapping_sub(start.cost_usd_micros),
             latency_buckets,

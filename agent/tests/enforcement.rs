@@ -9,6 +9,7 @@
 
 use agent::client::{AgentConfig, LiveAgent, save_last_known_good};
 use agent::fallback::{resolve, resolve_for};
+use agent::idempotency::{Fingerprint, KeyBuilder, MemoryDedupStore, Once, OnceError};
 use agent::nodes::{Hold, NodeContext, NodeOutcome};
 use agent::repair::Repaired;
 use agent::retrieval::{Evidence, source_failed};
@@ -768,4 +769,78 @@ async fn must_not_do_labels_what_would_pass_silently_and_holds_unapproved_or_bli
         .run_node(&mut budget, "close_case", approved, op)
         .await;
     assert!(matches!(out, NodeOutcome::Done { .. }));
+}
+
+// ------------------------------------------------------------- idempotency
+
+const IDEMPOTENCY: &str = r#"
+service:
+  name: tickets
+  environment: test
+  owner: reliability
+  risk_tier: low
+  dependencies:
+    ticket_tool: { kind: tool_api }
+idempotency:
+  operations:
+    create_ticket:
+      dependency: ticket_tool
+      key: [workflow_run_id, operation]
+      on_payload_mismatch: replay_original
+      retention_ms: 86400000
+    close_ticket:
+      dependency: ticket_tool
+      key: [workflow_run_id, operation]
+      on_payload_mismatch: reject
+      retention_ms: 86400000
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_reused_key_replays_the_original_when_the_policy_says_so_and_conflicts_are_counted() {
+    let guard = guard(IDEMPOTENCY);
+    let store = MemoryDedupStore::new();
+    let effects = AtomicU32::new(0);
+    let run = |operation: &'static str, payload: &'static str| {
+        let guard = guard.clone();
+        let store = &store;
+        let effects = &effects;
+        async move {
+            let key = KeyBuilder::new().run("run-1").operation(operation).build();
+            guard
+                .run_once(
+                    operation,
+                    store,
+                    &key,
+                    &Fingerprint::of(payload.as_bytes()),
+                    || async {
+                        effects.fetch_add(1, Ordering::SeqCst);
+                        Ok::<_, ()>(format!("{operation}: {payload}"))
+                    },
+                )
+                .await
+        }
+    };
+    let first = run("create_ticket", "refund").await.unwrap();
+    assert_eq!(first, Once::Ran("create_ticket: refund".into()));
+    let same = run("create_ticket", "refund").await.unwrap();
+    assert_eq!(same, Once::Replayed("create_ticket: refund".into()));
+    let other = run("create_ticket", "close the case").await.unwrap();
+    assert_eq!(
+        other,
+        Once::Replayed("create_ticket: refund".into()),
+        "replay_original: the first result, not a conflict"
+    );
+    run("close_ticket", "now").await.unwrap();
+    let rejected = run("close_ticket", "later").await.unwrap_err();
+    assert!(matches!(rejected, OnceError::Conflict { escalate: false }));
+    assert_eq!(effects.load(Ordering::SeqCst), 2, "one effect per key");
+    let t = telemetry(&guard, "ticket_tool");
+    assert_eq!(
+        t.idempotency_conflicts, 2,
+        "the replayed mismatch and the rejected one"
+    );
+    assert_eq!(
+        t.duplicates_prevented, 2,
+        "the duplicate and the replayed mismatch"
+    );
 }

@@ -197,6 +197,12 @@ pub struct DependencyTelemetry {
     pub degraded: BTreeMap<DegradedStatus, u64>,
     /// Structured-output repair attempts.
     pub repairs: u64,
+    /// Idempotency keys that came back with a different payload, whatever
+    /// the policy then did (reject, escalate or replay the original).
+    pub idempotency_conflicts: u64,
+    /// Side effects not run again because their key had already run (its
+    /// result was replayed) or was still running.
+    pub duplicates_prevented: u64,
     /// Tokens used.
     pub tokens: u64,
     /// Cost in micro-dollars.

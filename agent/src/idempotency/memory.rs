@@ -38,7 +38,9 @@ impl DedupStore for MemoryDedupStore {
         // the keys of one retention period.
         entries.retain(|_, e| e.expires > now);
         match entries.get(key) {
-            Some(e) if e.fingerprint != fingerprint => Ok(Claim::Conflict),
+            Some(e) if e.fingerprint != fingerprint => Ok(Claim::Conflict {
+                stored: e.result.clone(),
+            }),
             Some(e) => Ok(match &e.result {
                 Some(r) => Claim::Done(r.clone()),
                 None => Claim::InProgress,

@@ -5,8 +5,14 @@
 //! The same key with the same payload replays the stored result without
 //! repeating the side effect (a duplicate message, a redelivery). The same
 //! key with a different payload is a conflict, never a silent repeat: the
-//! caller meant something else, and doing either thing quietly would be
-//! wrong.
+//! caller meant something else. What a conflict then does is the
+//! operation's `on_payload_mismatch`: `reject` and `escalate` refuse it
+//! (escalation marks it for a person), and `replay_original` hands back
+//! the first call's stored result, so the effect is still not repeated.
+//!
+//! [`crate::state::Enforcement::run_once`] runs the same under the policy
+//! in force, and counts what idempotency prevented in telemetry: the
+//! conflicts, and the duplicates whose side effect was not run again.
 
 mod memory;
 mod sqlite;
@@ -14,6 +20,7 @@ mod sqlite;
 pub use memory::MemoryDedupStore;
 pub use sqlite::SqliteDedupStore;
 
+use crate::telemetry::DependencyStats;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -153,7 +160,11 @@ pub enum Claim {
     /// Done before with the same payload; here is the stored result.
     Done(Vec<u8>),
     /// Seen before with a different payload.
-    Conflict,
+    Conflict {
+        /// The first call's stored result, once it completed; a policy
+        /// that replays the original on a mismatch hands it back.
+        stored: Option<Vec<u8>>,
+    },
 }
 
 /// A dedup store failed.
@@ -224,7 +235,8 @@ pub enum OnceError<E> {
 
 /// Runs `effect` at most once per `key`: the first call runs it and stores
 /// its result; a repeat with the same payload gets the stored result; a
-/// repeat with another payload is a conflict.
+/// repeat with another payload is a conflict, or, when `rule` says
+/// `replay_original`, gets the first call's stored result.
 pub async fn run_once<S, T, E, F, Fut>(
     store: &S,
     key: &IdempotencyKey,
@@ -238,23 +250,71 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
+    run_once_counted(store, key, payload, rule, None, effect).await
+}
+
+fn replay<T: DeserializeOwned, E>(bytes: &[u8]) -> Result<Once<T>, OnceError<E>> {
+    serde_json::from_slice(bytes)
+        .map(Once::Replayed)
+        .map_err(|e| OnceError::Store(StoreError(e.to_string())))
+}
+
+/// [`run_once`], counting in `stats` each conflict and each duplicate whose
+/// side effect was not run again.
+pub(crate) async fn run_once_counted<S, T, E, F, Fut>(
+    store: &S,
+    key: &IdempotencyKey,
+    payload: &Fingerprint,
+    rule: Option<&IdempotentOperation>,
+    stats: Option<&DependencyStats>,
+    effect: F,
+) -> Result<Once<T>, OnceError<E>>
+where
+    S: DedupStore,
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
     let retention = rule.map_or(DEFAULT_RETENTION, |r| Duration::from_millis(r.retention_ms));
-    match store
+    let claim = store
         .claim(key.as_str(), payload.as_str(), retention)
         .await
-        .map_err(OnceError::Store)?
-    {
+        .map_err(OnceError::Store)?;
+    let prevented = || {
+        if let Some(s) = stats {
+            s.duplicate_prevented();
+        }
+    };
+    match claim {
         Claim::Fresh => {}
-        Claim::InProgress => return Err(OnceError::InProgress),
-        Claim::Conflict => {
-            return Err(OnceError::Conflict {
-                escalate: rule.is_some_and(|r| r.on_payload_mismatch == KeyReuse::Escalate),
-            });
+        Claim::InProgress => {
+            prevented();
+            return Err(OnceError::InProgress);
+        }
+        Claim::Conflict { stored } => {
+            if let Some(s) = stats {
+                s.idempotency_conflict();
+            }
+            let reuse = rule.map_or(KeyReuse::Reject, |r| r.on_payload_mismatch);
+            return match (reuse, stored) {
+                (KeyReuse::ReplayOriginal, Some(bytes)) => {
+                    prevented();
+                    replay(&bytes)
+                }
+                // The original is still running: nothing to replay yet,
+                // and running this one too would be the duplicate.
+                (KeyReuse::ReplayOriginal, None) => {
+                    prevented();
+                    Err(OnceError::InProgress)
+                }
+                (reuse, _) => Err(OnceError::Conflict {
+                    escalate: reuse == KeyReuse::Escalate,
+                }),
+            };
         }
         Claim::Done(bytes) => {
-            return serde_json::from_slice(&bytes)
-                .map(Once::Replayed)
-                .map_err(|e| OnceError::Store(StoreError(e.to_string())));
+            prevented();
+            return replay(&bytes);
         }
     }
     match effect().await {
@@ -274,6 +334,36 @@ where
             let _ = store.release(key.as_str()).await;
             Err(OnceError::Failed(e))
         }
+    }
+}
+
+impl crate::state::Enforcement {
+    /// Runs `effect` at most once per `key` under the policy in force:
+    /// `operation`'s rule in the `idempotency` section says how long the
+    /// key is kept and what a key reused with another payload does (see
+    /// [`run_once`]). Conflicts and prevented duplicates are counted
+    /// against the rule's dependency, or the operation's name without one.
+    pub async fn run_once<S, T, E, F, Fut>(
+        &self,
+        operation: &str,
+        store: &S,
+        key: &IdempotencyKey,
+        payload: &Fingerprint,
+        effect: F,
+    ) -> Result<Once<T>, OnceError<E>>
+    where
+        S: DedupStore,
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let policy = self.policy();
+        let rule = policy.idempotent_operation(operation);
+        let component = rule
+            .and_then(|r| r.dependency.as_deref())
+            .unwrap_or(operation);
+        let stats = self.recorder().dependency(component);
+        run_once_counted(store, key, payload, rule, Some(&stats), effect).await
     }
 }
 

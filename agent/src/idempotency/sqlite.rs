@@ -90,10 +90,10 @@ impl DedupStore for SqliteDedupStore {
             return Ok(Claim::InProgress);
         };
         let stored: String = row.try_get("fingerprint").map_err(err)?;
-        if stored != fingerprint {
-            return Ok(Claim::Conflict);
-        }
         let result: Option<Vec<u8>> = row.try_get("result").map_err(err)?;
+        if stored != fingerprint {
+            return Ok(Claim::Conflict { stored: result });
+        }
         Ok(match result {
             Some(r) => Claim::Done(r),
             None => Claim::InProgress,
@@ -142,7 +142,12 @@ mod tests {
             store.claim("k", "f1", day).await.unwrap(),
             Claim::Done(b"42".to_vec())
         );
-        assert_eq!(store.claim("k", "f2", day).await.unwrap(), Claim::Conflict);
+        assert_eq!(
+            store.claim("k", "f2", day).await.unwrap(),
+            Claim::Conflict {
+                stored: Some(b"42".to_vec())
+            }
+        );
         assert_eq!(store.claim("j", "f", day).await.unwrap(), Claim::Fresh);
         store.release("j").await.unwrap();
         assert_eq!(store.claim("j", "f", day).await.unwrap(), Claim::Fresh);
