@@ -334,7 +334,13 @@ async fn a_fallback_model_serves_only_its_features_and_its_answers_pass_the_extr
     let policy = guard.policy();
     let summary = ModelRequest::new().feature("summary");
     assert_eq!(fallback_model(&policy, &summary).unwrap().model, "mini");
-    assert_eq!(fallback_model(&policy, &ModelRequest::new()), None);
+    let advice = ModelRequest::new().feature("advice");
+    assert_eq!(fallback_model(&policy, &advice), None);
+    // A request that names no feature is not feature-routed.
+    assert_eq!(
+        fallback_model(&policy, &ModelRequest::new()).unwrap().model,
+        "mini"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -3,7 +3,8 @@
 //!
 //! The primary model serves every request. A fallback model serves only
 //! the requests its row allows: never a risk level it lists as disallowed,
-//! only the features it lists (when it lists any), and, when it has not
+//! for a request that names its feature only the features it lists (when
+//! it lists any), and, when it has not
 //! passed the service's evaluation suite, never a high-risk request nor any
 //! request of a high or regulated service. A model the section does not
 //! list serves nothing: nobody has said what it may do. A model whose row
@@ -50,9 +51,13 @@ pub struct ModelRequest<'a> {
     /// own risk tier, so a request that says nothing is treated as risky
     /// as the service.
     pub risk: Option<RiskTier>,
-    /// The feature the answer serves, such as `summary`; absent, no
-    /// feature-restricted model may serve it (nothing proves the feature
-    /// is one it may serve).
+    /// The feature the answer serves, such as `summary`. A request that
+    /// names one is served only by models that list it (or list none). A
+    /// request that names none is not feature-routed: feature names are
+    /// the application's own, the agent cannot infer one, and refusing
+    /// every unnamed request would quietly turn the documented fallbacks
+    /// of a service that has not adopted feature names into refusals.
+    /// Name the feature wherever a model's list should bind.
     pub feature: Option<&'a str>,
 }
 
@@ -86,10 +91,10 @@ pub enum ModelRefusal {
     /// The model lists the request's risk level as one it must never serve.
     #[error("the model must never serve {0:?}-risk requests")]
     DisallowedRisk(RiskTier),
-    /// The model serves only some features, and not this one (or the
-    /// request named none).
-    #[error("the model may not serve feature {0:?}")]
-    FeatureNotAllowed(Option<String>),
+    /// The model serves only some features, and not the one the request
+    /// named.
+    #[error("the model may not serve feature `{0}`")]
+    FeatureNotAllowed(String),
     /// The model is not validated, and the service or the request is high
     /// risk.
     #[error("an unvalidated model may not serve a high-risk request")]
@@ -165,14 +170,11 @@ pub fn admit(
     if f.disallowed_risk_levels.contains(&risk) {
         return Err(ModelRefusal::DisallowedRisk(risk));
     }
-    if !f.allowed_features.is_empty()
-        && !request
-            .feature
-            .is_some_and(|want| f.allowed_features.iter().any(|a| a == want))
+    if let Some(want) = request.feature
+        && !f.allowed_features.is_empty()
+        && !f.allowed_features.iter().any(|a| a == want)
     {
-        return Err(ModelRefusal::FeatureNotAllowed(
-            request.feature.map(str::to_owned),
-        ));
+        return Err(ModelRefusal::FeatureNotAllowed(want.to_owned()));
     }
     let high = |tier: RiskTier| tier >= RiskTier::High;
     if !f.validated && (high(doc.service.risk_tier) || high(risk)) {
