@@ -112,9 +112,9 @@ pub struct CompiledPolicy {
     retry_budget: Option<RetryBudget>,
     fallbacks: HashMap<String, Vec<FallbackRule>>,
     fail_closed: HashMap<String, Vec<FailClosedRule>>,
-    /// The failures that may degrade, by component; `None` when the policy
-    /// lists none, which restricts nothing.
-    may_degrade: Option<HashMap<String, Vec<FailureType>>>,
+    /// The may-degrade invariants by component: which failures, and the
+    /// invariant in words.
+    may_degrade: HashMap<String, Vec<(FailureType, String)>>,
     /// The kinds of prohibition the `must_not_do` invariants name.
     must_not_do: BTreeSet<Prohibition>,
     service_bulkheads: Vec<BulkheadRule>,
@@ -197,15 +197,15 @@ impl CompiledPolicy {
                 }
             }
         }
-        let mut may_degrade: Option<HashMap<String, Vec<FailureType>>> = None;
+        let mut may_degrade: HashMap<String, Vec<(FailureType, String)>> = HashMap::new();
         let mut must_not_do = BTreeSet::new();
         if let Some(inv) = &policy.invariants {
-            if !inv.may_degrade.is_empty() {
-                let map = may_degrade.get_or_insert_with(HashMap::new);
-                for d in &inv.may_degrade {
-                    if let Some(component) = &d.component {
-                        map.entry(component.clone()).or_default().push(d.failure);
-                    }
+            for d in &inv.may_degrade {
+                if let Some(component) = &d.component {
+                    may_degrade
+                        .entry(component.clone())
+                        .or_default()
+                        .push((d.failure, d.description.clone()));
                 }
             }
             must_not_do.extend(inv.must_not_do.iter().map(|m| m.kind));
@@ -219,10 +219,8 @@ impl CompiledPolicy {
                 if let Some(rules) = fail_closed.get(source).cloned() {
                     fail_closed.entry(dep.clone()).or_default().extend(rules);
                 }
-                if let Some(map) = &mut may_degrade
-                    && let Some(failures) = map.get(source).cloned()
-                {
-                    map.entry(dep.clone()).or_default().extend(failures);
+                if let Some(entries) = may_degrade.get(source).cloned() {
+                    may_degrade.entry(dep.clone()).or_default().extend(entries);
                 }
             }
         }
@@ -389,20 +387,20 @@ impl CompiledPolicy {
             .filter(move |r| r.failure.overlaps(failure))
     }
 
-    /// Whether a failure of `component` of type `failure` may be answered
-    /// with a degraded result under the `may_degrade` invariants. A policy
-    /// that lists none restricts nothing; one that lists any has said
-    /// which failures may degrade, and every other one must fail safe. An
-    /// entry covers a failure when it is for `any` failure or for this one.
-    pub fn may_degrade(&self, component: &str, failure: Option<FailureType>) -> bool {
-        let Some(map) = &self.may_degrade else {
-            return true;
-        };
-        map.get(component).is_some_and(|failures| {
-            failures
-                .iter()
-                .any(|f| *f == FailureType::Any || Some(*f) == failure)
-        })
+    /// The `may_degrade` invariant that covers a failure of `component` of
+    /// type `failure`, in words, if one does. Such a failure may be
+    /// answered with a degraded result, and the invariant promises it is
+    /// labelled: an answer given despite it is never labelled normal, and
+    /// tells the caller. An entry covers a failure when it is for `any`
+    /// failure or for this one. The list is not exhaustive (the example
+    /// policies name a few components each), so a failure it does not
+    /// cover is left to the rest of the policy.
+    pub fn may_degrade(&self, component: &str, failure: Option<FailureType>) -> Option<&str> {
+        self.may_degrade
+            .get(component)?
+            .iter()
+            .find(|(f, _)| *f == FailureType::Any || Some(*f) == failure)
+            .map(|(_, description)| description.as_str())
     }
 
     /// Whether a `must_not_do` invariant of kind `prohibition` is in force.

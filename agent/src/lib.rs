@@ -71,10 +71,9 @@
 //! person), agent workflow nodes in [`nodes`] (approvals, degraded-mode
 //! holds, node retries, fallback nodes, handoffs, optional nodes),
 //! idempotent side effects in [`idempotency`]. The invariants bind them
-//! all: a must-fail-closed failure is never worked around, only the
-//! failures a `may_degrade` entry covers are answered degraded (when the
-//! policy lists any), and each `must_not_do` kind is checked where it can
-//! happen. A received policy that fails the server's own validation is
+//! all: a must-fail-closed failure is never worked around, a failure a
+//! `may_degrade` entry covers is answered labelled, never silently, and
+//! each `must_not_do` kind is checked where it can happen. A received policy that fails the server's own validation is
 //! refused before any of this (see [`client`]).
 //!
 //! The layers read the policy in force when a call starts and keep that

@@ -662,10 +662,6 @@ agent_nodes:
 cache:
   stale_caveat: Based on case data saved a few minutes ago.
 invariants:
-  may_degrade:
-    - { id: reranker_down, component: reranker, description: Coarser ranking is fine. }
-    - { id: cases_stale, component: case_db, description: Recent case data will do. }
-    - { id: glossary_missing, component: glossary, description: Terms may go unexplained. }
   must_not_do:
     - { id: no_hidden_gaps, kind: hide_missing_evidence, description: Say what is missing. }
     - { id: no_silent_stale, kind: unlabeled_stale_data, description: Label stale data. }
@@ -674,43 +670,60 @@ invariants:
         description: No destructive action on partial evidence. }
 "#;
 
+/// A row and a source that would pass silently, and the may-degrade
+/// invariants that cover them.
+const MAY_DEGRADE: &str = r#"
+service:
+  name: search
+  environment: test
+  owner: reliability
+  risk_tier: medium
+  dependencies:
+    vector_db: { kind: vector_db }
+    lexical_search: { kind: lexical_search }
+    glossary_db: { kind: database, required: false }
+fallbacks:
+  - { component: vector_db, failure: any,
+      fallback: { kind: alternate_dependency, dependency: lexical_search },
+      degraded_status: normal, allowed: true }
+retrieval:
+  sources:
+    glossary: { dependency: glossary_db, required: false, on_failure: omit }
+invariants:
+  may_degrade:
+    - { id: search_reduced, component: vector_db, description: Search ran in a reduced mode. }
+    - { id: glossary_missing, component: glossary, description: Some terms may go unexplained. }
+"#;
+
 #[tokio::test(start_paused = true)]
-async fn only_failures_a_may_degrade_invariant_covers_are_answered_degraded() {
-    let policy = compiled(INVARIANTS);
-    let down = Some(FailureType::Unavailable);
-    assert!(
-        resolve(&policy, "reranker", down)
-            .degradation
-            .fallback
-            .is_some()
-    );
-    let vector = resolve(&policy, "vector_db", down);
+async fn a_failure_a_may_degrade_invariant_covers_is_answered_labelled_never_silently() {
+    let policy = compiled(MAY_DEGRADE);
+    let row = resolve(&policy, "vector_db", Some(FailureType::Unavailable));
+    assert!(row.degradation.fallback.is_some(), "it may degrade");
+    assert_eq!(row.status, DegradedStatus::Degraded);
     assert_eq!(
-        vector.degradation.fallback, None,
-        "no may_degrade covers vector_db"
+        row.degradation.user_message.as_deref(),
+        Some("Search ran in a reduced mode.")
     );
-    assert_eq!(vector.status, DegradedStatus::Refused);
-    // Without the list, the same row is taken: the list is what restricts.
-    let without: Vec<&str> = INVARIANTS
-        .lines()
-        .filter(|l| {
-            ![
-                "may_degrade",
-                "reranker_down",
-                "cases_stale",
-                "glossary_missing",
-            ]
-            .iter()
-            .any(|w| l.contains(w))
-        })
-        .collect();
-    let open = compiled(&without.join("\n"));
-    assert!(
-        resolve(&open, "vector_db", down)
-            .degradation
-            .fallback
-            .is_some()
+    let source = source_failed(&policy, "glossary", FailureType::Unavailable);
+    assert_eq!(
+        (source.action, source.status),
+        (SourceFailure::Degrade, DegradedStatus::Degraded)
     );
+    assert_eq!(
+        source.user_message.as_deref(),
+        Some("Some terms may go unexplained.")
+    );
+    // Without the invariants, the same row and source pass silently: the
+    // invariants are what label them.
+    let silent = compiled(&MAY_DEGRADE[..MAY_DEGRADE.find("invariants:").unwrap()]);
+    let row = resolve(&silent, "vector_db", Some(FailureType::Unavailable));
+    assert_eq!(
+        (row.status, row.degradation.user_message),
+        (DegradedStatus::Normal, None)
+    );
+    let source = source_failed(&silent, "glossary", FailureType::Unavailable);
+    assert_eq!(source.action, SourceFailure::Omit);
 }
 
 #[tokio::test(start_paused = true)]

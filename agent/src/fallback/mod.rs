@@ -17,12 +17,13 @@
 //! service; stands a dependency in for itself or for an undeclared one;
 //! routes to a model that [`crate::routing::admit`] does not admit for the
 //! request; serves a cached (possibly stale) answer to a high-risk
-//! request; or degrades a failure that the policy's `may_degrade`
-//! invariants, when it lists any, do not cover. The `must_not_do`
-//! invariants relabel what would otherwise pass silently: with
-//! `unlabeled_stale_data` a cached answer is never labelled normal nor
-//! left without a caveat, and with `hide_missing_evidence` a skipped step
-//! is never labelled normal.
+//! request. The invariants relabel what would otherwise pass silently: a
+//! failure a `may_degrade` invariant covers is answered labelled, never
+//! `normal` and never without a message (the invariant's words when the
+//! row has none); with `unlabeled_stale_data` forbidden a cached answer
+//! is never labelled normal nor left without a caveat; and with
+//! `hide_missing_evidence` forbidden a skipped step is never labelled
+//! normal.
 //!
 //! [`FallbackLayer`] gives a stack of tower layers the same labels
 //! [`crate::Guard::call`] gives its callers: it sits outermost, and turns
@@ -160,7 +161,6 @@ pub fn resolve(
 fn unsafe_row(
     policy: &CompiledPolicy,
     rule: &FallbackRule,
-    failure: Option<FailureType>,
     request: &ModelRequest<'_>,
 ) -> Option<String> {
     let doc = policy.policy();
@@ -204,15 +204,6 @@ fn unsafe_row(
     {
         return Some("without identity or approval the work must stop, not carry on".into());
     }
-    let degrades = !rule.fallback.fails_closed()
-        && (!rule.fallback.keeps_quality()
-            || matches!(
-                rule.degraded_status,
-                DegradedStatus::Degraded | DegradedStatus::Partial
-            ));
-    if degrades && !policy.may_degrade(&rule.component, failure) {
-        return Some("no may_degrade invariant covers this failure".into());
-    }
     None
 }
 
@@ -226,11 +217,21 @@ fn serves_required_source(policy: &CompiledPolicy, component: &str) -> bool {
     })
 }
 
-/// The status and message a taken row gives the answer, relabelled where a
-/// `must_not_do` invariant forbids what the row would let pass silently.
-fn labels(policy: &CompiledPolicy, rule: &FallbackRule) -> (DegradedStatus, Option<String>) {
+/// The status and message a taken row gives the answer, relabelled where
+/// an invariant forbids what the row would let pass silently.
+fn labels(
+    policy: &CompiledPolicy,
+    rule: &FallbackRule,
+    failure: Option<FailureType>,
+) -> (DegradedStatus, Option<String>) {
     let mut status = rule.degraded_status;
     let mut message = rule.user_message.clone();
+    if !rule.fallback.fails_closed()
+        && let Some(invariant) = policy.may_degrade(&rule.component, failure)
+    {
+        status = status.max(DegradedStatus::Degraded);
+        message = message.or_else(|| Some(invariant.to_owned()));
+    }
     match rule.fallback {
         FallbackAction::Cached { .. } if policy.forbids(Prohibition::UnlabeledStaleData) => {
             status = status.max(DegradedStatus::Degraded);
@@ -292,7 +293,7 @@ pub fn resolve_for(
             forbidden_message = forbidden_message.or(rule.user_message.clone());
             continue;
         }
-        if let Some(reason) = unsafe_row(policy, rule, failure, request) {
+        if let Some(reason) = unsafe_row(policy, rule, request) {
             // Its message describes an answer that is not given: not
             // shown.
             tracing::debug!(row = %row_name(rule), %reason, "fallback row passed over");
@@ -302,7 +303,7 @@ pub fn resolve_for(
             FallbackAction::AlternateModel { model } => admit(policy, model, request).ok(),
             _ => None,
         };
-        let (status, user_message) = labels(policy, rule);
+        let (status, user_message) = labels(policy, rule, failure);
         return Resolution {
             status,
             degradation: Degradation {

@@ -14,10 +14,10 @@
 //!   policy that got through anyway fails instead), and with a
 //!   `must_not_do` of kind `ungrounded_answer` a required source does not
 //!   merely degrade the answer either;
-//! * with `hide_missing_evidence` forbidden, an omitted source is labelled
-//!   degraded instead, so the caller learns the evidence is missing;
-//! * when the policy lists `may_degrade` invariants, an answer proceeds
-//!   without a source only if one of them covers that failure.
+//! * an omitted source is labelled degraded instead, so the caller learns
+//!   the evidence is missing, when `hide_missing_evidence` is forbidden or
+//!   a `may_degrade` invariant covers the failure (it promises a labelled
+//!   answer, and gives the message when the source has none).
 //!
 //! [`Evidence`] gathers the outcomes of one answer's sources: whether the
 //! answer may be given, its status, its confidence penalty and what the
@@ -107,18 +107,21 @@ pub fn source_failed(policy: &CompiledPolicy, source: &str, failure: FailureType
     {
         action = SourceFailure::Fail;
     }
-    if action == SourceFailure::Omit && policy.forbids(Prohibition::HideMissingEvidence) {
-        action = SourceFailure::Degrade;
-    }
-    let proceeds = matches!(action, SourceFailure::Degrade | SourceFailure::Omit);
-    if proceeds
-        && !policy.may_degrade(source, Some(failure))
-        && !dependency.is_some_and(|d| policy.may_degrade(d, Some(failure)))
+    let may_degrade = policy
+        .may_degrade(source, Some(failure))
+        .or_else(|| dependency.and_then(|d| policy.may_degrade(d, Some(failure))));
+    if action == SourceFailure::Omit
+        && (policy.forbids(Prohibition::HideMissingEvidence) || may_degrade.is_some())
     {
-        action = SourceFailure::Fail;
+        action = SourceFailure::Degrade;
     }
     let user_message = match action {
         SourceFailure::Omit => None,
+        SourceFailure::Degrade => req
+            .user_message
+            .clone()
+            .or_else(|| may_degrade.map(str::to_owned))
+            .or_else(|| Some(unavailable())),
         _ => Some(req.user_message.clone().unwrap_or_else(unavailable)),
     };
     SourceOutcome {
