@@ -22,6 +22,15 @@
 //!   sealed about every second and sent oldest first, each batch resent
 //!   under its sequence number until acknowledged.
 //!
+//! Nothing waits on the network without a bound: connections time out
+//! (`connect_timeout`) and are kept alive by TCP keepalive; a request
+//! and its body must complete within `request_timeout`; bodies and SSE
+//! events larger than `max_body_bytes` are refused; and a stream silent
+//! for longer than `stream_idle` (about three of the server's keep-alive
+//! intervals) counts as broken, so after a silent partition the agent
+//! falls back to pulling and reconnecting instead of waiting forever on a
+//! stream that will never speak again.
+//!
 //! Every request carries `Authorization: Bearer <service token>`; the GETs
 //! carry `?instance_id=`. Plain HTTP only: TLS is expected to be
 //! terminated by the platform (a sidecar or the node's proxy).
@@ -32,7 +41,7 @@ mod sse;
 
 pub use accept::{MAX_REPORTED_ERRORS, check as check_policy};
 pub use lkg::{load as load_last_known_good, newest, save as save_last_known_good};
-pub use sse::{LineTooLong, SseEvent, SseParser};
+pub use sse::{MAX_EVENT_BYTES, SseEvent, SseParser, TooLarge};
 
 use crate::compiled::{CompiledPolicy, PolicyReceiver, policy_channel};
 use crate::random::{RandomSource, SplitMix64};
@@ -82,7 +91,25 @@ pub struct AgentConfig {
     /// The ETag pull interval while the stream is down, and the cap of the
     /// reconnect backoff.
     pub reconnect_max: Duration,
+    /// The longest a TCP connection to the control plane may take to open.
+    pub connect_timeout: Duration,
+    /// The longest a request may take, its body included (for the stream:
+    /// until its response head arrives).
+    pub request_timeout: Duration,
+    /// The TCP keepalive interval on connections to the control plane, so
+    /// the kernel notices a peer that vanished.
+    pub tcp_keepalive: Duration,
+    /// The longest the stream may stay silent (not even a keep-alive
+    /// comment) before the agent drops it and pulls instead.
+    pub stream_idle: Duration,
+    /// The largest response body, and the largest SSE event, accepted.
+    pub max_body_bytes: usize,
 }
+
+/// The control plane's keep-alive interval on the stream; the stream's
+/// idle deadline is three of them, so one or two lost comments are not a
+/// partition.
+pub const SERVER_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 impl std::fmt::Debug for AgentConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,7 +125,10 @@ impl std::fmt::Debug for AgentConfig {
 
 impl AgentConfig {
     /// A configuration with the usual intervals: 2 s start-up wait, 10 s
-    /// heartbeats, 1 s flushes, reconnects backing off up to 30 s.
+    /// heartbeats, 1 s flushes, reconnects backing off up to 30 s; 2 s to
+    /// connect, 10 s per request, TCP keepalive every 30 s, a stream silent
+    /// for 45 s (three keep-alives) dropped, and bodies and events of up to
+    /// 8 MiB (eight times the largest policy document).
     pub fn new(
         base_url: impl Into<String>,
         token: impl Into<String>,
@@ -118,6 +148,11 @@ impl AgentConfig {
             heartbeat_every: Duration::from_secs(10),
             flush_every: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+            tcp_keepalive: Duration::from_secs(30),
+            stream_idle: SERVER_KEEP_ALIVE * 3,
+            max_body_bytes: 8 * shared::policy::MAX_DOCUMENT_BYTES,
         }
     }
 }
@@ -148,6 +183,8 @@ pub struct ControlPlane {
     base: Arc<str>,
     token: Arc<str>,
     instance_id: Arc<str>,
+    request_timeout: Duration,
+    max_body_bytes: usize,
 }
 
 /// The outcome of an ETag pull.
@@ -164,8 +201,13 @@ pub enum Pulled {
 impl ControlPlane {
     /// A client for `config`'s control plane.
     pub fn new(config: &AgentConfig) -> ControlPlane {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_keepalive(Some(config.tcp_keepalive));
         ControlPlane {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            request_timeout: config.request_timeout,
+            max_body_bytes: config.max_body_bytes,
             base: Arc::from(config.base_url.as_str()),
             token: Arc::from(config.token.as_str()),
             instance_id: Arc::from(config.instance_id.as_str()),
@@ -194,22 +236,38 @@ impl ControlPlane {
         format!("instance_id={out}")
     }
 
+    /// Sends `req` and waits for the response head, at most the request
+    /// timeout.
     async fn send(
         &self,
         req: Request<Full<Bytes>>,
     ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
-        self.client
-            .request(req)
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))
+        match tokio::time::timeout(self.request_timeout, self.client.request(req)).await {
+            Ok(r) => r.map_err(|e| ClientError::Transport(e.to_string())),
+            Err(_) => Err(ClientError::Transport(format!(
+                "no answer within {:?}",
+                self.request_timeout
+            ))),
+        }
     }
 
-    async fn body(resp: http::Response<hyper::body::Incoming>) -> Result<Bytes, ClientError> {
-        resp.into_body()
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .map_err(|e| ClientError::Transport(e.to_string()))
+    /// Reads a response body, at most `max_body_bytes` of it and within
+    /// the request timeout: a control plane (or something posing as one)
+    /// cannot make the agent buffer without bound or wait forever.
+    async fn body(
+        &self,
+        resp: http::Response<hyper::body::Incoming>,
+    ) -> Result<Bytes, ClientError> {
+        let limited = http_body_util::Limited::new(resp.into_body(), self.max_body_bytes);
+        match tokio::time::timeout(self.request_timeout, limited.collect()).await {
+            Ok(r) => r
+                .map(|c| c.to_bytes())
+                .map_err(|e| ClientError::Transport(e.to_string())),
+            Err(_) => Err(ClientError::Transport(format!(
+                "body not read within {:?}",
+                self.request_timeout
+            ))),
+        }
     }
 
     /// `GET /agent/policy`, with `If-None-Match` when an ETag is known.
@@ -229,14 +287,14 @@ impl ControlPlane {
             StatusCode::NOT_MODIFIED => Ok(Pulled::NotModified),
             StatusCode::NOT_FOUND => Ok(Pulled::NothingPublished),
             StatusCode::OK => {
-                let body = ControlPlane::body(resp).await?;
+                let body = self.body(resp).await?;
                 serde_json::from_slice(&body)
                     .map(|e| Pulled::Policy(Box::new(e)))
                     .map_err(|e| ClientError::Decode(e.to_string()))
             }
             status => Err(ClientError::Status {
                 status,
-                body: String::from_utf8_lossy(&ControlPlane::body(resp).await?).into_owned(),
+                body: String::from_utf8_lossy(&self.body(resp).await?).into_owned(),
             }),
         }
     }
@@ -254,7 +312,7 @@ impl ControlPlane {
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         let resp = self.send(req).await?;
         let status = resp.status();
-        let bytes = ControlPlane::body(resp).await?;
+        let bytes = self.body(resp).await?;
         if !status.is_success() {
             return Err(ClientError::Status {
                 status,
@@ -316,7 +374,7 @@ impl ControlPlane {
             let status = resp.status();
             return Err(ClientError::Status {
                 status,
-                body: String::from_utf8_lossy(&ControlPlane::body(resp).await?).into_owned(),
+                body: String::from_utf8_lossy(&self.body(resp).await?).into_owned(),
             });
         }
         Ok(resp.into_body())
@@ -640,15 +698,35 @@ impl LiveAgent {
         }
     }
 
+    /// Reads the stream until it ends, breaks, sends an event over the
+    /// bound, or stays silent past the idle deadline. The deadline restarts
+    /// with every frame, keep-alive comments included, so only a stream
+    /// that has truly gone quiet (a partition that drops packets without a
+    /// reset, a proxy that holds the connection) is given up on.
     async fn read_stream(&self, mut body: hyper::body::Incoming) {
-        let mut parser = SseParser::new();
-        while let Some(frame) = body.frame().await {
+        let mut parser = SseParser::with_limit(self.config.max_body_bytes);
+        loop {
+            let frame = match tokio::time::timeout(self.config.stream_idle, body.frame()).await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return,
+                Err(_) => {
+                    tracing::warn!(
+                        idle = ?self.config.stream_idle,
+                        "policy stream silent past its idle deadline; pulling instead"
+                    );
+                    return;
+                }
+            };
             let Ok(frame) = frame else { return };
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            let Ok(events) = parser.feed(&data) else {
-                return;
+            let events = match parser.feed(&data) {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(error = %e, "policy stream dropped");
+                    return;
+                }
             };
             for event in events {
                 self.on_event(event).await;
@@ -797,5 +875,47 @@ mod tests {
         );
         assert_eq!(load_last_known_good(&path).unwrap().version, 9);
         assert_eq!(live.heartbeat().policy_version, Some(9));
+    }
+
+    /// A one-shot HTTP server that answers every connection with `reply`
+    /// (or, given `None`, accepts and never answers).
+    async fn answering(reply: Option<Vec<u8>>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut c, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = c.read(&mut buf).await;
+                if let Some(reply) = &reply {
+                    let _ = c.write_all(reply).await;
+                }
+                held.push(c);
+            }
+        });
+        base
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_bound_is_refused_not_buffered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reply = b"HTTP/1.1 200 OK\r\ncontent-length: 4096\r\n\r\n".to_vec();
+        reply.extend(std::iter::repeat_n(b'x', 4096));
+        let mut cfg = config(dir.path(), &answering(Some(reply)).await);
+        cfg.max_body_bytes = 1024;
+        let err = ControlPlane::new(&cfg).pull(None).await.unwrap_err();
+        assert!(matches!(err, ClientError::Transport(_)), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_the_control_plane_never_answers_ends_at_the_request_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), &answering(None).await);
+        cfg.request_timeout = Duration::from_secs(3);
+        let started = tokio::time::Instant::now();
+        let err = ControlPlane::new(&cfg).pull(None).await.unwrap_err();
+        assert!(err.to_string().contains("no answer within 3s"), "{err}");
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
     }
 }

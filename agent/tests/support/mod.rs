@@ -6,14 +6,21 @@
 #![allow(dead_code)]
 
 use agent::PolicyReceiver;
-use agent::client::LiveAgent;
+use agent::client::{AgentConfig, LiveAgent};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
+use server::app::{AppState, Settings, router};
+use server::clock::{Clock, SystemClock};
+use server::config::Secret;
+use server::store::{AuditRecord, Store};
 use shared::paths;
+use shared::role::Role;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 
 /// Long enough for a loaded 2-core CI machine; nothing waits this long
 /// when it works.
@@ -21,6 +28,94 @@ pub const BOUND: Duration = Duration::from_secs(20);
 pub const PASSWORD: &str = "a-long-enough-password";
 pub const SERVICE: &str = "rag-answer";
 pub const ENV: &str = "prod";
+
+/// A running `ballast` server with an admin session and a service token.
+pub struct Ballast {
+    pub admin: Admin,
+    pub token: String,
+    pub server: JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Ballast {
+    /// Starts the server, creates an admin, signs in, registers the service
+    /// and issues its token. Nothing is published yet.
+    pub async fn start() -> Ballast {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Store::sqlite_url_in(dir.path()))
+            .await
+            .unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let settings = Settings {
+            site_root: dir.path().join("site"),
+            ..Settings::default()
+        };
+        let state = AppState::new(
+            store,
+            &Secret::new("live-test-secret-live-test-secret-0123456789"),
+            clock.clone(),
+            settings,
+        )
+        .unwrap();
+        let hash = server::auth::password::hash(PASSWORD.into()).await.unwrap();
+        state
+            .store
+            .create_user(
+                "admin",
+                &hash,
+                Role::Admin,
+                clock.now_ms(),
+                &AuditRecord::new("test", "user.create", "", json!({})),
+            )
+            .await
+            .unwrap();
+        let token = server::auth::tokens::issue(&state.store, clock.now_ms(), "test", SERVICE, ENV)
+            .await
+            .unwrap()
+            .token;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = router(state);
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        let mut admin = Admin::new(&base);
+        admin.sign_in().await;
+        admin.create_service().await;
+        Ballast {
+            admin,
+            token,
+            server,
+            _dir: dir,
+        }
+    }
+
+    /// Publishes a medium-tier policy (no approver needed) whose total
+    /// budget is `total_ms`, which tells the versions apart; returns the
+    /// version number.
+    pub async fn publish(&self, total_ms: u64) -> u64 {
+        let policy = reranker_policy(total_ms, 3, "Results are ranked more coarsely than usual.");
+        self.admin
+            .publish(&format!("total {total_ms} ms"), policy)
+            .await
+    }
+
+    /// The agent's configuration: the real token, a last-known-good file
+    /// in `dir`, and the default heartbeat interval (10 s), so a prompt
+    /// heartbeat can only be the one sent on apply.
+    pub fn agent_config(&self, dir: &std::path::Path, instance: &str) -> AgentConfig {
+        let mut config = AgentConfig::new(
+            &self.admin.base,
+            &self.token,
+            instance,
+            SERVICE,
+            ENV,
+            dir.join("policy.json"),
+        );
+        config.startup_wait = BOUND;
+        config
+    }
+}
 
 /// The `admin` user's HTTP client for one control plane.
 pub struct Admin {
