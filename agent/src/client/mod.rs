@@ -611,7 +611,12 @@ impl LiveAgent {
     pub fn apply(&self, envelope: PolicyEnvelope) -> bool {
         {
             let a = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-            if a.etag.as_deref() == Some(envelope.etag.as_str()) && a.source == PolicySource::Server
+            // The ETag is a hash of the document, so a rollback to earlier
+            // content repeats an old one: the version tells it apart, and
+            // the fleet view must see the version the instance runs.
+            if a.etag.as_deref() == Some(envelope.etag.as_str())
+                && a.version == Some(envelope.version)
+                && a.source == PolicySource::Server
             {
                 return false;
             }
@@ -875,6 +880,11 @@ mod tests {
         );
         assert_eq!(load_last_known_good(&path).unwrap().version, 9);
         assert_eq!(live.heartbeat().policy_version, Some(9));
+        // A rollback to v9's content is a new version with v9's ETag.
+        let mut rollback = envelope(10);
+        rollback.etag = String::from("e9");
+        assert!(live.apply(rollback));
+        assert_eq!(live.heartbeat().policy_version, Some(10));
     }
 
     /// A one-shot HTTP server that answers every connection with `reply`
