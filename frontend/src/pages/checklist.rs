@@ -109,7 +109,7 @@ fn Checklist(id: String, me: Me) -> impl IntoView {
     // Several people work one incident: while it is open, look again every
     // few seconds so that their ticks show up here too.
     Effect::new(move |_| {
-        if state.with(Option::is_some)
+        if ready.get()
             && !closed.get()
             && let Ok(handle) =
                 set_interval_with_handle(move || loaded.reload(), std::time::Duration::from_secs(5))
@@ -120,17 +120,27 @@ fn Checklist(id: String, me: Me) -> impl IntoView {
     let can_respond = me.role.allows(Permission::Respond);
     let me = StoredValue::new(me);
     view! {
-        {move || match (loaded.get(), header.get()) {
-            (_, Some(h)) => view! { <Head h /> }.into_any(),
-            (None, None) => view! { <Loading label="Loading the checklist…" /> }.into_any(),
-            (Some(Err(e)), None) => {
-                view! {
-                    <Crumbs root=("/runbooks", "Runbooks") />
-                    <LoadError message=e.message() retry=Callback::new(move |()| loaded.reload()) />
+        // Once shown, a failed refresh leaves the checklist as it was: only
+        // the first load's failure is worth a panel.
+        {move || match header.get() {
+            Some(h) => view! { <Head h /> }.into_any(),
+            None => {
+                match loaded.get() {
+                    None | Some(Ok(_)) => {
+                        view! { <Loading label="Loading the checklist…" /> }.into_any()
+                    }
+                    Some(Err(e)) => {
+                        view! {
+                            <Crumbs root=("/runbooks", "Runbooks") />
+                            <LoadError
+                                message=e.message()
+                                retry=Callback::new(move |()| loaded.reload())
+                            />
+                        }
+                            .into_any()
+                    }
                 }
-                    .into_any()
             }
-            (Some(Ok(_)), None) => ().into_any(),
         }}
         // Drawn once the checklist is there, and not again on each tick:
         // the rows keep what is being typed into their notes.

@@ -242,9 +242,9 @@ fn RunbookBody(
         <div class="page-header">
             <div>
                 <Crumbs root=ROOT />
-                <h1 data-test="runbook-title">{rb.title.clone()}</h1>
+                <h1 data-test="runbook-heading">{rb.title.clone()}</h1>
                 <p class="lede">
-                    <code data-test="runbook-slug">{rb.slug.clone()}</code>
+                    <code data-test="runbook-shown-slug">{rb.slug.clone()}</code>
                     " · "
                     <span data-test="runbook-version" data-version=rb.version.to_string()>
                         {version_words}
@@ -333,7 +333,7 @@ fn facts(rb: &RunbookView) -> impl IntoView + use<> {
             view! {
                 <div>
                     <dt>{label}</dt>
-                    <dd data-test=format!("runbook-{test}")>{value}</dd>
+                    <dd data-test=format!("runbook-fact-{test}")>{value}</dd>
                 </div>
             }
         })
