@@ -497,6 +497,7 @@ async fn a_node_is_retried_by_its_own_policy_then_succeeds() {
         out,
         NodeOutcome::Done {
             node: "draft_reply".into(),
+            fell_back: false,
             value: "draft",
             attempts: 3
         }
@@ -539,9 +540,15 @@ async fn a_failed_node_takes_its_fallback_node_hands_off_is_skipped_or_fails_as_
         out,
         NodeOutcome::Done {
             node: "classify_rules".into(),
+            fell_back: true,
             value: 14,
             attempts: 2
         }
+    );
+    assert_eq!(
+        out.status(),
+        DegradedStatus::Degraded,
+        "a stand-in answered"
     );
     assert_eq!(*ran.lock().unwrap(), ["classify", "classify_rules"]);
 
@@ -566,10 +573,9 @@ async fn a_failed_node_takes_its_fallback_node_hands_off_is_skipped_or_fails_as_
     ));
     assert!(!out.run_continues());
     assert_eq!(out.status(), DegradedStatus::Refused);
-    assert_eq!(
-        telemetry(&guard, "classify").fallbacks["classify/fallback_node"],
-        1
-    );
+    let classify = telemetry(&guard, "classify");
+    assert_eq!(classify.fallbacks["classify/fallback_node"], 1);
+    assert_eq!(classify.degraded[&DegradedStatus::Degraded], 1);
 }
 
 #[tokio::test(start_paused = true)]

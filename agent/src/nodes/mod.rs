@@ -66,6 +66,9 @@ pub enum NodeOutcome<T, E> {
     Done {
         /// The node that produced it: the one asked for, or a fallback.
         node: String,
+        /// Whether a fallback node produced it: a stand-in's answer is
+        /// degraded, and labelled so.
+        fell_back: bool,
         /// Its value.
         value: T,
         /// Attempts made across the chain.
@@ -111,7 +114,12 @@ impl<T, E> NodeOutcome<T, E> {
     /// The status the run's answer carries because of this node.
     pub fn status(&self) -> DegradedStatus {
         match self {
-            NodeOutcome::Done { .. } => DegradedStatus::Normal,
+            NodeOutcome::Done {
+                fell_back: false, ..
+            } => DegradedStatus::Normal,
+            NodeOutcome::Done {
+                fell_back: true, ..
+            } => DegradedStatus::Degraded,
             NodeOutcome::Skipped { .. } => DegradedStatus::Partial,
             NodeOutcome::Held { .. } | NodeOutcome::HandedOff { .. } => DegradedStatus::Paused,
             NodeOutcome::Failed { .. } => DegradedStatus::Refused,
@@ -171,7 +179,7 @@ impl Enforcement {
         let mut chain: Vec<&str> = Vec::new();
         let mut current = node;
         let mut attempts = 0;
-        let outcome = loop {
+        let outcome = 'run: loop {
             let rule = nodes.get(current);
             if let Some(hold) = hold(&policy, rule, &context) {
                 break NodeOutcome::Held {
@@ -188,21 +196,19 @@ impl Enforcement {
             let mut attempt = 0;
             let error = loop {
                 if let Err(stop) = self.step(budget, current) {
+                    // Counted by the step budget, against `current`.
                     return NodeOutcome::OutOfSteps(stop);
                 }
                 attempt += 1;
                 attempts += 1;
                 let error = match op(current, attempt).await {
                     Ok(value) => {
-                        let out = NodeOutcome::Done {
+                        break 'run NodeOutcome::Done {
                             node: current.to_owned(),
+                            fell_back: current != node,
                             value,
                             attempts,
                         };
-                        if current != node {
-                            origin.degraded(DegradedStatus::Degraded);
-                        }
-                        return out;
                     }
                     Err(e) => e,
                 };
