@@ -173,6 +173,41 @@ async fn before_the_first_publish_the_default_runs_and_the_first_publish_arrives
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_copy_that_fails_validation_is_refused_and_the_server_hears_why() {
+    let plane = Ballast::start().await;
+    let v1 = plane.publish(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = plane.agent_config(dir.path(), "rag-refusing");
+    // Newer than anything published, and unsafe: its only fallback answers
+    // from the model's memory.
+    let mut unsafe_policy = support::reranker_policy(5000, 3, "Answered from memory.");
+    unsafe_policy["fallbacks"][0]["fallback"]["kind"] = json!("model_memory");
+    let copy = shared::protocol::PolicyEnvelope {
+        service: SERVICE.into(),
+        environment: ENV.into(),
+        version: v1 + 10,
+        etag: "hand-edited".into(),
+        published_at_ms: 0,
+        policy: serde_json::from_value(unsafe_policy).unwrap(),
+    };
+    agent::client::save_last_known_good(&config.last_known_good, &copy).unwrap();
+
+    let live = LiveAgent::start(config).await;
+    assert_eq!(live.applied(), (Some(v1), PolicySource::Server));
+    let beat = live.heartbeat();
+    let refused = beat.refused_policy.clone().expect("reported");
+    assert_eq!(
+        (refused.version, refused.source),
+        (v1 + 10, PolicySource::Disk)
+    );
+    live.control_plane()
+        .heartbeat(&beat)
+        .await
+        .expect("the server accepts a heartbeat that reports a refusal");
+    plane.server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_etag_pull_and_the_raw_stream_speak_the_servers_protocol() {
     let plane = Ballast::start().await;
     let v1 = plane.publish(1000).await;
