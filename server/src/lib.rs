@@ -16,6 +16,7 @@ pub mod group_commit;
 pub mod policy;
 pub mod policy_cli;
 pub mod policy_hub;
+pub mod report;
 pub mod routes;
 pub mod runbooks;
 pub mod store;

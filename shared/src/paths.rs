@@ -235,6 +235,10 @@ impl ServicePaths<'_> {
     pub fn dead_letter_summary(self) -> String {
         self.sub("dead-letters/summary")
     }
+    /// `GET`: the service's reliability report (`?format=html|markdown`).
+    pub fn report(self) -> String {
+        self.sub("report")
+    }
 }
 
 /// A path segment with everything but RFC 3986's unreserved characters

@@ -18,6 +18,7 @@ pub mod instances;
 pub mod metrics;
 pub mod publish;
 pub mod publish_requests;
+pub mod report;
 pub mod rollout;
 pub mod runbooks;
 pub mod services;
@@ -66,7 +67,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         alerts::list_rules, alerts::get_rule, alerts::put_rule, alerts::delete_rule, alerts::list_alerts,
         alerts::get_alert, alerts::acknowledge, alerts::list_silences, alerts::create_silence,
         alerts::end_silence, alerts::list_webhooks, alerts::create_webhook, alerts::delete_webhook,
-        alerts::list_notifications,
+        alerts::list_notifications, report::report,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -117,6 +118,7 @@ pub fn router() -> Router<AppState> {
         .merge(dlq_actions::router())
         .merge(runbooks::router())
         .merge(alerts::router())
+        .merge(report::router())
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
 }
