@@ -62,6 +62,7 @@ test('an engineer works an incident checklist and every tick is recorded as thei
   assert.equal(await page.textContent('[data-test="checklist-incident-ref"]'), 'INC-4711');
 
   // Tick step 1 with a note: the page shows what the server recorded.
+  await page.click('[data-test="step-note-toggle-0"]');
   await page.fill('[data-test="step-note-0"]', 'reranker p95 at 4 s');
   await page.check('[data-test="checklist-step-box-0"]:not([disabled])');
   await page.waitForSelector('[data-test="checklist-step-0"][data-done="true"]', { timeout: 10_000 });

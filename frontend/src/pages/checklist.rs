@@ -394,21 +394,26 @@ fn StepRow(
                     .then(|| {
                         let note_id = note_id.clone();
                         view! {
-                            <div class="checklist-note">
-                                <label for=note_id.clone() class="visually-hidden">
-                                    {format!("Note for step {}", index + 1)}
+                            // Folded away: most ticks need no note, and
+                            // a box per step would bury the steps.
+                            <details class="checklist-note">
+                                <summary data-test=format!("step-note-toggle-{index}")>
+                                    "Add a note"
+                                    <span class="visually-hidden">{format!(" to step {}", index + 1)}</span>
+                                </summary>
+                                <label for=note_id.clone() class="small">
+                                    "Note, saved with your next tick or untick"
                                 </label>
                                 <input
                                     id=note_id.clone()
                                     type="text"
                                     class="input-small"
                                     autocomplete="off"
-                                    placeholder="Note (optional), saved with your next tick"
                                     data-test=note_id
                                     prop:value=move || note.get()
                                     on:input=move |ev| note.set(event_target_value(&ev))
                                 />
-                            </div>
+                            </details>
                         }
                     })
             }}
