@@ -9,7 +9,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use common::{NowForTests, T0_MS, TestApp};
 use serde_json::{Value, json};
 use server::config::Secret;
-use server::telemetry::{Counts, quantile_ms};
+use server::telemetry::{Counts, col, quantile_ms};
 use shared::role::Role;
 
 on_both_backends!(
@@ -20,6 +20,7 @@ on_both_backends!(
     rollups_are_stored_and_pruned_by_age,
     the_live_stream_sends_a_summary_after_an_ingest,
     metrics_need_their_token_and_pass_promtool,
+    idempotency_counters_reach_rollups_live_and_metrics,
 );
 
 struct Setup {
@@ -573,6 +574,80 @@ async fn metrics_need_their_token_and_pass_promtool(app: TestApp) {
         .await;
     assert!(r.text.ends_with("# EOF\n"));
     assert!(r.text.contains("# TYPE ballast_dependency_calls counter"));
+}
+
+/// The agent counts idempotency conflicts and duplicate side effects it
+/// prevented; both land in the rollups (next to, not among, the latency
+/// buckets), the live view and `/metrics`.
+async fn idempotency_counters_reach_rollups_live_and_metrics(app: TestApp) {
+    const TOKEN: &str = "scrape-token-0123456789";
+    let app = app
+        .replica_with(|s| s.metrics_token = Some(Secret::new(TOKEN)))
+        .await;
+    let s = setup(&app).await;
+    let agent = app.agent_token(&s.admin, "rag-answer").await;
+    for (instance, conflicts, prevented) in [("pod-1", 3, 5), ("pod-2", 1, 2)] {
+        let mut b = batch(&app, instance, 1, 100);
+        b["dependencies"]["model"]["idempotency_conflicts"] = json!(conflicts);
+        b["dependencies"]["model"]["duplicates_prevented"] = json!(prevented);
+        assert_eq!(post(&app, &agent, b).await.body["accepted"], true);
+    }
+
+    let id = service_id(&app, "rag-answer").await;
+    let rows = app.store().rollups(id, 0).await.unwrap();
+    let counts = Counts::from_rollup(&rows[0]);
+    assert_eq!(counts.get(col::IDEMPOTENCY_CONFLICTS), 4);
+    assert_eq!(counts.get(col::DUPLICATES_PREVENTED), 7);
+    // The stored histogram is still the histogram.
+    assert_eq!(counts.latency_count(), 200);
+    assert_eq!(quantile_ms(counts.buckets(), 0.95), Some(100));
+    // What the alert evaluator and the report read, by column name.
+    let sums = app.store().rollup_sums(0).await.unwrap();
+    let model = sums.iter().find(|r| r.dependency == "model").unwrap();
+    let at = |name: &str| {
+        server::store::ROLLUP_COLUMNS
+            .iter()
+            .position(|c| *c == name)
+            .unwrap()
+    };
+    assert_eq!(model.values[at("duplicates_prevented")], 7);
+    assert_eq!(model.values[at("b03")], 180);
+
+    let r = app
+        .call(
+            Method::GET,
+            "/api/v1/services/rag-answer/prod/telemetry?window_secs=60",
+            None,
+            Some(&s.viewer),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let m = &r.body["dependencies"][0];
+    assert_eq!(m["idempotency_conflicts"], 4, "{m}");
+    assert_eq!(m["duplicates_prevented"], 7, "{m}");
+    assert_eq!(m["p95_ms"], 100, "{m}");
+
+    // An oversized counter is refused, naming its field.
+    let mut bad = batch(&app, "pod-1", 2, 1);
+    bad["dependencies"]["model"]["duplicates_prevented"] = json!(2_000_000_000_000u64);
+    let r = post(&app, &agent, bad).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(
+        r.body["error"]["field"],
+        "dependencies.model.duplicates_prevented"
+    );
+
+    let text = app
+        .call(Method::GET, "/metrics", None, Some(TOKEN))
+        .await
+        .text;
+    for needle in [
+        "ballast_dependency_idempotency_conflicts_total{service=\"rag-answer\",environment=\"prod\",dependency=\"model\"} 4",
+        "ballast_dependency_duplicates_prevented_total{service=\"rag-answer\",environment=\"prod\",dependency=\"model\"} 7",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    promtool_check(&text);
 }
 
 /// Runs `promtool check metrics` on the exposition. Skipped only outside CI

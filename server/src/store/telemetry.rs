@@ -10,8 +10,12 @@ use super::{InstanceRow, Store, StoreResult, with_db};
 use sqlx::Row;
 use std::collections::{BTreeMap, HashSet};
 
-/// The additive columns of a rollup, in storage order: the counters, then one
-/// column per latency bucket of `shared::protocol::LATENCY_BUCKETS_MS`.
+/// The additive columns of a rollup, in the order [`RollupRow::values`] holds
+/// them: the counters, then one column per latency bucket of
+/// `shared::protocol::LATENCY_BUCKETS_MS`. The buckets stay last (readers
+/// slice them off from [`ROLLUP_FIRST_BUCKET`] to the end), so a new counter
+/// goes before them; every query names its columns, so the order of the
+/// table's columns (a new one is added at its end) does not matter.
 pub const ROLLUP_COLUMNS: [&str; ROLLUP_WIDTH] = [
     "calls",
     "successes",
@@ -29,6 +33,8 @@ pub const ROLLUP_COLUMNS: [&str; ROLLUP_WIDTH] = [
     "tokens",
     "cost_usd_micros",
     "latency_sum_ms",
+    "idempotency_conflicts",
+    "duplicates_prevented",
     "b00",
     "b01",
     "b02",
@@ -47,9 +53,9 @@ pub const ROLLUP_COLUMNS: [&str; ROLLUP_WIDTH] = [
     "b15",
 ];
 /// How many additive columns a rollup has.
-pub const ROLLUP_WIDTH: usize = 32;
+pub const ROLLUP_WIDTH: usize = 34;
 /// Where the latency buckets start in [`ROLLUP_COLUMNS`].
-pub const ROLLUP_FIRST_BUCKET: usize = 16;
+pub const ROLLUP_FIRST_BUCKET: usize = 18;
 
 /// One (service, dependency, minute) of counts, either a delta to add or a
 /// stored total.

@@ -423,6 +423,8 @@ fn summarise(
         degraded: c.get(col::DEGRADED),
         tokens: c.get(col::TOKENS),
         cost_usd_micros: c.get(col::COST_USD_MICROS),
+        idempotency_conflicts: c.get(col::IDEMPOTENCY_CONFLICTS),
+        duplicates_prevented: c.get(col::DUPLICATES_PREVENTED),
         error_rate: ratio(c.get(col::FAILURES), calls),
         timeout_rate: ratio(c.get(col::TIMEOUTS), calls),
         fallback_rate: ratio(c.get(col::FALLBACKS), calls),

@@ -233,7 +233,7 @@ fn labels<'a>(service: &'a str, env: &'a str, dep: &'a str) -> Labels<'a> {
     ]
 }
 
-const COUNTERS: [(&str, &str, usize); 10] = [
+const COUNTERS: [(&str, &str, usize); 12] = [
     ("dependency_calls", "Calls (first attempts)", col::CALLS),
     (
         "dependency_successes",
@@ -268,6 +268,16 @@ const COUNTERS: [(&str, &str, usize); 10] = [
         col::REPAIRS,
     ),
     ("dependency_tokens", "Model tokens used", col::TOKENS),
+    (
+        "dependency_idempotency_conflicts",
+        "Idempotency keys reused with a different payload",
+        col::IDEMPOTENCY_CONFLICTS,
+    ),
+    (
+        "dependency_duplicates_prevented",
+        "Side effects not run again because their key had already run or was running",
+        col::DUPLICATES_PREVENTED,
+    ),
 ];
 
 const BREAKER_STATES: [(BreakerState, &str); 5] = [

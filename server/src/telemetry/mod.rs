@@ -55,6 +55,8 @@ pub mod col {
     pub const TOKENS: usize = 13;
     pub const COST_USD_MICROS: usize = 14;
     pub const LATENCY_SUM_MS: usize = 15;
+    pub const IDEMPOTENCY_CONFLICTS: usize = 16;
+    pub const DUPLICATES_PREVENTED: usize = 17;
 }
 
 /// Additive counts in rollup column order: counters, then latency buckets.
@@ -93,6 +95,8 @@ impl Counts {
         v[col::TOKENS] = d.tokens;
         v[col::COST_USD_MICROS] = d.cost_usd_micros;
         v[col::LATENCY_SUM_MS] = d.latency_sum_ms;
+        v[col::IDEMPOTENCY_CONFLICTS] = d.idempotency_conflicts;
+        v[col::DUPLICATES_PREVENTED] = d.duplicates_prevented;
         for (i, n) in d.latency_buckets.iter().enumerate() {
             v[ROLLUP_FIRST_BUCKET + i] = *n;
         }
@@ -292,6 +296,8 @@ pub fn validate(batch: &TelemetryBatch, now_ms: i64) -> ApiResult<()> {
             ("rate_limited", d.rate_limited),
             ("shed", d.shed),
             ("repairs", d.repairs),
+            ("idempotency_conflicts", d.idempotency_conflicts),
+            ("duplicates_prevented", d.duplicates_prevented),
             ("tokens", d.tokens),
             ("cost_usd_micros", d.cost_usd_micros),
             ("latency_sum_ms", d.latency_sum_ms),
@@ -714,5 +720,47 @@ mod tests {
         let mut slow = [0u64; 16];
         slow[15] = 1;
         assert_eq!(quantile_ms(&slow, 0.5), Some(60_000));
+    }
+
+    /// Counts are stored and summed by position: each index names the
+    /// column it is written to, and the buckets run from the first bucket
+    /// column to the end.
+    #[test]
+    fn column_indices_name_their_rollup_columns() {
+        use crate::store::ROLLUP_COLUMNS;
+        for (index, name) in [
+            (col::CALLS, "calls"),
+            (col::SUCCESSES, "successes"),
+            (col::FAILURES, "failures"),
+            (col::TIMEOUTS, "timeouts"),
+            (col::RETRIES, "retries"),
+            (col::RETRY_BUDGET_EXHAUSTED, "retry_budget_exhausted"),
+            (col::BREAKER_REJECTIONS, "breaker_rejections"),
+            (col::BULKHEAD_REJECTIONS, "bulkhead_rejections"),
+            (col::RATE_LIMITED, "rate_limited"),
+            (col::SHED, "shed"),
+            (col::FALLBACKS, "fallbacks"),
+            (col::DEGRADED, "degraded"),
+            (col::REPAIRS, "repairs"),
+            (col::TOKENS, "tokens"),
+            (col::COST_USD_MICROS, "cost_usd_micros"),
+            (col::LATENCY_SUM_MS, "latency_sum_ms"),
+            (col::IDEMPOTENCY_CONFLICTS, "idempotency_conflicts"),
+            (col::DUPLICATES_PREVENTED, "duplicates_prevented"),
+        ] {
+            assert_eq!(ROLLUP_COLUMNS[index], name);
+        }
+        assert_eq!(ROLLUP_COLUMNS[ROLLUP_FIRST_BUCKET], "b00");
+        assert_eq!(ROLLUP_WIDTH - ROLLUP_FIRST_BUCKET, LATENCY_BUCKETS_MS.len());
+        let d = DependencyTelemetry {
+            idempotency_conflicts: 3,
+            duplicates_prevented: 4,
+            latency_buckets: (1..=16).collect(),
+            ..DependencyTelemetry::default()
+        };
+        let c = Counts::from_dependency(&d);
+        assert_eq!(c.get(col::IDEMPOTENCY_CONFLICTS), 3);
+        assert_eq!(c.get(col::DUPLICATES_PREVENTED), 4);
+        assert_eq!(c.buckets(), (1..=16).collect::<Vec<u64>>());
     }
 }

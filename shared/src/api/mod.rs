@@ -532,6 +532,14 @@ pub struct DependencyLive {
     pub tokens: u64,
     /// Cost in micro-dollars.
     pub cost_usd_micros: u64,
+    /// Idempotency keys that came back with a different payload, whatever
+    /// the policy then did.
+    #[serde(default)]
+    pub idempotency_conflicts: u64,
+    /// Side effects not run again because their key had already run or was
+    /// still running.
+    #[serde(default)]
+    pub duplicates_prevented: u64,
     /// failures / calls (0 without calls).
     pub error_rate: f64,
     /// timeouts / calls.
