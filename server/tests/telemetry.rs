@@ -21,6 +21,7 @@ on_both_backends!(
     the_live_stream_sends_a_summary_after_an_ingest,
     metrics_need_their_token_and_pass_promtool,
     idempotency_counters_reach_rollups_live_and_metrics,
+    a_refused_policy_shows_in_the_fleet_and_on_metrics,
 );
 
 struct Setup {
@@ -648,6 +649,153 @@ async fn idempotency_counters_reach_rollups_live_and_metrics(app: TestApp) {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
     promtool_check(&text);
+}
+
+/// Publishes the example RAG policy for rag-answer (as medium risk, so that
+/// the admin's publish needs no approver): agents heartbeat only to a
+/// service with a policy.
+async fn publish_rag(app: &TestApp, admin: &str) {
+    let mut p =
+        shared::policy::Policy::from_yaml(include_str!("../../examples/policies/rag-answer.yaml"))
+            .unwrap();
+    p.service.risk_tier = shared::policy::RiskTier::Medium;
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/services/rag-answer/prod/publish",
+            Some(json!({ "message": "v1", "document": p })),
+            Some(admin),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+/// An agent that refuses a policy failing its validation says so in its
+/// heartbeat; the fleet view shows which version it refused and why until a
+/// beat says it refuses nothing, and `/metrics` counts such instances.
+async fn a_refused_policy_shows_in_the_fleet_and_on_metrics(app: TestApp) {
+    const TOKEN: &str = "scrape-token-0123456789";
+    let app = app
+        .replica_with(|s| s.metrics_token = Some(Secret::new(TOKEN)))
+        .await;
+    let s = setup(&app).await;
+    publish_rag(&app, &s.admin).await;
+    let agent = app.agent_token(&s.admin, "rag-answer").await;
+    let refusal = json!({
+        "version": 2,
+        "source": "server",
+        "errors": ["retrieval.sources.policy_library.on_failure: unsafe_omit"],
+        "refused_at_ms": T0_MS,
+    });
+    let beat = |instance: &str, refused: Option<&Value>| {
+        let mut b = json!({ "instance_id": instance, "agent_version": "0.1.0",
+            "policy_version": 1, "policy_source": "server", "started_at_ms": T0_MS });
+        if let Some(r) = refused {
+            b["refused_policy"] = r.clone();
+        }
+        b
+    };
+    for body in [beat("pod-1", Some(&refusal)), beat("pod-2", None)] {
+        let r = app
+            .call(
+                Method::POST,
+                "/api/v1/agent/heartbeat",
+                Some(body),
+                Some(&agent),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+
+    let refused_of = |body: &Value, id: &str| {
+        body.as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["instance_id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {body}"))["refused_policy"]
+            .clone()
+    };
+    for path in [
+        "/api/v1/services/rag-answer/prod/instances",
+        "/api/v1/fleet/instances",
+    ] {
+        let r = app.call(Method::GET, path, None, Some(&s.viewer)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(refused_of(&r.body, "pod-1"), refusal, "{path}");
+        assert_eq!(refused_of(&r.body, "pod-2"), Value::Null, "{path}");
+    }
+    let scrape = || async {
+        app.call(Method::GET, "/metrics", None, Some(TOKEN))
+            .await
+            .text
+    };
+    let text = scrape().await;
+    for needle in [
+        "# TYPE ballast_instances_refusing_policy gauge",
+        "ballast_instances_refusing_policy{service=\"rag-answer\",environment=\"prod\"} 1",
+        "ballast_instances_refusing_policy{service=\"billing\",environment=\"prod\"} 0",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    promtool_check(&text);
+
+    // Bad refusals are answered with a 422 naming the field, and change
+    // nothing.
+    let mut many = refusal.clone();
+    many["errors"] = json!(vec!["a: b"; 17]);
+    let mut control = refusal.clone();
+    control["errors"] = json!(["a: b", "line\nbreak"]);
+    let mut zero = refusal.clone();
+    zero["version"] = json!(0);
+    for (bad, field) in [
+        (many, "refused_policy.errors"),
+        (control, "refused_policy.errors[1]"),
+        (zero, "refused_policy.version"),
+    ] {
+        let r = app
+            .call(
+                Method::POST,
+                "/api/v1/agent/heartbeat",
+                Some(beat("pod-2", Some(&bad))),
+                Some(&agent),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert_eq!(r.body["error"]["field"], field);
+    }
+
+    // The next beat that refuses nothing clears it, here and on a replica
+    // that reads the store.
+    app.call(
+        Method::POST,
+        "/api/v1/agent/heartbeat",
+        Some(beat("pod-1", None)),
+        Some(&agent),
+    )
+    .await;
+    let other = app.replica().await;
+    for a in [&app, &other] {
+        let r = a
+            .call(
+                Method::GET,
+                "/api/v1/fleet/instances",
+                None,
+                Some(&s.viewer),
+            )
+            .await;
+        assert!(
+            r.body
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|i| i["refused_policy"].is_null()),
+            "{}",
+            r.text
+        );
+    }
+    assert!(scrape().await.contains(
+        "ballast_instances_refusing_policy{service=\"rag-answer\",environment=\"prod\"} 0"
+    ));
 }
 
 /// Runs `promtool check metrics` on the exposition. Skipped only outside CI

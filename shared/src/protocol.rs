@@ -83,7 +83,9 @@ pub struct RefusedPolicy {
     /// Where it came from: the control plane, or the copy on disk.
     pub source: PolicySource,
     /// The validation errors, as `path: code`, the first few only: enough
-    /// to find the fault, bounded so a heartbeat stays small.
+    /// to find the fault, bounded so a heartbeat stays small. The control
+    /// plane takes at most 16, each 1 to 1024 bytes without control
+    /// characters, and answers anything else with a 422.
     pub errors: Vec<String>,
     /// When it was refused, Unix milliseconds.
     pub refused_at_ms: i64,

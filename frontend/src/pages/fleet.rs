@@ -136,6 +136,7 @@ mod tests {
             status,
             last_seen_at_ms: 0,
             started_at_ms: 0,
+            refused_policy: None,
         }
     }
 

@@ -6,10 +6,10 @@ use crate::app::App;
 use crate::auth::ServicePrincipal;
 use crate::error::{ApiError, ApiResult};
 use crate::policy_hub::Snapshot;
-use crate::store::{InstanceRow, ServiceRow};
+use crate::store::{InstanceRow, RefusedColumns, ServiceRow};
 use axum::http::StatusCode;
 use shared::api::{InstanceStatus, InstanceView};
-use shared::protocol::{Heartbeat, HeartbeatAck, PolicySource};
+use shared::protocol::{Heartbeat, HeartbeatAck, PolicySource, RefusedPolicy};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -41,6 +41,47 @@ pub fn check_instance_id(id: &str) -> ApiResult<()> {
             "instance_id",
             "instance_id must be 1 to 128 printable ASCII characters",
         ));
+    }
+    Ok(())
+}
+
+/// At most this many validation errors, each at most this many bytes, come
+/// with a refused policy: an agent sends its first eight, a few hundred
+/// bytes each at most, and the bounds keep a broken one from filling the
+/// fleet view.
+pub const MAX_REFUSAL_ERRORS: usize = 16;
+/// See [`MAX_REFUSAL_ERRORS`].
+pub const MAX_REFUSAL_ERROR_BYTES: usize = 1024;
+
+/// Checks the policy a heartbeat says its instance refused.
+pub fn check_refusal(refused: &RefusedPolicy) -> ApiResult<()> {
+    if refused.version == 0 || refused.version > i64::MAX as u64 {
+        return Err(ApiError::invalid(
+            "refused_policy.version",
+            "the refused version must be between 1 and 2^63-1",
+        ));
+    }
+    if refused.refused_at_ms < 0 {
+        return Err(ApiError::invalid(
+            "refused_policy.refused_at_ms",
+            "refused_at_ms must be a Unix time in milliseconds",
+        ));
+    }
+    if refused.errors.len() > MAX_REFUSAL_ERRORS {
+        return Err(ApiError::invalid(
+            "refused_policy.errors",
+            format!("at most {MAX_REFUSAL_ERRORS} errors"),
+        ));
+    }
+    for (i, e) in refused.errors.iter().enumerate() {
+        if e.is_empty() || e.len() > MAX_REFUSAL_ERROR_BYTES || e.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                format!("refused_policy.errors[{i}]"),
+                format!(
+                    "each error must be 1 to {MAX_REFUSAL_ERROR_BYTES} bytes without control characters"
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -82,6 +123,9 @@ pub async fn heartbeat(
             "agent_version must be 1 to 64 bytes",
         ));
     }
+    if let Some(refused) = &beat.refused_policy {
+        check_refusal(refused)?;
+    }
     let (service_id, snapshot) = rollout_of(app, agent).await?;
     let source = match beat.policy_source {
         PolicySource::Server => "server",
@@ -100,6 +144,8 @@ pub async fn heartbeat(
         policy_source: source.into(),
         started_at: beat.started_at_ms,
         last_seen_at: app.clock.now_ms(),
+        // Each beat says what is refused now: none clears an earlier one.
+        refused: RefusedColumns::of(beat.refused_policy.as_ref()),
     };
     app.store.upsert_instance(service_id, &row).await?;
     // Stored first: the fleet view never shows a beat the store refused.
@@ -131,6 +177,7 @@ fn instance_view(
         status: status(now_ms - row.last_seen_at),
         last_seen_at_ms: row.last_seen_at,
         started_at_ms: row.started_at,
+        refused_policy: row.refused.policy(),
     }
 }
 

@@ -26,8 +26,8 @@ pub use dead_letters::{
     IngestWrite, Ingested, NewEvent, Transition,
 };
 pub use policy::{
-    CanaryChange, DraftRow, InstanceRow, NewVersion, PublishRequestRow, RolloutRow, ServiceRow,
-    VersionRow,
+    CanaryChange, DraftRow, InstanceRow, NewVersion, PublishRequestRow, RefusedColumns, RolloutRow,
+    ServiceRow, VersionRow,
 };
 pub use runbooks::{
     ChecklistChange, ChecklistEventRow, ChecklistRow, NewRunbookVersion, RunbookRow,

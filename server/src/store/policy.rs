@@ -3,6 +3,7 @@
 
 use super::audit::append_audit;
 use super::{AuditRecord, Store, StoreError, StoreResult, with_db};
+use shared::protocol::{PolicySource, RefusedPolicy};
 
 /// A service in one environment.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -113,6 +114,59 @@ pub struct InstanceRow {
     pub started_at: i64,
     /// Unix milliseconds.
     pub last_seen_at: i64,
+    /// The policy its latest heartbeat said it refused, if any.
+    #[sqlx(flatten)]
+    pub refused: RefusedColumns,
+}
+
+/// A refused policy as the `instances` table keeps it: four nullable
+/// columns, all set or all NULL.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct RefusedColumns {
+    /// The version refused.
+    pub refused_version: Option<i64>,
+    /// server or disk.
+    pub refused_source: Option<String>,
+    /// The agent's validation errors, a JSON array of `path: code`.
+    pub refused_errors: Option<String>,
+    /// Unix milliseconds.
+    pub refused_at: Option<i64>,
+}
+
+impl RefusedColumns {
+    /// The columns for what a heartbeat reported. The version must fit an
+    /// i64; the heartbeat's check makes sure of that first.
+    pub fn of(refused: Option<&RefusedPolicy>) -> RefusedColumns {
+        let Some(r) = refused else {
+            return RefusedColumns::default();
+        };
+        RefusedColumns {
+            refused_version: Some(r.version.min(i64::MAX as u64) as i64),
+            refused_source: Some(r.source.as_str().to_owned()),
+            refused_errors: Some(serde_json::Value::from(r.errors.clone()).to_string()),
+            refused_at: Some(r.refused_at_ms),
+        }
+    }
+
+    /// The refusal, if the columns hold one. Errors that do not read back
+    /// (no writer stores such) show as none rather than hide the refusal.
+    pub fn policy(&self) -> Option<RefusedPolicy> {
+        let version = self.refused_version?;
+        Some(RefusedPolicy {
+            version: version.max(0) as u64,
+            source: self
+                .refused_source
+                .as_deref()
+                .and_then(PolicySource::from_name)
+                .unwrap_or(PolicySource::Server),
+            errors: self
+                .refused_errors
+                .as_deref()
+                .and_then(|e| serde_json::from_str(e).ok())
+                .unwrap_or_default(),
+            refused_at_ms: self.refused_at.unwrap_or(0),
+        })
+    }
 }
 
 /// What to publish.
@@ -562,11 +616,14 @@ impl Store {
         with_db!(self, pool => {
             sqlx::query(
                 "INSERT INTO instances \
-                 (service_id, instance_id, agent_version, policy_version, policy_source, started_at, last_seen_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 (service_id, instance_id, agent_version, policy_version, policy_source, started_at, last_seen_at, \
+                 refused_version, refused_source, refused_errors, refused_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                  ON CONFLICT (service_id, instance_id) DO UPDATE SET agent_version = excluded.agent_version, \
                  policy_version = excluded.policy_version, policy_source = excluded.policy_source, \
-                 started_at = excluded.started_at, last_seen_at = excluded.last_seen_at",
+                 started_at = excluded.started_at, last_seen_at = excluded.last_seen_at, \
+                 refused_version = excluded.refused_version, refused_source = excluded.refused_source, \
+                 refused_errors = excluded.refused_errors, refused_at = excluded.refused_at",
             )
             .bind(service_id)
             .bind(&row.instance_id)
@@ -575,6 +632,10 @@ impl Store {
             .bind(&row.policy_source)
             .bind(row.started_at)
             .bind(row.last_seen_at)
+            .bind(row.refused.refused_version)
+            .bind(&row.refused.refused_source)
+            .bind(&row.refused.refused_errors)
+            .bind(row.refused.refused_at)
             .execute(pool)
             .await?;
             Ok(())
@@ -585,7 +646,8 @@ impl Store {
     pub async fn instances(&self, service_id: i64, since_ms: i64) -> StoreResult<Vec<InstanceRow>> {
         with_db!(self, pool => {
             Ok(sqlx::query_as::<_, InstanceRow>(
-                "SELECT instance_id, agent_version, policy_version, policy_source, started_at, last_seen_at \
+                "SELECT instance_id, agent_version, policy_version, policy_source, started_at, last_seen_at, \
+                 refused_version, refused_source, refused_errors, refused_at \
                  FROM instances WHERE service_id = $1 AND last_seen_at >= $2 ORDER BY last_seen_at DESC, instance_id",
             )
             .bind(service_id)

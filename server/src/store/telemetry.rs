@@ -281,7 +281,8 @@ impl Store {
     pub async fn all_instances(&self, since_ms: i64) -> StoreResult<Vec<FleetInstanceRow>> {
         with_db!(self, pool => {
             Ok(sqlx::query_as::<_, FleetInstanceRow>(
-                "SELECT service_id, instance_id, agent_version, policy_version, policy_source, started_at, last_seen_at \
+                "SELECT service_id, instance_id, agent_version, policy_version, policy_source, started_at, last_seen_at, \
+                 refused_version, refused_source, refused_errors, refused_at \
                  FROM instances WHERE last_seen_at >= $1 ORDER BY service_id, instance_id",
             )
             .bind(since_ms)

@@ -8,7 +8,8 @@
 
 use super::Counts;
 use super::col;
-use super::live::Live;
+use super::live::{GAUGE_LIVE_MS, Live};
+use super::roster::Roster;
 use crate::clock::Clock;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -41,6 +42,7 @@ impl Metrics {
     pub fn new(
         live: Arc<Mutex<Live>>,
         dead_letters: Arc<Mutex<HashMap<i64, QueueFigures>>>,
+        roster: Arc<Roster>,
         clock: Arc<dyn Clock>,
     ) -> Metrics {
         let mut registry = Registry::with_prefix("ballast");
@@ -65,6 +67,7 @@ impl Metrics {
         registry.register_collector(Box::new(FleetCollector {
             live,
             dead_letters,
+            roster,
             clock,
         }));
         Metrics {
@@ -171,10 +174,47 @@ pub struct QueueFigures {
 struct FleetCollector {
     live: Arc<Mutex<Live>>,
     dead_letters: Arc<Mutex<HashMap<i64, QueueFigures>>>,
+    roster: Arc<Roster>,
     clock: Arc<dyn Clock>,
 }
 
 impl FleetCollector {
+    /// Per service, how many of its live instances refuse a policy that
+    /// failed their validation. Every service has a series, zero included,
+    /// so that an alert on it resolves when the last refusal clears.
+    fn encode_refusals(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        now_ms: i64,
+    ) -> Result<(), std::fmt::Error> {
+        // Counted before the live figures are locked, and under the
+        // roster's lock alone: the fleet view takes the two the other way
+        // round.
+        let refusing: Vec<(String, String, i64)> =
+            self.roster.read(now_ms - GAUGE_LIVE_MS, |services| {
+                services
+                    .map(|(s, rows)| {
+                        let n = rows
+                            .iter()
+                            .filter(|r| r.refused.refused_version.is_some())
+                            .count();
+                        (s.name.to_owned(), s.environment.to_owned(), n as i64)
+                    })
+                    .collect()
+            });
+        let mut family = encoder.encode_descriptor(
+            "instances_refusing_policy",
+            "Live instances that refused a policy version failing their validation and enforce an older one",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (service, environment, n) in &refusing {
+            let l = vec![("service", Esc(service)), ("environment", Esc(environment))];
+            family.encode_family(&l)?.encode_gauge(n)?;
+        }
+        Ok(())
+    }
+
     /// Depth and oldest age of every service's dead-letter queue. A service
     /// whose queue is empty has no series, as Prometheus expects of a
     /// figure that is absent rather than zero-valued by accident.
@@ -306,6 +346,7 @@ fn histogram_buckets(c: &Counts) -> Vec<(f64, u64)> {
 impl Collector for FleetCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let now_ms = self.clock.now_ms();
+        self.encode_refusals(&mut encoder, now_ms)?;
         self.encode_dead_letters(&mut encoder, now_ms)?;
         let live = self.live.lock().expect("live telemetry lock");
         let mut services: Vec<_> = live.services.values().collect();

@@ -369,8 +369,9 @@ pub struct Telemetry {
     pub live: Arc<Mutex<Live>>,
     /// The `/metrics` registry.
     pub metrics: metrics::Metrics,
-    /// Every service and its instances' heartbeats, for the fleet view.
-    pub roster: roster::Roster,
+    /// Every service and its instances' heartbeats, for the fleet view;
+    /// shared with the `/metrics` collector.
+    pub roster: Arc<roster::Roster>,
     writer: writer::Writer,
     changed: Arc<Notify>,
     fleet: watch::Sender<Arc<str>>,
@@ -384,10 +385,16 @@ impl Telemetry {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Telemetry {
         let live = Arc::new(Mutex::new(Live::default()));
         let dead_letters = Arc::new(Mutex::new(HashMap::new()));
+        let roster = Arc::new(roster::Roster::default());
         Telemetry {
-            metrics: metrics::Metrics::new(live.clone(), dead_letters.clone(), clock.clone()),
+            metrics: metrics::Metrics::new(
+                live.clone(),
+                dead_letters.clone(),
+                roster.clone(),
+                clock.clone(),
+            ),
             live,
-            roster: roster::Roster::default(),
+            roster,
             writer: writer::Writer::spawn(store, clock),
             changed: Arc::new(Notify::new()),
             fleet: watch::channel(Arc::from("")).0,

@@ -179,6 +179,7 @@ mod tests {
             policy_source: "server".into(),
             started_at: 0,
             last_seen_at: at,
+            refused: Default::default(),
         }
     }
 

@@ -466,6 +466,11 @@ pub struct InstanceView {
     pub last_seen_at_ms: i64,
     /// Unix milliseconds.
     pub started_at_ms: i64,
+    /// The newest version the instance refused to enforce because it failed
+    /// validation, and why, as its latest heartbeat said; it keeps enforcing
+    /// `policy_version`. None when it refuses nothing.
+    #[serde(default)]
+    pub refused_policy: Option<crate::protocol::RefusedPolicy>,
 }
 
 /// How many of a service's instances are in each state. An instance counts as
