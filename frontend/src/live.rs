@@ -144,6 +144,8 @@ impl From<SeedService> for ServiceLiveSummary {
             },
             worst_breaker: worst,
             dependencies: deps.into_iter().map(DependencyLive::from).collect(),
+            // Not drawn by the cards; the stream's first event brings it.
+            service_level: None,
             dead_letters: DeadLetterFigures {
                 depth: dlq.0,
                 oldest_received_at_ms: dlq.1,
@@ -419,6 +421,7 @@ mod tests {
                 },
                 worst_breaker: Some(BreakerState::Open),
                 dependencies: vec![dependency.clone()],
+                service_level: None,
                 dead_letters: DeadLetterFigures {
                     depth: 7,
                     oldest_received_at_ms: Some(1_699_999_000_000),

@@ -28,6 +28,9 @@ pub struct Published {
     pub etag: String,
     /// The envelope as JSON, serialised once for every reader.
     pub json: Arc<str>,
+    /// What the policy calls its components, for the live view, which
+    /// classifies agents' rows many times a second.
+    pub components: crate::telemetry::components::Components,
 }
 
 /// A service's rollout, resolved.
@@ -195,6 +198,7 @@ impl PolicyHub {
                     version: v as u64,
                     etag: row.etag,
                     json: json.into(),
+                    components: crate::telemetry::components::Components::of(&envelope.policy),
                 })))
             }
         };
@@ -264,6 +268,7 @@ mod tests {
                 version: v,
                 etag: format!("e{v}"),
                 json: "{}".into(),
+                components: Default::default(),
             })
         };
         let snap = Snapshot {

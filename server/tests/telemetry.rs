@@ -22,6 +22,7 @@ on_both_backends!(
     metrics_need_their_token_and_pass_promtool,
     idempotency_counters_reach_rollups_live_and_metrics,
     a_refused_policy_shows_in_the_fleet_and_on_metrics,
+    sources_nodes_and_the_service_are_told_apart_from_dependencies,
 );
 
 struct Setup {
@@ -655,15 +656,22 @@ async fn idempotency_counters_reach_rollups_live_and_metrics(app: TestApp) {
 /// the admin's publish needs no approver): agents heartbeat only to a
 /// service with a policy.
 async fn publish_rag(app: &TestApp, admin: &str) {
+    publish_rag_with(app, admin, |_| {}).await
+}
+
+/// [`publish_rag`], with the document edited first.
+async fn publish_rag_with(app: &TestApp, admin: &str, edit: impl FnOnce(&mut Value)) {
     let mut p =
         shared::policy::Policy::from_yaml(include_str!("../../examples/policies/rag-answer.yaml"))
             .unwrap();
     p.service.risk_tier = shared::policy::RiskTier::Medium;
+    let mut document = serde_json::to_value(&p).unwrap();
+    edit(&mut document);
     let r = app
         .call(
             Method::POST,
             "/api/v1/services/rag-answer/prod/publish",
-            Some(json!({ "message": "v1", "document": p })),
+            Some(json!({ "message": "v1", "document": document })),
             Some(admin),
         )
         .await;
@@ -796,6 +804,107 @@ async fn a_refused_policy_shows_in_the_fleet_and_on_metrics(app: TestApp) {
     assert!(scrape().await.contains(
         "ballast_instances_refusing_policy{service=\"rag-answer\",environment=\"prod\"} 0"
     ));
+}
+
+/// Agents report retrieval sources and agent nodes under their own names
+/// and the service's own counts under `_` names, all beside the
+/// dependencies. The live view labels each row by the policy in force and
+/// folds the `_` rows into one service-level row instead of listing them as
+/// dependencies.
+async fn sources_nodes_and_the_service_are_told_apart_from_dependencies(app: TestApp) {
+    let s = setup(&app).await;
+    publish_rag_with(&app, &s.admin, |d| {
+        d["agent_nodes"] = json!({
+            "compose_answer": { "dependencies": ["model_provider"], "required_for_completion": true }
+        });
+    })
+    .await;
+    let agent = app.agent_token(&s.admin, "rag-answer").await;
+    let mut b = batch(&app, "pod-1", 1, 100);
+    let deps = b["dependencies"].as_object_mut().unwrap();
+    let model = deps.remove("model").unwrap();
+    deps.insert("model_provider".into(), model.clone());
+    deps.insert(
+        "policy_library".into(),
+        json!({ "degraded": { "refused": 2 } }),
+    );
+    deps.insert(
+        "compose_answer".into(),
+        json!({ "failures": { "timeout": 1 }, "retries": 1 }),
+    );
+    // Admission's counts, and calls that named no dependency.
+    deps.insert(
+        "_service".into(),
+        json!({ "shed": 3, "rate_limited": 2, "degraded": { "refused": 3 } }),
+    );
+    let mut unnamed = model.clone();
+    unnamed["calls"] = json!(10);
+    unnamed["breaker"] = json!("open");
+    deps.insert("_unnamed".into(), unnamed);
+    assert_eq!(post(&app, &agent, b).await.body["accepted"], true);
+
+    let kinds = |rows: &Value| -> Vec<(String, String)> {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["dependency"].as_str().unwrap().to_owned(),
+                    d["kind"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let expected: Vec<(String, String)> = [
+        ("compose_answer", "agent_node"),
+        ("model_provider", "dependency"),
+        ("policy_library", "retrieval_source"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    let r = app
+        .call(
+            Method::GET,
+            "/api/v1/services/rag-answer/prod/telemetry?window_secs=60",
+            None,
+            Some(&s.viewer),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(kinds(&r.body["dependencies"]), expected);
+    let service = &r.body["service_level"];
+    assert_eq!(service["dependency"], "_service");
+    assert_eq!(service["kind"], "service");
+    // Both `_` rows add up: the batch helper's 3 shed and 10 calls from
+    // `_unnamed`, 3 shed and 2 rate-limited from `_service`.
+    assert_eq!(service["shed"], 6, "{service}");
+    assert_eq!(service["rate_limited"], 2, "{service}");
+    assert_eq!(service["calls"], 10, "{service}");
+    let series: Vec<&str> = r.body["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["dependency"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        series,
+        ["compose_answer", "model_provider", "policy_library"]
+    );
+
+    let fleet = app
+        .call(Method::GET, "/api/v1/fleet/live", None, Some(&s.viewer))
+        .await;
+    let services = fleet.body["services"].as_array().unwrap();
+    let find = |name: &str| services.iter().find(|s| s["service"] == name).unwrap();
+    let rag = find("rag-answer");
+    assert_eq!(kinds(&rag["dependencies"]), expected);
+    assert_eq!(rag["service_level"]["shed"], 6);
+    // The service-level row is no dependency: its breaker is not the card's.
+    assert_eq!(rag["service_level"]["breaker"], "open");
+    assert_eq!(rag["worst_breaker"], "closed");
+    // A service nobody reported on has no service-level row.
+    assert_eq!(find("billing")["service_level"], Value::Null);
 }
 
 /// Runs `promtool check metrics` on the exposition. Skipped only outside CI

@@ -4,8 +4,11 @@
 //! cumulative totals for `/metrics`. Figures for any window up to 15 minutes
 //! are summed from the buckets on demand.
 
+use super::components::SERVICE_ROW;
 use super::{Counts, col, quantile_ms};
-use shared::api::{BreakerTransitionView, DependencyLive, DependencySeries, TelemetryPoint};
+use shared::api::{
+    BreakerTransitionView, ComponentKind, DependencyLive, DependencySeries, TelemetryPoint,
+};
 use shared::policy::ErrorClass;
 use shared::protocol::{BreakerState, TelemetryBatch};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -264,18 +267,58 @@ fn prune_ring(ring: &mut VecDeque<Second>, now_sec: i64) {
     }
 }
 
+/// A service's rows over a window, as the live view shows them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows {
+    /// Each dependency, retrieval source and agent node, by name, with its
+    /// kind.
+    pub components: Vec<DependencyLive>,
+    /// The service-level rows folded into one named
+    /// [`SERVICE_ROW`](super::components::SERVICE_ROW); None when no agent
+    /// reported one.
+    pub service_level: Option<DependencyLive>,
+}
+
 impl ServiceLive {
-    /// Every dependency's summary over the last `window_secs`.
-    pub fn dependencies(&self, now_ms: i64, window_secs: i64) -> Vec<DependencyLive> {
-        self.dependencies
-            .iter()
-            .map(|(name, state)| summarise(name, state, now_ms, window_secs))
-            .collect()
+    /// Every row's summary over the last `window_secs`, classified by
+    /// `kind`; the rows of the service itself are folded into one, so that
+    /// they never pass for a dependency.
+    pub fn dependencies(
+        &self,
+        now_ms: i64,
+        window_secs: i64,
+        kind: impl Fn(&str) -> ComponentKind,
+    ) -> Rows {
+        let mut rows = Rows::default();
+        let mut service = Vec::new();
+        for (name, state) in &self.dependencies {
+            match kind(name) {
+                ComponentKind::Service => service.push(state),
+                k => rows.components.push(DependencyLive {
+                    kind: k,
+                    ..summarise(name, &[state], now_ms, window_secs)
+                }),
+            }
+        }
+        if !service.is_empty() {
+            rows.service_level = Some(DependencyLive {
+                kind: ComponentKind::Service,
+                ..summarise(SERVICE_ROW, &service, now_ms, window_secs)
+            });
+        }
+        rows
     }
 
-    /// Every dependency's time series over the last `window_secs`, in steps
+    /// The time series of every row but the service's (see
+    /// [`ServiceLive::dependencies`]) over the last `window_secs`, in steps
     /// of `step_secs`.
-    pub fn series(&self, now_ms: i64, window_secs: i64, step_secs: i64) -> Vec<DependencySeries> {
+    pub fn series(
+        &self,
+        now_ms: i64,
+        window_secs: i64,
+        step_secs: i64,
+        kind: impl Fn(&str) -> ComponentKind,
+    ) -> Vec<DependencySeries> {
         let now_sec = now_ms.div_euclid(1000);
         // Steps are aligned to multiples of the step so that a chart's points
         // do not shift as time passes; the last step may be partial.
@@ -284,6 +327,7 @@ impl ServiceLive {
         let first_start = last_start - (steps - 1) * step_secs;
         self.dependencies
             .iter()
+            .filter(|(name, _)| kind(name) != ComponentKind::Service)
             .map(|(name, state)| {
                 let mut sums = vec![(Counts::default(), Moment::default()); steps as usize];
                 for (sec, counts, moment) in &state.ring {
@@ -357,7 +401,7 @@ impl ServiceLive {
         now_ms: i64,
     ) -> impl Iterator<Item = (&str, Option<BreakerState>, u64, u64)> {
         self.dependencies.iter().map(move |(name, s)| {
-            let (breaker, _, in_flight, queued) = live_gauges(s, now_ms);
+            let (breaker, _, in_flight, queued) = live_gauges(&[s], now_ms);
             (name.as_str(), breaker, in_flight, queued)
         })
     }
@@ -370,45 +414,63 @@ type LiveGauges = (
     u64,
 );
 
-fn live_gauges(state: &DependencyLiveState, now_ms: i64) -> LiveGauges {
+/// The gauges of live instances over `states` (one row, or the rows
+/// folded into one): summed, with each instance's and the overall worst
+/// breaker state.
+fn live_gauges(states: &[&DependencyLiveState], now_ms: i64) -> LiveGauges {
     let mut worst: Option<BreakerState> = None;
     let mut by_instance = BTreeMap::new();
     let (mut in_flight, mut queued) = (0u64, 0u64);
-    for (instance, g) in &state.instances {
+    for (instance, g) in states.iter().flat_map(|s| &s.instances) {
         if now_ms - g.seen_ms > GAUGE_LIVE_MS {
             continue;
         }
         in_flight = in_flight.saturating_add(g.in_flight);
         queued = queued.saturating_add(g.queued);
         if let Some(b) = g.breaker {
-            by_instance.insert(instance.clone(), b);
-            if worst.is_none_or(|w| severity(b) > severity(w)) {
-                worst = Some(b);
-            }
+            let mine = by_instance.entry(instance.clone()).or_insert(b);
+            *mine = worse(Some(*mine), Some(b)).unwrap_or(b);
+            worst = worse(worst, Some(b));
         }
     }
     (worst, by_instance, in_flight, queued)
 }
 
+/// One row's figures over the window, from `states`: one row's state, or
+/// several folded into one (their counts add up bucket by bucket, so the
+/// percentiles are those of all their calls).
 fn summarise(
     name: &str,
-    state: &DependencyLiveState,
+    states: &[&DependencyLiveState],
     now_ms: i64,
     window_secs: i64,
 ) -> DependencyLive {
     let now_sec = now_ms.div_euclid(1000);
     let mut c = Counts::default();
-    for (sec, counts, _) in &state.ring {
+    for (sec, counts, _) in states.iter().flat_map(|s| &s.ring) {
         if *sec > now_sec - window_secs && *sec <= now_sec {
             c.add(counts);
         }
     }
     let calls = c.get(col::CALLS);
     let completed = c.latency_count();
-    let (breaker, breakers, in_flight, queued) = live_gauges(state, now_ms);
+    let (breaker, breakers, in_flight, queued) = live_gauges(states, now_ms);
     let horizon_ms = now_ms - HORIZON_SECS * 1000;
+    let mut transitions: Vec<&BreakerTransitionView> = states
+        .iter()
+        .flat_map(|s| &s.transitions)
+        .filter(|t| t.at_ms >= horizon_ms)
+        .collect();
+    // Newest first; each row keeps its own in arrival order, so order them
+    // by time when there are several.
+    transitions.reverse();
+    if states.len() > 1 {
+        transitions.sort_by_key(|t| std::cmp::Reverse(t.at_ms));
+        transitions.truncate(MAX_TRANSITIONS);
+    }
     DependencyLive {
         dependency: name.to_owned(),
+        kind: ComponentKind::Dependency,
         calls,
         successes: c.get(col::SUCCESSES),
         failures: c.get(col::FAILURES),
@@ -440,13 +502,7 @@ fn summarise(
         mean_ms: (completed > 0).then(|| c.get(col::LATENCY_SUM_MS) as f64 / completed as f64),
         breaker,
         breakers,
-        recent_transitions: state
-            .transitions
-            .iter()
-            .rev()
-            .filter(|t| t.at_ms >= horizon_ms)
-            .cloned()
-            .collect(),
+        recent_transitions: transitions.into_iter().cloned().collect(),
         in_flight,
         queued,
     }

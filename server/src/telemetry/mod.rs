@@ -10,6 +10,7 @@
 //! recomputes the fleet summary when a batch arrives (at most once a second)
 //! and once a second anyway, and every stream sends it when it changed.
 
+pub mod components;
 pub mod live;
 pub mod metrics;
 pub mod roster;
@@ -537,6 +538,10 @@ pub async fn service_view(
     let snapshot = app.hub.snapshot(service.id).await?;
     let live = app.telemetry.live.lock().expect("live telemetry lock");
     let s = live.services.get(&service.id);
+    let kind = |name: &str| components::kind(&snapshot, name);
+    let rows = s
+        .map(|s| s.dependencies(now_ms, window, kind))
+        .unwrap_or_default();
     Ok(ServiceTelemetry {
         service: service.name.clone(),
         environment: service.environment.clone(),
@@ -544,11 +549,10 @@ pub async fn service_view(
         window_secs,
         step_secs: step as u64,
         instances: instance_counts(now_ms, &heartbeats, s.map(|s| &s.instances_seen), &snapshot),
-        dependencies: s
-            .map(|s| s.dependencies(now_ms, window))
-            .unwrap_or_default(),
+        dependencies: rows.components,
+        service_level: rows.service_level,
         series: s
-            .map(|s| s.series(now_ms, window, step))
+            .map(|s| s.series(now_ms, window, step, kind))
             .unwrap_or_default(),
         tenant_cost_usd_micros: s
             .map(|s| s.tenant_costs(now_ms, window))
@@ -578,10 +582,15 @@ pub async fn fleet_view(app: &App) -> ApiResult<FleetLive> {
             .filter_map(|(s, heartbeats)| {
                 let snapshot = snapshots.get(&s.id)?;
                 let l = live.services.get(&s.id);
-                let dependencies = l
-                    .map(|l| l.dependencies(now_ms, FLEET_WINDOW_SECS as i64))
+                let rows = l
+                    .map(|l| {
+                        l.dependencies(now_ms, FLEET_WINDOW_SECS as i64, |name| {
+                            components::kind(snapshot, name)
+                        })
+                    })
                     .unwrap_or_default();
-                let worst_breaker = dependencies
+                let worst_breaker = rows
+                    .components
                     .iter()
                     .filter_map(|d| d.breaker)
                     .max_by_key(|b| live::severity(*b));
@@ -595,7 +604,8 @@ pub async fn fleet_view(app: &App) -> ApiResult<FleetLive> {
                         snapshot,
                     ),
                     worst_breaker,
-                    dependencies,
+                    dependencies: rows.components,
+                    service_level: rows.service_level,
                     dead_letters: app.telemetry.dead_letter_figures(s.id),
                 })
             })

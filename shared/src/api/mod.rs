@@ -502,13 +502,42 @@ pub struct BreakerTransitionView {
     pub to: crate::protocol::BreakerState,
 }
 
+crate::wire_enum! {
+    /// What a row of live figures is about. Agents report retrieval sources
+    /// and agent nodes under their names, like dependencies, and their
+    /// service-level counts under names starting with `_` (which no policy
+    /// name may); the server tells them apart by the policy in force, so
+    /// the dashboard can group them.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "snake_case")]
+    pub enum ComponentKind {
+        /// A dependency the service calls, or a name the policy does not
+        /// list (an agent may call what its policy forgot).
+        #[default]
+        Dependency => ("dependency", "Dependency"),
+        /// A retrieval source under `retrieval.sources`.
+        RetrievalSource => ("retrieval_source", "Retrieval source"),
+        /// An agent workflow node under `agent_nodes`.
+        AgentNode => ("agent_node", "Agent node"),
+        /// The service as a whole: admission, its request rate and
+        /// bulkheads, and calls that named no dependency.
+        Service => ("service", "Service level"),
+    }
+}
+
 /// One dependency of one service over a window: totals, derived rates and
 /// percentiles, and its breakers and gauges now.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DependencyLive {
-    /// The dependency's name, as the agents report it.
+    /// The dependency's name, as the agents report it; `_service` for the
+    /// service-level row.
     pub dependency: String,
+    /// Whether the row is a dependency, a retrieval source, an agent node
+    /// or the service itself, by the policy in force.
+    #[serde(default)]
+    pub kind: ComponentKind,
     /// First attempts.
     pub calls: u64,
     /// Calls that succeeded, possibly after retries.
@@ -648,9 +677,14 @@ pub struct ServiceTelemetry {
     pub step_secs: u64,
     /// Instances by liveness, and which lag.
     pub instances: InstanceCounts,
-    /// Per dependency, by name.
+    /// Per dependency, retrieval source and agent node, by name; never the
+    /// service-level rows.
     pub dependencies: Vec<DependencyLive>,
-    /// Per dependency, by name, the time series for charts.
+    /// What the agents counted against the service rather than one
+    /// dependency, folded into one row named `_service`; None before any.
+    #[serde(default)]
+    pub service_level: Option<DependencyLive>,
+    /// Per entry of `dependencies`, by name, the time series for charts.
     pub series: Vec<DependencySeries>,
     /// Cost in micro-dollars by tenant over the window.
     pub tenant_cost_usd_micros: std::collections::BTreeMap<String, u64>,
@@ -668,8 +702,13 @@ pub struct ServiceLiveSummary {
     pub instances: InstanceCounts,
     /// The worst breaker state of any dependency.
     pub worst_breaker: Option<crate::protocol::BreakerState>,
-    /// Per dependency, by name, over the fleet window.
+    /// Per dependency, retrieval source and agent node, by name, over the
+    /// fleet window; never the service-level rows.
     pub dependencies: Vec<DependencyLive>,
+    /// The service-level figures over the fleet window (see
+    /// [`ServiceTelemetry::service_level`]).
+    #[serde(default)]
+    pub service_level: Option<DependencyLive>,
     /// The dead-letter queue's depth and oldest entry.
     #[serde(default)]
     pub dead_letters: DeadLetterFigures,
