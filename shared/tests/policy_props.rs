@@ -239,6 +239,8 @@ fn breaker() -> BoxedStrategy<BreakerPolicy> {
                     cooldown_ms,
                     half_open_probes,
                     forced,
+                    forced_until_ms: None,
+                    forced_reason: None,
                     alert,
                     runbook,
                 }

@@ -52,6 +52,8 @@ mod tests {
             cooldown_ms: 1_000,
             half_open_probes: 2,
             forced: ForcedState::None,
+            forced_until_ms: None,
+            forced_reason: None,
             alert: None,
             runbook: None,
         }

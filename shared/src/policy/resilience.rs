@@ -179,6 +179,15 @@ pub struct BreakerPolicy {
     /// A manual override for the whole fleet.
     #[serde(default)]
     pub forced: ForcedState,
+    /// When the override in `forced` ends, in Unix milliseconds. Agents
+    /// lift it at that time on their own clock, even when the control
+    /// plane cannot be reached; without it, the override holds until a
+    /// later version removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced_until_ms: Option<i64>,
+    /// Why the override was set: the incident, and who decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced_reason: Option<String>,
     /// The alert rule that fires when the breaker opens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<String>,

@@ -247,6 +247,30 @@ fn breakers(c: &mut Checker<'_>) {
                 }
             }
         }
+        if b.forced == ForcedState::None && b.forced_until_ms.is_some() {
+            c.error(
+                format!("{path}.forced_until_ms"),
+                Code::OutOfRange,
+                "an end time without an override: set `forced` to open or closed, or drop the end time",
+            );
+        }
+        if b.forced_until_ms.is_some_and(|t| t <= 0) {
+            c.error(
+                format!("{path}.forced_until_ms"),
+                Code::OutOfRange,
+                "the end time is Unix milliseconds, above zero",
+            );
+        }
+        if b.forced_reason
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > 500)
+        {
+            c.error(
+                format!("{path}.forced_reason"),
+                Code::OutOfRange,
+                "at most 500 characters",
+            );
+        }
         if b.half_open_probes == 0 {
             c.error(
                 format!("{path}.half_open_probes"),

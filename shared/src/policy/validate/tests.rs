@@ -1364,3 +1364,37 @@ fn report_helpers() {
     assert!(r.has_errors());
     assert_eq!(r.errors().count(), 1);
 }
+
+#[test]
+fn an_override_end_needs_an_override_and_a_sane_time() {
+    let mut p = policy("");
+    let b = p.breakers.get_mut("tool").unwrap();
+    b.forced_until_ms = Some(1_800_000_000_000);
+    assert_finding(
+        &check(&p),
+        Severity::Error,
+        Code::OutOfRange,
+        "breakers.tool.forced_until_ms",
+    );
+    let b = p.breakers.get_mut("tool").unwrap();
+    b.forced = crate::policy::ForcedState::Open;
+    b.forced_reason = Some("INC-1".into());
+    // Only the warning that a required dependency is forced open.
+    assert!(!check(&p).has_errors(), "{:?}", check(&p).findings);
+    p.breakers.get_mut("tool").unwrap().forced_until_ms = Some(-5);
+    assert_finding(
+        &check(&p),
+        Severity::Error,
+        Code::OutOfRange,
+        "breakers.tool.forced_until_ms",
+    );
+    let b = p.breakers.get_mut("tool").unwrap();
+    b.forced_until_ms = None;
+    b.forced_reason = Some("x".repeat(501));
+    assert_finding(
+        &check(&p),
+        Severity::Error,
+        Code::OutOfRange,
+        "breakers.tool.forced_reason",
+    );
+}

@@ -334,6 +334,8 @@ pub fn BreakersSection(ed: Doc, deps: Memo<Vec<String>>) -> impl IntoView {
                                 cooldown_ms: 30_000,
                                 half_open_probes: 3,
                                 forced: Default::default(),
+                                forced_until_ms: None,
+                                forced_reason: None,
                                 alert: None,
                                 runbook: None,
                             });
