@@ -122,7 +122,93 @@ pub struct CompiledPolicy {
     cache_key: Vec<CacheKeyPart>,
 }
 
+/// Lifts each breaker override of the version in force when it ends, on
+/// this process's clock, for as long as `sender` lives.
+///
+/// An override from an incident ("force the reranker's breaker open for
+/// 30 minutes") must end on time even when the control plane is down or
+/// was killed mid-incident, so the agent ends it itself: the version stays,
+/// recompiled without the ended override. A newer version replaces it as
+/// usual. Spawned by [`crate::client::LiveAgent::spawn`]; a service that
+/// feeds [`policy_channel`] itself spawns it beside.
+pub async fn lift_overrides_on_time(
+    sender: std::sync::Weak<watch::Sender<Arc<CompiledPolicy>>>,
+    clock: crate::clock::WallClock,
+) {
+    let Some(mut changes) = sender.upgrade().map(|s| s.subscribe()) else {
+        return;
+    };
+    loop {
+        let current = changes.borrow_and_update().clone();
+        let Some(end) = current.next_override_end_ms() else {
+            // Nothing to lift until another version arrives; ends when the
+            // sender is dropped.
+            if changes.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let wait = end.saturating_sub(clock.now_ms());
+        if wait > 0 {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())) => {}
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(sender) = sender.upgrade() else {
+            return;
+        };
+        let now = clock.now_ms();
+        // Only the version that was looked at is lifted: one that arrived
+        // meanwhile is looked at afresh on the next turn.
+        sender.send_if_modified(|in_force| {
+            if !Arc::ptr_eq(in_force, &current) {
+                return false;
+            }
+            match current.lift_overrides_ended_by(now) {
+                Some(lifted) => {
+                    tracing::info!(version = ?current.version(), "a breaker override ended; lifted");
+                    *in_force = Arc::new(lifted);
+                    true
+                }
+                None => false,
+            }
+        });
+    }
+}
+
 impl CompiledPolicy {
+    /// The earliest end of a breaker override in this version, in Unix
+    /// milliseconds.
+    pub fn next_override_end_ms(&self) -> Option<i64> {
+        self.policy
+            .breakers
+            .values()
+            .filter(|b| b.forced != ForcedState::None)
+            .filter_map(|b| b.forced_until_ms)
+            .min()
+    }
+
+    /// This version with every breaker override that ended by `now_ms`
+    /// lifted, or `None` when none has.
+    pub fn lift_overrides_ended_by(&self, now_ms: i64) -> Option<CompiledPolicy> {
+        let mut policy = (*self.policy).clone();
+        let mut lifted = false;
+        for b in policy.breakers.values_mut() {
+            if b.forced != ForcedState::None && b.forced_until_ms.is_some_and(|t| t <= now_ms) {
+                b.forced = ForcedState::None;
+                b.forced_until_ms = None;
+                lifted = true;
+            }
+        }
+        lifted.then(|| CompiledPolicy::compile(policy, self.version, self.source))
+    }
+
     /// Compiles `policy`, published as `version` and obtained from `source`.
     pub fn compile(policy: Policy, version: Option<u64>, source: PolicySource) -> CompiledPolicy {
         let mut dependencies: FxHashMap<String, DependencyRules> = FxHashMap::default();
@@ -312,6 +398,8 @@ impl CompiledPolicy {
                 cooldown_ms: 30_000,
                 half_open_probes: 1,
                 forced: ForcedState::None,
+                forced_until_ms: None,
+                forced_reason: None,
                 alert: None,
                 runbook: None,
             }),

@@ -558,7 +558,8 @@ impl LiveAgent {
     }
 
     /// Spawns the background work: the policy stream with its pull
-    /// fallback, heartbeats, and telemetry flushes for `state` (a
+    /// fallback, the end of breaker overrides on time, heartbeats, and
+    /// telemetry flushes for `state` (a
     /// [`crate::Guard`] or its [`Enforcement`]).
     pub fn spawn(self: &Arc<Self>, state: impl Into<Enforcement>) -> Vec<JoinHandle<()>> {
         let state = state.into();
@@ -586,7 +587,11 @@ impl LiveAgent {
                 me.flush(&state).await;
             }
         });
-        vec![policy, heartbeat, telemetry]
+        let overrides = tokio::spawn(crate::compiled::lift_overrides_on_time(
+            Arc::downgrade(&self.sender),
+            crate::clock::WallClock::system(),
+        ));
+        vec![policy, heartbeat, telemetry, overrides]
     }
 
     /// Sends pending telemetry batches, oldest first, until one fails.
