@@ -50,6 +50,8 @@ pub const SILENCES: &str = "/api/v1/silences";
 pub const WEBHOOKS: &str = "/api/v1/webhooks";
 /// `GET`: notifications and their delivery.
 pub const NOTIFICATIONS: &str = "/api/v1/notifications";
+/// `POST`: force a dependency's breaker open or closed across the fleet.
+pub const BREAKER_OVERRIDE: &str = "/api/v1/incidents/breaker-override";
 /// `GET`: every agent instance in the fleet.
 pub const FLEET_INSTANCES: &str = "/api/v1/fleet/instances";
 /// `GET`: every service's live state.

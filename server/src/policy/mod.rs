@@ -18,6 +18,7 @@
 
 pub mod approval;
 pub mod drafts;
+pub mod incidents;
 pub mod instances;
 pub mod publish;
 pub mod rollout;

@@ -14,6 +14,7 @@ pub mod dead_letters;
 pub mod dlq_actions;
 pub mod drafts;
 pub mod health;
+pub mod incidents;
 pub mod instances;
 pub mod metrics;
 pub mod publish;
@@ -67,7 +68,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         alerts::list_rules, alerts::get_rule, alerts::put_rule, alerts::delete_rule, alerts::list_alerts,
         alerts::get_alert, alerts::acknowledge, alerts::list_silences, alerts::create_silence,
         alerts::end_silence, alerts::list_webhooks, alerts::create_webhook, alerts::delete_webhook,
-        alerts::list_notifications, report::report,
+        alerts::list_notifications, report::report, incidents::breaker_override,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -119,6 +120,7 @@ pub fn router() -> Router<AppState> {
         .merge(runbooks::router())
         .merge(alerts::router())
         .merge(report::router())
+        .merge(incidents::router())
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
 }

@@ -393,3 +393,91 @@ pub struct AlertNotification {
     /// Where to read the runbook: the dashboard's path.
     pub runbook_path: String,
 }
+
+crate::wire_enum! {
+    /// What an incident override does to a breaker.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "snake_case")]
+    pub enum OverrideState {
+        /// Force it open: no call reaches the dependency.
+        Open => ("open", "Force open"),
+        /// Force it closed: it never opens.
+        Closed => ("closed", "Force closed"),
+        /// End an override now.
+        Lift => ("lift", "Lift the override"),
+    }
+}
+
+/// A service, by name and environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRef {
+    /// Name.
+    pub name: String,
+    /// Environment.
+    pub environment: String,
+}
+
+/// `POST /api/v1/incidents/breaker-override`: force one dependency's
+/// breaker open or closed across the fleet for a while, or lift that. Each
+/// service gets a new policy version through the normal publish path:
+/// versioned, audited, and waiting for an approver where its policy says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BreakerOverrideRequest {
+    /// The dependency, by the name policies give it (`reranker`).
+    pub dependency: String,
+    /// What to do to its breaker.
+    pub state: OverrideState,
+    /// How long the override holds, in seconds (60 to 604 800); agents end
+    /// it on their own clock. Not used to lift.
+    #[serde(default)]
+    pub duration_s: u32,
+    /// Why: the incident, in a line.
+    pub reason: String,
+    /// The services to change; every service whose active policy has a
+    /// breaker on the dependency when left empty.
+    #[serde(default)]
+    pub services: Vec<ServiceRef>,
+}
+
+/// What happened to one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum OverrideOutcome {
+    /// Published as this version.
+    Published {
+        /// The new version.
+        version: u64,
+    },
+    /// Waiting for an approver.
+    PendingApproval {
+        /// The publish request to approve.
+        request_id: String,
+    },
+    /// Not changed, and why (no breaker on that dependency, say).
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+    /// Refused, and why.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// One service's result of a [`BreakerOverrideRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BreakerOverrideResult {
+    /// The service.
+    pub service: ServiceRef,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: OverrideOutcome,
+}
