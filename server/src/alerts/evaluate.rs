@@ -60,18 +60,6 @@ pub fn start(app: &Arc<App>) {
     });
 }
 
-fn scope_matches(rule: &AlertRuleWrite, service: &ServiceRow) -> bool {
-    rule.scope
-        .service
-        .as_ref()
-        .is_none_or(|s| *s == service.name)
-        && rule
-            .scope
-            .environment
-            .as_ref()
-            .is_none_or(|e| *e == service.environment)
-}
-
 fn breaches(rule: &AlertRuleWrite, sample: &Sample) -> bool {
     if rule.metric.is_rate() && sample.calls < i64::from(rule.min_calls) {
         // Too few calls to judge: a rate of 1 failure in 2 calls is noise.
@@ -260,7 +248,7 @@ pub async fn evaluate(app: &App, now: i64) -> ApiResult<Evaluation> {
     let mut out = Evaluation::default();
 
     for (name, rule) in &enabled {
-        for service in services.iter().filter(|s| scope_matches(rule, s)) {
+        for service in services.iter().filter(|s| rules::applies_to(rule, s)) {
             for sample in inputs.samples(now, rule, service.id) {
                 let key: Key = (name.clone(), service.id, sample.dependency.clone());
                 let text = summary(name, rule, service, &sample);

@@ -135,6 +135,20 @@ pub fn check(rule: &AlertRuleWrite) -> ApiResult<()> {
     Ok(())
 }
 
+/// Whether `rule` watches `service`: each part of its scope left out
+/// matches every service.
+pub fn applies_to(rule: &AlertRuleWrite, service: &crate::store::ServiceRow) -> bool {
+    rule.scope
+        .service
+        .as_ref()
+        .is_none_or(|s| *s == service.name)
+        && rule
+            .scope
+            .environment
+            .as_ref()
+            .is_none_or(|e| *e == service.environment)
+}
+
 /// Reads a stored rule's definition.
 pub fn definition(row: &AlertRuleRow) -> ApiResult<AlertRuleWrite> {
     serde_json::from_str(&row.definition)

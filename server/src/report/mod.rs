@@ -208,17 +208,7 @@ pub async fn build(app: &App, service: &ServiceRow) -> ApiResult<Report> {
     let mut applying: Vec<(String, AlertRuleWrite)> = Vec::new();
     for row in &rule_rows {
         let rule = rules::definition(row)?;
-        if rule
-            .scope
-            .service
-            .as_ref()
-            .is_none_or(|s| *s == service.name)
-            && rule
-                .scope
-                .environment
-                .as_ref()
-                .is_none_or(|e| *e == service.environment)
-        {
+        if rules::applies_to(&rule, service) {
             applying.push((row.name.clone(), rule));
         }
     }
