@@ -6,14 +6,15 @@
 //! which only run in the browser.
 
 use shared::api::{
-    ActionDecision, ActionRequest, ActionView, AuditEntryView, BulkActionRequest, BulkDecision,
-    BulkItemResult, ChecklistStart, ChecklistView, CreateServiceRequest, CreateUserRequest,
-    DeadLetterDetail, DeadLetterPage, DeadLetterStatus, DeadLetterSummary, DecisionRequest,
-    DiffView, DraftView, ErrorDetail, FleetLive, InboxCount, InstanceView, LoginRequest,
-    LoginResponse, PublishOutcome, PublishRequest, PublishRequestView, RollbackRequest,
-    RolloutAction, RolloutView, RunbookSummary, RunbookTemplate, RunbookVersionSummary,
-    RunbookView, RunbookWrite, ServiceTelemetry, ServiceView, StepTick, UserView, ValidationView,
-    VersionView,
+    ActionDecision, ActionRequest, ActionView, AlertRuleView, AlertRuleWrite, AlertState,
+    AlertView, AuditEntryView, BulkActionRequest, BulkDecision, BulkItemResult, ChecklistStart,
+    ChecklistView, CreateServiceRequest, CreateUserRequest, DeadLetterDetail, DeadLetterPage,
+    DeadLetterStatus, DeadLetterSummary, DecisionRequest, DiffView, DraftView, ErrorDetail,
+    FleetLive, InboxCount, InstanceView, LoginRequest, LoginResponse, NotificationView,
+    PublishOutcome, PublishRequest, PublishRequestView, RollbackRequest, RolloutAction,
+    RolloutView, RunbookSummary, RunbookTemplate, RunbookVersionSummary, RunbookView, RunbookWrite,
+    ServiceTelemetry, ServiceView, SilenceView, SilenceWrite, StepTick, UserView, ValidationView,
+    VersionView, WebhookView, WebhookWrite,
 };
 use shared::policy::ErrorClass;
 use shared::policy::Policy;
@@ -127,9 +128,10 @@ fn sentence_case(message: &str) -> String {
 }
 
 use shared::paths::{
-    self, AUDIT, CHECKLISTS, DEAD_LETTER_BULK_ACTIONS, DEAD_LETTERS, DLQ_ACTIONS,
-    DLQ_ACTIONS_BULK_APPROVE, DLQ_ACTIONS_COUNT, FLEET_INSTANCES, FLEET_LIVE, PUBLISH_REQUESTS,
-    RUNBOOK_TEMPLATE, RUNBOOKS, SERVICES, USERS, segment,
+    self, ALERT_RULES, ALERTS, AUDIT, CHECKLISTS, DEAD_LETTER_BULK_ACTIONS, DEAD_LETTERS,
+    DLQ_ACTIONS, DLQ_ACTIONS_BULK_APPROVE, DLQ_ACTIONS_COUNT, FLEET_INSTANCES, FLEET_LIVE,
+    NOTIFICATIONS, PUBLISH_REQUESTS, RUNBOOK_TEMPLATE, RUNBOOKS, SERVICES, SILENCES, USERS,
+    WEBHOOKS, segment,
 };
 pub use shared::paths::{LOGIN, LOGOUT};
 
@@ -542,12 +544,77 @@ pub async fn close_checklist(id: &str) -> Result<ChecklistView, ApiError> {
     transport::send(Method::Post, &paths::close_checklist(id), None::<&()>).await
 }
 
+/// Every alert rule, the built-in ones included.
+pub async fn alert_rules() -> Result<Vec<AlertRuleView>, ApiError> {
+    transport::send(Method::Get, ALERT_RULES, None::<&()>).await
+}
+
+/// Creates or replaces a rule; a missing runbook is a 422 naming `runbook`.
+pub async fn put_alert_rule(name: &str, rule: &AlertRuleWrite) -> Result<AlertRuleView, ApiError> {
+    transport::send(Method::Put, &paths::alert_rule(name), Some(rule)).await
+}
+
+/// Alerts in one state, or all of them (firing first, then pending, then
+/// resolved, newest first).
+pub async fn alerts(state: Option<AlertState>) -> Result<Vec<AlertView>, ApiError> {
+    let url = match state {
+        Some(state) => format!("{ALERTS}?state={}", state.as_str()),
+        None => ALERTS.to_owned(),
+    };
+    transport::send(Method::Get, &url, None::<&()>).await
+}
+
+/// The alerts firing now, read as `T`: the overview's banner reads only
+/// the fields it shows, which keeps the main bundle small.
+pub async fn firing_alerts<T: serde::de::DeserializeOwned>() -> Result<Vec<T>, ApiError> {
+    let url = format!("{ALERTS}?state={}", AlertState::Firing.as_str());
+    transport::send(Method::Get, &url, None::<&()>).await
+}
+
+/// Says that someone is on a firing alert; the answer names who.
+pub async fn acknowledge_alert(id: &str) -> Result<AlertView, ApiError> {
+    transport::send(Method::Post, &paths::acknowledge_alert(id), None::<&()>).await
+}
+
+/// Silences in force, and those of the last week.
+pub async fn silences() -> Result<Vec<SilenceView>, ApiError> {
+    let url = format!("{SILENCES}?all=true");
+    transport::send(Method::Get, &url, None::<&()>).await
+}
+
+pub async fn create_silence(write: &SilenceWrite) -> Result<SilenceView, ApiError> {
+    transport::send(Method::Post, SILENCES, Some(write)).await
+}
+
+pub async fn end_silence(id: &str) -> Result<(), ApiError> {
+    transport::send_no_content(Method::Post, &paths::end_silence(id)).await
+}
+
+pub async fn webhooks() -> Result<Vec<WebhookView>, ApiError> {
+    transport::send(Method::Get, WEBHOOKS, None::<&()>).await
+}
+
+pub async fn create_webhook(write: &WebhookWrite) -> Result<WebhookView, ApiError> {
+    transport::send(Method::Post, WEBHOOKS, Some(write)).await
+}
+
+pub async fn delete_webhook(id: &str) -> Result<(), ApiError> {
+    transport::send_no_content(Method::Delete, &paths::webhook(id)).await
+}
+
+/// One alert's notifications and how their delivery went, newest first.
+pub async fn notifications(alert: &str) -> Result<Vec<NotificationView>, ApiError> {
+    let url = format!("{NOTIFICATIONS}?alert={}", segment(alert));
+    transport::send(Method::Get, &url, None::<&()>).await
+}
+
 #[derive(Clone, Copy)]
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 enum Method {
     Get,
     Post,
     Put,
+    Delete,
 }
 
 #[cfg(feature = "hydrate")]
@@ -562,6 +629,7 @@ mod transport {
             Method::Get => Request::get(url),
             Method::Post => Request::post(url),
             Method::Put => Request::put(url),
+            Method::Delete => Request::delete(url),
         };
         builder.header("accept", "application/json")
     }

@@ -1,9 +1,9 @@
 use crate::layout::Layout;
 use crate::live::FleetSeed;
 use crate::pages::{
-    ApprovalsRoute, AuditRoute, ChecklistRoute, DeadLetterRoute, DeadLettersRoute, FleetRoute,
-    LoginPage, NotFound, OverviewPage, RunbookRoute, RunbooksRoute, ServiceRoute, ServicesRoute,
-    UsersRoute,
+    AlertsRoute, ApprovalsRoute, AuditRoute, ChecklistRoute, DeadLetterRoute, DeadLettersRoute,
+    FleetRoute, LoginPage, NotFound, OverviewPage, RunbookRoute, RunbooksRoute, ServiceRoute,
+    ServicesRoute, UsersRoute,
 };
 use crate::session::Session;
 use leptos::prelude::*;
@@ -52,6 +52,7 @@ pub fn App() -> impl IntoView {
                         view={Lazy::<RunbookRoute>::new()}
                     />
                     <Route path=path!("/checklists/:id") view={Lazy::<ChecklistRoute>::new()} />
+                    <Route path=path!("/alerts") view={Lazy::<AlertsRoute>::new()} />
                     <Route path=path!("/approvals") view={Lazy::<ApprovalsRoute>::new()} />
                     <Route path=path!("/users") view={Lazy::<UsersRoute>::new()} />
                     <Route path=path!("/audit") view={Lazy::<AuditRoute>::new()} />

@@ -1,6 +1,7 @@
 //! The frame around every signed-in page, and the small pieces pages share.
 
 use crate::api;
+use crate::components::firing_alerts::FiringAlerts;
 use crate::remote::Remote;
 use crate::session::Session;
 use leptos::prelude::*;
@@ -55,6 +56,7 @@ fn SignedIn(me: Me) -> impl IntoView {
         .role
         .allows(Permission::Approve)
         .then(InboxBadge::provide);
+    let firing = FiringAlerts::provide();
     view! {
         <a class="skip-link" href="#main">
             "Skip to content"
@@ -65,7 +67,7 @@ fn SignedIn(me: Me) -> impl IntoView {
                     <span class="brand-mark" aria-hidden="true"></span>
                     "Ballast"
                 </a>
-                <MainNav badge can_manage_users can_read_audit />
+                <MainNav badge firing can_manage_users can_read_audit />
                 <div class="session">
                     <span class="current-user" data-test="current-user">
                         <span class="visually-hidden">"Signed in as "</span>
@@ -90,6 +92,7 @@ fn SignedIn(me: Me) -> impl IntoView {
 #[component]
 fn MainNav(
     badge: Option<InboxBadge>,
+    firing: FiringAlerts,
     can_manage_users: bool,
     can_read_audit: bool,
 ) -> impl IntoView {
@@ -116,6 +119,7 @@ fn MainNav(
                         "Runbooks"
                     </A>
                 </li>
+                <AlertsLink firing />
                 {badge.map(|badge| view! { <ApprovalsLink badge /> })}
                 {can_manage_users
                     .then(|| {
@@ -173,31 +177,61 @@ impl InboxBadge {
     }
 }
 
-/// The Approvals link, with the number of decisions waiting; its
-/// accessible name says the number in words.
+/// The Approvals link, with the number of decisions waiting.
 #[component]
 fn ApprovalsLink(badge: InboxBadge) -> impl IntoView {
-    let waiting = move || match badge.0.get() {
+    let waiting = Signal::derive(move || match badge.0.get() {
         Some(Ok(c)) => c.actions + c.publishes,
         _ => 0,
+    });
+    view! { <CountLink href="/approvals" label="Approvals" test="nav-approvals" count=waiting state="waiting" /> }
+}
+
+/// The Alerts link, with the number of alerts firing now.
+#[component]
+fn AlertsLink(firing: FiringAlerts) -> impl IntoView {
+    let count = Signal::derive(move || firing.count() as u64);
+    view! { <CountLink href="/alerts" label="Alerts" test="nav-alerts" count state="firing" bad=true /> }
+}
+
+/// A navigation link with a count beside it (none at 0); its accessible
+/// name says the number in words. One component for every such link: each
+/// view is code in the bundle every page downloads.
+#[component]
+fn CountLink(
+    href: &'static str,
+    label: &'static str,
+    /// `data-test` of the link; its count's is this with `-count`.
+    test: &'static str,
+    count: Signal<u64>,
+    /// What the counted things are doing: "waiting", "firing".
+    state: &'static str,
+    /// The count is of something broken, and looks it.
+    #[prop(optional)]
+    bad: bool,
+) -> impl IntoView {
+    let class = if bad {
+        "nav-count nav-count-bad"
+    } else {
+        "nav-count"
     };
     view! {
         <li>
             <A
-                href="/approvals"
-                attr:data-test="nav-approvals"
-                attr:aria-label=move || match waiting() {
+                href=href
+                attr:data-test=test
+                attr:aria-label=move || match count.get() {
                     0 => None,
-                    n => Some(format!("Approvals, {n} waiting")),
+                    n => Some(format!("{label}, {n} {state}")),
                 }
             >
-                "Approvals"
-                {move || match waiting() {
+                {label}
+                {move || match count.get() {
                     0 => None,
                     n => {
                         Some(
                             view! {
-                                <span class="nav-count" aria-hidden="true" data-test="nav-approvals-count">
+                                <span class=class aria-hidden="true" data-test=format!("{test}-count")>
                                     {n}
                                 </span>
                             },

@@ -6,6 +6,7 @@ pub mod data_table;
 pub mod diff_list;
 pub mod dlq;
 pub mod fields;
+pub mod firing_alerts;
 pub mod instances_table;
 pub mod keyed_table;
 pub mod runbook_form;

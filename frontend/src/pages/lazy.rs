@@ -13,8 +13,8 @@
 //! verified further. Preloading would save one round trip on such loads.
 
 use super::{
-    ApprovalsPage, AuditPage, ChecklistPage, DeadLetterPage, DeadLettersPage, FleetPage,
-    RunbookPage, RunbooksPage, ServicePage, ServicesPage, UsersPage,
+    AlertsPage, ApprovalsPage, AuditPage, ChecklistPage, DeadLetterPage, DeadLettersPage,
+    FleetPage, RunbookPage, RunbooksPage, ServicePage, ServicesPage, UsersPage,
 };
 use leptos::prelude::*;
 use leptos_router::{LazyRoute, lazy_route};
@@ -172,5 +172,20 @@ impl LazyRoute for ChecklistRoute {
 
     fn view(_this: Self) -> AnyView {
         view! { <ChecklistPage /> }.into_any()
+    }
+}
+
+/// `/alerts`: firing, pending and resolved alerts, rules, silences and
+/// webhooks.
+pub struct AlertsRoute;
+
+#[lazy_route]
+impl LazyRoute for AlertsRoute {
+    fn data() -> Self {
+        AlertsRoute
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <AlertsPage /> }.into_any()
     }
 }

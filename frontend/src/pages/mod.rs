@@ -1,5 +1,6 @@
 //! One module per route.
 
+mod alerts;
 mod approvals;
 mod audit;
 mod checklist;
@@ -16,6 +17,7 @@ mod service;
 mod services;
 mod users;
 
+use alerts::AlertsPage;
 use approvals::ApprovalsPage;
 use audit::AuditPage;
 use checklist::ChecklistPage;
@@ -23,8 +25,8 @@ use dead_letter::DeadLetterPage;
 use dead_letters::DeadLettersPage;
 use fleet::FleetPage;
 pub use lazy::{
-    ApprovalsRoute, AuditRoute, ChecklistRoute, DeadLetterRoute, DeadLettersRoute, FleetRoute,
-    RunbookRoute, RunbooksRoute, ServiceRoute, ServicesRoute, UsersRoute,
+    AlertsRoute, ApprovalsRoute, AuditRoute, ChecklistRoute, DeadLetterRoute, DeadLettersRoute,
+    FleetRoute, RunbookRoute, RunbooksRoute, ServiceRoute, ServicesRoute, UsersRoute,
 };
 pub use login::LoginPage;
 pub use not_found::NotFound;

@@ -2,6 +2,7 @@
 //! first, rendered by the server and then updated in place from its `fleet`
 //! events.
 
+use crate::components::firing_alerts::FiringBanner;
 use crate::components::telemetry::{breaker_key, ms, pct};
 use crate::layout::{Loading, PageHeader};
 use crate::live::{LiveFleet, LiveStatus};
@@ -24,6 +25,7 @@ pub fn OverviewPage() -> impl IntoView {
         >
             <LiveStatus link=live.link />
         </PageHeader>
+        <FiringBanner />
         <Suspense fallback=|| view! { <Loading label="Loading the fleet…" /> }>
             {move || Suspend::new(async move {
                 live.ready().await;

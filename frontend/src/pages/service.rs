@@ -140,6 +140,7 @@ fn ServiceBody(name: String, env: String, role: Role) -> impl IntoView {
                 <a class="button" href=format!("{base}/dead-letters") data-test="service-dead-letters">
                     "Dead letters"
                 </a>
+                <ReportLinks name=name.clone() env=env.clone() />
             </div>
         </div>
         {move || match service.get() {
@@ -670,5 +671,46 @@ mod tests {
             report: Default::default(),
         };
         assert!(outcome_text(&pending).starts_with("Waiting for approval: request abc."));
+    }
+}
+
+/// The service's reliability report, which the server renders from the
+/// active policy and live figures: to read in a new tab, or to download.
+/// Plain links to the API (the browser's session cookie authenticates
+/// them); `rel="external"` keeps the router from handling them as pages.
+#[component]
+fn ReportLinks(name: String, env: String) -> impl IntoView {
+    let report = shared::paths::service(&name, &env).report();
+    view! {
+        <div class="report-links" role="group" aria-label="Reliability report" data-test="service-report">
+            <a
+                class="button"
+                href=format!("{report}?format=html")
+                target="_blank"
+                rel="external noopener"
+                data-test="service-report-html"
+            >
+                "Reliability report"
+                <span class="visually-hidden">" (opens in a new tab)"</span>
+            </a>
+            <a
+                class="button button-quiet"
+                href=format!("{report}?format=markdown&download=true")
+                rel="external"
+                download
+                data-test="service-report-download-markdown"
+            >
+                "Download Markdown"
+            </a>
+            <a
+                class="button button-quiet"
+                href=format!("{report}?format=html&download=true")
+                rel="external"
+                download
+                data-test="service-report-download-html"
+            >
+                "Download HTML"
+            </a>
+        </div>
     }
 }
