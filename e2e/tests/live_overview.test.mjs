@@ -5,77 +5,27 @@
 // draws its charts, and signing out of a live page breaks nothing.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { callApi, ADMIN_PASSWORD, launchBrowser, startServer, waitForHydration } from '../harness.mjs';
-
-const BIN = process.env.BALLAST_BIN ?? new URL('../../target/debug/ballast', import.meta.url).pathname;
-const DEMO_BIN = process.env.BALLAST_DEMO_BIN ?? join(dirname(BIN), 'ballast-demo');
+import { callApi, ADMIN_PASSWORD, launchBrowser, startDemo, startServer, waitForHydration } from '../harness.mjs';
 
 let server;
 let chrome;
 let demo;
-let demoDir;
 let control;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 const api = (...args) => callApi(server, ...args);
 
 before(async () => {
   server = await startServer();
   const admin = (await api('POST', '/api/v1/auth/login', null, { username: 'admin', password: ADMIN_PASSWORD })).body.token;
-  for (const name of ['rag-answer', 'case-review-agent']) {
-    assert.equal((await api('POST', '/api/v1/services', admin, { name, environment: 'prod', owner: 'e2e' })).status, 201);
-  }
-  // Medium tier: publishes without a second person's approval.
-  const yaml = readFileSync(new URL('../../examples/policies/rag-answer.yaml', import.meta.url), 'utf8')
-    .replace('risk_tier: high', 'risk_tier: medium');
-  assert.equal((await api('PUT', '/api/v1/services/rag-answer/prod/draft', admin, yaml, 'application/yaml')).status, 200);
-  assert.equal((await api('POST', '/api/v1/services/rag-answer/prod/publish', admin, { message: 'v1' })).body.version, 1);
-  const token = async (service) =>
-    (await api('POST', '/api/v1/tokens', admin, { service, environment: 'prod' })).body.token;
-  demoDir = mkdtempSync(join(tmpdir(), 'ballast-demo-'));
-  control = `http://127.0.0.1:${await freePort()}`;
-  demo = spawn(
-    DEMO_BIN,
-    ['--url', server.base, '--instances', '2', '--rps', '8', '--case-rps', '1',
-      '--control', control.slice('http://'.length), '--state-dir', demoDir],
-    {
-      env: { ...process.env, BALLAST_TOKEN_RAG: await token('rag-answer'), BALLAST_TOKEN_CASE: await token('case-review-agent'), RUST_LOG: 'warn', BALLAST_LOG: 'warn' },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
-  );
-  // The control API is up once it answers; bounded.
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (demo.exitCode !== null) throw new Error(`ballast-demo exited with ${demo.exitCode}`);
-    try {
-      if ((await fetch(`${control}/faults`)).ok) break;
-    } catch { /* not listening yet */ }
-    if (Date.now() > deadline) throw new Error('the demo control API did not come up');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  demo = await startDemo(server, admin);
+  control = demo.control;
   chrome = await launchBrowser();
 });
 
 after(async () => {
-  demo?.kill('SIGTERM');
+  await demo?.stop();
   await chrome?.close();
   await server?.stop();
-  if (demoDir) rmSync(demoDir, { recursive: true, force: true });
 });
 
 test('a reranker outage shows on the live overview within 5 s, in place', async () => {
