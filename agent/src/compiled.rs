@@ -166,7 +166,7 @@ pub async fn lift_overrides_on_time(
         let now = clock.now_ms();
         // Only the version that was looked at is lifted: one that arrived
         // meanwhile is looked at afresh on the next turn.
-        sender.send_if_modified(|in_force| {
+        let lifted = sender.send_if_modified(|in_force| {
             if !Arc::ptr_eq(in_force, &current) {
                 return false;
             }
@@ -179,6 +179,11 @@ pub async fn lift_overrides_on_time(
                 None => false,
             }
         });
+        // Nothing to lift (another version is in force, or this one's end
+        // moved): wait for the next change rather than look again at once.
+        if !lifted && changes.changed().await.is_err() {
+            return;
+        }
     }
 }
 
