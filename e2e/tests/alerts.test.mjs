@@ -95,6 +95,26 @@ test('a reranker outage fires breaker-open on the overview; its runbook is one c
     (a) => a.rule === 'breaker-open' && a.service === 'rag-answer' && a.dependency === 'reranker',
   );
   assert.equal(recorded?.acknowledged_by, `user:${ENGINEER}`);
+  // One click forces the reranker's breaker open fleet-wide, through the
+  // publish path (published, or waiting for an approver where the service's
+  // tier says so), and the page says what happened per service.
+  await page.click(`[data-test="alert-force-open-${KEY}"]:not([disabled])`, { timeout: 10_000 });
+  await page.waitForFunction(
+    () => /rag-answer\/prod: /.test(document.querySelector('[data-test="alert-outcome"]')?.textContent ?? ''),
+    null,
+    { timeout: 10_000 },
+  );
+  assert.match(
+    await page.textContent('[data-test="alert-outcome"]'),
+    /reranker's breaker forced open for 30 min\. .*rag-answer\/prod: (waiting for an approver|published as version \d+)/,
+  );
+  // Either published or waiting for an approver, with its reason.
+  const requests = (await api('GET', '/api/v1/publish-requests', admin)).body;
+  const versions = (await api('GET', '/api/v1/services/rag-answer/prod/versions', admin)).body;
+  assert.ok(
+    JSON.stringify([requests, versions]).includes("incident: force reranker's breaker open for 30 min"),
+    'the override is a version or a publish request, with its reason',
+  );
   // Its runbook is linked from this page too, and the rule is listed as built in.
   assert.equal(await page.getAttribute(`[data-test="alerts-firing"] [data-test="alert-runbook-${KEY}"]`, 'href'), '/runbooks/ai-reliability-incident');
   assert.match(await page.textContent('[data-test="rule-row-breaker-open"]'), /built-in/);

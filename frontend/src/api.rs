@@ -576,6 +576,14 @@ pub async fn acknowledge_alert(id: &str) -> Result<AlertView, ApiError> {
     transport::send(Method::Post, &paths::acknowledge_alert(id), None::<&()>).await
 }
 
+/// Forces a dependency's breaker open or closed across the fleet (or lifts
+/// that): each service's next version goes through the publish path.
+pub async fn breaker_override(
+    req: &shared::api::BreakerOverrideRequest,
+) -> Result<Vec<shared::api::BreakerOverrideResult>, ApiError> {
+    transport::send(Method::Post, paths::BREAKER_OVERRIDE, Some(req)).await
+}
+
 /// Silences in force, and those of the last week.
 pub async fn silences() -> Result<Vec<SilenceView>, ApiError> {
     let url = format!("{SILENCES}?all=true");

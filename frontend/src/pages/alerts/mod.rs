@@ -17,7 +17,10 @@ use crate::session::Session;
 use crate::time::Utc;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use shared::api::{AlertMetric, AlertState, AlertView, Me, NotificationView};
+use shared::api::{
+    AlertMetric, AlertState, AlertView, BreakerOverrideRequest, BreakerOverrideResult, Me,
+    NotificationView, OverrideOutcome, OverrideState,
+};
 use shared::role::Permission;
 
 /// How often the page asks for alerts again: the server evaluates every 5 s.
@@ -64,6 +67,24 @@ fn Alerts(me: Me) -> impl IntoView {
             FiringAlerts::refresh();
         }
     });
+    // The incident control: one click forces the alert's breaker open
+    // across the fleet for 30 minutes, through the normal publish path.
+    let force_open = Action::new_local(move |(dependency, reason): &(String, String)| {
+        let req = BreakerOverrideRequest {
+            dependency: dependency.clone(),
+            state: OverrideState::Open,
+            duration_s: FORCE_OPEN_S,
+            reason: reason.clone(),
+            services: Vec::new(),
+        };
+        async move {
+            let result = api::breaker_override(&req).await;
+            match result {
+                Ok(list) => outcome.try_set(Some(Ok(override_summary(&req.dependency, &list)))),
+                Err(e) => outcome.try_set(Some(Err(e.message()))),
+            };
+        }
+    });
     let in_state = move |state: AlertState| {
         alerts.get().map(|r| {
             r.map(|list| {
@@ -79,6 +100,11 @@ fn Alerts(me: Me) -> impl IntoView {
             acknowledge.dispatch(id);
         }),
         ack_pending: acknowledge.pending().into(),
+        can_override: me.role.allows(Permission::PublishLowRisk),
+        force_open: Callback::new(move |target: (String, String)| {
+            force_open.dispatch(target);
+        }),
+        override_pending: force_open.pending().into(),
         show_deliveries: Callback::new(move |id: String| deliveries.set(Some(id))),
     };
     let section = move |state: AlertState, empty: &'static str| {
@@ -132,7 +158,36 @@ struct RowContext {
     can_respond: bool,
     acknowledge: Callback<String>,
     ack_pending: Signal<bool>,
+    can_override: bool,
+    force_open: Callback<(String, String)>,
+    override_pending: Signal<bool>,
     show_deliveries: Callback<String>,
+}
+
+/// How long the one-click override holds; agents lift it on their own.
+const FORCE_OPEN_S: u32 = 1800;
+
+/// One line per service of what an override did.
+fn override_summary(dependency: &str, results: &[BreakerOverrideResult]) -> String {
+    let parts: Vec<String> = results
+        .iter()
+        .map(|r| {
+            let what = match &r.outcome {
+                OverrideOutcome::Published { version } => format!("published as version {version}"),
+                OverrideOutcome::PendingApproval { request_id } => {
+                    format!("waiting for an approver (request {request_id})")
+                }
+                OverrideOutcome::Skipped { reason } => format!("skipped: {reason}"),
+                OverrideOutcome::Failed { error } => format!("refused: {error}"),
+            };
+            format!("{}/{}: {what}", r.service.name, r.service.environment)
+        })
+        .collect();
+    format!(
+        "{dependency}'s breaker forced open for {} min. {}.",
+        FORCE_OPEN_S / 60,
+        parts.join("; ")
+    )
 }
 
 const LIVE_HEADS: &[Head] = &[
@@ -293,6 +348,27 @@ fn alert_row(a: AlertView, ctx: RowContext) -> AnyView {
         }
         (None, _) => view! { <span class="muted small">"Not acknowledged"</span> }.into_any(),
     };
+    let force_button = match &a.dependency {
+        Some(dependency) if ctx.can_override && a.state == AlertState::Firing => {
+            let target = (
+                dependency.clone(),
+                format!("alert {}: {}", a.rule, a.summary),
+            );
+            Some(view! {
+                <button
+                    type="button"
+                    class="button button-small"
+                    data-test=format!("alert-force-open-{key}")
+                    title="Publishes each service's next version with this breaker forced open for 30 minutes; high-risk services wait for an approver"
+                    disabled=move || ctx.override_pending.get() || !hydrated.get()
+                    on:click=move |_| ctx.force_open.run(target.clone())
+                >
+                    "Force breaker open (30 min, fleet-wide)"
+                </button>
+            })
+        }
+        _ => None,
+    };
     view! {
         <tr data-test=format!("alert-row-{key}") data-state=a.state.as_str()>
             {head}
@@ -300,6 +376,7 @@ fn alert_row(a: AlertView, ctx: RowContext) -> AnyView {
             {runbook}
             <td class="wrap">
                 {response}
+                {force_button}
                 {deliveries_button}
             </td>
         </tr>
