@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod dead_letters;
 pub mod error;
+pub mod fields;
 pub mod group_commit;
 pub mod policy;
 pub mod policy_cli;

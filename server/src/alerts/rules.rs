@@ -22,38 +22,7 @@ const MAX_NOTIFY: usize = 20;
 /// Checks a rule's name: the same shape as a runbook's slug, since policies
 /// name rules in their `alert` fields.
 pub fn check_name(name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-        && !name.contains("--");
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "name",
-            format!(
-                "a rule's name is 1 to {MAX_NAME} lowercase letters, digits and single hyphens"
-            ),
-        ))
-    }
-}
-
-fn check_scope_part(field: &str, value: &Option<String>) -> ApiResult<()> {
-    if let Some(v) = value
-        && (v.trim().is_empty()
-            || v.len() > MAX_SCOPE
-            || v.chars().any(|c| c.is_control() || c.is_whitespace()))
-    {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be a name of 1 to {MAX_SCOPE} characters without spaces"),
-        ));
-    }
-    Ok(())
+    crate::fields::slug("name", name, MAX_NAME, "a rule's name")
 }
 
 /// The range a threshold of `metric` can meaningfully take.
@@ -77,15 +46,18 @@ fn threshold_range(metric: AlertMetric) -> (f64, f64, &'static str) {
 /// Checks everything about a rule but whether its runbook and webhooks
 /// exist (that needs the store).
 pub fn check(rule: &AlertRuleWrite) -> ApiResult<()> {
-    if rule.description.chars().count() > MAX_DESCRIPTION {
-        return Err(ApiError::invalid(
-            "description",
-            format!("must be at most {MAX_DESCRIPTION} characters"),
-        ));
-    }
-    check_scope_part("scope.service", &rule.scope.service)?;
-    check_scope_part("scope.environment", &rule.scope.environment)?;
-    check_scope_part("scope.dependency", &rule.scope.dependency)?;
+    crate::fields::text("description", &rule.description, MAX_DESCRIPTION, false)?;
+    crate::fields::word("scope.service", rule.scope.service.as_deref(), MAX_SCOPE)?;
+    crate::fields::word(
+        "scope.environment",
+        rule.scope.environment.as_deref(),
+        MAX_SCOPE,
+    )?;
+    crate::fields::word(
+        "scope.dependency",
+        rule.scope.dependency.as_deref(),
+        MAX_SCOPE,
+    )?;
     if rule.scope.dependency.is_some() && !rule.metric.per_dependency() {
         return Err(ApiError::invalid(
             "scope.dependency",

@@ -50,23 +50,11 @@ fn view(s: SilenceRow) -> SilenceView {
     }
 }
 
-fn check_part(field: &str, value: &Option<String>) -> ApiResult<()> {
-    if let Some(v) = value
-        && (v.trim().is_empty() || v.len() > 100 || v.chars().any(char::is_whitespace))
-    {
-        return Err(ApiError::invalid(
-            field,
-            "must be a name without spaces, at most 100 characters",
-        ));
-    }
-    Ok(())
-}
-
 /// Creates a silence from now for `duration_s`.
 pub async fn create(app: &App, user: &UserPrincipal, req: &SilenceWrite) -> ApiResult<SilenceView> {
-    check_part("rule", &req.rule)?;
-    check_part("service", &req.service)?;
-    check_part("environment", &req.environment)?;
+    crate::fields::word("rule", req.rule.as_deref(), 100)?;
+    crate::fields::word("service", req.service.as_deref(), 100)?;
+    crate::fields::word("environment", req.environment.as_deref(), 100)?;
     if req.duration_s == 0 || req.duration_s > MAX_DURATION_S {
         return Err(ApiError::invalid(
             "duration_s",

@@ -16,25 +16,6 @@ const MAX_NOTE_CHARS: usize = 2_000;
 /// How many checklists a listing returns at most.
 pub const LIST_LIMIT: i64 = 200;
 
-fn check(field: &str, value: &str, max: usize, required: bool) -> ApiResult<()> {
-    if required && value.trim().is_empty() {
-        return Err(ApiError::invalid(field, "must not be empty"));
-    }
-    if value.chars().count() > max {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    if value.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(ApiError::invalid(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(())
-}
-
 /// Starts a checklist on `slug`'s latest version.
 pub async fn start(
     app: &App,
@@ -42,9 +23,9 @@ pub async fn start(
     slug: &str,
     req: &ChecklistStart,
 ) -> ApiResult<ChecklistView> {
-    check("title", &req.title, MAX_TITLE_CHARS, true)?;
+    crate::fields::text("title", &req.title, MAX_TITLE_CHARS, true)?;
     if let Some(r) = &req.incident_ref {
-        check("incident_ref", r, MAX_REF_CHARS, true)?;
+        crate::fields::text("incident_ref", r, MAX_REF_CHARS, true)?;
     }
     let runbook = super::get(app, slug, None).await?;
     if runbook.steps.is_empty() {
@@ -90,7 +71,7 @@ pub async fn tick(
     index: u32,
     req: &StepTick,
 ) -> ApiResult<ChecklistView> {
-    check("note", &req.note, MAX_NOTE_CHARS, false)?;
+    crate::fields::text("note", &req.note, MAX_NOTE_CHARS, false)?;
     let (row, _) = app
         .store
         .checklist(id)

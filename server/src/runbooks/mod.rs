@@ -90,51 +90,9 @@ pub fn steps(body: &str) -> Vec<String> {
     steps
 }
 
-/// Checks a slug: lowercase letters, digits and single hyphens, starting
-/// with a letter or digit, at most 64 characters, since slugs appear in
-/// policies, URLs and alert notifications.
+/// Checks a slug: it appears in policies, URLs and alert notifications.
 pub fn check_slug(slug: &str) -> ApiResult<()> {
-    let ok = !slug.is_empty()
-        && slug.len() <= MAX_SLUG_CHARS
-        && slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !slug.starts_with('-')
-        && !slug.ends_with('-')
-        && !slug.contains("--");
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "slug",
-            format!(
-                "a runbook's slug is 1 to {MAX_SLUG_CHARS} lowercase letters, digits and single hyphens, \
-                 not starting or ending with a hyphen"
-            ),
-        ))
-    }
-}
-
-fn check_text(field: &str, value: &str, max_chars: usize, required: bool) -> ApiResult<()> {
-    if required && value.trim().is_empty() {
-        return Err(ApiError::invalid(field, "must not be empty"));
-    }
-    if value.chars().count() > max_chars {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be at most {max_chars} characters"),
-        ));
-    }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
-    {
-        return Err(ApiError::invalid(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(())
+    crate::fields::slug("slug", slug, MAX_SLUG_CHARS, "a runbook's slug")
 }
 
 fn check_links(links: &RunbookLinks) -> ApiResult<()> {
@@ -151,7 +109,7 @@ fn check_links(links: &RunbookLinks) -> ApiResult<()> {
         }
         for (i, value) in list.iter().enumerate() {
             let field = format!("links.{name}[{i}]");
-            check_text(&field, value, MAX_LINK_CHARS, true)?;
+            crate::fields::text(&field, value, MAX_LINK_CHARS, true)?;
             if value.chars().any(char::is_whitespace) {
                 return Err(ApiError::invalid(field, "must be one word, without spaces"));
             }
@@ -162,7 +120,7 @@ fn check_links(links: &RunbookLinks) -> ApiResult<()> {
 
 /// Checks a write's fields, naming the first one at fault.
 pub fn check_write(write: &RunbookWrite) -> ApiResult<()> {
-    check_text("title", &write.title, MAX_TITLE_CHARS, true)?;
+    crate::fields::text("title", &write.title, MAX_TITLE_CHARS, true)?;
     if write.title.contains('\n') {
         return Err(ApiError::invalid("title", "must be one line"));
     }
@@ -172,8 +130,8 @@ pub fn check_write(write: &RunbookWrite) -> ApiResult<()> {
             format!("must be at most {MAX_BODY_BYTES} bytes"),
         ));
     }
-    check_text("body", &write.body, usize::MAX, true)?;
-    check_text("message", &write.message, MAX_MESSAGE_CHARS, false)?;
+    crate::fields::text("body", &write.body, usize::MAX, true)?;
+    crate::fields::text("message", &write.message, MAX_MESSAGE_CHARS, false)?;
     if write.base_version == Some(0) {
         return Err(ApiError::invalid("base_version", "versions start at 1"));
     }
