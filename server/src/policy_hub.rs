@@ -31,6 +31,9 @@ pub struct Published {
     /// What the policy calls its components, for the live view, which
     /// classifies agents' rows many times a second.
     pub components: crate::telemetry::components::Components,
+    /// The daily cost budget (`limits.cost_per_tenant_per_day_usd_micros`),
+    /// for the alert evaluator, which reads it every few seconds.
+    pub cost_budget_usd_micros: Option<u64>,
 }
 
 /// A service's rollout, resolved.
@@ -199,6 +202,11 @@ impl PolicyHub {
                     etag: row.etag,
                     json: json.into(),
                     components: crate::telemetry::components::Components::of(&envelope.policy),
+                    cost_budget_usd_micros: envelope
+                        .policy
+                        .limits
+                        .as_ref()
+                        .and_then(|l| l.cost_per_tenant_per_day_usd_micros),
                 })))
             }
         };
@@ -269,6 +277,7 @@ mod tests {
                 etag: format!("e{v}"),
                 json: "{}".into(),
                 components: Default::default(),
+                cost_budget_usd_micros: None,
             })
         };
         let snap = Snapshot {

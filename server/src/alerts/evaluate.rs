@@ -129,11 +129,15 @@ impl Inputs {
                         let today = Window::new(app.store.rollup_sums(day_start(now)).await?);
                         inputs.spend_today = today.spend();
                         for s in services {
-                            let budget = crate::policy::active_policy(app, s.id).await?.and_then(
-                                |(_, p)| {
-                                    p.limits.and_then(|l| l.cost_per_tenant_per_day_usd_micros)
-                                },
-                            );
+                            // From the hub's snapshot, which holds it parsed:
+                            // no document is read or parsed on this 5-second path.
+                            let budget = app
+                                .hub
+                                .snapshot(s.id)
+                                .await?
+                                .active
+                                .as_ref()
+                                .and_then(|p| p.cost_budget_usd_micros);
                             inputs.budgets.insert(s.id, budget);
                         }
                     }

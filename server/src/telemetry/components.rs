@@ -82,6 +82,7 @@ mod tests {
             etag: format!("e{version}"),
             json: "{}".into(),
             components: Components::of(&Policy::from_yaml(yaml).unwrap()),
+            cost_budget_usd_micros: None,
         })
     }
 
