@@ -6,7 +6,7 @@
 use crate::app::App;
 use crate::auth::UserPrincipal;
 use crate::error::{ApiError, ApiResult};
-use crate::store::{AuditRecord, ChecklistChange, ChecklistEventRow, ChecklistRow};
+use crate::store::{AuditRecord, Changed, ChecklistEventRow, ChecklistRow};
 use serde_json::json;
 use shared::api::{ChecklistEvent, ChecklistStart, ChecklistStep, ChecklistView, StepTick};
 
@@ -127,11 +127,11 @@ pub async fn close(app: &App, user: &UserPrincipal, id: &str) -> ApiResult<Check
     after_change(app, id, changed).await
 }
 
-async fn after_change(app: &App, id: &str, changed: ChecklistChange) -> ApiResult<ChecklistView> {
+async fn after_change(app: &App, id: &str, changed: Changed) -> ApiResult<ChecklistView> {
     match changed {
-        ChecklistChange::Done => get(app, id).await,
-        ChecklistChange::Missing => Err(ApiError::not_found(format!("no checklist `{id}`"))),
-        ChecklistChange::Closed => Err(ApiError::conflict(
+        Changed::Done => get(app, id).await,
+        Changed::Missing => Err(ApiError::not_found(format!("no checklist `{id}`"))),
+        Changed::Refused => Err(ApiError::conflict(
             "id",
             format!("checklist `{id}` is closed; start a new one"),
         )),

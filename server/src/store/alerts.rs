@@ -7,7 +7,7 @@
 //! notifications, and nobody else can, however many replicas evaluate.
 
 use super::audit::append_audit;
-use super::{AuditRecord, Backend, Store, StoreResult, with_db};
+use super::{AuditRecord, Backend, Store, StoreResult, row_exists, with_db};
 use sqlx::Row;
 
 /// A stored alert rule.
@@ -224,14 +224,15 @@ pub enum DeliveryOutcome {
     },
 }
 
-/// What acknowledging or ending did.
+/// What a change that only some states allow did (acknowledging an alert,
+/// ending a silence, ticking or closing a checklist).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Changed {
     /// Done.
     Done,
     /// Nothing with that id.
     Missing,
-    /// Not in a state that allows it.
+    /// Not in a state that allows it (not firing, already ended, closed).
     Refused,
 }
 
@@ -529,11 +530,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if done.is_none() {
-                let exists: Option<String> = sqlx::query_scalar("SELECT id FROM alerts WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                return Ok(if exists.is_some() { Changed::Refused } else { Changed::Missing });
+                return Ok(if row_exists!(tx, "alerts", id) { Changed::Refused } else { Changed::Missing });
             }
             append_audit!(tx, now_ms, audit);
             tx.commit().await?;
@@ -598,11 +595,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if done.is_none() {
-                let exists: Option<String> = sqlx::query_scalar("SELECT id FROM silences WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                return Ok(if exists.is_some() { Changed::Refused } else { Changed::Missing });
+                return Ok(if row_exists!(tx, "silences", id) { Changed::Refused } else { Changed::Missing });
             }
             append_audit!(tx, now_ms, audit);
             tx.commit().await?;

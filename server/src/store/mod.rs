@@ -30,8 +30,8 @@ pub use policy::{
     ServiceRow, VersionRow,
 };
 pub use runbooks::{
-    ChecklistChange, ChecklistEventRow, ChecklistRow, NewRunbookVersion, RunbookRow,
-    RunbookVersionRow, RunbookWritten,
+    ChecklistEventRow, ChecklistRow, NewRunbookVersion, RunbookRow, RunbookVersionRow,
+    RunbookWritten,
 };
 pub use telemetry::{
     BatchWrite, FleetInstanceRow, ROLLUP_COLUMNS, ROLLUP_FIRST_BUCKET, ROLLUP_WIDTH, ReceiptKey,
@@ -59,6 +59,20 @@ macro_rules! with_db {
     };
 }
 pub(crate) use with_db;
+
+/// After a conditional update changed nothing: whether the row `id` of
+/// `$table` exists (the condition refused it) or not (there is no such row).
+macro_rules! row_exists {
+    ($tx:expr, $table:literal, $id:expr) => {{
+        let found: Option<String> =
+            sqlx::query_scalar(concat!("SELECT id FROM ", $table, " WHERE id = $1"))
+                .bind($id)
+                .fetch_optional(&mut *$tx)
+                .await?;
+        found.is_some()
+    }};
+}
+pub(crate) use row_exists;
 
 /// The pool of the backend in use.
 #[derive(Clone, Debug)]

@@ -2,7 +2,7 @@
 //! ticks). Every write is audited in its own transaction.
 
 use super::audit::append_audit;
-use super::{AuditRecord, Store, StoreResult, with_db};
+use super::{AuditRecord, Changed, Store, StoreResult, row_exists, with_db};
 use sqlx::Row;
 
 /// A runbook's latest state, for listings.
@@ -119,17 +119,6 @@ pub struct ChecklistEventRow {
     pub at: i64,
     /// What they said.
     pub note: String,
-}
-
-/// What a tick or a close did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChecklistChange {
-    /// Recorded.
-    Done,
-    /// No such checklist.
-    Missing,
-    /// The checklist is closed and takes no more changes.
-    Closed,
 }
 
 const CHECKLIST_COLUMNS: &str = "id, slug, runbook_version, title, incident_ref, steps, \
@@ -436,7 +425,7 @@ impl Store {
         note: &str,
         now_ms: i64,
         audit: &AuditRecord,
-    ) -> StoreResult<ChecklistChange> {
+    ) -> StoreResult<Changed> {
         with_db!(self, pool => {
             let mut tx = pool.begin().await?;
             // A no-op write first: it takes the row's lock (and SQLite's
@@ -447,11 +436,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             if open.is_none() {
-                let exists: Option<String> = sqlx::query_scalar("SELECT id FROM checklists WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                return Ok(if exists.is_some() { ChecklistChange::Closed } else { ChecklistChange::Missing });
+                return Ok(if row_exists!(tx, "checklists", id) { Changed::Refused } else { Changed::Missing });
             }
             sqlx::query(
                 "INSERT INTO checklist_events (checklist_id, seq, step, done, actor, at, note) \
@@ -467,7 +452,7 @@ impl Store {
             .await?;
             append_audit!(tx, now_ms, audit);
             tx.commit().await?;
-            Ok(ChecklistChange::Done)
+            Ok(Changed::Done)
         })
     }
 
@@ -478,7 +463,7 @@ impl Store {
         actor: &str,
         now_ms: i64,
         audit: &AuditRecord,
-    ) -> StoreResult<ChecklistChange> {
+    ) -> StoreResult<Changed> {
         with_db!(self, pool => {
             let mut tx = pool.begin().await?;
             let closed = sqlx::query(
@@ -490,15 +475,11 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if closed.is_none() {
-                let exists: Option<String> = sqlx::query_scalar("SELECT id FROM checklists WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                return Ok(if exists.is_some() { ChecklistChange::Closed } else { ChecklistChange::Missing });
+                return Ok(if row_exists!(tx, "checklists", id) { Changed::Refused } else { Changed::Missing });
             }
             append_audit!(tx, now_ms, audit);
             tx.commit().await?;
-            Ok(ChecklistChange::Done)
+            Ok(Changed::Done)
         })
     }
 }
