@@ -14,6 +14,7 @@
 //! Every wait is bounded: the agent's own watch channels are awaited under
 //! a timeout, and the server's readiness is polled up to a hard deadline.
 
+#[path = "it/support/mod.rs"]
 mod support;
 
 use agent::client::{AgentConfig, LiveAgent, load_last_known_good};

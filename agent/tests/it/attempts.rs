@@ -5,7 +5,7 @@
 //! gives up its place in the queue. On a paused clock, so that every
 //! instant below is exact.
 
-mod local;
+use crate::local;
 
 use agent::{Call, DependencyError};
 use local::{guard_on, held_call};

@@ -1,6 +1,6 @@
 //! Dead letters against the real control plane: the `ballast` server's own
 //! router on a temporary SQLite file, over TCP on a loopback port, as in
-//! tests/live.rs. The agent reports a dead letter, one person asks for a
+//! `live`. The agent reports a dead letter, one person asks for a
 //! redrive, another approves it, and the approved action travels down the
 //! agent's stream to the [`ActionRunner`], whose acknowledgement closes it.
 //! Nothing here stands in for the server, so a disagreement about the
@@ -9,7 +9,7 @@
 //! Every wait is bounded; the server's view of the action has no event, so
 //! it is polled on a short interval up to a hard deadline.
 
-mod support;
+use crate::support;
 
 use agent::Guard;
 use agent::client::{AgentConfig, LiveAgent};

@@ -9,7 +9,7 @@
 //! without waiting); the stream test runs on real time, because the agent's
 //! reconnect loop is what redelivers, and waits on a channel under a bound.
 
-mod support;
+use crate::support;
 
 use agent::Guard;
 use agent::client::{AgentConfig, ControlPlane, LiveAgent};

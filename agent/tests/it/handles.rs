@@ -5,7 +5,7 @@
 //! policies between calls on one thread and check that every call still
 //! lands in its own tenant's partition and under the policy in force.
 
-mod local;
+use crate::local;
 
 use agent::bulkhead::BulkheadRejection;
 use agent::{Call, CompiledPolicy, DependencyError, Guard, GuardError, policy_channel};

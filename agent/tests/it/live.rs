@@ -7,7 +7,7 @@
 //! what has no event (the fleet view) is polled on a short interval up to a
 //! hard deadline.
 
-mod support;
+use crate::support;
 
 use agent::Guard;
 use agent::client::{AgentConfig, LiveAgent, Pulled, SseParser, load_last_known_good};

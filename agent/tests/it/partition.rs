@@ -8,7 +8,7 @@
 //! Every wait is bounded (see `support::BOUND`); nothing sleeps to let
 //! time pass.
 
-mod support;
+use crate::support;
 
 use agent::Guard;
 use agent::client::LiveAgent;

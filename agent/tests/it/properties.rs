@@ -3,7 +3,7 @@
 //! Each case runs on its own paused clock, so time is whatever the case
 //! says it is.
 
-mod local;
+use crate::local;
 
 use agent::retry::RetryBudget;
 use agent::{Call, DependencyError, Guard};

@@ -4,7 +4,7 @@
 //! two replicas evaluating the same rules notify once, silences and
 //! acknowledgements, and every endpoint's roles.
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::extract::State;

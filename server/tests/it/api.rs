@@ -1,7 +1,7 @@
 //! API behaviour on both databases: the role matrix, authentication failures,
 //! bad input, readiness, sessions, service tokens and the audit chain.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};

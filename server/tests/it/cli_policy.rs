@@ -1,6 +1,6 @@
 //! `ballast policy apply|diff|export` against a real server on loopback.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use shared::role::Role;
@@ -46,7 +46,7 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
 }
 
 fn rag_yaml() -> String {
-    include_str!("../../examples/policies/rag-answer.yaml")
+    include_str!("../../../examples/policies/rag-answer.yaml")
         .replace("risk_tier: high", "risk_tier: medium")
 }
 

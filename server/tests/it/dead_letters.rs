@@ -3,7 +3,7 @@
 //! one instance, missing acks, the authorization matrix, and the stale
 //! publish approval that the same approval engine now refuses.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -38,7 +38,8 @@ struct Setup {
 const SERVICE: &str = "rag-answer";
 
 fn policy(tier: RiskTier, dead_letters: DeadLetterPolicy) -> Policy {
-    let mut p = Policy::from_yaml(include_str!("../../examples/policies/rag-answer.yaml")).unwrap();
+    let mut p =
+        Policy::from_yaml(include_str!("../../../examples/policies/rag-answer.yaml")).unwrap();
     p.service.risk_tier = tier;
     p.dead_letters = Some(dead_letters);
     p

@@ -3,7 +3,7 @@
 //! tiers wait for an approver), with its end time and reason in the
 //! document; lifting it, bad input, and who may.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::{NowForTests, TestApp};
@@ -54,8 +54,8 @@ async fn approve(app: &TestApp, approver: &str, id: &str) {
 
 fn example(file: &str, tier: RiskTier) -> Policy {
     let text = match file {
-        "rag" => include_str!("../../examples/policies/rag-answer.yaml"),
-        _ => include_str!("../../examples/policies/case-review-agent.yaml"),
+        "rag" => include_str!("../../../examples/policies/rag-answer.yaml"),
+        _ => include_str!("../../../examples/policies/case-review-agent.yaml"),
     };
     let mut p = Policy::from_yaml(text).unwrap();
     p.service.risk_tier = tier;

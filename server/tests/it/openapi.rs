@@ -3,7 +3,7 @@
 //! it, everything in it is served, and every call of the agent protocol
 //! table is documented.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::TestApp;
@@ -150,7 +150,7 @@ async fn every_documented_operation_is_served() {
 async fn every_agent_protocol_call_is_documented() {
     let app = TestApp::sqlite().await;
     let documented = documented(&app).await;
-    let table = include_str!("../../shared/src/protocol.rs");
+    let table = include_str!("../../../shared/src/protocol.rs");
     let mut rows = Vec::new();
     for line in table.lines() {
         let Some(cell) = line.strip_prefix("//! | `") else {

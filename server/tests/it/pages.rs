@@ -1,6 +1,6 @@
 //! The dashboard's server side: redirects, server-rendered pages and headers.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -297,7 +297,7 @@ async fn the_overview_shows_each_change_on_the_next_render(app: TestApp) {
 
     // After a publish both run an older policy than they should.
     let mut policy =
-        Policy::from_yaml(include_str!("../../examples/policies/rag-answer.yaml")).unwrap();
+        Policy::from_yaml(include_str!("../../../examples/policies/rag-answer.yaml")).unwrap();
     policy.service.risk_tier = RiskTier::Medium;
     let r = app
         .call(

@@ -2,7 +2,7 @@
 //! rollback, canaries, four eyes, agent scoping, bad input, ETags, the live
 //! stream, the fleet view and (on Postgres) fan-out across replicas.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -30,7 +30,8 @@ on_both_backends!(
 /// The seed's RAG endpoint policy, made medium-risk so that an engineer can
 /// publish it alone.
 fn rag_policy(tier: RiskTier) -> Policy {
-    let mut p = Policy::from_yaml(include_str!("../../examples/policies/rag-answer.yaml")).unwrap();
+    let mut p =
+        Policy::from_yaml(include_str!("../../../examples/policies/rag-answer.yaml")).unwrap();
     p.service.risk_tier = tier;
     p
 }
@@ -443,7 +444,7 @@ async fn high_risk_publishes_need_someone_else_to_approve(app: TestApp) {
 
     // Loosening an invariant needs approval even at low risk.
     let case = Policy::from_yaml(include_str!(
-        "../../examples/policies/case-review-agent.yaml"
+        "../../../examples/policies/case-review-agent.yaml"
     ))
     .unwrap();
     let mut low = case.clone();
@@ -545,7 +546,7 @@ async fn invalid_policies_are_refused_with_paths_and_change_nothing(app: TestApp
     );
     assert!(r.text.contains("max_atempts"));
     // YAML works too, with the same paths.
-    let yaml = include_str!("../../examples/policies/rag-answer.yaml")
+    let yaml = include_str!("../../../examples/policies/rag-answer.yaml")
         .replace("risk_tier: high", "risk_tier: banana");
     let r = app.send(put(yaml, "application/yaml")).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);

@@ -2,7 +2,7 @@
 //! real values from the policy, known telemetry, a dead letter and a fired
 //! alert, as Markdown (a snapshot) and as HTML.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode, header};
 use common::{NowForTests, TestApp};
@@ -26,7 +26,7 @@ async fn the_report_has_ten_sections_with_real_values(app: TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let policy =
-        Policy::from_yaml(include_str!("../../examples/policies/rag-answer.yaml")).unwrap();
+        Policy::from_yaml(include_str!("../../../examples/policies/rag-answer.yaml")).unwrap();
     let r = app
         .call(
             Method::POST,

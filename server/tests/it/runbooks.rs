@@ -3,7 +3,7 @@
 //! rendering, checklists that record who ticked which step and when,
 //! policy references checked at publish, and every endpoint's roles.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::{NowForTests, TestApp};
@@ -544,7 +544,7 @@ async fn a_publish_naming_a_missing_runbook_is_refused(app: TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let mut policy = Policy::from_yaml(include_str!(
-        "../../examples/policies/case-review-agent.yaml"
+        "../../../examples/policies/case-review-agent.yaml"
     ))
     .unwrap();
     policy.service.environment = "prod".into();

@@ -2,7 +2,7 @@
 //! token's service, derived figures, durable rollups and their pruning, the
 //! live stream, and `/metrics`.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -661,9 +661,10 @@ async fn publish_rag(app: &TestApp, admin: &str) {
 
 /// [`publish_rag`], with the document edited first.
 async fn publish_rag_with(app: &TestApp, admin: &str, edit: impl FnOnce(&mut Value)) {
-    let mut p =
-        shared::policy::Policy::from_yaml(include_str!("../../examples/policies/rag-answer.yaml"))
-            .unwrap();
+    let mut p = shared::policy::Policy::from_yaml(include_str!(
+        "../../../examples/policies/rag-answer.yaml"
+    ))
+    .unwrap();
     p.service.risk_tier = shared::policy::RiskTier::Medium;
     let mut document = serde_json::to_value(&p).unwrap();
     edit(&mut document);
