@@ -52,6 +52,8 @@ pub const WEBHOOKS: &str = "/api/v1/webhooks";
 pub const NOTIFICATIONS: &str = "/api/v1/notifications";
 /// `POST`: force a dependency's breaker open or closed across the fleet.
 pub const BREAKER_OVERRIDE: &str = "/api/v1/incidents/breaker-override";
+/// `GET`: every service's tightest error budget, for the overview.
+pub const OBJECTIVES: &str = "/api/v1/objectives";
 /// `GET`: every agent instance in the fleet.
 pub const FLEET_INSTANCES: &str = "/api/v1/fleet/instances";
 /// `GET`: every service's live state.
@@ -240,6 +242,10 @@ impl ServicePaths<'_> {
     /// `GET`: the service's reliability report (`?format=html|markdown`).
     pub fn report(self) -> String {
         self.sub("report")
+    }
+    /// `GET`: the service's objectives, error budgets and canary analysis.
+    pub fn objectives(self) -> String {
+        self.sub("objectives")
     }
 }
 

@@ -146,5 +146,6 @@ mod tests {
         agrees::<DlqActionKind>();
         agrees::<ActionOutcome>();
         agrees::<InstanceStatus>();
+        agrees::<crate::policy::SafetyViolation>();
     }
 }

@@ -27,6 +27,7 @@ fn context() -> ValidationContext {
             "ai-reliability-incident",
             "case-record-outage",
             "approval-service-outage",
+            "safety-goal-violated",
         ])
 }
 

@@ -122,6 +122,8 @@ fn goals() -> BoxedStrategy<Goals> {
         opt(small()),
         opt(small()),
         vec(text(), 0..3),
+        vec(objective(), 0..3),
+        opt(canary()),
     )
         .prop_map(
             |(
@@ -131,6 +133,8 @@ fn goals() -> BoxedStrategy<Goals> {
                 accept_latency_ms,
                 completion_sla_ms,
                 statements,
+                objectives,
+                canary,
             )| Goals {
                 p95_latency_ms,
                 timeout_ms,
@@ -138,6 +142,52 @@ fn goals() -> BoxedStrategy<Goals> {
                 accept_latency_ms,
                 completion_sla_ms,
                 statements,
+                objectives,
+                canary,
+            },
+        )
+        .boxed()
+}
+
+fn objective() -> BoxedStrategy<Objective> {
+    let indicator = prop_oneof![
+        small().prop_map(|threshold_ms| Indicator::Latency { threshold_ms }),
+        vec(prop::sample::select(DegradedStatus::ALL.to_vec()), 0..3)
+            .prop_map(|allowed| Indicator::Availability { allowed }),
+        Just(Indicator::Quality),
+        prop::sample::select(SafetyViolation::ALL.to_vec())
+            .prop_map(|violation| Indicator::Safety { violation }),
+    ];
+    (name(), indicator, small32(), small32(), opt(name()))
+        .prop_map(
+            |(id, indicator, target_bp, window_days, runbook)| Objective {
+                id,
+                indicator,
+                target_bp,
+                window_days,
+                runbook,
+            },
+        )
+        .boxed()
+}
+
+fn canary() -> BoxedStrategy<CanaryAnalysis> {
+    (
+        small32(),
+        small32(),
+        small32(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(max_burn_ratio_percent, min_requests, bake_minutes, auto_abort, auto_promote)| {
+                CanaryAnalysis {
+                    max_burn_ratio_percent,
+                    min_requests,
+                    bake_minutes,
+                    auto_abort,
+                    auto_promote,
+                }
             },
         )
         .boxed()

@@ -38,6 +38,15 @@ crate::wire_enum! {
         DlqGrowth => ("dlq_growth", "Dead letters received"),
         /// Age in seconds of the oldest dead letter waiting.
         DlqOldestAge => ("dlq_oldest_age", "Oldest dead letter (s)"),
+        /// An objective's error budget burns fast: over both an hour and its
+        /// last five minutes (pages).
+        SloBurnFast => ("slo_burn_fast", "Error budget burn, fast (1 h and 5 min)"),
+        /// Over both six hours and their last thirty minutes (pages).
+        SloBurnMedium => ("slo_burn_medium", "Error budget burn, medium (6 h and 30 min)"),
+        /// Over both three days and their last six hours (a ticket).
+        SloBurnSlow => ("slo_burn_slow", "Error budget burn, slow (3 d and 6 h)"),
+        /// Violations of a safety goal in the window (a count).
+        SafetyViolations => ("safety_violations", "Safety goal violations"),
     }
 }
 
@@ -52,6 +61,22 @@ impl AlertMetric {
                 | AlertMetric::DlqDepth
                 | AlertMetric::DlqGrowth
                 | AlertMetric::DlqOldestAge
+                | AlertMetric::SloBurnFast
+                | AlertMetric::SloBurnMedium
+                | AlertMetric::SloBurnSlow
+                | AlertMetric::SafetyViolations
+        )
+    }
+
+    /// Whether rules on this metric are generated from a policy's
+    /// objectives (one per objective), rather than written by people.
+    pub fn from_objectives(self) -> bool {
+        matches!(
+            self,
+            AlertMetric::SloBurnFast
+                | AlertMetric::SloBurnMedium
+                | AlertMetric::SloBurnSlow
+                | AlertMetric::SafetyViolations
         )
     }
 
@@ -151,6 +176,10 @@ pub struct AlertRuleWrite {
     /// A disabled rule is not evaluated; its firing alerts resolve.
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// The objective (by id) a generated rule watches; set only on rules
+    /// that Ballast generates from a policy's objectives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective: Option<String>,
 }
 
 fn default_min_calls() -> u32 {

@@ -741,7 +741,9 @@ pub struct FleetLive {
 
 mod alerts;
 mod dead_letters;
+mod objectives;
 mod runbooks;
 pub use alerts::*;
 pub use dead_letters::*;
+pub use objectives::*;
 pub use runbooks::*;

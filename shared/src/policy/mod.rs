@@ -22,6 +22,7 @@ mod dead_letters;
 mod degradation;
 mod diff;
 mod invariants;
+mod objectives;
 mod resilience;
 mod service;
 mod unique;
@@ -40,6 +41,10 @@ pub use degradation::{
 };
 pub use diff::{Change, ChangeKind, Loosening, diff, invariant_loosenings};
 pub use invariants::{FailClosed, Invariants, MayDegrade, MustNotDo, Prohibition};
+pub use objectives::{
+    CanaryAnalysis, Indicator, MAX_WINDOW_DAYS, Objective, REQUESTS_COMPONENT, SAFETY_PREFIX,
+    SafetyViolation,
+};
 pub use resilience::{
     Admission, AdmissionMode, BreakerMode, BreakerPolicy, Bulkhead, BulkheadOverride,
     DependencyLimit, Effect, ErrorClass, ForcedState, Jitter, Limits, PartitionKey, PriorityClass,

@@ -145,4 +145,12 @@ pub struct Goals {
     /// Goals that are not numbers, such as "resume after a worker crash".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub statements: Vec<String>,
+    /// Service level objectives: what the error budgets, the burn-rate
+    /// alerts and the canary analysis measure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objectives: Vec<super::Objective>,
+    /// How a canary of this policy is judged on the objectives. Without it,
+    /// canaries are promoted and aborted by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<super::CanaryAnalysis>,
 }

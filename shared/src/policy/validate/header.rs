@@ -1,11 +1,14 @@
 //! The service header, the goals and the timeout budget.
 
 use super::{Checker, Code};
+use crate::policy::{DegradedStatus, Indicator, MAX_WINDOW_DAYS};
+use crate::protocol::LATENCY_BUCKETS_MS;
 use std::collections::BTreeSet;
 
 pub(super) fn check(c: &mut Checker<'_>) {
     service(c);
     goals(c);
+    objectives(c);
     timeouts(c);
 }
 
@@ -71,6 +74,116 @@ fn goals(c: &mut Checker<'_>) {
                 t.total_ms
             ),
         );
+    }
+}
+
+/// Each objective must be measurable from the agent's request records, and
+/// leave a budget to spend (safety goals excepted, whose budget is zero).
+fn objectives(c: &mut Checker<'_>) {
+    let Some(g) = &c.policy.goals else { return };
+    let mut seen = BTreeSet::new();
+    for (i, o) in g.objectives.iter().enumerate() {
+        let at = |field: &str| format!("goals.objectives.{i}.{field}");
+        c.name(at("id"), "the objective id", &o.id);
+        if !seen.insert(o.id.as_str()) {
+            c.error(
+                at("id"),
+                Code::DuplicateName,
+                format!("two objectives are called `{}`", o.id),
+            );
+        }
+        if o.window_days == 0 || o.window_days > MAX_WINDOW_DAYS {
+            c.error(
+                at("window_days"),
+                Code::OutOfRange,
+                format!(
+                    "a window is 1 to {MAX_WINDOW_DAYS} days (the request records are kept that long), not {}",
+                    o.window_days
+                ),
+            );
+        }
+        match &o.indicator {
+            Indicator::Safety { .. } => {
+                if o.target_bp != 10_000 {
+                    c.error(
+                        at("target_bp"),
+                        Code::OutOfRange,
+                        "a safety goal allows no violation: its target is 10000 (100 %)",
+                    );
+                }
+            }
+            other => {
+                if o.target_bp == 0 || o.target_bp >= 10_000 {
+                    c.error(
+                        at("target_bp"),
+                        Code::OutOfRange,
+                        format!(
+                            "a target is 1 to 9999 basis points, not {}: 10000 leaves no error budget (use a safety goal for what must never happen)",
+                            o.target_bp
+                        ),
+                    );
+                }
+                if let Indicator::Latency { threshold_ms } = other
+                    && !LATENCY_BUCKETS_MS.contains(threshold_ms)
+                {
+                    c.error(
+                        at("indicator.threshold_ms"),
+                        Code::OutOfRange,
+                        format!(
+                            "{threshold_ms} ms is not a bound of the latency histogram, so it cannot be counted exactly; use one of {LATENCY_BUCKETS_MS:?}"
+                        ),
+                    );
+                }
+                if let Indicator::Availability { allowed } = other {
+                    for (j, status) in allowed.iter().enumerate() {
+                        let path = at(&format!("indicator.allowed.{j}"));
+                        match status {
+                            DegradedStatus::Refused => c.error(
+                                path,
+                                Code::GoalInconsistent,
+                                "a refused request is the unavailability this objective measures",
+                            ),
+                            DegradedStatus::Normal => c.warn(
+                                path,
+                                Code::GoalInconsistent,
+                                "normal answers always count as available",
+                            ),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(canary) = &g.canary {
+        if g.objectives.is_empty() {
+            c.warn(
+                "goals.canary",
+                Code::GoalInconsistent,
+                "with no objectives there is nothing to judge a canary on",
+            );
+        }
+        if canary.max_burn_ratio_percent < 100 || canary.max_burn_ratio_percent > 100_000 {
+            c.error(
+                "goals.canary.max_burn_ratio_percent",
+                Code::OutOfRange,
+                "the ratio is 100 (as fast as the stable version) to 100000 percent",
+            );
+        }
+        if canary.min_requests == 0 {
+            c.error(
+                "goals.canary.min_requests",
+                Code::OutOfRange,
+                "a canary judged on no requests is judged on noise",
+            );
+        }
+        if canary.bake_minutes == 0 || canary.bake_minutes > 7 * 24 * 60 {
+            c.error(
+                "goals.canary.bake_minutes",
+                Code::OutOfRange,
+                "a bake time is 1 minute to 7 days",
+            );
+        }
     }
 }
 

@@ -304,6 +304,15 @@ fn references(c: &mut Checker<'_>) {
             );
         }
     }
+    if let Some(goals) = &policy.goals {
+        for (i, o) in goals.objectives.iter().enumerate() {
+            push(
+                &mut runbooks,
+                format!("goals.objectives.{i}.runbook"),
+                &o.runbook,
+            );
+        }
+    }
     for (name, node) in &policy.agent_nodes {
         push(
             &mut runbooks,

@@ -1398,3 +1398,125 @@ fn an_override_end_needs_an_override_and_a_sane_time() {
         "breakers.tool.forced_reason",
     );
 }
+
+const OBJECTIVES: &str = r#"
+goals:
+  objectives:
+    - id: answer-latency
+      indicator: { kind: latency, threshold_ms: 5000 }
+      target_bp: 9500
+    - id: available
+      indicator: { kind: availability, allowed: [degraded, partial] }
+      target_bp: 9950
+      window_days: 28
+    - id: full-quality
+      indicator: { kind: quality }
+      target_bp: 9000
+      window_days: 7
+    - id: no-leak
+      indicator: { kind: safety, violation: unauthorized_retrieval }
+      target_bp: 10000
+  canary: { max_burn_ratio_percent: 200, min_requests: 50, bake_minutes: 10, auto_promote: true }
+"#;
+
+#[test]
+fn well_formed_objectives_have_no_findings() {
+    let p = policy(OBJECTIVES);
+    assert!(check(&p).findings.is_empty(), "{:?}", check(&p).findings);
+    let o = &p.goals.as_ref().unwrap().objectives;
+    assert_eq!(o[0].window_days, 28, "the default window is 28 days");
+    assert_eq!(o[3].indicator.kind(), "safety");
+}
+
+#[test]
+fn a_latency_bound_between_histogram_buckets_is_an_error() {
+    let mut p = policy(OBJECTIVES);
+    p.goals.as_mut().unwrap().objectives[0].indicator = Indicator::Latency { threshold_ms: 4000 };
+    assert_finding(
+        &check(&p),
+        Severity::Error,
+        Code::OutOfRange,
+        "goals.objectives.0.indicator.threshold_ms",
+    );
+}
+
+#[test]
+fn a_target_that_leaves_no_budget_is_an_error_and_safety_must_be_absolute() {
+    let mut p = policy(OBJECTIVES);
+    p.goals.as_mut().unwrap().objectives[1].target_bp = 10_000;
+    assert_finding(
+        &check(&p),
+        Severity::Error,
+        Code::OutOfRange,
+        "goals.objectives.1.target_bp",
+    );
+    let mut p = policy(OBJECTIVES);
+    p.goals.as_mut().unwrap().objectives[3].target_bp = 9_999;
+    assert_finding(
+        &check(&p),
+        Severity::Error,
+        Code::OutOfRange,
+        "goals.objectives.3.target_bp",
+    );
+}
+
+#[test]
+fn refused_never_counts_as_available_and_ids_are_unique() {
+    let mut p = policy(OBJECTIVES);
+    let goals = p.goals.as_mut().unwrap();
+    goals.objectives[1].indicator = Indicator::Availability {
+        allowed: vec![DegradedStatus::Refused],
+    };
+    goals.objectives[2].id = "available".into();
+    goals.objectives[2].window_days = 91;
+    let report = check(&p);
+    assert_finding(
+        &report,
+        Severity::Error,
+        Code::GoalInconsistent,
+        "goals.objectives.1.indicator.allowed.0",
+    );
+    assert_finding(
+        &report,
+        Severity::Error,
+        Code::DuplicateName,
+        "goals.objectives.2.id",
+    );
+    assert_finding(
+        &report,
+        Severity::Error,
+        Code::OutOfRange,
+        "goals.objectives.2.window_days",
+    );
+}
+
+#[test]
+fn canary_analysis_bounds_are_checked() {
+    let mut p = policy(OBJECTIVES);
+    let canary = p.goals.as_mut().unwrap().canary.as_mut().unwrap();
+    canary.max_burn_ratio_percent = 50;
+    canary.min_requests = 0;
+    canary.bake_minutes = 0;
+    let report = check(&p);
+    for field in ["max_burn_ratio_percent", "min_requests", "bake_minutes"] {
+        assert_finding(
+            &report,
+            Severity::Error,
+            Code::OutOfRange,
+            &format!("goals.canary.{field}"),
+        );
+    }
+}
+
+#[test]
+fn objective_runbooks_are_checked_like_every_other_reference() {
+    let mut p = policy(OBJECTIVES);
+    p.goals.as_mut().unwrap().objectives[0].runbook = Some("nope".into());
+    let report = validate(&p, &ValidationContext::new().with_runbooks(["other"]));
+    assert_finding(
+        &report,
+        Severity::Error,
+        Code::UnknownRunbook,
+        "goals.objectives.0.runbook",
+    );
+}
