@@ -140,6 +140,7 @@ pub fn rules() -> Vec<(&'static str, AlertRuleWrite)> {
                     min_calls: 20,
                     notify: Vec::new(),
                     enabled: true,
+                    objective: None,
                 },
             )
         })

@@ -40,12 +40,40 @@ fn threshold_range(metric: AlertMetric) -> (f64, f64, &'static str) {
             (0.0, 1e12, "a count, 0 or more")
         }
         AlertMetric::DlqOldestAge => (0.0, 1e9, "seconds, 0 or more"),
+        AlertMetric::SloBurnFast | AlertMetric::SloBurnMedium | AlertMetric::SloBurnSlow => {
+            (0.0, 1e6, "a burn rate, 0 or more")
+        }
+        AlertMetric::SafetyViolations => (0.0, 1e12, "a count, 0 or more"),
     }
+}
+
+/// The prefix of the rules Ballast generates from policies' objectives
+/// (see `crate::objectives::rules`). People cannot write or delete them:
+/// they change with the policy.
+pub const GENERATED_PREFIX: &str = "slo-";
+
+fn refuse_generated(name: &str) -> ApiResult<()> {
+    if name.starts_with(GENERATED_PREFIX) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "generated_rule",
+            format!(
+                "rules named `{GENERATED_PREFIX}…` are generated from a policy's objectives; change goals.objectives in the policy instead"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks everything about a rule but whether its runbook and webhooks
 /// exist (that needs the store).
 pub fn check(rule: &AlertRuleWrite) -> ApiResult<()> {
+    if rule.metric.from_objectives() || rule.objective.is_some() {
+        return Err(ApiError::invalid(
+            "metric",
+            "burn-rate and safety rules are generated from a policy's objectives (goals.objectives), not written by hand",
+        ));
+    }
     crate::fields::text("description", &rule.description, MAX_DESCRIPTION, false)?;
     crate::fields::word("scope.service", rule.scope.service.as_deref(), MAX_SCOPE)?;
     crate::fields::word(
@@ -160,6 +188,7 @@ pub async fn put(
     mut rule: AlertRuleWrite,
 ) -> ApiResult<(bool, AlertRuleView)> {
     check_name(name)?;
+    refuse_generated(name)?;
     check(&rule)?;
     rule.runbook = rule.runbook.trim().to_owned();
     let runbooks = app.store.runbook_slugs().await?;
@@ -203,6 +232,7 @@ pub async fn put(
 
 /// Deletes a rule, with its alerts' history.
 pub async fn delete(app: &App, user: &UserPrincipal, name: &str) -> ApiResult<()> {
+    refuse_generated(name)?;
     let gone = app
         .store
         .delete_alert_rule(

@@ -210,6 +210,40 @@ The model's structured output often fails its schema and is being repaired or re
         dependencies: &["model_provider"],
         failure_types: &["repair_rate"],
     },
+    BuiltinRunbook {
+        slug: "error-budget-burn",
+        title: "Error budget burning",
+        body: "\
+A service level objective is spending its error budget faster than its window allows. \
+A page means the budget runs out within days at this rate; a ticket means within the window.
+
+- [ ] Open the service page's objectives: which objective burns, since when, and how much budget is left.
+- [ ] Check whether a canary or a policy publish lines up with the start. Abort the canary or roll the policy back first; investigate after.
+- [ ] Find the dependency behind it: the error, timeout and fallback rates on the service page, and any open breaker.
+- [ ] If the burn is from degraded answers, check that users are told and that the fallbacks are the ones the matrix allows.
+- [ ] When the budget is spent, freeze risky changes to this service until it recovers, and say so in the incident channel.
+- [ ] Record what spent the budget in the reliability report's review.
+",
+        dependencies: &[],
+        failure_types: &["slo_burn_fast", "slo_burn_medium", "slo_burn_slow"],
+    },
+    BuiltinRunbook {
+        slug: "safety-goal-violated",
+        title: "Safety goal violated",
+        body: "\
+A rule that must never break broke at least once: an unauthorised retrieval, an unapproved \
+high-risk action, a duplicate side effect or an answer without evidence. This outranks every \
+other alert.
+
+- [ ] Find the requests: the service's own logs around the alert's start, by the violation named in the alert.
+- [ ] Contain: force the component involved off (a breaker forced open, a fallback row removed) until the cause is known.
+- [ ] Tell the people affected, following the service's data-handling procedure.
+- [ ] Check the dead-letter queue and the audit log for actions taken in the same window.
+- [ ] Find the policy or code change that allowed it and add a test that would have caught it.
+",
+        dependencies: &[],
+        failure_types: &["safety_violations"],
+    },
 ];
 
 /// Stores each library runbook that does not exist yet, as version 1 by

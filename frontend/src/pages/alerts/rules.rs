@@ -248,6 +248,7 @@ fn RuleForm(
             min_calls: 20,
             notify: Vec::new(),
             enabled: true,
+            objective: None,
         });
     let name = RwSignal::new(rule.as_ref().map(|r| r.name.clone()).unwrap_or_default());
     let text = |v: &Option<String>| RwSignal::new(v.clone().unwrap_or_default());
@@ -333,7 +334,7 @@ fn RuleForm(
                 label="Metric"
                 hint="Rates are shares of calls over the window; per-dependency metrics raise one alert per dependency."
                 value=metric
-                options=AlertMetric::OPTIONS.to_vec()
+                options=metric_options()
                 problem
             />
             <fieldset>
@@ -441,8 +442,19 @@ fn read_form(v: &FormValues) -> Result<(String, AlertRuleWrite), Problem> {
             min_calls: whole("min_calls", &v.min_calls)?,
             notify: words(&v.notify),
             enabled: v.enabled,
+            objective: None,
         },
     ))
+}
+
+/// The metrics a person may write a rule on: burn-rate and safety rules
+/// are generated from the policy's objectives instead.
+fn metric_options() -> Vec<(&'static str, &'static str)> {
+    AlertMetric::ALL
+        .iter()
+        .filter(|m| !m.from_objectives())
+        .map(|m| (m.as_str(), m.label()))
+        .collect()
 }
 
 #[cfg(test)]
