@@ -14,12 +14,22 @@ use crate::call::Call;
 use crate::compiled::CompiledPolicy;
 use crate::deadline::Deadline;
 use crate::state::{Enforcement, SERVICE_COMPONENT};
-use shared::policy::{AdmissionMode, DegradedStatus, PriorityClass, Signal};
+use crate::telemetry::DependencyStats;
+use shared::policy::{
+    AdmissionMode, DegradedStatus, PriorityClass, REQUESTS_COMPONENT, SafetyViolation, Signal,
+};
 use shared::protocol::BreakerState;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use tokio::time::Instant;
 
 /// A request admitted by [`Enforcement::admit`]. It holds the request's slots in
 /// the service's bulkheads until dropped.
+///
+/// Call [`Admitted::finish`] with the status the caller got: that one
+/// record per request (its end-to-end latency and final status) is what the
+/// policy's objectives are measured on. A request dropped without it is in
+/// no objective, because nothing says whether it was answered.
 #[derive(Debug)]
 pub struct Admitted {
     /// Normal, degraded or queued (rejected requests are not admitted).
@@ -32,7 +42,47 @@ pub struct Admitted {
     pub trigger: Option<String>,
     /// The request's deadline.
     pub deadline: Option<Deadline>,
+    record: RequestRecord,
     _slots: Slots,
+}
+
+impl Admitted {
+    /// Records how the request ended: its status (the worst any step
+    /// earned) and, unless refused, its latency since admission. Frees the
+    /// request's bulkhead slots.
+    pub fn finish(self, status: DegradedStatus) {
+        self.record.end(status);
+    }
+}
+
+/// What admission decided: mode, class, message, trigger, deadline, slots.
+type Decision = (
+    AdmissionMode,
+    PriorityClass,
+    Option<String>,
+    Option<String>,
+    Option<Deadline>,
+    Slots,
+);
+
+/// The start of one request's record under [`REQUESTS_COMPONENT`].
+#[derive(Debug)]
+struct RequestRecord {
+    stats: Arc<DependencyStats>,
+    began: Instant,
+}
+
+impl RequestRecord {
+    fn end(&self, status: DegradedStatus) {
+        self.stats.call();
+        // A refusal is the availability objective's business; timing it
+        // would count a fast "no" as a fast answer.
+        if status != DegradedStatus::Refused {
+            self.stats.latency(self.began.elapsed());
+            self.stats.success();
+        }
+        self.stats.degraded(status);
+    }
 }
 
 /// Why a request was not admitted.
@@ -146,8 +196,44 @@ impl Enforcement {
         best
     }
 
-    /// Admits (or refuses) a request entering the service.
+    /// Counts a violation of a safety goal (an unauthorised retrieval, an
+    /// unapproved high-risk action, a duplicate side effect, an answer
+    /// without evidence) that the service detected. The control plane fires
+    /// the matching safety objective's alert on the first one.
+    pub fn report_violation(&self, violation: SafetyViolation) {
+        self.inner
+            .recorder
+            .dependency(&violation.component())
+            .call();
+    }
+
+    /// Admits (or refuses) a request entering the service. A refusal is
+    /// recorded as the request's outcome; an admitted request records its
+    /// own with [`Admitted::finish`].
     pub async fn admit(&self, request: Request<'_>) -> Result<Admitted, Refusal> {
+        let record = RequestRecord {
+            stats: self.inner.recorder.dependency(REQUESTS_COMPONENT),
+            began: Instant::now(),
+        };
+        match self.decide(request).await {
+            Ok((mode, priority, user_message, trigger, deadline, slots)) => Ok(Admitted {
+                mode,
+                priority,
+                user_message,
+                trigger,
+                deadline,
+                record,
+                _slots: slots,
+            }),
+            Err(refusal) => {
+                record.end(DegradedStatus::Refused);
+                Err(refusal)
+            }
+        }
+    }
+
+    /// The admission decision, without the request's record.
+    async fn decide(&self, request: Request<'_>) -> Result<Decision, Refusal> {
         let policy = self.policy();
         let stats = self.inner.recorder.dependency(SERVICE_COMPONENT);
         let deadline = request
@@ -199,17 +285,11 @@ impl Enforcement {
             AdmissionMode::Queued => stats.degraded(DegradedStatus::Queued),
             _ => {}
         }
-        Ok(Admitted {
-            mode,
-            priority,
-            user_message: if mode == AdmissionMode::Normal {
-                None
-            } else {
-                user_message
-            },
-            trigger: trigger_id,
-            deadline,
-            _slots: slots,
-        })
+        let user_message = if mode == AdmissionMode::Normal {
+            None
+        } else {
+            user_message
+        };
+        Ok((mode, priority, user_message, trigger_id, deadline, slots))
     }
 }

@@ -22,4 +22,5 @@ mod matrix;
 mod partition;
 mod policy_layers;
 mod properties;
+mod request_records;
 mod shared_clock;
