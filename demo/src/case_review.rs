@@ -202,7 +202,7 @@ impl CaseReview {
     }
 
     async fn execute(&self, input: &ReviewInput, resume: Option<Node>) -> Review {
-        let (run_id, tenant) = (input.run_id.as_str(), input.tenant.as_str());
+        let tenant = input.tenant.as_str();
         let mut review = Review::new();
         let admitted = match self
             .guard
@@ -218,6 +218,22 @@ impl CaseReview {
                 return review;
             }
         };
+        let review = self
+            .execute_admitted(input, resume, &admitted, review)
+            .await;
+        // The run's record: what the objectives are measured on.
+        admitted.finish(review.outcome.status);
+        review
+    }
+
+    async fn execute_admitted(
+        &self,
+        input: &ReviewInput,
+        resume: Option<Node>,
+        admitted: &agent::Admitted,
+        mut review: Review,
+    ) -> Review {
+        let (run_id, tenant) = (input.run_id.as_str(), input.tenant.as_str());
         let deadline = admitted.deadline;
         review
             .outcome

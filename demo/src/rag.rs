@@ -89,6 +89,13 @@ impl RagPipeline {
             Ok(a) => a,
             Err(refusal) => return Outcome::refused_at_admission(&refusal),
         };
+        let out = self.answer_admitted(q, &admitted).await;
+        // The request's record: what the objectives are measured on.
+        admitted.finish(out.status);
+        out
+    }
+
+    async fn answer_admitted(&self, q: &Question, admitted: &agent::Admitted) -> Outcome {
         let deadline = admitted.deadline;
         let mut out = Outcome::default();
         out.admitted(admitted.mode, admitted.user_message.as_deref());
