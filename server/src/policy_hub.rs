@@ -34,6 +34,11 @@ pub struct Published {
     /// The daily cost budget (`limits.cost_per_tenant_per_day_usd_micros`),
     /// for the alert evaluator, which reads it every few seconds.
     pub cost_budget_usd_micros: Option<u64>,
+    /// When the version was published, Unix milliseconds: a canary's start.
+    pub published_at_ms: i64,
+    /// The policy's goals (its objectives and canary analysis), for the
+    /// evaluator, which reads them every few seconds.
+    pub goals: shared::policy::Goals,
 }
 
 /// A service's rollout, resolved.
@@ -207,6 +212,8 @@ impl PolicyHub {
                         .limits
                         .as_ref()
                         .and_then(|l| l.cost_per_tenant_per_day_usd_micros),
+                    published_at_ms: row.created_at,
+                    goals: envelope.policy.goals.clone().unwrap_or_default(),
                 })))
             }
         };
@@ -278,6 +285,8 @@ mod tests {
                 json: "{}".into(),
                 components: Default::default(),
                 cost_budget_usd_micros: None,
+                published_at_ms: 0,
+                goals: Default::default(),
             })
         };
         let snap = Snapshot {

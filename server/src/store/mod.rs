@@ -10,6 +10,7 @@
 mod alerts;
 mod audit;
 mod dead_letters;
+mod objectives;
 mod policy;
 mod runbooks;
 mod telemetry;
@@ -25,6 +26,7 @@ pub use dead_letters::{
     AckResult, AckWrite, ActionRow, Claim, DeadLetterFilter, DeadLetterRow, DepthRow, EventRow,
     IngestWrite, Ingested, NewEvent, Transition,
 };
+pub use objectives::{CanaryVerdictRow, Records};
 pub use policy::{
     CanaryChange, DraftRow, InstanceRow, NewVersion, PublishRequestRow, RefusedColumns, RolloutRow,
     ServiceRow, VersionRow,

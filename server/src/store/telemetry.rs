@@ -35,6 +35,11 @@ pub const ROLLUP_COLUMNS: [&str; ROLLUP_WIDTH] = [
     "latency_sum_ms",
     "idempotency_conflicts",
     "duplicates_prevented",
+    "status_degraded",
+    "status_partial",
+    "status_queued",
+    "status_paused",
+    "status_refused",
     "b00",
     "b01",
     "b02",
@@ -53,9 +58,9 @@ pub const ROLLUP_COLUMNS: [&str; ROLLUP_WIDTH] = [
     "b15",
 ];
 /// How many additive columns a rollup has.
-pub const ROLLUP_WIDTH: usize = 34;
+pub const ROLLUP_WIDTH: usize = 39;
 /// Where the latency buckets start in [`ROLLUP_COLUMNS`].
-pub const ROLLUP_FIRST_BUCKET: usize = 18;
+pub const ROLLUP_FIRST_BUCKET: usize = 23;
 
 /// One (service, dependency, minute) of counts, either a delta to add or a
 /// stored total.
@@ -260,6 +265,7 @@ impl Store {
         &self,
         receipts_before_ms: i64,
         rollups_before_ms: i64,
+        records_before_ms: i64,
     ) -> StoreResult<(u64, u64)> {
         with_db!(self, pool => {
             let receipts = sqlx::query("DELETE FROM telemetry_receipts WHERE received_at < $1")
@@ -267,12 +273,23 @@ impl Store {
                 .execute(pool)
                 .await?
                 .rows_affected();
-            let rollups = sqlx::query("DELETE FROM telemetry_rollups WHERE minute_ms < $1")
-                .bind(rollups_before_ms)
+            // The request records and safety counts are what objectives'
+            // windows (up to 90 days) are measured on: kept longer.
+            let rollups = sqlx::query(
+                "DELETE FROM telemetry_rollups WHERE minute_ms < $1 \
+                 AND dependency NOT LIKE '\\_requests%' ESCAPE '\\' \
+                 AND dependency NOT LIKE '\\_safety-%' ESCAPE '\\'",
+            )
+            .bind(rollups_before_ms)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            let records = sqlx::query("DELETE FROM telemetry_rollups WHERE minute_ms < $1")
+                .bind(records_before_ms.min(rollups_before_ms))
                 .execute(pool)
                 .await?
                 .rows_affected();
-            Ok((receipts, rollups))
+            Ok((receipts, rollups + records))
         })
     }
 

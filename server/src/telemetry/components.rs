@@ -83,6 +83,8 @@ mod tests {
             json: "{}".into(),
             components: Components::of(&Policy::from_yaml(yaml).unwrap()),
             cost_budget_usd_micros: None,
+            published_at_ms: 0,
+            goals: Default::default(),
         })
     }
 

@@ -30,7 +30,7 @@ use shared::api::{
     DeadLetterFigures, FleetLive, InstanceCounts, InstanceStatus, ServiceLiveSummary,
     ServiceTelemetry,
 };
-use shared::policy::DegradedStatus;
+use shared::policy::{DegradedStatus, REQUESTS_COMPONENT, SAFETY_PREFIX};
 use shared::protocol::{DependencyTelemetry, LATENCY_BUCKETS_MS, TelemetryBatch};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
@@ -58,6 +58,27 @@ pub mod col {
     pub const LATENCY_SUM_MS: usize = 15;
     pub const IDEMPOTENCY_CONFLICTS: usize = 16;
     pub const DUPLICATES_PREVENTED: usize = 17;
+    /// The first of five per-status counts, in [`DegradedStatus`] order
+    /// from `degraded` to `refused` (see [`status`]).
+    pub const STATUS_DEGRADED: usize = 18;
+    pub const STATUS_PARTIAL: usize = 19;
+    pub const STATUS_QUEUED: usize = 20;
+    pub const STATUS_PAUSED: usize = 21;
+    pub const STATUS_REFUSED: usize = 22;
+
+    /// The column counting `status`; `None` for normal, which is what is
+    /// left of the calls.
+    pub fn status(status: shared::policy::DegradedStatus) -> Option<usize> {
+        use shared::policy::DegradedStatus as S;
+        match status {
+            S::Normal => None,
+            S::Degraded => Some(STATUS_DEGRADED),
+            S::Partial => Some(STATUS_PARTIAL),
+            S::Queued => Some(STATUS_QUEUED),
+            S::Paused => Some(STATUS_PAUSED),
+            S::Refused => Some(STATUS_REFUSED),
+        }
+    }
 }
 
 /// Additive counts in rollup column order: counters, then latency buckets.
@@ -98,6 +119,11 @@ impl Counts {
         v[col::LATENCY_SUM_MS] = d.latency_sum_ms;
         v[col::IDEMPOTENCY_CONFLICTS] = d.idempotency_conflicts;
         v[col::DUPLICATES_PREVENTED] = d.duplicates_prevented;
+        for (status, n) in &d.degraded {
+            if let Some(at) = col::status(*status) {
+                v[at] = v[at].saturating_add(*n);
+            }
+        }
         for (i, n) in d.latency_buckets.iter().enumerate() {
             v[ROLLUP_FIRST_BUCKET + i] = *n;
         }
@@ -345,22 +371,34 @@ pub fn validate(batch: &TelemetryBatch, now_ms: i64) -> ApiResult<()> {
 }
 
 /// The rollup deltas of a batch: one per dependency, in the minute in which
-/// its window ended.
+/// its window ended. The request records and safety counts are counted a
+/// second time under the policy version the instance ran, so that a
+/// canary's requests can be told from the stable version's (see
+/// [`crate::objectives::of_version`]).
 pub fn rollups_of(service_id: i64, batch: &TelemetryBatch) -> Vec<RollupRow> {
     let minute_ms = batch.window_end_ms.div_euclid(60_000) * 60_000;
-    batch
+    let row = |dependency: String, d: &DependencyTelemetry| RollupRow {
+        service_id,
+        dependency,
+        minute_ms,
+        // Validation bounds every value far below i64::MAX.
+        values: Counts::from_dependency(d)
+            .0
+            .map(|v| v.min(i64::MAX as u64) as i64),
+    };
+    let mut rows: Vec<RollupRow> = batch
         .dependencies
         .iter()
-        .map(|(name, d)| RollupRow {
-            service_id,
-            dependency: name.clone(),
-            minute_ms,
-            // Validation bounds every value far below i64::MAX.
-            values: Counts::from_dependency(d)
-                .0
-                .map(|v| v.min(i64::MAX as u64) as i64),
-        })
-        .collect()
+        .map(|(name, d)| row(name.clone(), d))
+        .collect();
+    if let Some(version) = batch.policy_version {
+        for (name, d) in &batch.dependencies {
+            if name == REQUESTS_COMPONENT || name.starts_with(SAFETY_PREFIX) {
+                rows.push(row(crate::objectives::of_version(name, version), d));
+            }
+        }
+    }
+    rows
 }
 
 /// The telemetry side of the application state.
@@ -644,7 +682,11 @@ pub async fn prune(app: &App) -> ApiResult<(u64, u64)> {
     let retention_ms = i64::from(app.settings.rollup_retention_days) * 24 * 3600 * 1000;
     Ok(app
         .store
-        .prune_telemetry(now_ms - RECEIPT_RETENTION_MS, now_ms - retention_ms)
+        .prune_telemetry(
+            now_ms - RECEIPT_RETENTION_MS,
+            now_ms - retention_ms,
+            now_ms - i64::from(shared::policy::MAX_WINDOW_DAYS) * 24 * 3600 * 1000,
+        )
         .await?)
 }
 
@@ -764,6 +806,11 @@ mod tests {
             (col::LATENCY_SUM_MS, "latency_sum_ms"),
             (col::IDEMPOTENCY_CONFLICTS, "idempotency_conflicts"),
             (col::DUPLICATES_PREVENTED, "duplicates_prevented"),
+            (col::STATUS_DEGRADED, "status_degraded"),
+            (col::STATUS_PARTIAL, "status_partial"),
+            (col::STATUS_QUEUED, "status_queued"),
+            (col::STATUS_PAUSED, "status_paused"),
+            (col::STATUS_REFUSED, "status_refused"),
         ] {
             assert_eq!(ROLLUP_COLUMNS[index], name);
         }
