@@ -14,6 +14,7 @@ pub mod dead_letters;
 pub mod error;
 pub mod fields;
 pub mod group_commit;
+pub mod objectives;
 pub mod policy;
 pub mod policy_cli;
 pub mod policy_hub;

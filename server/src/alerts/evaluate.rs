@@ -72,6 +72,9 @@ fn breaches(rule: &AlertRuleWrite, sample: &Sample) -> bool {
 }
 
 fn summary(name: &str, rule: &AlertRuleWrite, service: &ServiceRow, sample: &Sample) -> String {
+    if let Some(note) = &sample.note {
+        return format!("{name}: {note}");
+    }
     let what = if sample.dependency.is_empty() {
         format!("{}/{}", service.name, service.environment)
     } else {
@@ -105,6 +108,7 @@ struct Inputs {
     budgets: HashMap<i64, Option<u64>>,
     dlq_depth: HashMap<i64, (i64, Option<i64>)>,
     dlq_growth: HashMap<i64, HashMap<i64, i64>>,
+    objectives: HashMap<i64, crate::objectives::rules::Inputs>,
 }
 
 impl Inputs {
@@ -120,6 +124,7 @@ impl Inputs {
             budgets: HashMap::new(),
             dlq_depth: HashMap::new(),
             dlq_growth: HashMap::new(),
+            objectives: HashMap::new(),
         };
         for (_, rule) in rules {
             let since = window_start(now, rule.window_s);
@@ -162,6 +167,17 @@ impl Inputs {
                         );
                     }
                 }
+                m if m.from_objectives() => {
+                    for s in services.iter().filter(|s| rules::applies_to(rule, s)) {
+                        if let std::collections::hash_map::Entry::Vacant(e) =
+                            inputs.objectives.entry(s.id)
+                            && let Some(read) =
+                                crate::objectives::rules::Inputs::read(app, s, now).await?
+                        {
+                            e.insert(read);
+                        }
+                    }
+                }
                 _ => {
                     if let std::collections::hash_map::Entry::Vacant(e) =
                         inputs.windows.entry(since)
@@ -182,8 +198,17 @@ impl Inputs {
                 dependency: String::new(),
                 value,
                 calls: 0,
+                note: None,
             }]
         };
+        if rule.metric.from_objectives() {
+            return self
+                .objectives
+                .get(&service_id)
+                .and_then(|inputs| inputs.sample(rule, service_id, now))
+                .into_iter()
+                .collect();
+        }
         match rule.metric {
             AlertMetric::CostBudget => match self.budgets.get(&service_id).copied().flatten() {
                 Some(budget) if budget > 0 => {
@@ -228,6 +253,12 @@ type Key = (String, i64, String);
 
 /// Evaluates every enabled rule at `now`, once.
 pub async fn evaluate(app: &App, now: i64) -> ApiResult<Evaluation> {
+    // The canary analysis acts first, so that an abort's alert fires in
+    // this same evaluation; then the generated rules follow the policies
+    // now in force.
+    let services = app.store.list_services().await?;
+    crate::objectives::canary::act(app, &services, now).await?;
+    crate::objectives::rules::sync(app, &services, now).await?;
     let rules: Vec<(String, AlertRuleWrite)> = app
         .store
         .alert_rules()
@@ -237,7 +268,6 @@ pub async fn evaluate(app: &App, now: i64) -> ApiResult<Evaluation> {
         .collect::<ApiResult<_>>()?;
     let enabled: Vec<(String, AlertRuleWrite)> =
         rules.iter().filter(|(_, r)| r.enabled).cloned().collect();
-    let services = app.store.list_services().await?;
     let inputs = Inputs::read(app, now, &enabled, &services).await?;
     let live: HashMap<Key, AlertRow> = app
         .store

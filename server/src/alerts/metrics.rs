@@ -20,6 +20,9 @@ pub struct Sample {
     pub value: f64,
     /// Calls behind a rate (for `min_calls`); 0 for counts.
     pub calls: i64,
+    /// What the alert's summary says instead of the generic sentence, for
+    /// values that need their reason told (a canary's rollback).
+    pub note: Option<String>,
 }
 
 /// Where a window of `window_s` starts, in whole minutes ending with the
@@ -70,6 +73,7 @@ impl Window {
                 dependency: String::new(),
                 value: ratio(refused, attempted),
                 calls: attempted,
+                note: None,
             }];
         }
         // Names that start with `_` are the agent's own pseudo-dependencies
@@ -99,6 +103,7 @@ impl Window {
                     dependency: r.dependency.clone(),
                     value,
                     calls,
+                    note: None,
                 })
             })
             .collect()
@@ -120,6 +125,7 @@ fn count(r: &RollupRow, n: i64) -> Sample {
         dependency: r.dependency.clone(),
         value: n as f64,
         calls: 0,
+        note: None,
     }
 }
 

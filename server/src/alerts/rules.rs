@@ -43,7 +43,9 @@ fn threshold_range(metric: AlertMetric) -> (f64, f64, &'static str) {
         AlertMetric::SloBurnFast | AlertMetric::SloBurnMedium | AlertMetric::SloBurnSlow => {
             (0.0, 1e6, "a burn rate, 0 or more")
         }
-        AlertMetric::SafetyViolations => (0.0, 1e12, "a count, 0 or more"),
+        AlertMetric::SafetyViolations | AlertMetric::CanaryAborted => {
+            (0.0, 1e12, "a count, 0 or more")
+        }
     }
 }
 

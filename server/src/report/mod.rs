@@ -34,7 +34,7 @@ pub struct Table {
     pub rows: Vec<Vec<String>>,
 }
 
-/// One of the ten sections.
+/// One of the eleven sections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Section {
     /// Anchor id.
@@ -64,7 +64,7 @@ pub struct Report {
     pub version: Option<u64>,
     /// When the report was made, as an HTTP date (UTC).
     pub generated_at: String,
-    /// The ten sections, in order.
+    /// The eleven sections, in order.
     pub sections: Vec<Section>,
 }
 
@@ -227,6 +227,7 @@ pub async fn build(app: &App, service: &ServiceRow) -> ApiResult<Report> {
         .find(|(id, _)| *id == service.id)
         .map_or(0, |(_, n)| n);
     let runbooks = app.store.runbooks().await?;
+    let goals = crate::objectives::of_service(app, service, now).await?;
 
     let p = policy.as_ref();
     let sections = vec![
@@ -245,6 +246,7 @@ pub async fn build(app: &App, service: &ServiceRow) -> ApiResult<Report> {
         chaos(),
         metrics(&observed, &applying, &alerts),
         runbook_section(p, &applying, &runbooks),
+        goals_section(&goals),
     ];
     Ok(Report {
         service: service.name.clone(),
@@ -664,6 +666,104 @@ fn idempotency(p: Option<&Policy>) -> Section {
                 })
                 .collect(),
         }],
+    }
+}
+
+fn budget(bp: i64) -> String {
+    let sign = if bp < 0 { "-" } else { "" };
+    let bp = bp.unsigned_abs();
+    format!("{sign}{}.{:02} %", bp / 100, bp % 100)
+}
+
+fn goals_section(goals: &shared::api::ServiceObjectives) -> Section {
+    let (id, number, title) = ("goals", 11, "Reliability goals and error budgets");
+    let mut paragraphs = Vec::new();
+    if goals.objectives.is_empty() {
+        paragraphs.push(
+            "The active policy states no objectives, so no error budget is tracked and canaries are judged by hand."
+                .into(),
+        );
+    } else {
+        paragraphs.push(
+            "Each objective is measured on the agents' request records over its rolling window. The budget is the \
+             bad requests the target allows; a burn rate of 1 spends it exactly over the window."
+                .into(),
+        );
+    }
+    let burn_at = |o: &shared::api::ObjectiveStatus, window_s: u32| {
+        o.burn_rates
+            .iter()
+            .find(|b| b.window_s == window_s)
+            .map_or_else(|| "—".into(), |b| format!("{:.2}", b.rate))
+    };
+    let objectives = Table {
+        caption: "Objectives".into(),
+        headers: vec![
+            "Objective".into(),
+            "Goal".into(),
+            "Requests".into(),
+            "Achieved".into(),
+            "Budget left".into(),
+            "Burn, 1 h".into(),
+            "Burn, 3 d".into(),
+        ],
+        rows: goals
+            .objectives
+            .iter()
+            .map(|o| {
+                vec![
+                    o.id.clone(),
+                    o.summary.clone(),
+                    o.valid.to_string(),
+                    o.achieved_bp
+                        .map_or_else(|| "—".into(), |bp| budget(i64::from(bp))),
+                    if o.kind == "safety" {
+                        format!("{} violations", o.violations)
+                    } else {
+                        budget(o.budget_remaining_bp)
+                    },
+                    burn_at(o, 3_600),
+                    burn_at(o, 259_200),
+                ]
+            })
+            .collect(),
+    };
+    if goals.canary_history.is_empty() {
+        paragraphs
+            .push("No canary has been promoted or rolled back by the canary analysis.".into());
+    }
+    let canaries = Table {
+        caption: "Canaries decided by the analysis".into(),
+        headers: vec![
+            "Canary".into(),
+            "Against".into(),
+            "Decision".into(),
+            "When".into(),
+            "Why".into(),
+        ],
+        rows: goals
+            .canary_history
+            .iter()
+            .map(|v| {
+                vec![
+                    format!("v{}", v.canary_version),
+                    format!("v{}", v.stable_version),
+                    v.decision.clone(),
+                    date(v.decided_at_ms),
+                    v.reason.clone(),
+                ]
+            })
+            .collect(),
+    };
+    Section {
+        id,
+        number,
+        title,
+        paragraphs,
+        tables: vec![objectives, canaries]
+            .into_iter()
+            .filter(|t| !t.rows.is_empty())
+            .collect(),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod health;
 pub mod incidents;
 pub mod instances;
 pub mod metrics;
+pub mod objectives;
 pub mod publish;
 pub mod publish_requests;
 pub mod report;
@@ -69,6 +70,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         alerts::get_alert, alerts::acknowledge, alerts::list_silences, alerts::create_silence,
         alerts::end_silence, alerts::list_webhooks, alerts::create_webhook, alerts::delete_webhook,
         alerts::list_notifications, report::report, incidents::breaker_override,
+        objectives::service_objectives, objectives::fleet_objectives,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -83,6 +85,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         (name = "dead-letters", description = "Dead letters, and four-eyes actions on them"),
         (name = "alerts", description = "Alert rules on live metrics, alerts, silences and webhook notifications"),
         (name = "runbooks", description = "Runbooks, versioned, and the checklists worked through in incidents"),
+        (name = "objectives", description = "Service level objectives: error budgets, burn rates and canary analysis"),
     )
 )]
 pub struct ApiDoc;
@@ -120,6 +123,7 @@ pub fn router() -> Router<AppState> {
         .merge(runbooks::router())
         .merge(alerts::router())
         .merge(report::router())
+        .merge(objectives::router())
         .merge(incidents::router())
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))

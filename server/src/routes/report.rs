@@ -41,8 +41,9 @@ pub struct ReportQuery {
 }
 
 /// The service's reliability report: the ten sections of the domain
-/// reference, filled from the active policy, the last day's figures, its
-/// alerts, dead letters and runbooks.
+/// reference and the reliability goals, filled from the active policy, the
+/// last day's figures, its alerts, dead letters, runbooks, error budgets and
+/// canary decisions.
 #[utoipa::path(get, path = "/api/v1/services/{name}/{env}/report", tag = "policy",
     params(("name" = String, Path), ("env" = String, Path), ReportQuery),
     responses((status = 200, description = "The report", content_type = "text/html", body = String),

@@ -13,6 +13,7 @@ mod cli;
 mod cli_policy;
 mod dead_letters;
 mod incidents;
+mod objectives;
 mod openapi;
 mod pages;
 mod policy;

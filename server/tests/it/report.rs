@@ -1,4 +1,4 @@
-//! The reliability report of the demo's RAG service: all ten sections with
+//! The reliability report of the demo's RAG service: all eleven sections with
 //! real values from the policy, known telemetry, a dead letter and a fired
 //! alert, as Markdown (a snapshot) and as HTML.
 
@@ -10,9 +10,9 @@ use serde_json::json;
 use shared::policy::Policy;
 use shared::role::Role;
 
-on_both_backends!(the_report_has_ten_sections_with_real_values);
+on_both_backends!(the_report_has_eleven_sections_with_real_values);
 
-async fn the_report_has_ten_sections_with_real_values(app: TestApp) {
+async fn the_report_has_eleven_sections_with_real_values(app: TestApp) {
     let admin = app.login_as("ada", Role::Admin).await;
     let engineer = app.login_as("erin", Role::Engineer).await;
     let approver = app.login_as("april", Role::Approver).await;
@@ -56,6 +56,9 @@ async fn the_report_has_ten_sections_with_real_values(app: TestApp) {
     let mut fast = vec![0u64; 16];
     fast[5] = 190;
     fast[9] = 10;
+    let mut requests = vec![0u64; 16];
+    requests[10] = 95;
+    requests[12] = 3;
     let mut model = vec![0u64; 16];
     model[10] = 95;
     model[12] = 5;
@@ -75,6 +78,13 @@ async fn the_report_has_ten_sections_with_real_values(app: TestApp) {
             "model_provider": {
                 "calls": 100, "successes": 100, "latency_buckets": model, "latency_sum_ms": 90000,
                 "tokens": 50000, "cost_usd_micros": 250000, "breaker": "closed"
+            },
+            // The requests themselves: 100, of which 12 degraded (the
+            // reranker's fallback) and 2 refused; 95 of the 98 answered
+            // within 5 s.
+            "_requests": {
+                "calls": 100, "successes": 98, "degraded": { "degraded": 12, "refused": 2 },
+                "latency_buckets": requests
             }
         }
     });
@@ -178,7 +188,7 @@ async fn the_report_has_ten_sections_with_real_values(app: TestApp) {
     assert!(csp.starts_with("default-src 'none'"), "{csp}");
     let html = r.text;
     assert!(html.starts_with("<!DOCTYPE html>"));
-    assert_eq!(html.matches("<section id=").count(), 10);
+    assert_eq!(html.matches("<section id=").count(), 11);
     assert!(html.contains("<td>reranker</td>"));
 
     // Bad input and callers.

@@ -47,6 +47,8 @@ crate::wire_enum! {
         SloBurnSlow => ("slo_burn_slow", "Error budget burn, slow (3 d and 6 h)"),
         /// Violations of a safety goal in the window (a count).
         SafetyViolations => ("safety_violations", "Safety goal violations"),
+        /// Canaries the canary analysis rolled back in the window (a count).
+        CanaryAborted => ("canary_aborted", "Canary rolled back automatically"),
     }
 }
 
@@ -65,6 +67,7 @@ impl AlertMetric {
                 | AlertMetric::SloBurnMedium
                 | AlertMetric::SloBurnSlow
                 | AlertMetric::SafetyViolations
+                | AlertMetric::CanaryAborted
         )
     }
 
@@ -77,6 +80,7 @@ impl AlertMetric {
                 | AlertMetric::SloBurnMedium
                 | AlertMetric::SloBurnSlow
                 | AlertMetric::SafetyViolations
+                | AlertMetric::CanaryAborted
         )
     }
 
