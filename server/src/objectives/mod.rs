@@ -16,6 +16,7 @@ use crate::app::App;
 use crate::error::ApiResult;
 use crate::store::{ROLLUP_FIRST_BUCKET, ROLLUP_WIDTH, Records, RollupRow, ServiceRow};
 use crate::telemetry::col;
+use crate::telemetry::metrics::ObjectiveFigures;
 use shared::api::{
     BURN_WINDOWS_S, BudgetPoint, BurnRate, FleetObjectives, ObjectiveStatus, ServiceBudget,
     ServiceObjectives,
@@ -440,6 +441,51 @@ pub async fn fleet(app: &App, now: i64) -> ApiResult<FleetObjectives> {
         services: out,
     })
 }
+
+/// Every objective of every service's active policy, for `/metrics`.
+pub async fn figures(app: &App, now: i64) -> ApiResult<Vec<ObjectiveFigures>> {
+    let mut out = Vec::new();
+    for service in app.store.list_services().await? {
+        let Some(active) = app.hub.snapshot(service.id).await?.active.clone() else {
+            continue;
+        };
+        let objectives = &active.goals.objectives;
+        if objectives.is_empty() {
+            continue;
+        }
+        let longest = objectives
+            .iter()
+            .map(|o| i64::from(o.window_days) * DAY_MS)
+            .max()
+            .unwrap_or(0);
+        let (hours, minutes) = read(app, service.id, longest.max(longest_burn_ms()), now).await?;
+        for o in objectives {
+            let window = i64::from(o.window_days) * DAY_MS;
+            let whole = hours.tally(o, now - window, now + 1);
+            out.push(ObjectiveFigures {
+                service: service.name.clone(),
+                environment: service.environment.clone(),
+                objective: o.id.clone(),
+                target: f64::from(o.target_bp) / 10_000.0,
+                remaining: whole.remaining_bp(o) as f64 / 10_000.0,
+                burn: BURN_WINDOWS_S
+                    .iter()
+                    .zip(BURN_LABELS)
+                    .map(|(w, label)| {
+                        (
+                            label,
+                            over(o, now, i64::from(*w) * 1000, &hours, &minutes).burn(o),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Labels of [`BURN_WINDOWS_S`], for `/metrics`.
+const BURN_LABELS: [&str; 5] = ["5m", "30m", "1h", "6h", "3d"];
 
 #[cfg(test)]
 mod tests {

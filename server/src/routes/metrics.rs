@@ -48,6 +48,14 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> ApiRe
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
+    // The objectives come from the shared rollups, so every replica
+    // exports the same figures; read fresh for each scrape.
+    let figures = crate::objectives::figures(&state, state.clock.now_ms()).await?;
+    *state
+        .telemetry
+        .objectives
+        .lock()
+        .expect("objective figures lock") = figures;
     let metrics = &state.telemetry.metrics;
     let (body, content_type) = if wants_openmetrics {
         (metrics.encode_openmetrics(), OPENMETRICS)

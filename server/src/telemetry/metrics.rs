@@ -42,6 +42,7 @@ impl Metrics {
     pub fn new(
         live: Arc<Mutex<Live>>,
         dead_letters: Arc<Mutex<HashMap<i64, QueueFigures>>>,
+        objectives: SharedObjectives,
         roster: Arc<Roster>,
         clock: Arc<dyn Clock>,
     ) -> Metrics {
@@ -67,6 +68,7 @@ impl Metrics {
         registry.register_collector(Box::new(FleetCollector {
             live,
             dead_letters,
+            objectives,
             roster,
             clock,
         }));
@@ -170,15 +172,84 @@ pub struct QueueFigures {
     pub figures: shared::api::DeadLetterFigures,
 }
 
+/// One objective's standing as the last scrape computed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectiveFigures {
+    /// Service name.
+    pub service: String,
+    /// Environment.
+    pub environment: String,
+    /// The objective's id.
+    pub objective: String,
+    /// The target, as a ratio.
+    pub target: f64,
+    /// The budget left, as a ratio of the budget (below zero: overspent).
+    pub remaining: f64,
+    /// (window label, burn rate), shortest window first.
+    pub burn: Vec<(&'static str, f64)>,
+}
+
+/// The objectives' figures, shared between the scrape (which refreshes
+/// them from the store) and the collector (which encodes them).
+pub type SharedObjectives = Arc<Mutex<Vec<ObjectiveFigures>>>;
+
 #[derive(Debug)]
 struct FleetCollector {
     live: Arc<Mutex<Live>>,
     dead_letters: Arc<Mutex<HashMap<i64, QueueFigures>>>,
+    objectives: SharedObjectives,
     roster: Arc<Roster>,
     clock: Arc<dyn Clock>,
 }
 
 impl FleetCollector {
+    /// Each objective's budget left, target and burn rates: what the
+    /// burn-rate alerts judge, for dashboards and alerting outside Ballast.
+    fn encode_objectives(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let figures = self.objectives.lock().expect("objective figures lock");
+        fn label(f: &ObjectiveFigures) -> Labels<'_> {
+            vec![
+                ("service", Esc(&f.service)),
+                ("environment", Esc(&f.environment)),
+                ("objective", Esc(&f.objective)),
+            ]
+        }
+        let mut family = encoder.encode_descriptor(
+            "slo_error_budget_remaining_ratio",
+            "Share of the objective's error budget left over its window (below zero: overspent)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for f in figures.iter() {
+            family
+                .encode_family(&label(f))?
+                .encode_gauge(&f.remaining)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "slo_target_ratio",
+            "The objective's target: the share of requests that must be good",
+            None,
+            MetricType::Gauge,
+        )?;
+        for f in figures.iter() {
+            family.encode_family(&label(f))?.encode_gauge(&f.target)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "slo_burn_rate",
+            "How fast the error budget burns over a window (1 spends it exactly over the objective's window)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for f in figures.iter() {
+            for (window, rate) in &f.burn {
+                let mut l = label(f);
+                l.push(("window", Esc(window)));
+                family.encode_family(&l)?.encode_gauge(rate)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Per service, how many of its live instances refuse a policy that
     /// failed their validation. Every service has a series, zero included,
     /// so that an alert on it resolves when the last refusal clears.
@@ -348,6 +419,7 @@ impl Collector for FleetCollector {
         let now_ms = self.clock.now_ms();
         self.encode_refusals(&mut encoder, now_ms)?;
         self.encode_dead_letters(&mut encoder, now_ms)?;
+        self.encode_objectives(&mut encoder)?;
         let live = self.live.lock().expect("live telemetry lock");
         let mut services: Vec<_> = live.services.values().collect();
         services.sort_by(|a, b| (&a.name, &a.environment).cmp(&(&b.name, &b.environment)));

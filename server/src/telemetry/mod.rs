@@ -417,6 +417,9 @@ pub struct Telemetry {
     /// Each service's dead-letter queue, as the last sweep counted it;
     /// shared with the `/metrics` collector.
     dead_letters: Arc<Mutex<HashMap<i64, metrics::QueueFigures>>>,
+    /// Every objective's figures as the last scrape computed them; shared
+    /// with the `/metrics` collector.
+    pub objectives: metrics::SharedObjectives,
 }
 
 impl Telemetry {
@@ -425,10 +428,12 @@ impl Telemetry {
         let live = Arc::new(Mutex::new(Live::default()));
         let dead_letters = Arc::new(Mutex::new(HashMap::new()));
         let roster = Arc::new(roster::Roster::default());
+        let objectives = metrics::SharedObjectives::default();
         Telemetry {
             metrics: metrics::Metrics::new(
                 live.clone(),
                 dead_letters.clone(),
+                objectives.clone(),
                 roster.clone(),
                 clock.clone(),
             ),
@@ -438,6 +443,7 @@ impl Telemetry {
             changed: Arc::new(Notify::new()),
             fleet: watch::channel(Arc::from("")).0,
             dead_letters,
+            objectives,
         }
     }
 

@@ -8,6 +8,7 @@ use crate::common;
 use axum::http::{Method, StatusCode};
 use common::{NowForTests, PASSWORD, TestApp};
 use serde_json::{Value, json};
+use server::config::Secret;
 use shared::policy::{Policy, RiskTier};
 use shared::role::Role;
 
@@ -155,6 +156,10 @@ async fn firing(app: &TestApp, token: &str) -> Vec<String> {
 /// degraded, 10 refused; of the 990 answered, 960 within 5 s), two days
 /// later 200 (4 refused, 6 partial, 2 queued; all 196 answered within 1 s).
 async fn budgets_and_burn_rates_match_hand_computed_values(app: TestApp) {
+    const SCRAPE: &str = "scrape-token-0123456789";
+    let app = app
+        .replica_with(|s| s.metrics_token = Some(Secret::new(SCRAPE)))
+        .await;
     let mut s = setup(&app).await;
     post(
         &app,
@@ -284,6 +289,37 @@ async fn budgets_and_burn_rates_match_hand_computed_values(app: TestApp) {
     let rule = shared::paths::alert_rule("slo-rag-answer-prod-availability-fast");
     let r = app.call(Method::DELETE, &rule, None, Some(&s.admin)).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    // The same figures on /metrics, for dashboards outside Ballast.
+    let r = app.call(Method::GET, "/metrics", None, Some(SCRAPE)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let labels = |objective: &str| {
+        format!("service=\"rag-answer\",environment=\"prod\",objective=\"{objective}\"")
+    };
+    for needle in [
+        format!(
+            "ballast_slo_error_budget_remaining_ratio{{{}}} 0.3167",
+            labels("full-quality")
+        ),
+        format!(
+            "ballast_slo_target_ratio{{{}}} 0.995",
+            labels("availability")
+        ),
+        format!(
+            "ballast_slo_burn_rate{{{},window=\"5m\"}} 6.0",
+            labels("availability")
+        ),
+        format!(
+            "ballast_slo_error_budget_remaining_ratio{{{}}} 0.0",
+            labels("no-unauthorized-retrieval")
+        ),
+    ] {
+        assert!(
+            r.text.contains(&needle),
+            "missing {needle:?} in\n{}",
+            r.text
+        );
+    }
+    crate::telemetry::promtool_check(&r.text);
     // And without a session, nothing is shown.
     let r = app.call(Method::GET, &path, None, None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);

@@ -910,7 +910,7 @@ async fn sources_nodes_and_the_service_are_told_apart_from_dependencies(app: Tes
 
 /// Runs `promtool check metrics` on the exposition. Skipped only outside CI
 /// when promtool is not installed.
-fn promtool_check(text: &str) {
+pub(crate) fn promtool_check(text: &str) {
     let promtool = std::path::Path::new("/usr/bin/promtool");
     if !promtool.exists() {
         assert!(
