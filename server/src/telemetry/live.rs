@@ -292,6 +292,14 @@ impl ServiceLive {
         let mut rows = Rows::default();
         let mut service = Vec::new();
         for (name, state) in &self.dependencies {
+            // The request records and safety counts are the objectives'
+            // (see crate::objectives); folded in, they would count each
+            // request twice in the service's row.
+            if name == shared::policy::REQUESTS_COMPONENT
+                || name.starts_with(shared::policy::SAFETY_PREFIX)
+            {
+                continue;
+            }
             match kind(name) {
                 ComponentKind::Service => service.push(state),
                 k => rows.components.push(DependencyLive {
