@@ -15,6 +15,7 @@ use shared::role::Role;
 on_both_backends!(
     budgets_and_burn_rates_match_hand_computed_values,
     a_canary_that_burns_faster_than_stable_is_rolled_back_on_its_own,
+    a_canary_that_holds_for_its_bake_time_is_promoted_when_the_policy_says_so,
 );
 
 const DAY_MS: i64 = 86_400_000;
@@ -424,5 +425,67 @@ async fn a_canary_that_burns_faster_than_stable_is_rolled_back_on_its_own(app: T
         fleet.body["services"][0]["last_canary_verdict"]["decision"], "aborted",
         "{}",
         fleet.text
+    );
+}
+
+/// A canary no worse than the stable version, whose policy asks for
+/// automatic promotion, is promoted once it has baked, and not before.
+async fn a_canary_that_holds_for_its_bake_time_is_promoted_when_the_policy_says_so(app: TestApp) {
+    let s = setup(&app).await;
+    let mut canary = rag();
+    canary["goals"]["canary"]["auto_promote"] = json!(true);
+    canary["goals"]["canary"]["bake_minutes"] = json!(10);
+    publish(&app, &s.admin, canary, Some(20)).await;
+    let healthy = |calls: u64| {
+        json!({ "_requests": {
+            "calls": calls, "successes": calls,
+            "latency_buckets": buckets(&[(1_000, calls)]),
+        }})
+    };
+    app.clock.advance_ms(60_000);
+    post(&app, &s.agent, "stable-pod", 1, 1, healthy(300)).await;
+    post(&app, &s.agent, "canary-pod", 1, 2, healthy(80)).await;
+    let root = shared::paths::service("rag-answer", "prod").root();
+    // Holding, not yet baked: nothing changes.
+    let now = app.clock.now_ms_for_tests();
+    server::alerts::evaluate::evaluate(&app.state, now)
+        .await
+        .unwrap();
+    let svc = app.call(Method::GET, &root, None, Some(&s.viewer)).await;
+    assert_eq!(svc.body["rollout"]["canary_version"], 2, "{}", svc.text);
+    // Ten minutes after the publish it has baked, and is promoted.
+    app.clock.advance_ms(9 * 60_000);
+    let now = app.clock.now_ms_for_tests();
+    server::alerts::evaluate::evaluate(&app.state, now)
+        .await
+        .unwrap();
+    let svc = app.call(Method::GET, &root, None, Some(&s.viewer)).await;
+    assert_eq!(svc.body["rollout"]["active_version"], 2, "{}", svc.text);
+    assert_eq!(
+        svc.body["rollout"]["canary_version"],
+        Value::Null,
+        "{}",
+        svc.text
+    );
+    let r = app
+        .call(
+            Method::GET,
+            &shared::paths::service("rag-answer", "prod").objectives(),
+            None,
+            Some(&s.viewer),
+        )
+        .await;
+    assert_eq!(
+        r.body["canary_history"][0]["decision"], "promoted",
+        "{}",
+        r.text
+    );
+    let audit = app
+        .call(Method::GET, shared::paths::AUDIT, None, Some(&s.admin))
+        .await;
+    assert!(
+        audit.text.contains("rollout.auto_promote"),
+        "{}",
+        audit.text
     );
 }
