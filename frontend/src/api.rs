@@ -10,9 +10,9 @@ use shared::api::{
     AlertView, AuditEntryView, BulkActionRequest, BulkDecision, BulkItemResult, ChecklistStart,
     ChecklistView, CreateServiceRequest, CreateUserRequest, DeadLetterDetail, DeadLetterPage,
     DeadLetterStatus, DeadLetterSummary, DecisionRequest, DiffView, DraftView, ErrorDetail,
-    FleetLive, InboxCount, InstanceView, LoginRequest, LoginResponse, NotificationView,
-    PublishOutcome, PublishRequest, PublishRequestView, RollbackRequest, RolloutAction,
-    RolloutView, RunbookSummary, RunbookTemplate, RunbookVersionSummary, RunbookView, RunbookWrite,
+    InboxCount, InstanceView, LoginRequest, LoginResponse, NotificationView, PublishOutcome,
+    PublishRequest, PublishRequestView, RollbackRequest, RolloutAction, RolloutView,
+    RunbookSummary, RunbookTemplate, RunbookVersionSummary, RunbookView, RunbookWrite,
     ServiceTelemetry, ServiceView, SilenceView, SilenceWrite, StepTick, UserView, ValidationView,
     VersionView, WebhookView, WebhookWrite,
 };
@@ -292,10 +292,11 @@ pub async fn fleet_instances() -> Result<Vec<InstanceView>, ApiError> {
     transport::send(Method::Get, FLEET_INSTANCES, None::<&()>).await
 }
 
-/// Every service's live summary, once; the overview asks when its stream
-/// fails, to tell an ended session from a server that is away.
+/// Every service's live summary (`FleetLive`), once, read as `T`; the
+/// overview asks when its stream fails, to tell an ended session from a
+/// server that is away, and reads only the fields it draws.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-pub async fn fleet_live() -> Result<FleetLive, ApiError> {
+pub async fn fleet_live<T: serde::de::DeserializeOwned>() -> Result<T, ApiError> {
     transport::send(Method::Get, FLEET_LIVE, None::<&()>).await
 }
 

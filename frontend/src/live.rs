@@ -8,10 +8,66 @@
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
-use shared::api::{
-    DeadLetterFigures, DependencyLive, FleetLive, InstanceCounts, ServiceLiveSummary,
-};
+#[cfg(any(feature = "ssr", test))]
+use shared::api::{DependencyLive, FleetLive, ServiceLiveSummary};
 use shared::protocol::BreakerState;
+
+/// The fleet as the live pages read it: the fields of
+/// [`shared::api::FleetLive`] that the overview and the fleet page draw.
+/// The stream's events are read straight into this (serde skips the rest),
+/// so the main bundle, which every page downloads first, carries a reader
+/// for these few fields rather than for every figure of the full view.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Fleet {
+    pub as_of_ms: i64,
+    pub window_secs: u64,
+    pub services: Vec<Service>,
+}
+
+/// What the live pages draw of a [`shared::api::ServiceLiveSummary`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Service {
+    pub service: String,
+    pub environment: String,
+    pub instances: Instances,
+    pub worst_breaker: Option<BreakerState>,
+    pub dependencies: Vec<Dependency>,
+    pub dead_letters: DeadLetters,
+}
+
+/// [`shared::api::InstanceCounts`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Instances {
+    pub up: u64,
+    pub stale: u64,
+    pub down: u64,
+    pub lagging: Vec<String>,
+}
+
+/// What the overview's rows draw of a [`shared::api::DependencyLive`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Dependency {
+    pub dependency: String,
+    pub breaker: Option<BreakerState>,
+    pub calls: u64,
+    pub degraded_rate: f64,
+    pub fallback_rate: f64,
+    pub retry_amplification: f64,
+    pub shed: u64,
+    pub p95_ms: Option<u64>,
+}
+
+/// [`shared::api::DeadLetterFigures`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct DeadLetters {
+    pub depth: u64,
+    pub oldest_received_at_ms: Option<i64>,
+}
 
 /// Where the page's event stream stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +135,7 @@ struct SeedDependency(
     Option<u64>,
 );
 
+#[cfg(any(feature = "ssr", test))]
 impl From<&FleetLive> for OverviewFleet {
     fn from(f: &FleetLive) -> Self {
         OverviewFleet(
@@ -89,6 +146,7 @@ impl From<&FleetLive> for OverviewFleet {
     }
 }
 
+#[cfg(any(feature = "ssr", test))]
 impl From<&ServiceLiveSummary> for SeedService {
     fn from(s: &ServiceLiveSummary) -> Self {
         let i = &s.instances;
@@ -103,6 +161,7 @@ impl From<&ServiceLiveSummary> for SeedService {
     }
 }
 
+#[cfg(any(feature = "ssr", test))]
 impl From<&DependencyLive> for SeedDependency {
     fn from(d: &DependencyLive) -> Self {
         SeedDependency(
@@ -118,35 +177,33 @@ impl From<&DependencyLive> for SeedDependency {
     }
 }
 
-/// Back to the fleet the pages read, the figures the seed leaves out at
-/// their defaults; the stream's first event brings them all.
-impl From<OverviewFleet> for FleetLive {
+/// Back to the fleet the pages read; the stream's first event brings the
+/// same fields again.
+impl From<OverviewFleet> for Fleet {
     fn from(OverviewFleet(as_of_ms, window_secs, services): OverviewFleet) -> Self {
-        FleetLive {
+        Fleet {
             as_of_ms,
             window_secs,
-            services: services.into_iter().map(ServiceLiveSummary::from).collect(),
+            services: services.into_iter().map(Service::from).collect(),
         }
     }
 }
 
-impl From<SeedService> for ServiceLiveSummary {
+impl From<SeedService> for Service {
     fn from(seed: SeedService) -> Self {
         let SeedService(service, environment, (up, stale, down, lagging), worst, deps, dlq) = seed;
-        ServiceLiveSummary {
+        Service {
             service,
             environment,
-            instances: InstanceCounts {
+            instances: Instances {
                 up,
                 stale,
                 down,
                 lagging,
             },
             worst_breaker: worst,
-            dependencies: deps.into_iter().map(DependencyLive::from).collect(),
-            // Not drawn by the cards; the stream's first event brings it.
-            service_level: None,
-            dead_letters: DeadLetterFigures {
+            dependencies: deps.into_iter().map(Dependency::from).collect(),
+            dead_letters: DeadLetters {
                 depth: dlq.0,
                 oldest_received_at_ms: dlq.1,
             },
@@ -154,9 +211,9 @@ impl From<SeedService> for ServiceLiveSummary {
     }
 }
 
-impl From<SeedDependency> for DependencyLive {
+impl From<SeedDependency> for Dependency {
     fn from(seed: SeedDependency) -> Self {
-        DependencyLive {
+        Dependency {
             dependency: seed.0,
             breaker: seed.1,
             calls: seed.2,
@@ -165,7 +222,6 @@ impl From<SeedDependency> for DependencyLive {
             retry_amplification: seed.5,
             shed: seed.6,
             p95_ms: seed.7,
-            ..Default::default()
         }
     }
 }
@@ -197,6 +253,21 @@ pub async fn overview_seed() -> Result<Option<OverviewFleet>, ServerFnError> {
 
 type SeedResource = Resource<Result<Option<OverviewFleet>, ServerFnError>>;
 
+/// The seed's fetcher. Only the server computes it: the browser reads the
+/// server's answer from the page (the resource is made once, at the app's
+/// root, while hydrating), and never asks for it again, so its bundle
+/// carries no client for `overview_seed`. Were the answer ever missing,
+/// the page would show the fleet from the stream's first event instead.
+#[cfg(feature = "ssr")]
+async fn seed() -> Result<Option<OverviewFleet>, ServerFnError> {
+    overview_seed().await
+}
+
+#[cfg(not(feature = "ssr"))]
+async fn seed() -> Result<Option<OverviewFleet>, ServerFnError> {
+    Ok(None)
+}
+
 /// The overview's first fleet, made once per page load at the app's root.
 /// Made inside the page, the resource would be made again each time the
 /// layout's `<Suspense>` renders the page on the server, and each copy
@@ -213,7 +284,7 @@ pub struct FleetSeed {
 impl FleetSeed {
     pub fn provide() {
         provide_context(FleetSeed {
-            resource: Resource::new(|| (), |_| overview_seed()),
+            resource: Resource::new(|| (), |_| seed()),
             spent: StoredValue::new(false),
         });
     }
@@ -256,7 +327,7 @@ pub struct LiveFleet {
     /// The newest fleet: the stream's latest event, or else the server's
     /// render. `None` only while neither has arrived (or the server could
     /// not tell).
-    pub fleet: Memo<Option<FleetLive>>,
+    pub fleet: Memo<Option<Fleet>>,
     /// The server's render (see [`LiveFleet::ready`]).
     initial: Option<SeedResource>,
     pub link: RwSignal<Link>,
@@ -276,7 +347,7 @@ impl LiveFleet {
     }
 
     fn new(initial: Option<SeedResource>) -> LiveFleet {
-        let streamed = RwSignal::new(None::<FleetLive>);
+        let streamed = RwSignal::new(None::<Fleet>);
         let link = RwSignal::new(Link::Connecting);
         follow_stream(streamed, link);
         let fleet = Memo::new(move |_| {
@@ -285,7 +356,7 @@ impl LiveFleet {
                     .and_then(|r| r.get())
                     .and_then(Result::ok)
                     .flatten()
-                    .map(FleetLive::from)
+                    .map(Fleet::from)
             })
         });
         LiveFleet {
@@ -326,7 +397,7 @@ pub fn LiveStatus(link: RwSignal<Link>) -> impl IntoView {
 /// is checked with a plain request, which signs out an ended session, and
 /// tried again a few seconds later.
 #[cfg(feature = "hydrate")]
-fn follow_stream(fleet: RwSignal<Option<FleetLive>>, link: RwSignal<Link>) {
+fn follow_stream(fleet: RwSignal<Option<Fleet>>, link: RwSignal<Link>) {
     use crate::{api, session::Session};
     use leptos::task::spawn_local;
     use wasm_bindgen::{JsCast, closure::Closure};
@@ -336,14 +407,14 @@ fn follow_stream(fleet: RwSignal<Option<FleetLive>>, link: RwSignal<Link>) {
     let attempt = RwSignal::new(0_u32);
     Effect::new(move |_| {
         attempt.track();
-        // Server-sent `fleet` events (a `FleetLive` each).
+        // Server-sent `fleet` events (a `FleetLive` each, read as a `Fleet`).
         let Ok(source) = EventSource::new(shared::paths::LIVE) else {
             link.set(Link::Reconnecting);
             return;
         };
         let on_fleet = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
             let data = ev.data().as_string().unwrap_or_default();
-            if let Ok(f) = serde_json::from_str::<FleetLive>(&data) {
+            if let Ok(f) = serde_json::from_str::<Fleet>(&data) {
                 fleet.try_set(Some(f));
                 link.try_set(Link::Connected);
             }
@@ -355,7 +426,7 @@ fn follow_stream(fleet: RwSignal<Option<FleetLive>>, link: RwSignal<Link>) {
                 return;
             }
             spawn_local(async move {
-                match api::fleet_live().await {
+                match api::fleet_live::<Fleet>().await {
                     // Nothing may be written after this: the page goes away.
                     Err(e) if e.is_unauthenticated() => session.signed_out(),
                     other => {
@@ -384,11 +455,12 @@ fn follow_stream(fleet: RwSignal<Option<FleetLive>>, link: RwSignal<Link>) {
 }
 
 #[cfg(not(feature = "hydrate"))]
-fn follow_stream(_: RwSignal<Option<FleetLive>>, _: RwSignal<Link>) {}
+fn follow_stream(_: RwSignal<Option<Fleet>>, _: RwSignal<Link>) {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::api::{DeadLetterFigures, InstanceCounts};
 
     /// What the cards draw survives the trip through the page; the rest is
     /// left for the stream, and the seed is a fraction of the full fleet.
@@ -430,12 +502,21 @@ mod tests {
         };
         let seed = OverviewFleet::from(&fleet);
         let json = serde_json::to_string(&seed).unwrap();
-        let back = FleetLive::from(serde_json::from_str::<OverviewFleet>(&json).unwrap());
+        let back = Fleet::from(serde_json::from_str::<OverviewFleet>(&json).unwrap());
         let (s, d) = (&back.services[0], &back.services[0].dependencies[0]);
         assert_eq!((back.as_of_ms, back.window_secs), (fleet.as_of_ms, 60));
-        assert_eq!(s.instances, fleet.services[0].instances);
+        let i = &fleet.services[0].instances;
+        assert_eq!(
+            (s.instances.up, s.instances.stale, s.instances.down),
+            (i.up, i.stale, i.down)
+        );
+        assert_eq!(s.instances.lagging, i.lagging);
         assert_eq!(s.worst_breaker, Some(BreakerState::Open));
-        assert_eq!(s.dead_letters, fleet.services[0].dead_letters);
+        let dl = &fleet.services[0].dead_letters;
+        assert_eq!(
+            (s.dead_letters.depth, s.dead_letters.oldest_received_at_ms),
+            (dl.depth, dl.oldest_received_at_ms)
+        );
         assert_eq!(
             (d.dependency.as_str(), d.breaker, d.calls, d.shed, d.p95_ms),
             ("reranker", Some(BreakerState::Open), 100, 4, Some(250))
@@ -445,5 +526,9 @@ mod tests {
             (0.8, 0.75, 1.25)
         );
         assert!(json.len() * 5 < serde_json::to_string(&fleet).unwrap().len());
+        // The stream's full events read into the same fields.
+        let streamed: Fleet =
+            serde_json::from_str(&serde_json::to_string(&fleet).unwrap()).unwrap();
+        assert_eq!(streamed, back);
     }
 }

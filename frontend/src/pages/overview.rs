@@ -5,11 +5,10 @@
 use crate::components::firing_alerts::FiringBanner;
 use crate::components::telemetry::{breaker_key, ms, pct};
 use crate::layout::{Loading, PageHeader};
-use crate::live::{LiveFleet, LiveStatus};
+use crate::live::{self, DeadLetters, LiveFleet, LiveStatus};
 use crate::time::age;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use shared::api::{DeadLetterFigures, DependencyLive, FleetLive, ServiceLiveSummary};
 use shared::protocol::BreakerState;
 
 #[component]
@@ -50,7 +49,7 @@ pub fn OverviewPage() -> impl IntoView {
 
 /// 2: a breaker is open; 1: degraded answers, a probing breaker or no live
 /// instance; 0: fine.
-fn severity(s: &ServiceLiveSummary) -> u8 {
+fn severity(s: &live::Service) -> u8 {
     let down = s.instances.up == 0 && s.instances.stale + s.instances.down > 0;
     s.dependencies
         .iter()
@@ -60,7 +59,7 @@ fn severity(s: &ServiceLiveSummary) -> u8 {
         .max(u8::from(down))
 }
 
-fn dependency_severity(d: &DependencyLive) -> u8 {
+fn dependency_severity(d: &live::Dependency) -> u8 {
     match d.breaker {
         Some(BreakerState::Open | BreakerState::ForcedOpen) => 2,
         Some(BreakerState::HalfOpen) => 1,
@@ -69,7 +68,7 @@ fn dependency_severity(d: &DependencyLive) -> u8 {
 }
 
 #[component]
-fn Fleet(fleet: Memo<Option<FleetLive>>) -> impl IntoView {
+fn Fleet(fleet: Memo<Option<live::Fleet>>) -> impl IntoView {
     // The most broken first, then by name: the first card answers "what is
     // broken right now".
     let order = Memo::new(move |_| {
@@ -123,7 +122,7 @@ fn Fleet(fleet: Memo<Option<FleetLive>>) -> impl IntoView {
 /// a weak reference and a lock on the server).
 #[component]
 fn ServiceCard(
-    fleet: Memo<Option<FleetLive>>,
+    fleet: Memo<Option<live::Fleet>>,
     as_of: Memo<i64>,
     name: String,
     env: String,
@@ -219,7 +218,7 @@ fn ServiceCard(
     .into_any()
 }
 
-fn facts(s: &ServiceLiveSummary) -> impl IntoView + use<> {
+fn facts(s: &live::Service) -> impl IntoView + use<> {
     let i = &s.instances;
     let lagging = match i.lagging.as_slice() {
         [] => "none".to_owned(),
@@ -245,7 +244,7 @@ fn facts(s: &ServiceLiveSummary) -> impl IntoView + use<> {
 
 /// The dead-letter queue in words: its depth, and how long the oldest entry
 /// has waited as of `as_of_ms`.
-fn dlq_figure(f: &DeadLetterFigures, as_of_ms: i64) -> String {
+fn dlq_figure(f: &DeadLetters, as_of_ms: i64) -> String {
     match f.oldest_received_at_ms {
         Some(oldest) if f.depth > 0 => {
             format!("{} · oldest {}", f.depth, age(as_of_ms - oldest))
@@ -264,12 +263,12 @@ fn dlq_figure(f: &DeadLetterFigures, as_of_ms: i64) -> String {
 /// times the markup itself. A test renders both for the same summaries and
 /// requires the same bytes, since the browser hydrates the list from them.
 #[cfg(feature = "hydrate")]
-fn dependency_rows(s: ArcMemo<ServiceLiveSummary>, prefix: String) -> impl IntoView {
+fn dependency_rows(s: ArcMemo<live::Service>, prefix: String) -> impl IntoView {
     browser_rows::live_rows(s, prefix)
 }
 
 #[cfg(not(feature = "hydrate"))]
-fn dependency_rows(s: ArcMemo<ServiceLiveSummary>, prefix: String) -> impl IntoView {
+fn dependency_rows(s: ArcMemo<live::Service>, prefix: String) -> impl IntoView {
     let mut html = s.with_untracked(|s| rows_html(&prefix, s));
     // Where the keyed list ends, as the list itself marks it.
     html.push_str("<!>");
@@ -281,7 +280,7 @@ fn dependency_rows(s: ArcMemo<ServiceLiveSummary>, prefix: String) -> impl IntoV
 /// (`html_escape`, which Leptos uses): dependency names come from agents.
 // The browser's build hydrates the list instead.
 #[cfg_attr(feature = "hydrate", allow(dead_code))]
-fn rows_html(prefix: &str, s: &ServiceLiveSummary) -> String {
+fn rows_html(prefix: &str, s: &live::Service) -> String {
     use std::fmt::Write;
     // As the view writes a text node: an empty one as a space.
     fn text(html: &mut String, value: &str) {
@@ -334,7 +333,7 @@ mod browser_rows {
     use std::sync::Arc;
 
     /// The rows as the browser keeps them: one [`DependencyRow`] per dependency.
-    pub(super) fn live_rows(s: ArcMemo<ServiceLiveSummary>, prefix: String) -> impl IntoView {
+    pub(super) fn live_rows(s: ArcMemo<live::Service>, prefix: String) -> impl IntoView {
         let names = s.clone();
         view! {
             <For
@@ -349,7 +348,7 @@ mod browser_rows {
     /// figures change (the chip is what an engineer watches); the figures are
     /// one closure, redrawn together, as the server draws them in one string.
     #[component]
-    fn DependencyRow(s: ArcMemo<ServiceLiveSummary>, prefix: String, dep: String) -> impl IntoView {
+    fn DependencyRow(s: ArcMemo<live::Service>, prefix: String, dep: String) -> impl IntoView {
         let id = format!("{prefix}-{dep}");
         let name: Arc<str> = dep.as_str().into();
         let level = reader(&s, &name, dependency_severity);
@@ -378,9 +377,9 @@ mod browser_rows {
     /// Reads `read` of the dependency called `name` in the card's summary;
     /// `None` once it has gone (its row is about to go too).
     fn reader<T: 'static>(
-        s: &ArcMemo<ServiceLiveSummary>,
+        s: &ArcMemo<live::Service>,
         name: &Arc<str>,
-        read: fn(&DependencyLive) -> T,
+        read: fn(&live::Dependency) -> T,
     ) -> impl Fn() -> Option<T> + Clone + Send + Sync + use<T> {
         let (s, name) = (s.clone(), Arc::clone(name));
         move || {
@@ -393,7 +392,7 @@ mod browser_rows {
         }
     }
 
-    fn figures(id: &str, d: &DependencyLive) -> impl IntoView + use<> {
+    fn figures(id: &str, d: &live::Dependency) -> impl IntoView + use<> {
         view! {
             <td class="num">{d.calls}</td>
             <td class="num" data-test=format!("degraded-{id}") data-value=d.degraded_rate.to_string()>
@@ -437,8 +436,8 @@ fn Empty() -> impl IntoView {
 mod tests {
     use super::*;
 
-    fn summary(dependencies: Vec<DependencyLive>) -> ServiceLiveSummary {
-        ServiceLiveSummary {
+    fn summary(dependencies: Vec<live::Dependency>) -> live::Service {
+        live::Service {
             dependencies,
             ..Default::default()
         }
@@ -446,9 +445,9 @@ mod tests {
 
     const HOSTILE: &str = r#"<img src=x onerror="alert(1)">&"#;
 
-    fn dependencies() -> Vec<DependencyLive> {
+    fn dependencies() -> Vec<live::Dependency> {
         vec![
-            DependencyLive {
+            live::Dependency {
                 dependency: HOSTILE.to_owned(),
                 breaker: Some(BreakerState::Open),
                 calls: 100,
@@ -457,14 +456,14 @@ mod tests {
                 p95_ms: Some(250),
                 ..Default::default()
             },
-            DependencyLive {
+            live::Dependency {
                 dependency: "model".to_owned(),
                 breaker: Some(BreakerState::Closed),
                 calls: 7,
                 retry_amplification: 1.25,
                 ..Default::default()
             },
-            DependencyLive {
+            live::Dependency {
                 dependency: "tool".to_owned(),
                 breaker: None,
                 degraded_rate: 0.5,
@@ -472,18 +471,18 @@ mod tests {
                 p95_ms: Some(61_000),
                 ..Default::default()
             },
-            DependencyLive {
+            live::Dependency {
                 dependency: String::new(),
                 breaker: Some(BreakerState::ForcedOpen),
                 p95_ms: Some(12_000),
                 ..Default::default()
             },
-            DependencyLive {
+            live::Dependency {
                 dependency: "vector".to_owned(),
                 breaker: Some(BreakerState::HalfOpen),
                 ..Default::default()
             },
-            DependencyLive {
+            live::Dependency {
                 dependency: "x".to_owned(),
                 breaker: Some(BreakerState::ForcedClosed),
                 ..Default::default()
@@ -548,7 +547,7 @@ mod tests {
 
     #[test]
     fn the_queue_reads_as_its_depth_and_oldest_age() {
-        let f = |depth, oldest| DeadLetterFigures {
+        let f = |depth, oldest| DeadLetters {
             depth,
             oldest_received_at_ms: oldest,
         };
@@ -562,12 +561,12 @@ mod tests {
 
     #[test]
     fn open_breakers_outrank_degraded_answers() {
-        let dep = |breaker, degraded_rate| DependencyLive {
+        let dep = |breaker, degraded_rate| live::Dependency {
             breaker,
             degraded_rate,
             ..Default::default()
         };
-        let service = |deps| ServiceLiveSummary {
+        let service = |deps| live::Service {
             dependencies: deps,
             ..Default::default()
         };
