@@ -1,6 +1,7 @@
 //! Pieces that more than one page shows, or that a page is made of. A page
 //! imports these, never another page.
 
+pub mod budget;
 pub mod checklists;
 pub mod data_table;
 pub mod diff_list;

@@ -1,6 +1,8 @@
 //! One service in one environment: its rollout, and tabs for the policy
-//! editor, live telemetry, the published versions and the fleet of instances.
+//! editor, the objectives and canary analysis, live telemetry, the published
+//! versions and the fleet of instances.
 
+mod objectives;
 mod policy_editor;
 
 use crate::api::{self, ApiError};
@@ -22,14 +24,25 @@ use shared::role::{Permission, Role};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tab {
     Editor,
+    Objectives,
     Telemetry,
     Versions,
     Instances,
 }
 
 impl Tab {
+    /// In the order the tabs are shown.
+    const ALL: [Tab; 5] = [
+        Tab::Editor,
+        Tab::Objectives,
+        Tab::Telemetry,
+        Tab::Versions,
+        Tab::Instances,
+    ];
+
     fn from_query(value: Option<&str>) -> Tab {
         match value {
+            Some("objectives") => Tab::Objectives,
             Some("telemetry") => Tab::Telemetry,
             Some("versions") => Tab::Versions,
             Some("instances") => Tab::Instances,
@@ -40,6 +53,7 @@ impl Tab {
     fn query(self) -> &'static str {
         match self {
             Tab::Editor => "editor",
+            Tab::Objectives => "objectives",
             Tab::Telemetry => "telemetry",
             Tab::Versions => "versions",
             Tab::Instances => "instances",
@@ -49,6 +63,7 @@ impl Tab {
     fn label(self) -> &'static str {
         match self {
             Tab::Editor => "Policy editor",
+            Tab::Objectives => "Objectives",
             Tab::Telemetry => "Telemetry",
             Tab::Versions => "Versions",
             Tab::Instances => "Instances",
@@ -96,7 +111,7 @@ fn ServiceBody(name: String, env: String, role: Role) -> impl IntoView {
         shared::paths::segment(&name),
         shared::paths::segment(&env)
     );
-    let tabs = [Tab::Editor, Tab::Telemetry, Tab::Versions, Tab::Instances]
+    let tabs = Tab::ALL
         .into_iter()
         .map(|t| {
             let href = format!("{base}?tab={}", t.query());
@@ -185,6 +200,9 @@ fn ServiceBody(name: String, env: String, role: Role) -> impl IntoView {
                 Tab::Versions => {
                     view! { <Versions name env can_publish active_version on_changed=reload /> }
                         .into_any()
+                }
+                Tab::Objectives => {
+                    view! { <objectives::Objectives name env on_canary_ended=reload /> }.into_any()
                 }
                 Tab::Telemetry => view! { <Telemetry name env /> }.into_any(),
                 Tab::Instances => view! { <Instances name env /> }.into_any(),
@@ -653,6 +671,7 @@ mod tests {
         assert_eq!(Tab::from_query(Some("versions")), Tab::Versions);
         assert_eq!(Tab::from_query(Some("instances")), Tab::Instances);
         assert_eq!(Tab::from_query(Some("telemetry")), Tab::Telemetry);
+        assert_eq!(Tab::from_query(Some("objectives")), Tab::Objectives);
         assert_eq!(Tab::from_query(None), Tab::Editor);
         assert_eq!(Tab::from_query(Some("junk")), Tab::Editor);
     }

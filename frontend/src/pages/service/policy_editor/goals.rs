@@ -13,7 +13,7 @@ pub fn GoalsSection(ed: Doc) -> impl IntoView {
             ed
             id="goals"
             title="Goals"
-            about="What the service promises. The timeout budget must fit inside the timeout goal."
+            about="What the service promises. The timeout budget must fit inside the timeout goal; objectives give each promise an error budget, burn-rate alerts and a say over canaries."
             switch="Set goals"
             present=|p| p.goals.is_some()
             add=|p| p.goals = Some(Goals { timeout_ms: Some(10_000), ..Goals::default() })
@@ -110,6 +110,7 @@ pub fn GoalsSection(ed: Doc) -> impl IntoView {
                     visible_label=true
                 />
             </div>
+            <super::objectives::ObjectivesEditor ed />
         </OptionalSection>
     }
     .into_any()

@@ -18,6 +18,7 @@ mod goals;
 mod invariants;
 mod limits;
 mod models;
+mod objectives;
 mod options;
 mod retry;
 mod service_header;
