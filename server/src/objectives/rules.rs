@@ -78,18 +78,16 @@ fn threshold(window_days: u32, long_s: u32, share: f64) -> f64 {
     (share * window_s / f64::from(long_s) * 100.0).round() / 100.0
 }
 
-fn rule(
+/// A generated rule on `service`'s scope; the callers fill in what it
+/// watches and when it fires.
+fn scoped(
     service: &ServiceRow,
     metric: AlertMetric,
-    description: String,
-    threshold: f64,
-    window_s: u32,
     severity: Severity,
     runbook: String,
-    objective: Option<String>,
 ) -> AlertRuleWrite {
     AlertRuleWrite {
-        description,
+        description: String::new(),
         metric,
         scope: AlertScope {
             service: Some(service.name.clone()),
@@ -97,15 +95,15 @@ fn rule(
             dependency: None,
         },
         comparison: Comparison::Above,
-        threshold,
-        window_s,
+        threshold: 0.0,
+        window_s: RECENT_S,
         for_s: 0,
         severity,
         runbook,
         min_calls: 0,
         notify: Vec::new(),
         enabled: true,
-        objective,
+        objective: None,
     }
 }
 
@@ -117,22 +115,22 @@ pub fn generated(service: &ServiceRow, goals: &Goals) -> BTreeMap<String, AlertR
         if let Indicator::Safety { violation } = o.indicator {
             out.insert(
                 format!("{base}-{}", o.id),
-                rule(
-                    service,
-                    AlertMetric::SafetyViolations,
-                    format!(
+                AlertRuleWrite {
+                    description: format!(
                         "Any {} on {}/{} (safety goal {})",
                         violation.label().to_lowercase(),
                         service.name,
                         service.environment,
                         o.id
                     ),
-                    0.0,
-                    RECENT_S,
-                    Severity::Page,
-                    runbook_of(o),
-                    Some(o.id.clone()),
-                ),
+                    objective: Some(o.id.clone()),
+                    ..scoped(
+                        service,
+                        AlertMetric::SafetyViolations,
+                        Severity::Page,
+                        runbook_of(o),
+                    )
+                },
             );
             continue;
         }
@@ -140,10 +138,8 @@ pub fn generated(service: &ServiceRow, goals: &Goals) -> BTreeMap<String, AlertR
             let limit = threshold(o.window_days, s.long_s, s.budget_share);
             out.insert(
                 format!("{base}-{}-{}", o.id, s.suffix),
-                rule(
-                    service,
-                    s.metric,
-                    format!(
+                AlertRuleWrite {
+                    description: format!(
                         "{} of the {} budget of {}/{} burning in {} h (burn rate above {limit:.2} over {} h and {} min)",
                         percent(s.budget_share),
                         o.id,
@@ -153,31 +149,29 @@ pub fn generated(service: &ServiceRow, goals: &Goals) -> BTreeMap<String, AlertR
                         s.long_s / 3600,
                         s.short_s / 60
                     ),
-                    limit,
-                    s.long_s,
-                    s.severity,
-                    runbook_of(o),
-                    Some(o.id.clone()),
-                ),
+                    threshold: limit,
+                    window_s: s.long_s,
+                    objective: Some(o.id.clone()),
+                    ..scoped(service, s.metric, s.severity, runbook_of(o))
+                },
             );
         }
     }
     if goals.canary.is_some() {
         out.insert(
             format!("{base}-canary"),
-            rule(
-                service,
-                AlertMetric::CanaryAborted,
-                format!(
+            AlertRuleWrite {
+                description: format!(
                     "A canary of {}/{} was rolled back by the canary analysis",
                     service.name, service.environment
                 ),
-                0.0,
-                RECENT_S,
-                Severity::Page,
-                DEFAULT_RUNBOOK.to_owned(),
-                None,
-            ),
+                ..scoped(
+                    service,
+                    AlertMetric::CanaryAborted,
+                    Severity::Page,
+                    DEFAULT_RUNBOOK.to_owned(),
+                )
+            },
         );
     }
     out
