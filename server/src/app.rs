@@ -57,6 +57,10 @@ pub struct Settings {
     /// evaluator's lease) and notifications delivered; `None` runs neither,
     /// for tests that drive them step by step.
     pub alert_interval: Option<Duration>,
+    /// How often a long-lived stream checks that whoever opened it may
+    /// still see it (a revoked token, a disabled user): it ends at the next
+    /// check after the revocation.
+    pub stream_recheck: Duration,
 }
 
 impl Default for Settings {
@@ -73,6 +77,7 @@ impl Default for Settings {
             dead_letter_max_live: 100_000,
             dead_letter_retention_days: 30,
             alert_interval: Some(Duration::from_secs(5)),
+            stream_recheck: Duration::from_secs(30),
         }
     }
 }

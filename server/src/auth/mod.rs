@@ -110,6 +110,38 @@ impl Auth {
         Ok(row)
     }
 
+    /// Whether the service token `id` may still be used: it exists and is
+    /// not revoked. Read past the cache, since a stream that asks has
+    /// outlived any cached answer.
+    pub async fn token_still_valid(&self, store: &Store, id: &str) -> ApiResult<bool> {
+        match store.token_by_id(id).await {
+            Ok(row) => Ok(row.is_some_and(|r| r.revoked_at.is_none())),
+            Err(StoreError::NotFound) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether `user`'s session may still be used at `now_ms`: not
+    /// revoked, not expired, the account not disabled, and its role not
+    /// changed (a stream checks what it was opened with).
+    pub async fn session_still_valid(
+        &self,
+        store: &Store,
+        user: &UserPrincipal,
+        now_ms: i64,
+    ) -> ApiResult<bool> {
+        Ok(match store.session_with_user(&user.session_id).await? {
+            Some((session, row)) => {
+                session.revoked_at.is_none()
+                    && session.expires_at >= now_ms
+                    && !row.disabled
+                    && row.id == user.me.id
+                    && row.role == user.me.role
+            }
+            None => false,
+        })
+    }
+
     /// The signing keys.
     pub fn keys(&self) -> &JwtKeys {
         &self.keys

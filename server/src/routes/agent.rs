@@ -132,6 +132,10 @@ struct StreamState {
     /// When to look for work again regardless of wake-ups.
     next_look: tokio::time::Instant,
     look_now: bool,
+    /// When to check next that the token is still valid.
+    recheck_at: tokio::time::Instant,
+    /// The token the stream was opened with.
+    token_id: String,
 }
 
 fn action_event(a: &DlqAction) -> Option<Event> {
@@ -199,6 +203,20 @@ impl StreamState {
                     self.look_now = true;
                 }
                 () = tokio::time::sleep_until(self.next_look) => self.look_now = true,
+                () = tokio::time::sleep_until(self.recheck_at) => {
+                    // A revoked token must stop receiving policy and
+                    // actions, not only be refused at its next connect.
+                    match self.app.auth.token_still_valid(&self.app.store, &self.token_id).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::info!(token = %self.token_id, "ending an agent stream: its token was revoked");
+                            return None;
+                        }
+                        // A database hiccup is not a revocation: try again.
+                        Err(e) => tracing::warn!(error = %e.message, "could not re-check an agent stream's token"),
+                    }
+                    self.recheck_at = tokio::time::Instant::now() + self.app.settings.stream_recheck;
+                }
             }
         }
     }
@@ -225,6 +243,7 @@ pub async fn stream(
     let first = policy.borrow_and_update().for_instance(&instance).cloned();
     let wakeups = state.dlq.subscribe(service_id);
     let shutdown = state.shutting_down();
+    let state_recheck = state.settings.stream_recheck;
     let st = StreamState {
         app: state,
         service_id,
@@ -237,6 +256,8 @@ pub async fn stream(
         queued: VecDeque::new(),
         next_look: tokio::time::Instant::now(),
         look_now: true,
+        recheck_at: tokio::time::Instant::now() + state_recheck,
+        token_id: agent.token_id.clone(),
     };
     let events = stream::unfold(st, |mut st| async move {
         let e = st.next_event().await?;

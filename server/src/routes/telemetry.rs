@@ -163,25 +163,44 @@ pub async fn live(
         .into();
     state.telemetry.metrics.subscribers.inc();
     let guard = Subscriber(state.clone());
+    let every = state.settings.stream_recheck;
+    let recheck = tokio::time::Instant::now() + every;
     let events = stream::unfold(
-        (rx, Some(first.clone()), first, guard),
-        |(mut rx, pending, mut sent, guard)| async move {
-            if let Some(json) = pending {
-                return Some((
-                    Ok(Event::default().event(FLEET_EVENT).data(json.as_ref())),
-                    (rx, None, sent, guard),
-                ));
-            }
-            loop {
-                // The sender lives as long as the app; an error means shutdown.
-                rx.changed().await.ok()?;
-                let json = rx.borrow_and_update().clone();
-                if !json.is_empty() && json != sent {
-                    sent = json.clone();
+        (rx, Some(first.clone()), first, guard, recheck),
+        move |(mut rx, pending, mut sent, guard, mut recheck)| {
+            let user = user.clone();
+            async move {
+                if let Some(json) = pending {
                     return Some((
                         Ok(Event::default().event(FLEET_EVENT).data(json.as_ref())),
-                        (rx, None, sent, guard),
+                        (rx, None, sent, guard, recheck),
                     ));
+                }
+                loop {
+                    tokio::select! {
+                        // The sender lives as long as the app; an error means shutdown.
+                        changed = rx.changed() => changed.ok()?,
+                        () = tokio::time::sleep_until(recheck) => {
+                            // Signed out, disabled or demoted: the feed
+                            // stops, rather than outliving the session.
+                            let app = &guard.0;
+                            match app.auth.session_still_valid(&app.store, &user, app.clock.now_ms()).await {
+                                Ok(true) => {}
+                                Ok(false) => return None,
+                                Err(e) => tracing::warn!(error = %e.message, "could not re-check a live stream's session"),
+                            }
+                            recheck = tokio::time::Instant::now() + every;
+                            continue;
+                        }
+                    }
+                    let json = rx.borrow_and_update().clone();
+                    if !json.is_empty() && json != sent {
+                        sent = json.clone();
+                        return Some((
+                            Ok(Event::default().event(FLEET_EVENT).data(json.as_ref())),
+                            (rx, None, sent, guard, recheck),
+                        ));
+                    }
                 }
             }
         },

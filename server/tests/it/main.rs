@@ -19,4 +19,5 @@ mod pages;
 mod policy;
 mod report;
 mod runbooks;
+mod streams;
 mod telemetry;
