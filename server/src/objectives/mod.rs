@@ -350,6 +350,28 @@ pub async fn read(
     Ok((Buckets::new(hours), Buckets::new(minutes)))
 }
 
+/// The longest window of `objectives`, in milliseconds.
+fn longest_window(objectives: &[Objective]) -> i64 {
+    objectives
+        .iter()
+        .map(|o| i64::from(o.window_days) * DAY_MS)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Every service whose active policy states objectives, with them.
+async fn with_objectives(app: &App) -> ApiResult<Vec<(ServiceRow, Vec<Objective>)>> {
+    let mut out = Vec::new();
+    for service in app.store.list_services().await? {
+        if let Some(active) = app.hub.snapshot(service.id).await?.active.clone()
+            && !active.goals.objectives.is_empty()
+        {
+            out.push((service, active.goals.objectives.clone()));
+        }
+    }
+    Ok(out)
+}
+
 /// Every objective of `service`'s active policy at `now`, with the running
 /// canary's comparison and the canary history.
 pub async fn of_service(app: &App, service: &ServiceRow, now: i64) -> ApiResult<ServiceObjectives> {
@@ -361,12 +383,8 @@ pub async fn of_service(app: &App, service: &ServiceRow, now: i64) -> ApiResult<
         .unwrap_or_default();
     // Two of the longest window: the burn-down's first day looks back a
     // whole window itself.
-    let longest = objectives
-        .iter()
-        .map(|o| i64::from(o.window_days) * DAY_MS)
-        .max()
-        .unwrap_or(0);
-    let (hours, minutes) = read(app, service.id, (2 * longest).max(longest_burn_ms()), now).await?;
+    let span = (2 * longest_window(&objectives)).max(longest_burn_ms());
+    let (hours, minutes) = read(app, service.id, span, now).await?;
     let canary = canary::compare(app, &snapshot, service.id, now).await?;
     let history = app
         .store
@@ -393,20 +411,9 @@ pub async fn of_service(app: &App, service: &ServiceRow, now: i64) -> ApiResult<
 /// day.
 pub async fn fleet(app: &App, now: i64) -> ApiResult<FleetObjectives> {
     let mut out = Vec::new();
-    for service in app.store.list_services().await? {
-        let Some(active) = app.hub.snapshot(service.id).await?.active.clone() else {
-            continue;
-        };
-        let objectives = &active.goals.objectives;
-        if objectives.is_empty() {
-            continue;
-        }
-        let longest = objectives
-            .iter()
-            .map(|o| i64::from(o.window_days) * DAY_MS)
-            .max()
-            .unwrap_or(0);
-        let (hours, _) = read(app, service.id, longest, now).await?;
+    for (service, objectives) in with_objectives(app).await? {
+        let (hours, _) = read(app, service.id, longest_window(&objectives), now).await?;
+        let objectives = &objectives;
         let mut tightest: Option<(String, i64)> = None;
         let mut violations = 0;
         for o in objectives {
@@ -445,21 +452,10 @@ pub async fn fleet(app: &App, now: i64) -> ApiResult<FleetObjectives> {
 /// Every objective of every service's active policy, for `/metrics`.
 pub async fn figures(app: &App, now: i64) -> ApiResult<Vec<ObjectiveFigures>> {
     let mut out = Vec::new();
-    for service in app.store.list_services().await? {
-        let Some(active) = app.hub.snapshot(service.id).await?.active.clone() else {
-            continue;
-        };
-        let objectives = &active.goals.objectives;
-        if objectives.is_empty() {
-            continue;
-        }
-        let longest = objectives
-            .iter()
-            .map(|o| i64::from(o.window_days) * DAY_MS)
-            .max()
-            .unwrap_or(0);
-        let (hours, minutes) = read(app, service.id, longest.max(longest_burn_ms()), now).await?;
-        for o in objectives {
+    for (service, objectives) in with_objectives(app).await? {
+        let span = longest_window(&objectives).max(longest_burn_ms());
+        let (hours, minutes) = read(app, service.id, span, now).await?;
+        for o in &objectives {
             let window = i64::from(o.window_days) * DAY_MS;
             let whole = hours.tally(o, now - window, now + 1);
             out.push(ObjectiveFigures {
