@@ -310,6 +310,22 @@ pub async fn telemetry(
     transport::send(Method::Get, &url, None::<&()>).await
 }
 
+/// Every service's tightest error budget and the analysis's last canary
+/// decision of the last day (`FleetObjectives`), read as `T`: the overview
+/// reads it as a JSON value, for the main bundle's sake.
+pub async fn fleet_objectives<T: serde::de::DeserializeOwned>() -> Result<T, ApiError> {
+    transport::send(Method::Get, paths::OBJECTIVES, None::<&()>).await
+}
+
+/// One service's objectives: budgets, burn rates, and the canary analysis.
+pub async fn service_objectives(
+    name: &str,
+    env: &str,
+) -> Result<shared::api::ServiceObjectives, ApiError> {
+    let url = paths::service(name, env).objectives();
+    transport::send(Method::Get, &url, None::<&()>).await
+}
+
 pub async fn pending_publish_requests() -> Result<Vec<PublishRequestView>, ApiError> {
     let url = format!("{PUBLISH_REQUESTS}?status=pending");
     transport::send(Method::Get, &url, None::<&()>).await

@@ -5,56 +5,11 @@
 //! untouched, 0 spent, below zero overspent): the server computes them from
 //! the persisted rollups, so every page shows the same figure.
 
-// TEMPORARY: the overview's cards use the fleet half once its open bundle
-// work is committed; until then it is unused.
-#![allow(dead_code)]
-
-use crate::api::ApiError;
+use crate::api::fleet_objectives;
 use crate::remote::Remote;
 use crate::time::age;
 use leptos::prelude::*;
-use shared::api::{CanaryVerdict, FleetObjectives, ServiceObjectives};
-
-/// `GET /api/v1/objectives`: every service's tightest budget.
-pub async fn fleet_objectives() -> Result<FleetObjectives, ApiError> {
-    get_json(shared::paths::OBJECTIVES).await
-}
-
-/// `GET /api/v1/services/{name}/{env}/objectives`: one service's objectives
-/// and canary analysis.
-pub async fn service_objectives(name: &str, env: &str) -> Result<ServiceObjectives, ApiError> {
-    get_json(&shared::paths::service(name, env).objectives()).await
-}
-
-/// A GET of JSON, as `api`'s transport makes it (its module is private to
-/// `api`, which another change has open; these two move there later).
-#[cfg(feature = "hydrate")]
-async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, ApiError> {
-    let response = gloo_net::http::Request::get(url)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .map_err(|_| ApiError::Network)?;
-    if !response.ok() {
-        let detail = response
-            .json::<shared::api::ErrorBody>()
-            .await
-            .ok()
-            .map(|b| b.error);
-        return Err(ApiError::Status {
-            status: response.status(),
-            detail,
-            retry_after_secs: None,
-        });
-    }
-    response.json::<T>().await.map_err(|_| ApiError::Malformed)
-}
-
-/// Only the browser talks to the API (see `api`).
-#[cfg(not(feature = "hydrate"))]
-async fn get_json<T>(_url: &str) -> Result<T, ApiError> {
-    Err(ApiError::Network)
-}
+use serde_json::Value;
 
 /// How often the overview asks for the budgets again. Budgets move slowly
 /// (they cover days), but an automatic canary rollback should show soon.
@@ -101,13 +56,18 @@ pub fn decision_text(decision: &str) -> &'static str {
 /// The overview's budgets: one request for every card, made in the
 /// browser after hydration and again every [`FLEET_REFRESH`]. Provided as
 /// context by the overview, read by each [`CardBudget`].
+///
+/// Read as a JSON value rather than as [`shared::api::FleetObjectives`]:
+/// the overview is in the main bundle, which every page downloads first,
+/// and the value's reader is already there (error bodies use it), where a
+/// typed reader would add its own code for a handful of fields.
 #[derive(Clone, Copy)]
-pub struct FleetBudgets(Remote<FleetObjectives>);
+pub struct FleetBudgets(Remote<Value>);
 
 impl FleetBudgets {
     /// Starts loading and provides the budgets to the cards below.
     pub fn provide() {
-        let remote = Remote::new(fleet_objectives);
+        let remote = Remote::new(fleet_objectives::<Value>);
         Effect::new(move |_| {
             if let Ok(handle) = set_interval_with_handle(move || remote.reload(), FLEET_REFRESH) {
                 on_cleanup(move || handle.clear());
@@ -117,68 +77,93 @@ impl FleetBudgets {
     }
 }
 
+/// What a card draws: the budget line's state, value and words, and the
+/// last canary decision's kind, words and reason.
+struct CardFigures {
+    state: &'static str,
+    remaining_bp: i64,
+    budget: String,
+    verdict: Option<(String, String, String)>,
+}
+
+/// The card's figures out of `GET /api/v1/objectives` (a
+/// [`shared::api::FleetObjectives`]); `None` when the service has no
+/// objectives.
+fn card_figures(fleet: &Value, name: &str, env: &str) -> Option<CardFigures> {
+    let b = fleet["services"]
+        .as_array()?
+        .iter()
+        .find(|b| b["service"] == name && b["environment"] == env)?;
+    let remaining_bp = b["budget_remaining_bp"].as_i64()?;
+    let violations = b["violations"].as_u64().unwrap_or(0);
+    let mut budget = format!(
+        "Error budget: {} ({})",
+        budget_text(remaining_bp),
+        b["tightest"].as_str().unwrap_or_default()
+    );
+    if violations > 0 {
+        budget.push_str(&format!(" · safety violations: {violations}"));
+    }
+    let verdict = b.get("last_canary_verdict").and_then(|v| {
+        let decision = v["decision"].as_str()?.to_owned();
+        let ago = fleet["as_of_ms"].as_i64()? - v["decided_at_ms"].as_i64()?;
+        let words = format!(
+            "Canary v{} {} automatically {} ago: ",
+            v["canary_version"].as_u64()?,
+            decision_text(&decision),
+            age(ago),
+        );
+        Some((decision, words, v["reason"].as_str()?.to_owned()))
+    });
+    Some(CardFigures {
+        state: budget_state(remaining_bp),
+        remaining_bp,
+        budget,
+        verdict,
+    })
+}
+
 /// One card's tightest budget and the last automatic canary decision, if
 /// the service has objectives. Draws nothing until the budgets arrive (the
 /// server renders the cards without them), or without [`FleetBudgets`].
+/// Written as markup, as the firing-alerts banner is: the main bundle
+/// already has the code for a memo of a string, where a view of its own
+/// would add its own.
 #[component]
 pub fn CardBudget(name: String, env: String) -> impl IntoView {
     let Some(FleetBudgets(remote)) = use_context::<FleetBudgets>() else {
         return ().into_any();
     };
-    let prefix = format!("{name}-{env}");
-    let line = move || {
-        let fleet = remote.get()?.ok()?;
-        let b = fleet
-            .services
-            .into_iter()
-            .find(|b| b.service == name && b.environment == env)?;
-        let state = budget_state(b.budget_remaining_bp);
-        let verdict = b
-            .last_canary_verdict
-            .map(|v| verdict_line(&prefix, v, fleet.as_of_ms));
-        let violations = (b.violations > 0).then(|| {
-            view! {
-                <span class="budget-violations">
-                    {format!(" · {} safety violation{}", b.violations, if b.violations == 1 { "" } else { "s" })}
-                </span>
-            }
-        });
-        Some(view! {
-            <p
-                class=format!("fleet-budget budget-{state}")
-                data-test=format!("budget-{prefix}")
-                data-state=state
-                data-value=b.budget_remaining_bp
-            >
-                <span class="budget-dot" aria-hidden="true"></span>
-                "Error budget: "
-                <strong>{budget_text(b.budget_remaining_bp)}</strong>
-                <span class="muted">{format!(" ({})", b.tightest)}</span>
-                {violations}
-            </p>
-            {verdict}
-        })
-    };
-    view! { <div class="fleet-budget-lines" aria-live="polite">{line}</div> }.into_any()
+    let html = Memo::new(move |_| match remote.get() {
+        Some(Ok(fleet)) => card_html(&fleet, &name, &env),
+        _ => String::new(),
+    });
+    view! { <div aria-live="polite" inner_html=move || html.get()></div> }.into_any()
 }
 
-fn verdict_line(prefix: &str, v: CanaryVerdict, as_of_ms: i64) -> impl IntoView + use<> {
-    let class = if v.decision == "aborted" {
-        "fleet-canary is-bad"
-    } else {
-        "fleet-canary is-ok"
+/// The card's lines; every value from outside escaped.
+fn card_html(fleet: &Value, name: &str, env: &str) -> String {
+    use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
+    let Some(f) = card_figures(fleet, name, env) else {
+        return String::new();
     };
-    view! {
-        <p class=class data-test=format!("canary-verdict-{prefix}") data-decision=v.decision.clone()>
-            {format!(
-                "Canary v{} {} automatically {} ago: ",
-                v.canary_version,
-                decision_text(&v.decision),
-                age(as_of_ms - v.decided_at_ms),
-            )}
-            <span data-test=format!("canary-reason-{prefix}")>{v.reason}</span>
-        </p>
+    let prefix = attr(&format!("{name}-{env}")).into_owned();
+    let mut html = format!(
+        r#"<p class="fleet-budget budget-{state}" data-test="budget-{prefix}" data-state="{state}" data-value="{value}">{budget}</p>"#,
+        state = f.state,
+        value = f.remaining_bp,
+        budget = text(&f.budget),
+    );
+    if let Some((decision, words, reason)) = f.verdict {
+        html.push_str(&format!(
+            r#"<p class="fleet-canary{bad}" data-test="canary-verdict-{prefix}" data-decision="{decision}">{words}<span data-test="canary-reason-{prefix}">{reason}</span></p>"#,
+            bad = if decision == "aborted" { " is-bad" } else { "" },
+            decision = attr(&decision),
+            words = text(&words),
+            reason = text(&reason),
+        ));
     }
+    html
 }
 
 #[cfg(test)]
@@ -204,5 +189,46 @@ mod tests {
         assert_eq!(bp_percent(9_950), "99.50 %");
         assert_eq!(bp_percent(5), "0.05 %");
         assert_eq!(bp_percent(-250), "−2.50 %");
+    }
+
+    #[test]
+    fn a_card_reads_its_service_and_the_last_decision() {
+        let fleet = serde_json::json!({
+            "as_of_ms": 600_000,
+            "services": [
+                {"service": "other", "environment": "prod", "tightest": "x", "budget_remaining_bp": 1, "violations": 0},
+                {"service": "rag", "environment": "prod", "tightest": "full-quality",
+                 "budget_remaining_bp": 2_000, "violations": 1,
+                 "last_canary_verdict": {"canary_version": 2, "stable_version": 1, "decision": "aborted",
+                    "reason": "full-quality burns 10x", "decided_at_ms": 480_000}},
+            ],
+        });
+        let f = card_figures(&fleet, "rag", "prod").unwrap();
+        assert_eq!((f.state, f.remaining_bp), ("low", 2_000));
+        assert_eq!(
+            f.budget,
+            "Error budget: 20.0 % left (full-quality) · safety violations: 1"
+        );
+        assert_eq!(
+            f.verdict,
+            Some((
+                "aborted".to_owned(),
+                "Canary v2 rolled back automatically 2 min ago: ".to_owned(),
+                "full-quality burns 10x".to_owned()
+            ))
+        );
+        assert!(card_figures(&fleet, "rag", "staging").is_none());
+        let html = card_html(&fleet, "rag", "prod");
+        assert!(html.starts_with(r#"<p class="fleet-budget budget-low" data-test="budget-rag-prod" data-state="low" data-value="2000">"#), "{html}");
+        assert!(
+            html.contains(r#"data-decision="aborted">Canary v2 rolled back"#),
+            "{html}"
+        );
+        assert!(
+            card_figures(&fleet, "other", "prod")
+                .unwrap()
+                .verdict
+                .is_none()
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! first, rendered by the server and then updated in place from its `fleet`
 //! events.
 
+use crate::components::budget::{CardBudget, FleetBudgets};
 use crate::components::firing_alerts::FiringBanner;
 use crate::components::telemetry::{breaker_key, ms, pct};
 use crate::layout::{Loading, PageHeader};
@@ -14,6 +15,7 @@ use shared::protocol::BreakerState;
 #[component]
 pub fn OverviewPage() -> impl IntoView {
     let live = LiveFleet::rendered();
+    FleetBudgets::provide();
     let fleet = live.fleet;
     let any = Memo::new(move |_| fleet.with(|f| f.as_ref().map(|f| !f.services.is_empty())));
     view! {
@@ -149,6 +151,7 @@ fn ServiceCard(
     let href = format!("{base}?tab=telemetry");
     let dlq_href = format!("{base}/dead-letters");
     let prefix = format!("{name}-{env}");
+    let (budget_name, budget_env) = (name.clone(), env.clone());
     let card = format!("service-card-{prefix}");
     let dlq_test = format!("dlq-depth-{prefix}");
     let (class_level, badge_level) = (level.clone(), level.clone());
@@ -190,6 +193,7 @@ fn ServiceCard(
                         </dd>
                     </div>
                 </dl>
+                <CardBudget name=budget_name env=budget_env />
             </header>
             {move || {
                 quiet_of

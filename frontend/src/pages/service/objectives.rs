@@ -1,13 +1,15 @@
-//! The service's objectives: each error budget, how fast it burns, its
-//! burn-down over the window; and how the running canary compares with the
-//! stable version, with the analysis's past decisions.
+//! The service page's Objectives tab: each error budget, how fast it
+//! burns, its burn-down over the window; and how the running canary
+//! compares with the stable version, with the analysis's past decisions.
 //!
 //! Everything is computed by the server (from the persisted rollups, the
-//! same figures the alerts and `/metrics` use); this page only draws it.
+//! same figures the alerts and `/metrics` use); this tab only draws it. It
+//! is part of the service page's lazy module: a route of its own would
+//! have cost the main bundle a route stub and the page its shared code
+//! again.
 
-use crate::components::budget::{
-    bp_percent, budget_state, budget_text, decision_text, service_objectives,
-};
+use crate::api::service_objectives;
+use crate::components::budget::{bp_percent, budget_state, budget_text, decision_text};
 use crate::layout::{LoadError, Loading};
 use crate::remote::Remote;
 use crate::time::{Utc, age};
