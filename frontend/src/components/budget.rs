@@ -6,7 +6,6 @@
 //! the persisted rollups, so every page shows the same figure.
 
 use crate::api::fleet_objectives;
-use crate::remote::Remote;
 use crate::time::age;
 use leptos::prelude::*;
 use serde_json::Value;
@@ -61,19 +60,34 @@ pub fn decision_text(decision: &str) -> &'static str {
 /// the overview is in the main bundle, which every page downloads first,
 /// and the value's reader is already there (error bodies use it), where a
 /// typed reader would add its own code for a handful of fields.
+///
+/// A plain signal filled by a fetch on a timer rather than a `Remote`: each
+/// `Remote` of a new type adds its own copy of that machinery to the main
+/// bundle, and the cards need none of it (while loading, or after an error,
+/// they draw no line; the overview tells a signed-out session already).
 #[derive(Clone, Copy)]
-pub struct FleetBudgets(Remote<Value>);
+pub struct FleetBudgets(RwSignal<Option<Value>>);
 
 impl FleetBudgets {
     /// Starts loading and provides the budgets to the cards below.
     pub fn provide() {
-        let remote = Remote::new(fleet_objectives::<Value>);
+        let fleet = RwSignal::new(None::<Value>);
+        let load = move || {
+            leptos::task::spawn_local(async move {
+                if let Ok(value) = fleet_objectives::<Value>().await {
+                    // The page may be gone by the time the answer arrives.
+                    fleet.try_set(Some(value));
+                }
+            });
+        };
+        // Effects run only in the browser, so the server never fetches.
         Effect::new(move |_| {
-            if let Ok(handle) = set_interval_with_handle(move || remote.reload(), FLEET_REFRESH) {
+            load();
+            if let Ok(handle) = set_interval_with_handle(load, FLEET_REFRESH) {
                 on_cleanup(move || handle.clear());
             }
         });
-        provide_context(FleetBudgets(remote));
+        provide_context(FleetBudgets(fleet));
     }
 }
 
@@ -131,12 +145,15 @@ fn card_figures(fleet: &Value, name: &str, env: &str) -> Option<CardFigures> {
 /// would add its own.
 #[component]
 pub fn CardBudget(name: String, env: String) -> impl IntoView {
-    let Some(FleetBudgets(remote)) = use_context::<FleetBudgets>() else {
+    let Some(FleetBudgets(fleet)) = use_context::<FleetBudgets>() else {
         return ().into_any();
     };
-    let html = Memo::new(move |_| match remote.get() {
-        Some(Ok(fleet)) => card_html(&fleet, &name, &env),
-        _ => String::new(),
+    let html = Memo::new(move |_| {
+        fleet.with(|f| {
+            f.as_ref()
+                .map(|f| card_html(f, &name, &env))
+                .unwrap_or_default()
+        })
     });
     view! { <div aria-live="polite" inner_html=move || html.get()></div> }.into_any()
 }
