@@ -392,7 +392,7 @@ impl Store {
         let sql = format!(
             "SELECT {ALERT_COLUMNS} FROM alerts a JOIN services s ON s.id = a.service_id \
              WHERE {state_filter} AND ($1 IS NULL OR a.service_id = $1) \
-             ORDER BY CASE a.state WHEN 'firing' THEN 0 WHEN 'pending' THEN 1 ELSE 2 END, a.started_at DESC, a.id \
+             ORDER BY CASE a.state WHEN 'firing' THEN 0 WHEN 'pending' THEN 1 ELSE 2 END, a.started_at DESC, a.rule, a.dependency, a.id \
              LIMIT $2"
         );
         with_db!(self, pool => {
