@@ -1,7 +1,8 @@
 // The reliability report of the RAG service, from a real server fed real
 // telemetry through the agent protocol: its HTML passes an HTML validator
-// (html-validate's recommended rules), it has the ten sections, and the
-// Markdown download is offered as a file.
+// (html-validate's recommended rules), it has the eleven sections (the
+// seed's ten and the reliability goals), and the Markdown download is
+// offered as a file.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -44,7 +45,7 @@ after(async () => {
   await server?.stop();
 });
 
-test('the report is valid HTML with all ten sections and real figures', async () => {
+test('the report is valid HTML with all eleven sections and real figures', async () => {
   const res = await fetch(`${server.base}/api/v1/services/rag-answer/prod/report`, {
     headers: { authorization: `Bearer ${admin}` },
   });
@@ -55,9 +56,9 @@ test('the report is valid HTML with all ten sections and real figures', async ()
   const report = await validator.validateString(html);
   const problems = report.results.flatMap((r) => r.messages.map((m) => `${m.line}:${m.column} ${m.ruleId} ${m.message}`));
   assert.ok(report.valid, `the report's HTML is not valid:\n${problems.join('\n')}`);
-  assert.equal((html.match(/<section id=/g) ?? []).length, 10);
+  assert.equal((html.match(/<section id=/g) ?? []).length, 11);
   for (const title of ['Timeout budget', 'Retry policy', 'Circuit breaker policy', 'Fallback matrix', 'Bulkhead design',
-    'Queue and DLQ design', 'Idempotency strategy', 'Chaos test results', 'Metrics and alerts', 'Runbook']) {
+    'Queue and DLQ design', 'Idempotency strategy', 'Chaos test results', 'Metrics and alerts', 'Runbook', 'Reliability goals and error budgets']) {
     assert.ok(html.includes(title), `no ${title} section`);
   }
   assert.ok(html.includes('<td>reranker</td><td>100</td><td>20.00%</td>'), 'the reranker figures are in the metrics table');
@@ -72,5 +73,5 @@ test('the Markdown report downloads as a file', async () => {
   assert.equal(res.headers.get('content-disposition'), 'attachment; filename="reliability-rag-answer-prod.md"');
   const md = await res.text();
   assert.ok(md.startsWith('# Reliability report: rag-answer (prod)'));
-  assert.equal((md.match(/^## \d+\. /gm) ?? []).length, 10);
+  assert.equal((md.match(/^## \d+\. /gm) ?? []).length, 11);
 });
