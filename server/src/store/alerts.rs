@@ -878,25 +878,16 @@ impl Store {
 
     /// Per service and dependency, the rollups' column sums from `since_ms`.
     pub async fn rollup_sums(&self, since_ms: i64) -> StoreResult<Vec<super::RollupRow>> {
-        // SUM of a BIGINT is NUMERIC on Postgres: cast back, so that both
-        // backends hand over an i64.
-        let sums: Vec<String> = super::ROLLUP_COLUMNS
-            .iter()
-            .map(|c| format!("CAST(SUM({c}) AS BIGINT)"))
-            .collect();
         let sql = format!(
             "SELECT service_id, dependency, {} FROM telemetry_rollups WHERE minute_ms >= $1 \
              GROUP BY service_id, dependency",
-            sums.join(", ")
+            super::telemetry::summed_columns()
         );
         with_db!(self, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since_ms).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                let mut values = [0i64; super::ROLLUP_WIDTH];
-                for (i, v) in values.iter_mut().enumerate() {
-                    *v = row.try_get::<Option<i64>, _>(2 + i)?.unwrap_or(0);
-                }
+                let values = super::telemetry::summed_values(&row, 2)?;
                 out.push(super::RollupRow { service_id: row.try_get(0)?, dependency: row.try_get(1)?, minute_ms: since_ms, values });
             }
             Ok(out)

@@ -2,7 +2,8 @@
 //! in the rollups, summed per time bucket, and the canary analysis's
 //! verdicts.
 
-use super::{ROLLUP_COLUMNS, ROLLUP_WIDTH, RollupRow, Store, StoreResult, with_db};
+use super::telemetry::{summed_columns, summed_values};
+use super::{RollupRow, Store, StoreResult, with_db};
 use sqlx::Row;
 
 /// One automatic canary decision.
@@ -43,12 +44,6 @@ impl Store {
         bucket_ms: i64,
         records: &Records,
     ) -> StoreResult<Vec<RollupRow>> {
-        // SUM of a BIGINT is NUMERIC on Postgres: cast back, so that both
-        // backends hand over an i64.
-        let sums: Vec<String> = ROLLUP_COLUMNS
-            .iter()
-            .map(|c| format!("CAST(SUM({c}) AS BIGINT)"))
-            .collect();
         let which = match records {
             Records::Objectives => {
                 "(dependency = '_requests' OR dependency LIKE '\\_safety-%' ESCAPE '\\')"
@@ -64,7 +59,7 @@ impl Store {
              FROM telemetry_rollups \
              WHERE service_id = $1 AND minute_ms >= $2 AND {which} \
              GROUP BY dependency, bucket ORDER BY bucket",
-            sums.join(", ")
+            summed_columns()
         );
         with_db!(self, pool => {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -77,10 +72,7 @@ impl Store {
             let rows = query.fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                let mut values = [0i64; ROLLUP_WIDTH];
-                for (i, v) in values.iter_mut().enumerate() {
-                    *v = row.try_get::<Option<i64>, _>(2 + i)?.unwrap_or(0);
-                }
+                let values = summed_values(&row, 2)?;
                 out.push(RollupRow {
                     service_id,
                     dependency: row.try_get(0)?,

@@ -62,6 +62,29 @@ pub const ROLLUP_WIDTH: usize = 39;
 /// Where the latency buckets start in [`ROLLUP_COLUMNS`].
 pub const ROLLUP_FIRST_BUCKET: usize = 23;
 
+/// The SELECT list that sums every rollup column. SUM of a BIGINT is
+/// NUMERIC on Postgres: cast back, so that both backends hand over an i64.
+pub(super) fn summed_columns() -> String {
+    ROLLUP_COLUMNS
+        .map(|c| format!("CAST(SUM({c}) AS BIGINT)"))
+        .join(", ")
+}
+
+/// The rollup values of a row whose columns from `first` on are
+/// [`summed_columns`]; a sum over no rows (NULL) is 0.
+pub(super) fn summed_values<R>(row: &R, first: usize) -> Result<[i64; ROLLUP_WIDTH], sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut values = [0i64; ROLLUP_WIDTH];
+    for (i, v) in values.iter_mut().enumerate() {
+        *v = row.try_get::<Option<i64>, _>(first + i)?.unwrap_or(0);
+    }
+    Ok(values)
+}
+
 /// One (service, dependency, minute) of counts, either a delta to add or a
 /// stored total.
 #[derive(Debug, Clone, PartialEq, Eq)]
