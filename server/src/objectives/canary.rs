@@ -158,21 +158,6 @@ async fn comparison(
             ),
         )
         .await?;
-    let requests = |buckets: &Buckets| {
-        buckets
-            .tally(
-                &shared::policy::Objective {
-                    id: String::new(),
-                    indicator: Indicator::Quality,
-                    target_bp: 0,
-                    window_days: 1,
-                    runbook: None,
-                },
-                i64::MIN,
-                i64::MAX,
-            )
-            .valid
-    };
     let (c, s) = split(rows, canary.version, stable.version);
     let per_objective: Vec<(Tally, Tally)> = canary
         .goals
@@ -185,14 +170,14 @@ async fn comparison(
             )
         })
         .collect();
-    let canary_requests = requests(&c);
+    let canary_requests = c.requests();
     let (verdict, reason) = judge(analysis, canary, &per_objective, canary_requests, now);
     Ok(CanaryComparison {
         canary_version: canary.version,
         stable_version: stable.version,
         started_at_ms: started,
         canary_requests,
-        stable_requests: requests(&s),
+        stable_requests: s.requests(),
         objectives: canary
             .goals
             .objectives

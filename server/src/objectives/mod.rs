@@ -121,9 +121,10 @@ fn value(values: &[i64; ROLLUP_WIDTH], column: usize) -> u64 {
     values[column].max(0) as u64
 }
 
-/// The tally of `o` in one bucket: the `_requests` row's values and the
-/// violations counted for its safety rule (if it has one) in the same span.
-pub fn tally(o: &Objective, requests: &[i64; ROLLUP_WIDTH], violations: u64) -> Tally {
+/// The tally of `o` in one bucket of `_requests` values. A safety goal's
+/// violations are counted apart (see [`Buckets::tally`]): here all its
+/// requests are good.
+pub fn tally(o: &Objective, requests: &[i64; ROLLUP_WIDTH]) -> Tally {
     let calls = value(requests, col::CALLS);
     let status = |s: DegradedStatus| col::status(s).map_or(0, |c| value(requests, c));
     match &o.indicator {
@@ -162,8 +163,8 @@ pub fn tally(o: &Objective, requests: &[i64; ROLLUP_WIDTH], violations: u64) -> 
         }
         Indicator::Safety { .. } => Tally {
             valid: calls,
-            good: calls.saturating_sub(violations),
-            violations,
+            good: calls,
+            violations: 0,
         },
     }
 }
@@ -197,6 +198,14 @@ impl Buckets {
         out
     }
 
+    /// Requests recorded in all the buckets, whatever became of them.
+    pub fn requests(&self) -> u64 {
+        self.requests
+            .iter()
+            .map(|(_, values)| value(values, col::CALLS))
+            .sum()
+    }
+
     /// The tally of `o` over buckets starting in `[from, to)`.
     pub fn tally(&self, o: &Objective, from: i64, to: i64) -> Tally {
         let mut t = Tally::default();
@@ -213,7 +222,7 @@ impl Buckets {
         });
         for (at, values) in &self.requests {
             if (from..to).contains(at) {
-                t.add(tally(o, values, 0));
+                t.add(tally(o, values));
             }
         }
         if rule.is_some() {
@@ -224,13 +233,17 @@ impl Buckets {
     }
 }
 
-fn percent(bp: u32) -> String {
-    format!("{}.{:02} %", bp / 100, bp % 100)
+/// Basis points as a percentage with two decimals: 9950 is `99.50 %`,
+/// -16667 is `-166.67 %`.
+pub fn bp_percent(bp: i64) -> String {
+    let sign = if bp < 0 { "-" } else { "" };
+    let a = bp.unsigned_abs();
+    format!("{sign}{}.{:02} %", a / 100, a % 100)
 }
 
 /// The objective in a sentence.
 pub fn summary(o: &Objective) -> String {
-    let target = percent(o.target_bp);
+    let target = bp_percent(i64::from(o.target_bp));
     let days = o.window_days;
     match &o.indicator {
         Indicator::Latency { threshold_ms } => {
@@ -534,7 +547,7 @@ mod tests {
             9_500,
         );
         assert_eq!(
-            tally(&latency, &v, 0),
+            tally(&latency, &v),
             Tally {
                 valid: 990,
                 good: 950,
@@ -548,7 +561,7 @@ mod tests {
             9_950,
         );
         assert_eq!(
-            tally(&available, &v, 0),
+            tally(&available, &v),
             Tally {
                 valid: 1000,
                 good: 960,
@@ -557,7 +570,7 @@ mod tests {
         );
         let quality = objective(Indicator::Quality, 9_000);
         assert_eq!(
-            tally(&quality, &v, 0),
+            tally(&quality, &v),
             Tally {
                 valid: 1000,
                 good: 900,

@@ -264,14 +264,18 @@ impl Inputs {
             return Ok(None);
         }
         let (hours, minutes) = super::read(app, service.id, super::longest_burn_ms(), now).await?;
-        let aborts = app
-            .store
-            .canary_verdicts(service.id, 5)
-            .await?
-            .into_iter()
-            .filter(|v| v.decision == "aborted")
-            .map(|v| (v.decided_at, v.reason))
-            .collect();
+        // Only a service whose canaries are analysed has a canary rule.
+        let aborts = if active.goals.canary.is_some() {
+            app.store
+                .canary_verdicts(service.id, 5)
+                .await?
+                .into_iter()
+                .filter(|v| v.decision == "aborted")
+                .map(|v| (v.decided_at, v.reason))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Some(Inputs {
             goals: active.goals.clone(),
             hours,

@@ -12,6 +12,7 @@
 use crate::alerts::rules;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
+use crate::objectives::bp_percent;
 use crate::store::{ROLLUP_COLUMNS, ServiceRow};
 use askama::Template;
 use serde::Serialize;
@@ -669,12 +670,6 @@ fn idempotency(p: Option<&Policy>) -> Section {
     }
 }
 
-fn budget(bp: i64) -> String {
-    let sign = if bp < 0 { "-" } else { "" };
-    let bp = bp.unsigned_abs();
-    format!("{sign}{}.{:02} %", bp / 100, bp % 100)
-}
-
 fn goals_section(goals: &shared::api::ServiceObjectives) -> Section {
     let (id, number, title) = ("goals", 11, "Reliability goals and error budgets");
     let mut paragraphs = Vec::new();
@@ -716,11 +711,11 @@ fn goals_section(goals: &shared::api::ServiceObjectives) -> Section {
                     o.summary.clone(),
                     o.valid.to_string(),
                     o.achieved_bp
-                        .map_or_else(|| "—".into(), |bp| budget(i64::from(bp))),
+                        .map_or_else(|| "—".into(), |bp| bp_percent(i64::from(bp))),
                     if o.kind == "safety" {
                         format!("{} violations", o.violations)
                     } else {
-                        budget(o.budget_remaining_bp)
+                        bp_percent(o.budget_remaining_bp)
                     },
                     burn_at(o, 3_600),
                     burn_at(o, 259_200),

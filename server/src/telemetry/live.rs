@@ -295,9 +295,7 @@ impl ServiceLive {
             // The request records and safety counts are the objectives'
             // (see crate::objectives); folded in, they would count each
             // request twice in the service's row.
-            if name == shared::policy::REQUESTS_COMPONENT
-                || name.starts_with(shared::policy::SAFETY_PREFIX)
-            {
+            if shared::policy::is_objective_record(name) {
                 continue;
             }
             match kind(name) {

@@ -30,7 +30,7 @@ use shared::api::{
     DeadLetterFigures, FleetLive, InstanceCounts, InstanceStatus, ServiceLiveSummary,
     ServiceTelemetry,
 };
-use shared::policy::{DegradedStatus, REQUESTS_COMPONENT, SAFETY_PREFIX};
+use shared::policy::{DegradedStatus, is_objective_record};
 use shared::protocol::{DependencyTelemetry, LATENCY_BUCKETS_MS, TelemetryBatch};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
@@ -393,7 +393,7 @@ pub fn rollups_of(service_id: i64, batch: &TelemetryBatch) -> Vec<RollupRow> {
         .collect();
     if let Some(version) = batch.policy_version {
         for (name, d) in &batch.dependencies {
-            if name == REQUESTS_COMPONENT || name.starts_with(SAFETY_PREFIX) {
+            if is_objective_record(name) {
                 rows.push(row(crate::objectives::of_version(name, version), d));
             }
         }

@@ -43,7 +43,7 @@ pub use diff::{Change, ChangeKind, Loosening, diff, invariant_loosenings};
 pub use invariants::{FailClosed, Invariants, MayDegrade, MustNotDo, Prohibition};
 pub use objectives::{
     CanaryAnalysis, Indicator, MAX_WINDOW_DAYS, Objective, REQUESTS_COMPONENT, SAFETY_PREFIX,
-    SafetyViolation,
+    SafetyViolation, is_objective_record,
 };
 pub use resilience::{
     Admission, AdmissionMode, BreakerMode, BreakerPolicy, Bulkhead, BulkheadOverride,

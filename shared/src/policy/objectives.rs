@@ -110,6 +110,12 @@ pub const REQUESTS_COMPONENT: &str = "_requests";
 /// The prefix of the pseudo-dependencies that count safety violations.
 pub const SAFETY_PREFIX: &str = "_safety-";
 
+/// Whether a reported row named `name` is one the objectives are measured
+/// on (the request records or a safety count) rather than a component's.
+pub fn is_objective_record(name: &str) -> bool {
+    name == REQUESTS_COMPONENT || name.starts_with(SAFETY_PREFIX)
+}
+
 /// How a canary is judged against the stable version on the objectives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
